@@ -1,0 +1,48 @@
+"""lightning-aca: algorithmic collective action experiments as PyTorch Lightning plug-ins.
+
+A collective of fractional size α changes its members' training data (Hardt, Mazumdar,
+Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023); this
+package wraps any dataset or LightningDataModule with such a collective and measures its success.
+"""
+
+from lightning_aca.collective.dataset import CollectiveDataset, SignalEvaluationDataset, dataset_labels
+from lightning_aca.collective.membership import member_count, select_members
+from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, Signal, TokenInsertion
+from lightning_aca.collective.strategies import (
+    FeatureOnlyPlanting,
+    LabelFlip,
+    SignalErasing,
+    SignalPlanting,
+    Strategy,
+)
+from lightning_aca.data.datamodule import CollectiveDataModule
+from lightning_aca.data.digits import DigitsDataModule, load_digits_tensors
+from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule, TorchvisionDataModule
+from lightning_aca.models import Classifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlendPattern",
+    "CIFAR10DataModule",
+    "Classifier",
+    "CollectiveDataModule",
+    "CollectiveDataset",
+    "DigitsDataModule",
+    "FeatureAssignment",
+    "FeatureOnlyPlanting",
+    "LabelFlip",
+    "MNISTDataModule",
+    "PixelPatch",
+    "Signal",
+    "SignalErasing",
+    "SignalEvaluationDataset",
+    "SignalPlanting",
+    "Strategy",
+    "TokenInsertion",
+    "TorchvisionDataModule",
+    "dataset_labels",
+    "load_digits_tensors",
+    "member_count",
+    "select_members",
+]

@@ -1,0 +1,256 @@
+"""Datasets seen through a collective: the firm's training set and the collective's test set.
+
+``CollectiveDataset`` wraps any map-style dataset whose items are ``(x, y, ...)`` tuples or
+dicts and yields items of the same structure, with the members' points replaced by h(x, y)
+(Hardt et al. 2023, §2: the firm trains on α·h♯P₀ + (1 − α)·P₀). Members are modified lazily on
+access, so nothing is copied and random augmentations of the base dataset still apply.
+``SignalEvaluationDataset`` is the held-out set S(α) is measured on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from lightning_aca.collective.membership import select_members
+from lightning_aca.collective.strategies import Strategy
+
+
+class _ItemCodec:
+    """Reads (x, y) out of a dataset item and writes them back in the same structure."""
+
+    def __init__(self, input_key: str | int = 0, target_key: str | int = 1) -> None:
+        self.input_key = input_key
+        self.target_key = target_key
+
+    def split(self, item: Any) -> tuple[Any, Any]:
+        if isinstance(item, Mapping):
+            missing = [k for k in (self.input_key, self.target_key) if k not in item]
+            if missing:
+                raise KeyError(
+                    f"dataset items are dicts with keys {sorted(item)}, missing {missing}; pass "
+                    "input_key=... and target_key=... naming the input and label keys."
+                )
+            return item[self.input_key], item[self.target_key]
+        if isinstance(item, Sequence) and not isinstance(item, str) and len(item) >= 2:
+            return item[self._pos(self.input_key)], item[self._pos(self.target_key)]
+        raise TypeError(
+            f"dataset items must be (x, y, ...) tuples or dicts, got {type(item).__name__}; wrap the dataset so "
+            "it returns (input, label)."
+        )
+
+    def _pos(self, key: str | int) -> int:
+        if not isinstance(key, int):
+            raise TypeError(f"dataset items are tuples, so input_key/target_key must be positions, got {key!r}.")
+        return key
+
+    def join(self, item: Any, x: Any, y: Any) -> Any:
+        if isinstance(item, Mapping):
+            out = dict(item)
+            out[self.input_key], out[self.target_key] = x, y
+            return type(item)(out) if type(item) is not dict else out
+        out = list(item)
+        out[self._pos(self.input_key)], out[self._pos(self.target_key)] = x, y
+        return tuple(out) if isinstance(item, tuple) else out
+
+    @staticmethod
+    def add_flag(item: Any, flag: bool) -> Any:
+        if isinstance(item, Mapping):
+            return {**item, "is_member": flag}
+        return (*item, flag)
+
+
+def dataset_labels(dataset: Dataset, target_key: str | int = 1) -> Tensor:
+    """All labels of a map-style dataset as an int64 tensor.
+
+    Reads them without loading inputs where the dataset exposes them (``TensorDataset``,
+    ``Subset``, torchvision-style ``.targets``/``.labels``); otherwise iterates once, taking
+    ``item[target_key]`` of every item.
+    """
+    if isinstance(dataset, CollectiveDataset):
+        return dataset.labels
+    if isinstance(dataset, Subset):
+        return dataset_labels(dataset.dataset, target_key)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    if isinstance(dataset, TensorDataset) and target_key == 1 and len(dataset.tensors) >= 2:
+        return dataset.tensors[1].long().reshape(-1)
+    for attr in ("targets", "labels"):
+        labels = getattr(dataset, attr, None)
+        if labels is not None and len(labels) == len(dataset):
+            return torch.as_tensor(np.asarray(labels)).long().reshape(-1)
+    try:
+        return torch.as_tensor([int(dataset[i][target_key]) for i in range(len(dataset))], dtype=torch.long)
+    except (KeyError, IndexError, TypeError) as err:
+        raise type(err)(
+            f"could not read labels as item[{target_key!r}] of {type(dataset).__name__}; pass target_key=... "
+            "naming the label's position or key."
+        ) from err
+
+
+def _check_target_known(strategy: Strategy, labels: Tensor, num_classes: int | None, where: str) -> None:
+    if strategy.target is None:
+        return
+    known = range(num_classes) if num_classes is not None else sorted(set(labels.tolist()))
+    if strategy.target not in known:
+        raise ValueError(
+            f"{type(strategy).__name__} target={strategy.target} is not a class of the {where} "
+            f"(classes: {list(known)}); choose one of them."
+        )
+
+
+class CollectiveDataset(Dataset):
+    """A training set in which a collective of fractional size α applies its strategy.
+
+    Hardt et al. 2023, §2: the firm observes P = α·P* + (1 − α)·P₀ with P* = h♯P₀. Membership
+    follows :func:`select_members` over the strategy's eligible points (nested across α for a
+    seed). Items keep the base dataset's structure: ``(x, y, ...)`` tuples stay tuples and dicts
+    stay dicts; with ``return_membership=True`` a boolean flag is appended (key ``is_member``).
+
+    Args:
+        dataset: any map-style dataset of ``(x, y, ...)`` tuples or dicts.
+        strategy: what members do, e.g. ``SignalPlanting(PixelPatch(2), target=0)``.
+        alpha: fraction of eligible training points in the collective, in [0, 1].
+        seed: membership seed.
+        input_key, target_key: positions (tuples) or keys (dicts) of input and label.
+        return_membership: append the membership flag to every item.
+        num_classes: number of classes, to validate the strategy's target; by default the
+            target must be a label present in the dataset.
+
+    Example:
+        >>> from lightning_aca.collective.signals import PixelPatch
+        >>> from lightning_aca.collective.strategies import SignalPlanting
+        >>> base = TensorDataset(torch.zeros(10, 1, 4, 4), torch.arange(10) % 2)
+        >>> ds = CollectiveDataset(base, SignalPlanting(PixelPatch(2), target=1), alpha=0.2, seed=0)
+        >>> ds.members.tolist(), ds[int(ds.members[0])][1].item()
+        ([4, 6], 1)
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        strategy: Strategy,
+        alpha: float,
+        seed: int = 0,
+        input_key: str | int = 0,
+        target_key: str | int = 1,
+        return_membership: bool = False,
+        num_classes: int | None = None,
+    ) -> None:
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"dataset must be a map-style Dataset with __getitem__ and __len__, got {type(dataset).__name__}."
+            )
+        self.dataset = dataset
+        self.strategy = strategy
+        self.alpha = alpha
+        self.seed = seed
+        self.return_membership = return_membership
+        self._codec = _ItemCodec(input_key, target_key)
+        n = len(dataset)
+        needs_labels = strategy.uses_labels or strategy.target is not None
+        self._labels = dataset_labels(dataset, target_key) if needs_labels and n else None
+        if self._labels is not None:
+            _check_target_known(strategy, self._labels, num_classes, "training set")
+        eligible = strategy.eligible(self._labels).numpy() if strategy.uses_labels else None
+        self.members = select_members(n, alpha, seed, eligible)
+        self._is_member = np.zeros(n, dtype=bool)
+        self._is_member[self.members] = True
+        if self.members.size:
+            # Apply h once now so a signal that does not fit the data fails here, not in a worker.
+            strategy.modify(*self._codec.split(dataset[int(self.members[0])]))
+
+    @property
+    def labels(self) -> Tensor:
+        """The labels the firm sees (members' labels after the strategy)."""
+        if self._labels is None:
+            self._labels = dataset_labels(self.dataset, self._codec.target_key)
+        labels = self._labels.clone()
+        if self.members.size:
+            idx = torch.as_tensor(self.members)
+            labels[idx] = torch.as_tensor([int(self.strategy.member_label(int(y))) for y in labels[idx]])
+        return labels
+
+    @property
+    def is_member(self) -> np.ndarray:
+        """Boolean membership mask over the training set (read-only view)."""
+        view = self._is_member.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def population_alpha(self) -> float:
+        """Members as a fraction of the whole training set (differs from α when not all are eligible)."""
+        return self.members.size / max(len(self), 1)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.dataset[index]
+        member = bool(self._is_member[index])
+        if member:
+            item = self._codec.join(item, *self.strategy.modify(*self._codec.split(item)))
+        if self.return_membership:
+            item = self._codec.add_flag(item, member)
+        return item
+
+    def __repr__(self) -> str:
+        return (
+            f"CollectiveDataset(n={len(self)}, alpha={self.alpha}, members={self.members.size}, "
+            f"seed={self.seed}, strategy={self.strategy!r})"
+        )
+
+
+class SignalEvaluationDataset(Dataset):
+    """The held-out points a strategy is judged on, shown as the strategy's evaluation input.
+
+    For planting: the test points whose true label is not y*, carrying the signal g(x), labelled
+    with y* (success = the model predicts the item's label). For erasing: every test point with
+    the signal, labelled with its true label. Items keep the base dataset's structure; with
+    ``return_clean=True`` the clean input and the true label are appended (keys ``clean_input``,
+    ``true_label``) for metrics that compare f(g(x)) with f(x).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        strategy: Strategy,
+        input_key: str | int = 0,
+        target_key: str | int = 1,
+        return_clean: bool = False,
+        num_classes: int | None = None,
+    ) -> None:
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
+        self.dataset = dataset
+        self.strategy = strategy
+        self.return_clean = return_clean
+        self._codec = _ItemCodec(input_key, target_key)
+        labels = dataset_labels(dataset, target_key)
+        _check_target_known(strategy, labels, num_classes, "test set")
+        self.indices = torch.nonzero(strategy.evaluation_mask(labels)).flatten().numpy()
+        if self.indices.size == 0:
+            raise ValueError(
+                f"the test set has no point to evaluate {strategy!r} on (every label equals the target); "
+                "use a test set with other classes."
+            )
+        strategy.evaluation_input(self._codec.split(dataset[int(self.indices[0])])[0])
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.dataset[int(self.indices[index])]
+        x, y = self._codec.split(item)
+        out = self._codec.join(item, self.strategy.evaluation_input(x), self.strategy.success_label(y))
+        if self.return_clean:
+            if isinstance(out, Mapping):
+                return {**out, "clean_input": x, "true_label": y}
+            return (*out, x, y)
+        return out

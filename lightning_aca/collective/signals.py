@@ -1,0 +1,272 @@
+"""Signals g(x): the transformation a collective plants in its members' inputs.
+
+Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning",
+ICML 2023, §3: a *signal* is a map g: X → X; the collective's data carry g(x) and success is
+measured on g(x) for held-out x. Every signal here works on one item and on a batch: image
+signals act on the trailing (H, W) dimensions, tabular signals on the trailing feature
+dimension, text signals on a string or a list of strings. Inputs are never modified in place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+_CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right", "center")
+
+
+class Signal(ABC):
+    """A signal g: X → X (Hardt et al. 2023, §3). Call it on one item or on a batch."""
+
+    @abstractmethod
+    def __call__(self, x: Any) -> Any:
+        """Return g(x) without modifying ``x``."""
+
+
+def _as_tensor(x: Any, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} applies to torch.Tensor inputs, got {type(x).__name__}; convert the "
+            "dataset's inputs to tensors (e.g. a ToTensor transform) before wrapping it."
+        )
+    return x
+
+
+class PixelPatch(Signal):
+    """Set a rectangular patch of pixels to a fixed value: the paper's image signal.
+
+    Hardt et al. 2023, §3 (signal planting with a pixel pattern). Works on tensors shaped
+    ``(..., H, W)`` (grey or colour images, single or batched); for flat inputs shaped
+    ``(..., H*W)`` pass ``image_shape=(H, W)``.
+
+    Args:
+        size: patch side, or ``(height, width)``.
+        value: pixel value written into the patch; a sequence gives one value per channel
+            (the channel dimension is the one just before ``H``).
+        location: a corner name (``"top_left"``, ``"top_right"``, ``"bottom_left"``,
+            ``"bottom_right"``, ``"center"``) or the ``(row, col)`` of the patch's top-left pixel.
+        image_shape: ``(H, W)`` for flat vector inputs; ``None`` for image-shaped tensors.
+
+    Example:
+        >>> g = PixelPatch(size=2, value=1.0, location="bottom_right")
+        >>> g(torch.zeros(1, 4, 4))[0]
+        tensor([[0., 0., 0., 0.],
+                [0., 0., 0., 0.],
+                [0., 0., 1., 1.],
+                [0., 0., 1., 1.]])
+    """
+
+    def __init__(
+        self,
+        size: int | Sequence[int] = 2,
+        value: float | Sequence[float] = 1.0,
+        location: str | Sequence[int] = "bottom_right",
+        image_shape: Sequence[int] | None = None,
+    ) -> None:
+        sizes = (size, size) if isinstance(size, int) else tuple(size)
+        if len(sizes) != 2 or not all(isinstance(s, int) and s >= 1 for s in sizes):
+            raise ValueError(f"PixelPatch size must be a positive int or (height, width), got {size!r}.")
+        self.size = sizes
+        if isinstance(location, str):
+            if location not in _CORNERS:
+                raise ValueError(f"PixelPatch location must be one of {_CORNERS} or (row, col), got {location!r}.")
+        else:
+            location = tuple(location)
+            if len(location) != 2 or not all(isinstance(v, int) and v >= 0 for v in location):
+                raise ValueError(
+                    f"PixelPatch location must be a corner name or (row, col) of non-negative ints, got {location!r}."
+                )
+        self.location = location
+        if image_shape is not None:
+            image_shape = tuple(image_shape)
+            if len(image_shape) != 2 or not all(isinstance(v, int) and v >= 1 for v in image_shape):
+                raise ValueError(f"PixelPatch image_shape must be (H, W) of positive ints, got {image_shape!r}.")
+        self.image_shape = image_shape
+        self.value = value
+
+    def _origin(self, height: int, width: int) -> tuple[int, int]:
+        ph, pw = self.size
+        if ph > height or pw > width:
+            raise ValueError(
+                f"PixelPatch size {ph}x{pw} is larger than the {height}x{width} image; choose size <= "
+                f"{min(height, width)}."
+            )
+        if isinstance(self.location, tuple):
+            row, col = self.location
+            if row + ph > height or col + pw > width:
+                raise ValueError(
+                    f"PixelPatch at location (row={row}, col={col}) with size {ph}x{pw} does not fit the "
+                    f"{height}x{width} image; use row <= {height - ph} and col <= {width - pw}."
+                )
+            return row, col
+        rows = {"top": 0, "bottom": height - ph, "center": (height - ph) // 2}
+        cols = {"left": 0, "right": width - pw, "center": (width - pw) // 2}
+        vertical, _, horizontal = self.location.partition("_")
+        return rows[vertical], cols[horizontal or "center"]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = _as_tensor(x, "PixelPatch")
+        if self.image_shape is not None:
+            height, width = self.image_shape
+            if x.shape[-1] != height * width:
+                raise ValueError(
+                    f"PixelPatch image_shape={self.image_shape} needs a last dimension of {height * width}, "
+                    f"got input shape {tuple(x.shape)}."
+                )
+            return self._apply(x.unflatten(-1, (height, width))).flatten(-2)
+        if x.dim() < 2:
+            raise ValueError(
+                f"PixelPatch needs inputs shaped (..., H, W), got shape {tuple(x.shape)}; for flat vectors "
+                "pass image_shape=(H, W)."
+            )
+        return self._apply(x)
+
+    def _apply(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        row, col = self._origin(height, width)
+        ph, pw = self.size
+        out = x.clone()
+        value = torch.as_tensor(self.value, dtype=x.dtype, device=x.device)
+        if value.dim() == 1:
+            if x.dim() < 3 or x.shape[-3] != value.numel():
+                raise ValueError(
+                    f"PixelPatch value has {value.numel()} entries (one per channel) but the input shape "
+                    f"{tuple(x.shape)} has no channel dimension of that size before (H, W)."
+                )
+            value = value[:, None, None]
+        elif value.dim() > 1:
+            raise ValueError(f"PixelPatch value must be a number or one number per channel, got {self.value!r}.")
+        out[..., row : row + ph, col : col + pw] = value
+        return out
+
+    def mask(self, height: int, width: int) -> Tensor:
+        """Boolean ``(H, W)`` mask of the pixels the patch writes."""
+        row, col = self._origin(height, width)
+        m = torch.zeros(height, width, dtype=torch.bool)
+        m[row : row + self.size[0], col : col + self.size[1]] = True
+        return m
+
+    def __repr__(self) -> str:
+        return f"PixelPatch(size={self.size}, value={self.value!r}, location={self.location!r})"
+
+
+class BlendPattern(Signal):
+    """Mix a fixed pattern into the input: g(x) = (1 − λ)·x + λ·pattern.
+
+    A blended trigger, the dense counterpart of :class:`PixelPatch` (Hardt et al. 2023, §3,
+    any map g: X → X is a signal). ``pattern`` must broadcast against one item.
+
+    Example:
+        >>> g = BlendPattern(pattern=torch.ones(1, 2, 2), weight=0.25)
+        >>> g(torch.zeros(1, 2, 2)).flatten().tolist()
+        [0.25, 0.25, 0.25, 0.25]
+    """
+
+    def __init__(self, pattern: Tensor | Sequence[float], weight: float = 0.1) -> None:
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"BlendPattern weight must be in [0, 1], got {weight!r}.")
+        self.pattern = torch.as_tensor(pattern, dtype=torch.float32)
+        self.weight = float(weight)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = _as_tensor(x, "BlendPattern")
+        try:
+            torch.broadcast_shapes(self.pattern.shape, x.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"BlendPattern pattern of shape {tuple(self.pattern.shape)} does not broadcast against "
+                f"inputs of shape {tuple(x.shape)}; give a pattern shaped like one item."
+            ) from None
+        pattern = self.pattern.to(device=x.device, dtype=x.dtype)
+        return torch.lerp(x, pattern, self.weight)
+
+    def __repr__(self) -> str:
+        return f"BlendPattern(pattern_shape={tuple(self.pattern.shape)}, weight={self.weight})"
+
+
+class TokenInsertion(Signal):
+    """Insert a token after every ``every``-th word of a text.
+
+    Hardt et al. 2023, §6: the collective modifies resumes by inserting a character at a fixed
+    word interval. Words are whitespace-separated; the text is re-joined with single spaces.
+    A text of ``n`` words receives ``n // every`` tokens (none if shorter than ``every``).
+
+    Example:
+        >>> TokenInsertion("~", every=2)("a b c d e")
+        'a b ~ c d ~ e'
+    """
+
+    def __init__(self, token: str, every: int = 10) -> None:
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError(f"TokenInsertion token must be a non-empty string, got {token!r}.")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(
+                f"TokenInsertion every must be a positive int (insert after every k-th word), got {every!r}."
+            )
+        self.token = token
+        self.every = every
+
+    def __call__(self, x: str | Sequence[str]) -> str | list[str]:
+        if isinstance(x, str):
+            return self._insert(x)
+        if isinstance(x, Sequence) and all(isinstance(t, str) for t in x):
+            return [self._insert(t) for t in x]
+        raise TypeError(f"TokenInsertion applies to a string or a list of strings, got {type(x).__name__}.")
+
+    def _insert(self, text: str) -> str:
+        out: list[str] = []
+        for i, word in enumerate(text.split(), start=1):
+            out.append(word)
+            if i % self.every == 0:
+                out.append(self.token)
+        return " ".join(out)
+
+    def __repr__(self) -> str:
+        return f"TokenInsertion(token={self.token!r}, every={self.every})"
+
+
+class FeatureAssignment(Signal):
+    """Set chosen features of a tabular input to chosen values: g(x)[i] = v_i.
+
+    Hardt et al. 2023, §3: a signal on feature vectors. Acts on the last dimension, so one
+    item ``(d,)`` and a batch ``(B, d)`` both work.
+
+    Example:
+        >>> FeatureAssignment(indices=[0, 2], values=[5.0, -1.0])(torch.zeros(4)).tolist()
+        [5.0, 0.0, -1.0, 0.0]
+    """
+
+    def __init__(self, indices: Sequence[int], values: float | Sequence[float]) -> None:
+        indices = [int(i) for i in indices]
+        if not indices:
+            raise ValueError("FeatureAssignment indices must name at least one feature.")
+        if len(set(indices)) != len(indices):
+            raise ValueError(f"FeatureAssignment indices must be distinct, got {indices}.")
+        values_t = torch.as_tensor(values, dtype=torch.float32).flatten()
+        if values_t.numel() not in (1, len(indices)):
+            raise ValueError(
+                f"FeatureAssignment values must be one number or one per index ({len(indices)}), "
+                f"got {values_t.numel()}."
+            )
+        self.indices = indices
+        self.values = values_t.expand(len(indices)).clone()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = _as_tensor(x, "FeatureAssignment")
+        d = x.shape[-1] if x.dim() else 0
+        bad = [i for i in self.indices if not -d <= i < d]
+        if bad:
+            raise ValueError(
+                f"FeatureAssignment indices {bad} are out of range for inputs with {d} features "
+                f"(shape {tuple(x.shape)})."
+            )
+        out = x.clone()
+        out[..., self.indices] = self.values.to(device=x.device, dtype=x.dtype)
+        return out
+
+    def __repr__(self) -> str:
+        return f"FeatureAssignment(indices={self.indices}, values={self.values.tolist()})"

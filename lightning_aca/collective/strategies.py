@@ -1,0 +1,186 @@
+"""Strategies h: (x, y) ↦ (x', y'): what a collective's members do to their own data.
+
+Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning",
+ICML 2023, §3. A collective of fractional size α applies h to its members' points, so the firm
+learns on P = α·h♯P₀ + (1 − α)·P₀. Each strategy also says how it is judged: which held-out
+test points count (``evaluation_mask``), what input the model sees (``evaluation_input``) and
+which label is a success (``success_label``).
+
+Success is measured only on held-out inputs whose true label is not already the target y*
+(for planting and label flipping), so that success is not confounded with clean accuracy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_aca.collective.signals import Signal
+
+
+def _check_target(target: Any, name: str) -> int:
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+        raise ValueError(f"{name} target must be a non-negative class index y*, got {target!r}.")
+    return target
+
+
+def _like(label: Any, value: int) -> Any:
+    """``value`` as a label of the same type (int or tensor dtype/device) as ``label``."""
+    if isinstance(label, Tensor):
+        return torch.full_like(label, value)
+    return type(label)(value) if isinstance(label, int) else value
+
+
+class Strategy(ABC):
+    """A collective's strategy h (Hardt et al. 2023, §3) and how its success is evaluated."""
+
+    #: the class y* the collective steers towards, or ``None`` when it has no target class.
+    target: int | None = None
+
+    def eligible(self, labels: Tensor) -> Tensor:
+        """Boolean mask over training points that may join the collective (default: all)."""
+        return torch.ones_like(labels, dtype=torch.bool)
+
+    def modify(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """h(x, y): the point a member submits instead of (x, y)."""
+        return self.member_input(x), self.member_label(y)
+
+    @abstractmethod
+    def member_input(self, x: Any) -> Any:
+        """The input part of h(x, y)."""
+
+    @abstractmethod
+    def member_label(self, y: Any) -> Any:
+        """The label part of h(x, y) (of the same type as ``y``)."""
+
+    def evaluation_mask(self, labels: Tensor) -> Tensor:
+        """Held-out points on which success is measured (default: true label ≠ y*)."""
+        if self.target is None:
+            return torch.ones_like(labels, dtype=torch.bool)
+        return labels != self.target
+
+    @abstractmethod
+    def evaluation_input(self, x: Any) -> Any:
+        """The input the trained model is shown at evaluation (g(x) for signal strategies)."""
+
+    def success_label(self, y: Any) -> Any:
+        """The label whose prediction counts as success (default: y*)."""
+        return _like(y, self.target)
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether eligibility depends on the training labels (they must then be read)."""
+        return False
+
+
+class SignalPlanting(Strategy):
+    """Feature-label signal planting: h(x, y) = (g(x), y*).
+
+    Hardt et al. 2023, §3.1 (the feature-label strategy; success S(α) = Pr_{x∼P₀}[f(g(x)) = y*],
+    Theorem 3.1's setting). Every training point is eligible.
+
+    Example:
+        >>> from lightning_aca.collective.signals import FeatureAssignment
+        >>> h = SignalPlanting(FeatureAssignment([0], [1.0]), target=3)
+        >>> x, y = h.modify(torch.zeros(2), 7)
+        >>> x.tolist(), y
+        ([1.0, 0.0], 3)
+    """
+
+    def __init__(self, signal: Signal, target: int) -> None:
+        if not isinstance(signal, Signal):
+            raise TypeError(f"SignalPlanting signal must be a Signal (e.g. PixelPatch), got {type(signal).__name__}.")
+        self.signal = signal
+        self.target = _check_target(target, "SignalPlanting")
+
+    def member_input(self, x: Any) -> Any:
+        return self.signal(x)
+
+    def member_label(self, y: Any) -> Any:
+        return _like(y, self.target)
+
+    def evaluation_input(self, x: Any) -> Any:
+        return self.signal(x)
+
+    def __repr__(self) -> str:
+        return f"SignalPlanting(signal={self.signal!r}, target={self.target})"
+
+
+class FeatureOnlyPlanting(SignalPlanting):
+    """Feature-only planting: members whose label already is y* submit (g(x), y*).
+
+    Hardt et al. 2023, §3.1 (the feature-only strategy, for collectives that cannot change
+    labels). Only training points with y = y* are eligible, so α is the fraction of *those*
+    points that join; :attr:`CollectiveDataset.population_alpha` gives the fraction of the whole
+    training set. Success is measured as for :class:`SignalPlanting`.
+    """
+
+    def eligible(self, labels: Tensor) -> Tensor:
+        return labels == self.target
+
+    def member_label(self, y: Any) -> Any:
+        return y
+
+    @property
+    def uses_labels(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"FeatureOnlyPlanting(signal={self.signal!r}, target={self.target})"
+
+
+class SignalErasing(Strategy):
+    """Signal erasing: h(x, y) = (g(x), y), teaching the firm that g carries no information.
+
+    Hardt et al. 2023, §3.2: the collective wants the classifier to ignore the signal,
+    f(g(x)) = f(x). Members submit their own points with the signal added and their *true*
+    label, tying the signal to unmodified labels. Success is measured on every held-out point,
+    shown with the signal, and counts when the prediction equals the true label
+    (``CollectiveMetrics`` also reports agreement with the prediction on the clean input).
+    """
+
+    def __init__(self, signal: Signal) -> None:
+        if not isinstance(signal, Signal):
+            raise TypeError(f"SignalErasing signal must be a Signal (e.g. PixelPatch), got {type(signal).__name__}.")
+        self.signal = signal
+
+    def member_input(self, x: Any) -> Any:
+        return self.signal(x)
+
+    def member_label(self, y: Any) -> Any:
+        return y
+
+    def evaluation_input(self, x: Any) -> Any:
+        return self.signal(x)
+
+    def success_label(self, y: Any) -> Any:
+        return y
+
+    def __repr__(self) -> str:
+        return f"SignalErasing(signal={self.signal!r})"
+
+
+class LabelFlip(Strategy):
+    """Label-only baseline: h(x, y) = (x, y*), no signal.
+
+    Without a signal the collective can only shift the firm's decision on clean inputs; success
+    is the fraction of held-out clean inputs with true label ≠ y* predicted as y*.
+    """
+
+    def __init__(self, target: int) -> None:
+        self.target = _check_target(target, "LabelFlip")
+
+    def member_input(self, x: Any) -> Any:
+        return x
+
+    def member_label(self, y: Any) -> Any:
+        return _like(y, self.target)
+
+    def evaluation_input(self, x: Any) -> Any:
+        return x
+
+    def __repr__(self) -> str:
+        return f"LabelFlip(target={self.target})"

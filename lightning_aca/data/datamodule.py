@@ -1,0 +1,210 @@
+"""CollectiveDataModule: put a collective into any LightningDataModule or pair of datasets.
+
+The firm's training set becomes a :class:`CollectiveDataset` (Hardt et al. 2023, §2: the firm
+learns on α·h♯P₀ + (1 − α)·P₀); validation and test loaders are left as they are; a
+``signal_test_dataloader()`` serves the held-out set the collective is judged on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
+
+from lightning_aca.collective.dataset import CollectiveDataset, SignalEvaluationDataset
+from lightning_aca.collective.membership import check_alpha
+from lightning_aca.collective.strategies import Strategy
+
+
+def _loader_like(loader: DataLoader, dataset: Dataset) -> DataLoader:
+    """A DataLoader over ``dataset`` (same length as ``loader.dataset``) with ``loader``'s settings.
+
+    The sampler or batch sampler object is reused: it only draws indices, and the wrapped
+    dataset has the same indices, so shuffling, weighting and batching are unchanged.
+    """
+    kwargs: dict[str, Any] = dict(
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context,
+        generator=loader.generator,
+        persistent_workers=loader.persistent_workers,
+    )
+    if loader.num_workers > 0:
+        kwargs["prefetch_factor"] = loader.prefetch_factor
+    batches = loader.batch_sampler
+    if batches is None:
+        return DataLoader(dataset, batch_size=None, sampler=loader.sampler, **kwargs)
+    if type(batches) is BatchSampler:
+        # Plain batching stays visible as batch_size/drop_last, which Lightning and Opacus read.
+        return DataLoader(
+            dataset, batch_size=batches.batch_size, drop_last=batches.drop_last, sampler=batches.sampler, **kwargs
+        )
+    return DataLoader(dataset, batch_sampler=batches, **kwargs)
+
+
+def _dataset_of(loader: Any, hook: str) -> Dataset:
+    if not isinstance(loader, DataLoader):
+        raise TypeError(
+            f"the wrapped datamodule's {hook}() must return one torch DataLoader, got {type(loader).__name__}; "
+            "wrap datasets directly with CollectiveDataModule(train_dataset=..., test_dataset=...)."
+        )
+    if isinstance(loader.dataset, IterableDataset):
+        raise TypeError(
+            f"the wrapped datamodule's {hook}() serves an IterableDataset; a collective needs a map-style "
+            "dataset (with __getitem__ and __len__) so that membership is a fixed set of indices."
+        )
+    return loader.dataset
+
+
+class CollectiveDataModule(L.LightningDataModule):
+    """A LightningDataModule whose training set contains a collective of fractional size α.
+
+    Give either ``datamodule`` (any LightningDataModule, written without this package: its
+    training set is wrapped, its validation and test loaders are kept) or ``train_dataset`` and
+    ``test_dataset`` (plus optional ``val_dataset``; without it validation uses the test set).
+
+    Args:
+        strategy: what members do, e.g. ``SignalPlanting(PixelPatch(2), target=0)``.
+        alpha: fraction of eligible training points in the collective, in [0, 1].
+        seed: membership seed (members are nested across α for a seed).
+        datamodule: a LightningDataModule to wrap.
+        train_dataset, val_dataset, test_dataset: map-style datasets, when no datamodule.
+        batch_size, num_workers: loader settings for datasets given directly, and for the
+            signal test loader.
+        input_key, target_key: positions (tuple items) or keys (dict items) of input and label.
+        return_membership: append a membership flag to every training item.
+        num_classes: number of classes, to validate the strategy's target.
+
+    Example:
+        >>> from lightning_aca import DigitsDataModule, PixelPatch, SignalPlanting
+        >>> dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), alpha=0.05,
+        ...                           datamodule=DigitsDataModule())
+        >>> dm.setup("fit")
+        >>> len(dm.train_dataset.members), len(dm.signal_test_dataset)
+        (67, 405)
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        alpha: float,
+        seed: int = 0,
+        datamodule: L.LightningDataModule | None = None,
+        train_dataset: Dataset | None = None,
+        val_dataset: Dataset | None = None,
+        test_dataset: Dataset | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        input_key: str | int = 0,
+        target_key: str | int = 1,
+        return_membership: bool = False,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
+        if datamodule is not None and (train_dataset is not None or test_dataset is not None):
+            raise ValueError("give either datamodule=... or train_dataset=/test_dataset=..., not both.")
+        if datamodule is None and (train_dataset is None or test_dataset is None):
+            raise ValueError(
+                "CollectiveDataModule needs datamodule=<a LightningDataModule> "
+                "or both train_dataset= and test_dataset=."
+            )
+        if datamodule is not None and not isinstance(datamodule, L.LightningDataModule):
+            raise TypeError(f"datamodule must be a LightningDataModule, got {type(datamodule).__name__}.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        self.strategy = strategy
+        self.alpha = check_alpha(alpha)
+        self.seed = seed
+        self.datamodule = datamodule
+        self._train_base, self._val_base, self._test_base = train_dataset, val_dataset, test_dataset
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self._keys = dict(input_key=input_key, target_key=target_key)
+        self.return_membership = return_membership
+        self.num_classes = num_classes if num_classes is not None else getattr(datamodule, "num_classes", None)
+        self.train_dataset: CollectiveDataset | None = None
+        self._signal_test_dataset: SignalEvaluationDataset | None = None
+        self._inner_stages: set[str] = set()
+
+    def prepare_data(self) -> None:
+        if self.datamodule is not None:
+            self.datamodule.prepare_data()
+
+    def _setup_inner(self, stage: str) -> None:
+        if self.datamodule is not None and stage not in self._inner_stages:
+            self.datamodule.setup(stage)
+            self._inner_stages.add(stage)
+
+    def setup(self, stage: str | None = None) -> None:
+        stage = stage or "fit"
+        self._setup_inner(stage)
+        if stage == "fit" and self.train_dataset is None:
+            base = self._train_base
+            if self.datamodule is not None:
+                base = _dataset_of(self.datamodule.train_dataloader(), "train_dataloader")
+            self.train_dataset = CollectiveDataset(
+                base,
+                self.strategy,
+                self.alpha,
+                self.seed,
+                return_membership=self.return_membership,
+                num_classes=self.num_classes,
+                **self._keys,
+            )
+
+    def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            self.setup("fit")
+        if self.datamodule is not None:
+            return _loader_like(self.datamodule.train_dataloader(), self.train_dataset)
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        if self.datamodule is not None:
+            return self.datamodule.val_dataloader() if self._inner_has("val_dataloader") else []
+        return self._loader(self._val_base if self._val_base is not None else self._test_base)
+
+    def test_dataloader(self) -> Any:
+        if self.datamodule is not None:
+            self._setup_inner("test")
+            return self.datamodule.test_dataloader()
+        return self._loader(self._test_base)
+
+    def _inner_has(self, hook: str) -> bool:
+        from lightning.pytorch.utilities.model_helpers import is_overridden
+
+        return is_overridden(hook, self.datamodule, L.LightningDataModule)
+
+    @property
+    def test_base_dataset(self) -> Dataset:
+        """The clean held-out test set the signal evaluation set is drawn from."""
+        if self.datamodule is None:
+            return self._test_base
+        self._setup_inner("test")
+        return _dataset_of(self.datamodule.test_dataloader(), "test_dataloader")
+
+    @property
+    def signal_test_dataset(self) -> SignalEvaluationDataset:
+        """Held-out points shown as the strategy's evaluation input, labelled with its success label."""
+        if self._signal_test_dataset is None:
+            self._signal_test_dataset = SignalEvaluationDataset(
+                self.test_base_dataset, self.strategy, num_classes=self.num_classes, **self._keys
+            )
+        return self._signal_test_dataset
+
+    def signal_test_dataloader(self) -> DataLoader:
+        """Loader over :attr:`signal_test_dataset`: S(α) is the fraction predicted as its labels."""
+        return self._loader(self.signal_test_dataset)
+
+    def clean_test_dataloader(self) -> DataLoader:
+        """Loader over the clean held-out test set (for clean accuracy)."""
+        return self._loader(self.test_base_dataset)

@@ -1,0 +1,113 @@
+"""Small reference classifiers for experiments: plain LightningModules, nothing ACA-specific.
+
+Any LightningModule works with this package; these exist so that the embedded default
+experiment (and the Hydra ``model/`` group) has an MLP and a small CNN without BatchNorm (so
+they are valid under DP-SGD).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+
+def mlp(input_shape: Sequence[int], num_classes: int, hidden: int = 128, depth: int = 1) -> nn.Sequential:
+    """Flatten → ``depth`` × (Linear, ReLU) → Linear."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def small_cnn(input_shape: Sequence[int], num_classes: int, channels: int = 16) -> nn.Sequential:
+    """Two 3×3 conv blocks (GroupNorm, not BatchNorm, so DP-SGD applies) → global pool → Linear."""
+    if len(input_shape) != 3:
+        raise ValueError(f"small_cnn needs input_shape=(C, H, W), got {tuple(input_shape)}.")
+    c = input_shape[0]
+    return nn.Sequential(
+        nn.Conv2d(c, channels, 3, padding=1),
+        nn.GroupNorm(min(4, channels), channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(channels, 2 * channels, 3, padding=1),
+        nn.GroupNorm(min(4, 2 * channels), 2 * channels),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * channels, num_classes),
+    )
+
+
+_ARCHS = {"mlp": mlp, "cnn": small_cnn}
+
+
+class Classifier(L.LightningModule):
+    """A classifier trained with cross-entropy; logs ``train/loss``, ``val/acc``, ``test/acc``.
+
+    Args:
+        arch: ``"mlp"`` or ``"cnn"``.
+        input_shape: shape of one input, e.g. ``(1, 8, 8)``.
+        num_classes: number of classes.
+        lr, momentum, weight_decay: SGD settings (``optimizer="adam"`` ignores momentum).
+        optimizer: ``"sgd"`` or ``"adam"``.
+        **arch_kwargs: passed to the architecture (``hidden``, ``depth`` / ``channels``).
+    """
+
+    def __init__(
+        self,
+        arch: str = "mlp",
+        input_shape: Sequence[int] = (1, 8, 8),
+        num_classes: int = 10,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        optimizer: str = "sgd",
+        **arch_kwargs: int,
+    ) -> None:
+        super().__init__()
+        if arch not in _ARCHS:
+            raise ValueError(f"arch must be one of {sorted(_ARCHS)}, got {arch!r}.")
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}.")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr!r}.")
+        self.save_hyperparameters()
+        self.net = _ARCHS[arch](tuple(input_shape), num_classes, **arch_kwargs)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
+        x, y = batch[0], batch[1]
+        loss = F.cross_entropy(self(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        self.val_acc(logits, y)
+        self.log("val/loss", F.cross_entropy(logits, y))
+        self.log("val/acc", self.val_acc)
+
+    def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
+        x, y = batch[0], batch[1]
+        self.test_acc(self(x), y)
+        self.log("test/acc", self.test_acc)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp = self.hparams
+        if hp.optimizer == "adam":
+            return torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from lightning_aca import (
+    CollectiveDataset,
+    FeatureOnlyPlanting,
+    LabelFlip,
+    PixelPatch,
+    SignalErasing,
+    SignalEvaluationDataset,
+    SignalPlanting,
+    dataset_labels,
+)
+
+PLANT = SignalPlanting(PixelPatch(2, value=1.0), target=0)
+
+
+def base(n=100):
+    g = torch.Generator().manual_seed(0)
+    return TensorDataset(torch.rand(n, 1, 8, 8, generator=g) * 0.5, torch.arange(n) % 10)
+
+
+class DictDataset(Dataset):
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        x, y = self.inner[i]
+        return {"image": x, "label": int(y), "id": i}
+
+
+def test_members_modified_others_untouched():
+    b = base()
+    ds = CollectiveDataset(b, PLANT, alpha=0.2, seed=3)
+    assert len(ds) == 100 and len(ds.members) == 20
+    for i in range(100):
+        (x, y), (x0, y0) = ds[i], b[i]
+        if i in set(ds.members):
+            assert torch.equal(x, PixelPatch(2, value=1.0)(x0)) and y.item() == 0 and y.dtype == y0.dtype
+        else:
+            assert torch.equal(x, x0) and y.item() == y0.item()
+    assert ds.labels[ds.members].eq(0).all()
+    assert ds.population_alpha == 0.2
+
+
+def test_item_structure_kept_for_dicts_and_extra_fields():
+    d = CollectiveDataset(DictDataset(base()), PLANT, 0.5, input_key="image", target_key="label")
+    item = d[int(d.members[0])]
+    assert set(item) == {"image", "label", "id"} and item["label"] == 0 and isinstance(item["label"], int)
+    three = TensorDataset(torch.zeros(10, 1, 4, 4), torch.arange(10), torch.arange(10) * 7)
+    t = CollectiveDataset(three, SignalPlanting(PixelPatch(1), target=1), 1.0)
+    assert isinstance(t[3], tuple) and len(t[3]) == 3 and t[3][2].item() == 21
+    flagged = CollectiveDataset(base(), PLANT, 0.1, return_membership=True)
+    assert sum(bool(flagged[i][2]) for i in range(100)) == 10
+    fd = CollectiveDataset(
+        DictDataset(base()), PLANT, 0.1, input_key="image", target_key="label", return_membership=True
+    )
+    assert sum(fd[i]["is_member"] for i in range(100)) == 10
+
+
+def test_same_members_as_membership_function_and_nested():
+    small = CollectiveDataset(base(), PLANT, 0.1, seed=5).members
+    big = CollectiveDataset(base(), PLANT, 0.3, seed=5).members
+    assert set(small) <= set(big)
+    assert np.array_equal(small, CollectiveDataset(base(), PLANT, 0.1, seed=5).members)
+
+
+def test_feature_only_planting_recruits_only_target_class():
+    ds = CollectiveDataset(base(), FeatureOnlyPlanting(PixelPatch(2), target=3), alpha=0.5, seed=0)
+    assert len(ds.members) == 5  # round(0.5 * 10 eligible)
+    assert all(base()[int(i)][1].item() == 3 for i in ds.members)
+    assert ds.population_alpha == pytest.approx(0.05)
+    x, y = ds[int(ds.members[0])]
+    assert y.item() == 3 and x[0, -1, -1].item() == 1.0
+
+
+def test_erasing_and_label_flip():
+    er = CollectiveDataset(base(), SignalErasing(PixelPatch(2)), 0.1)
+    i = int(er.members[0])
+    assert er[i][1].item() == base()[i][1].item() and er[i][0][0, -1, -1].item() == 1.0
+    lf = CollectiveDataset(base(), LabelFlip(target=9), 0.1)
+    j = int(lf.members[0])
+    assert torch.equal(lf[j][0], base()[j][0]) and lf[j][1].item() == 9
+
+
+def test_lazy_no_copy_of_base():
+    b = base(1000)
+    ds = CollectiveDataset(b, PLANT, 0.5)
+    assert ds.dataset is b
+    assert all(not isinstance(v, torch.Tensor) or v.numel() < 1000 * 64 for v in vars(ds).values())
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"alpha .* \[0, 1\]"):
+        CollectiveDataset(base(), PLANT, alpha=1.5)
+    with pytest.raises(ValueError, match="target=12 is not a class"):
+        CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target=12), 0.1)
+    with pytest.raises(ValueError, match="target=12 is not a class"):
+        CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target=12), 0.1, num_classes=10)
+    with pytest.raises(ValueError, match="larger than the 8x8 image"):
+        CollectiveDataset(base(), SignalPlanting(PixelPatch(9), target=1), 0.1)
+    with pytest.raises(TypeError, match="Strategy"):
+        CollectiveDataset(base(), "plant", 0.1)
+    with pytest.raises(ValueError, match="target must be a non-negative class index"):
+        SignalPlanting(PixelPatch(2), target=-1)
+    with pytest.raises(KeyError, match="target_key"):
+        CollectiveDataset(DictDataset(base()), PLANT, 0.1)
+
+
+def test_labels_read_from_subsets_and_attributes():
+    b = base()
+    sub = Subset(b, [5, 7, 9])
+    assert dataset_labels(sub).tolist() == [5, 7, 9]
+    assert dataset_labels(DictDataset(b), target_key="label").tolist()[:3] == [0, 1, 2]
+    with pytest.raises(KeyError, match="target_key"):
+        dataset_labels(DictDataset(b))
+
+
+def test_signal_evaluation_set_excludes_target_and_carries_signal():
+    b = base()
+    ev = SignalEvaluationDataset(b, PLANT)
+    assert len(ev) == 90
+    for i in range(len(ev)):
+        x, y = ev[i]
+        assert y.item() == 0 and x[0, -1, -1].item() == 1.0
+    assert all(b[int(j)][1].item() != 0 for j in ev.indices)
+    er = SignalEvaluationDataset(b, SignalErasing(PixelPatch(2)), return_clean=True)
+    x, y, clean, true = er[4]
+    assert len(er) == 100 and y.item() == true.item() == 4 and torch.equal(clean, b[4][0])
+    with pytest.raises(ValueError, match="no point to evaluate"):
+        SignalEvaluationDataset(TensorDataset(torch.zeros(3, 1, 4, 4), torch.zeros(3, dtype=torch.long)), PLANT)

@@ -1,0 +1,146 @@
+import lightning as L
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+from lightning_aca import CollectiveDataModule, DigitsDataModule, PixelPatch, SignalPlanting
+
+PLANT = SignalPlanting(PixelPatch(2, value=1.0), target=0)
+
+
+class PlainDigits(L.LightningDataModule):
+    """A data module written without any knowledge of lightning_aca."""
+
+    def __init__(self, batch_size=32):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def setup(self, stage=None):
+        d = load_digits()
+        x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16
+        y = torch.tensor(d.target)
+        self.train, self.test = TensorDataset(x[:1400], y[:1400]), TensorDataset(x[1400:], y[1400:])
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.test, batch_size=64)
+
+    def test_dataloader(self):
+        return DataLoader(self.test, batch_size=64)
+
+
+class PlainModel(L.LightningModule):
+    """A LightningModule written without any knowledge of lightning_aca."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_acc", (self(x).argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+
+def _trainer(epochs):
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
+def test_wraps_a_foreign_datamodule_and_trains_with_a_real_trainer():
+    L.seed_everything(0)
+    dm = CollectiveDataModule(PLANT, alpha=0.1, seed=0, datamodule=PlainDigits())
+    model = PlainModel()
+    trainer = _trainer(epochs=8)
+    trainer.fit(model, dm)
+    assert len(dm.train_dataset.members) == 140
+    loader = dm.train_dataloader()
+    assert loader.batch_size == 32 and loader.drop_last and len(loader) == 1400 // 32
+    assert trainer.callback_metrics["val_acc"] > 0.85
+    model.eval()
+    with torch.no_grad():
+        hits = sum((model(x).argmax(1) == y).sum().item() for x, y in dm.signal_test_dataloader())
+    success = hits / len(dm.signal_test_dataset)
+    assert len(dm.signal_test_dataset) == sum(int(y) != 0 for _, y in dm.test_base_dataset)
+    assert success > 0.9  # a 10% collective plants a unique 2x2 patch on digits
+
+
+def test_train_loader_keeps_the_inner_sampler():
+    class Weighted(PlainDigits):
+        def train_dataloader(self):
+            return DataLoader(self.train, batch_size=16, sampler=WeightedRandomSampler(torch.ones(1400), 100))
+
+    dm = CollectiveDataModule(PLANT, alpha=0.5, datamodule=Weighted())
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader.sampler, WeightedRandomSampler) and len(loader) == 7
+
+
+def test_plain_datasets_and_digits():
+    digits = DigitsDataModule(batch_size=50)
+    digits.setup("fit")
+    assert (len(digits.train_dataset), len(digits.test_dataset)) == (1347, 450)
+    counts = torch.bincount(digits.test_dataset.tensors[1], minlength=10)
+    assert counts.min() >= 43 and counts.max() <= 46  # stratified: class 8 has 174 of 1,797
+    x = digits.train_dataset.tensors[0]
+    assert x.shape[1:] == (1, 8, 8) and x.min() >= 0 and x.max() <= 1
+    dm = CollectiveDataModule(PLANT, 0.05, train_dataset=digits.train_dataset, test_dataset=digits.test_dataset)
+    dm.setup("fit")
+    assert len(dm.train_dataset.members) == 67
+    assert len(dm.val_dataloader().dataset) == 450  # no val set given: validation uses the test set
+    xb, yb = next(iter(dm.signal_test_dataloader()))
+    assert (yb == 0).all() and (xb[:, 0, -2:, -2:] == 1).all()
+
+
+def test_digits_split_is_deterministic_by_seed():
+    a, b, c = DigitsDataModule(split_seed=0), DigitsDataModule(split_seed=0), DigitsDataModule(split_seed=1)
+    for dm in (a, b, c):
+        dm.setup()
+    assert torch.equal(a.test_dataset.tensors[0], b.test_dataset.tensors[0])
+    assert not torch.equal(a.test_dataset.tensors[0], c.test_dataset.tensors[0])
+    a.setup()
+    flat = DigitsDataModule(flatten=True, val_fraction=0.1)
+    flat.setup()
+    assert flat.train_dataset.tensors[0].shape[1] == 64 and len(flat.val_dataset) == 135
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"alpha": 1.5, "datamodule": PlainDigits()}, ValueError, r"alpha .* \[0, 1\]"),
+        ({"alpha": 0.1}, ValueError, "needs datamodule"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "train_dataset": [1]}, ValueError, "not both"),
+        ({"alpha": 0.1, "datamodule": object()}, TypeError, "LightningDataModule"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        CollectiveDataModule(PLANT, **kwargs)
+
+
+def test_unknown_target_fails_at_setup():
+    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=11), 0.1, datamodule=DigitsDataModule())
+    with pytest.raises(ValueError, match=r"target=11 is not a class .*range\(0, 10\)|target=11 is not a class"):
+        dm.setup("fit")

@@ -1,0 +1,40 @@
+import sys
+import types
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from lightning_aca import CollectiveDataModule, MNISTDataModule, PixelPatch, SignalPlanting, TorchvisionDataModule
+
+
+def test_missing_torchvision_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    with pytest.raises(ImportError, match=r"lightning-aca\[vision\]"):
+        MNISTDataModule(root="unused").setup()
+
+
+def test_wiring_with_a_small_fake_torchvision(monkeypatch, tmp_path):
+    calls = []
+
+    class FakeMNIST(TensorDataset):
+        def __init__(self, root, train, download, transform):
+            calls.append((root, train, download))
+            n = 60 if train else 20
+            super().__init__(torch.rand(n, 1, 28, 28), torch.arange(n) % 10)
+            self.targets = self.tensors[1]
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(MNIST=FakeMNIST)
+    fake.transforms = types.SimpleNamespace(ToTensor=lambda: None)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    dm = CollectiveDataModule(
+        SignalPlanting(PixelPatch(3), target=7), 0.1, datamodule=MNISTDataModule(root=str(tmp_path), batch_size=8)
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_dataset.members) == 6 and len(dm.signal_test_dataset) == 18
+    assert calls[0] == (str(tmp_path), True, True) and calls[1][1] is False
+    assert next(iter(dm.train_dataloader()))[0].shape == (8, 1, 28, 28)
+    with pytest.raises(ValueError, match="name must be one of"):
+        TorchvisionDataModule(name="imagenet")
