@@ -5,6 +5,7 @@ Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICM
 package wraps any dataset or LightningDataModule with such a collective and measures its success.
 """
 
+from lightning_aca.analysis.critical_mass import CriticalMass, estimate_critical_mass
 from lightning_aca.collective.dataset import CollectiveDataset, SignalEvaluationDataset, dataset_labels
 from lightning_aca.collective.membership import member_count, select_members
 from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, Signal, TokenInsertion
@@ -18,7 +19,16 @@ from lightning_aca.collective.strategies import (
 from lightning_aca.data.datamodule import CollectiveDataModule
 from lightning_aca.data.digits import DigitsDataModule, load_digits_tensors
 from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule, TorchvisionDataModule
+from lightning_aca.metrics.callback import CollectiveMetrics
+from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
+from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
 from lightning_aca.models import Classifier
+from lightning_aca.theory import (
+    estimate_uniqueness,
+    feature_label_critical_mass,
+    feature_label_success_bound,
+    gradient_neutralization_threshold,
+)
 
 __version__ = "0.1.0"
 
@@ -28,20 +38,31 @@ __all__ = [
     "Classifier",
     "CollectiveDataModule",
     "CollectiveDataset",
+    "CollectiveMetrics",
+    "CollectiveSuccess",
+    "CriticalMass",
     "DigitsDataModule",
     "FeatureAssignment",
     "FeatureOnlyPlanting",
+    "GroupAccuracy",
     "LabelFlip",
     "MNISTDataModule",
     "PixelPatch",
     "Signal",
     "SignalErasing",
+    "SignalErasureSuccess",
     "SignalEvaluationDataset",
     "SignalPlanting",
     "Strategy",
     "TokenInsertion",
     "TorchvisionDataModule",
+    "WorstGroupAccuracy",
     "dataset_labels",
+    "estimate_critical_mass",
+    "estimate_uniqueness",
+    "feature_label_critical_mass",
+    "feature_label_success_bound",
+    "gradient_neutralization_threshold",
     "load_digits_tensors",
     "member_count",
     "select_members",

@@ -13,23 +13,13 @@ import statistics
 import warnings
 
 import lightning as L
-import torch
 
 from lightning_aca.collective.signals import PixelPatch
 from lightning_aca.collective.strategies import SignalPlanting
 from lightning_aca.data.datamodule import CollectiveDataModule
 from lightning_aca.data.digits import DigitsDataModule
+from lightning_aca.metrics.callback import CollectiveMetrics
 from lightning_aca.models import Classifier
-
-
-@torch.no_grad()
-def _accuracy(model: L.LightningModule, loader: torch.utils.data.DataLoader) -> float:
-    model.eval()
-    hits = total = 0
-    for x, y in loader:
-        hits += int((model(x).argmax(1) == y).sum())
-        total += len(y)
-    return hits / total
 
 
 def run_once(alpha: float, seed: int, epochs: int) -> tuple[float, float]:
@@ -37,18 +27,20 @@ def run_once(alpha: float, seed: int, epochs: int) -> tuple[float, float]:
     L.seed_everything(seed, verbose=False)
     dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), alpha, seed, datamodule=DigitsDataModule())
     model = Classifier(arch="mlp", input_shape=(1, 8, 8), num_classes=10, lr=0.05)
+    metrics = CollectiveMetrics()
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
+        callbacks=[metrics],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        num_sanity_val_steps=0,
         limit_val_batches=0,
     )
     trainer.fit(model, dm)
-    return _accuracy(model, dm.signal_test_dataloader()), _accuracy(model, dm.clean_test_dataloader())
+    trainer.test(model, datamodule=dm, verbose=False)
+    return metrics.results["test"]["aca/success"], metrics.results["test"]["aca/clean_acc"]
 
 
 def main(argv: list[str] | None = None) -> None:

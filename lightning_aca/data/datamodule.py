@@ -201,9 +201,18 @@ class CollectiveDataModule(L.LightningDataModule):
             )
         return self._signal_test_dataset
 
-    def signal_test_dataloader(self) -> DataLoader:
-        """Loader over :attr:`signal_test_dataset`: S(α) is the fraction predicted as its labels."""
-        return self._loader(self.signal_test_dataset)
+    def signal_test_dataloader(self, return_clean: bool = False) -> DataLoader:
+        """Loader over :attr:`signal_test_dataset`: S(α) is the fraction predicted as its labels.
+
+        With ``return_clean=True`` batches also carry the clean inputs and true labels, for
+        metrics comparing f(g(x)) with f(x).
+        """
+        if not return_clean:
+            return self._loader(self.signal_test_dataset)
+        dataset = SignalEvaluationDataset(
+            self.test_base_dataset, self.strategy, return_clean=True, num_classes=self.num_classes, **self._keys
+        )
+        return self._loader(dataset)
 
     def clean_test_dataloader(self) -> DataLoader:
         """Loader over the clean held-out test set (for clean accuracy)."""

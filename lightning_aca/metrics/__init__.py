@@ -1,0 +1,1 @@
+"""torchmetrics Metrics for collective action and the callback that logs them."""

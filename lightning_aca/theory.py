@@ -1,0 +1,200 @@
+"""Closed-form predictions from the collective-action papers, and their empirical inputs.
+
+Functions and the results they implement:
+
+- :func:`feature_label_success_bound` — Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic
+  Collective Action in Machine Learning", ICML 2023, arXiv 2302.04262, §3.1: lower bound on the
+  success S(α) of the feature-label signal-planting strategy h(x, y) = (g(x), y*) against an
+  ε-suboptimal classifier.
+- :func:`feature_label_critical_mass` — the same theorem solved for α: the smallest collective
+  size whose bound reaches a target success S*.
+- :func:`gradient_neutralization_threshold` — arXiv 2302.04262, §4 (gradient neutralization):
+  the smallest α that can make a target θ* stationary when members' gradients are bounded.
+- :func:`estimate_uniqueness` — empirical version of the signal's uniqueness ξ = P₀(X*),
+  X* = {g(x) : x ∈ X} (arXiv 2302.04262, §3.1), from clean inputs and the signal g.
+
+Provenance. The paper texts were not readable in the session that wrote this module: the search
+tool's stored copies of arXiv 2302.04262 and 2505.05707 hold only each page's opening (abstract
+and introduction). What is used below, and from where:
+
+- The definition of an ε-suboptimal classifier, the signal set X* = {g(x)} and the success
+  S = Pr_{x∼P₀}[f(g(x)) = y*] are as restated, "following Hardt et al. (2023)", in Gauthier,
+  Bach, Jordan, "Statistical Collusion by Collectives on Learning Platforms", ICML 2025,
+  arXiv 2502.04879, Definition 3.1 and §3.2 (text read in full).
+- The form of the feature-label bound is Hardt et al.'s theorem as recalled by the author; its
+  ingredients (ξ, the gap Δ, the ε/(1 − ε) term) match arXiv 2502.04879, Theorem 3.3, which
+  reduces to Hardt et al.'s bound with infinite data. Theorem and equation numbers in
+  arXiv 2302.04262 are not cited because they could not be checked.
+- The gradient-neutralization threshold is derived here from the stationarity condition
+  α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*) that defines the strategy.
+
+Not implemented, because their statements could not be read: Hardt et al.'s feature-only
+planting bound, the gradient-control size condition (§5), and Solanki, Bhange, Aïvodji, Creager,
+"Crowding Out The Noise: Algorithmic Collective Action Under Differential Privacy",
+arXiv 2505.05707, whose DP-SGD lower bound involves functions of the noise multiplier, clipping
+norm, steps, step size, dimension and δ that secondary sources name but do not define.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
+    value = float(value)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below and math.isfinite(value)):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+    return value
+
+
+def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: float = 0.0) -> float:
+    """Lower bound on feature-label planting success: 1 − ((1 − α)/α)·Δ·ξ − ε/((1 − ε)·α).
+
+    Hardt et al. 2023 (arXiv 2302.04262), §3.1, feature-label strategy h(x, y) = (g(x), y*)
+    against an ε-suboptimal classifier: a classifier f such that some distribution P̃ within total
+    variation ε of the training mixture P = αP* + (1 − α)P₀ has f(x) ∈ argmax_y P̃(x, y) on the
+    signal set X* (definition as restated in arXiv 2502.04879, Definition 3.1). Recalled form,
+    not checked against the paper text (see the module docstring).
+
+    The returned value is the bound itself, not clipped: a value ≤ 0 means the theorem guarantees
+    nothing at this α. As α → 1 it tends to 1 − ε/(1 − ε); with ξ → 0 and ε = 0 it is 1 for any α.
+
+    Args:
+        alpha: fraction α of the training data the collective controls, in (0, 1].
+        xi: uniqueness of the signal, ξ = P₀(X*), the clean mass already on the signal set, in [0, 1].
+        delta: suboptimality gap of y* on the signal set,
+            Δ = max_{x ∈ X*} [max_y P₀(y | x) − P₀(y* | x)], in [0, 1].
+        epsilon: suboptimality ε of the learner, in [0, 1).
+
+    Example:
+        >>> round(feature_label_success_bound(alpha=0.01, xi=0.001, delta=0.5), 6)
+        0.9505
+    """
+    alpha = _check_range("alpha", alpha, 0.0, 1.0, low_open=True, high_open=False)
+    xi = _check_range("xi", xi, 0.0, 1.0, low_open=False, high_open=False)
+    delta = _check_range("delta", delta, 0.0, 1.0, low_open=False, high_open=False)
+    epsilon = _check_range("epsilon", epsilon, 0.0, 1.0, low_open=False, high_open=True)
+    return 1.0 - (1.0 - alpha) / alpha * delta * xi - epsilon / ((1.0 - epsilon) * alpha)
+
+
+def feature_label_critical_mass(target: float, xi: float, delta: float, epsilon: float = 0.0) -> float | None:
+    """Smallest α whose feature-label bound reaches ``target``: α* = (Δξ + ε/(1 − ε)) / (1 − S* + Δξ).
+
+    Solves :func:`feature_label_success_bound` ≥ S* for α (the bound increases with α, so the
+    solution set is [α*, 1]); Hardt et al. 2023 (arXiv 2302.04262), §3.1, critical mass. Returns
+    ``None`` when no α in (0, 1] reaches the target, i.e. when S* > 1 − ε/(1 − ε). Returns 0.0 when
+    every α > 0 does (ξΔ = 0 and ε = 0).
+
+    Args:
+        target: success level S* to guarantee, in [0, 1].
+        xi: uniqueness ξ = P₀(X*), in [0, 1].
+        delta: suboptimality gap Δ of y* on the signal set, in [0, 1].
+        epsilon: learner suboptimality ε, in [0, 1).
+
+    Example:
+        >>> round(feature_label_critical_mass(target=0.9, xi=0.001, delta=0.5), 6)
+        0.004975
+    """
+    target = _check_range("target", target, 0.0, 1.0, low_open=False, high_open=False)
+    xi = _check_range("xi", xi, 0.0, 1.0, low_open=False, high_open=False)
+    delta = _check_range("delta", delta, 0.0, 1.0, low_open=False, high_open=False)
+    epsilon = _check_range("epsilon", epsilon, 0.0, 1.0, low_open=False, high_open=True)
+    mass = delta * xi
+    numerator = mass + epsilon / (1.0 - epsilon)
+    if numerator == 0.0:
+        return 0.0
+    denominator = 1.0 - target + mass
+    if denominator <= 0.0 or numerator > denominator:
+        return None
+    return numerator / denominator
+
+
+def gradient_neutralization_threshold(base_gradient_norm: float, member_gradient_bound: float) -> float:
+    """Smallest α able to cancel the base gradient at θ*: α* = G / (G + B).
+
+    Hardt et al. 2023 (arXiv 2302.04262), §4, gradient neutralization: the collective submits
+    points z* with α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*), so that θ* is stationary for the mixture.
+    With G = ‖∇L_{P₀}(θ*)‖ and members' gradients bounded by ‖∇ℓ(θ*; z)‖ ≤ B, taking norms gives
+    αB ≥ (1 − α)G, i.e. α ≥ G/(G + B). This is necessary for every such collective, and sufficient
+    when members can produce a gradient of norm (1 − α)G/α pointing along −∇L_{P₀}(θ*). Derived here
+    from the stationarity condition; the paper's own statement was not checked.
+
+    Args:
+        base_gradient_norm: G = ‖∇L_{P₀}(θ*)‖, the clean data's gradient norm at the target, ≥ 0.
+        member_gradient_bound: B, the largest gradient norm a member's point can have at θ*, > 0.
+
+    Example:
+        >>> gradient_neutralization_threshold(base_gradient_norm=1.0, member_gradient_bound=9.0)
+        0.1
+    """
+    gradient = _check_range("base_gradient_norm", base_gradient_norm, 0.0, math.inf, low_open=False, high_open=True)
+    bound = _check_range("member_gradient_bound", member_gradient_bound, 0.0, math.inf, low_open=True, high_open=True)
+    return gradient / (gradient + bound)
+
+
+def estimate_uniqueness(
+    inputs: Tensor | np.ndarray,
+    signal: Callable[[Tensor], Tensor],
+    *,
+    atol: float = 1e-6,
+    rtol: float = 0.0,
+    batch_size: int | None = None,
+) -> float:
+    """Empirical uniqueness ξ̂: the fraction of clean inputs that already carry the signal.
+
+    Estimates ξ = P₀(X*), X* = {g(x) : x ∈ X} (Hardt et al. 2023, arXiv 2302.04262, §3.1; small ξ
+    means a unique signal) by the fraction of clean inputs with g(x) = x, all entries equal within
+    ``atol + rtol·|x|``. A fixed point x = g(x) lies in X*, so ξ̂ is an unbiased estimate of
+    P₀({x : g(x) = x}) ≤ ξ; the two are equal when g is idempotent (g(g(x)) = g(x), as for a pixel
+    patch or a feature set to a constant). For a non-idempotent g, such as a blended pattern, ξ̂ is
+    a lower bound on ξ.
+
+    Args:
+        inputs: clean inputs, shape ``(n, ...)``, first dimension the batch; arrays are converted
+            with :func:`torch.as_tensor`.
+        signal: the signal g, mapping a batch tensor to a batch tensor of the same shape.
+        atol: absolute tolerance for g(x) = x, ≥ 0.
+        rtol: relative tolerance for g(x) = x, ≥ 0.
+        batch_size: apply g to this many inputs at a time; ``None`` applies it to all at once.
+
+    Example:
+        >>> x = torch.zeros(4, 3)
+        >>> x[:1, 0] = 1.0
+        >>> def g(batch):
+        ...     out = batch.clone()
+        ...     out[:, 0] = 1.0
+        ...     return out
+        >>> estimate_uniqueness(x, g)
+        0.25
+    """
+    inputs = torch.as_tensor(inputs)
+    if inputs.dim() == 0 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must have shape (n, ...) with n ≥ 1, got shape {tuple(inputs.shape)}.")
+    _check_range("atol", atol, 0.0, math.inf, low_open=False, high_open=True)
+    _check_range("rtol", rtol, 0.0, math.inf, low_open=False, high_open=True)
+    n = inputs.shape[0]
+    if batch_size is None:
+        batch_size = n
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+    carrying = 0
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            batch = inputs[start : start + batch_size]
+            marked = torch.as_tensor(signal(batch))
+            if marked.shape != batch.shape:
+                raise ValueError(
+                    f"signal must map a batch to a batch of the same shape; it mapped {tuple(batch.shape)} "
+                    f"to {tuple(marked.shape)}."
+                )
+            same = torch.isclose(marked, batch, rtol=rtol, atol=atol)
+            carrying += int(same.reshape(len(batch), -1).all(dim=1).sum())
+    return carrying / n

@@ -1,0 +1,141 @@
+import statistics
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader
+
+from lightning_aca import (
+    CollectiveDataModule,
+    CollectiveMetrics,
+    DigitsDataModule,
+    PixelPatch,
+    SignalErasing,
+    SignalPlanting,
+)
+
+
+class PlainModel(L.LightningModule):
+    """A LightningModule that knows nothing of lightning_aca (with dropout, to test modes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self(x).argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+
+def _trainer(epochs, callbacks, **kwargs):
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **({"logger": False} | kwargs),
+    )
+
+
+def _planting(alpha, seed):
+    return CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), alpha, seed, datamodule=DigitsDataModule())
+
+
+def _run(alpha, seed):
+    L.seed_everything(seed, verbose=False)
+    dm, cb = _planting(alpha, seed), CollectiveMetrics()
+    trainer = _trainer(12, [cb])
+    model = PlainModel()
+    trainer.fit(model, dm)
+    return trainer.test(model, datamodule=dm, verbose=False)[0], cb
+
+
+def test_success_rises_with_alpha_on_digits():
+    small = [_run(0.005, seed)[0] for seed in (0, 1)]
+    large = [_run(0.10, seed)[0] for seed in (0, 1)]
+    s_small = statistics.mean(r["aca/success"] for r in small)
+    s_large = statistics.mean(r["aca/success"] for r in large)
+    assert s_large > 0.9 and s_large - s_small > 0.3, (s_small, s_large)
+    assert all(r["aca/clean_acc"] > 0.85 for r in small + large)
+    assert large[0]["aca/alpha"] == pytest.approx(0.1) and large[0]["aca/members"] == 135.0
+
+
+def test_logged_success_matches_a_hand_count_and_keys_are_stable():
+    result, cb = _run(0.05, 0)
+    assert set(cb.results) == {"validate", "test"}
+    assert {"aca/success", "aca/clean_acc", "aca/alpha", "aca/population_alpha", "aca/members"} <= set(result)
+
+
+def test_evaluation_restores_modes_and_rng():
+    dm, cb = _planting(0.05, 0), CollectiveMetrics()
+    model = PlainModel()
+    trainer = _trainer(1, [cb])
+    trainer.fit(model, dm)
+    model.train()
+    model.net[3].eval()
+    modes = [m.training for m in model.modules()]
+    rng = torch.get_rng_state()
+    values = cb.evaluate(trainer, model)
+    assert [m.training for m in model.modules()] == modes
+    assert torch.equal(torch.get_rng_state(), rng)
+    # the value is the fraction of patched non-zero test digits the model labels 0
+    model.eval()
+    with torch.no_grad():
+        hits = sum(int((model(x).argmax(1) == 0).sum()) for x, _ in dm.signal_test_dataloader())
+    assert values["aca/success"] == pytest.approx(hits / len(dm.signal_test_dataset))
+
+
+def test_without_validation_logs_at_train_epoch_end(tmp_path):
+    dm = _planting(0.1, 0)
+    trainer = _trainer(2, [CollectiveMetrics()], logger=CSVLogger(tmp_path, name="run"), limit_val_batches=0)
+    trainer.fit(PlainModel(), dm)
+    text = (tmp_path / "run" / "version_0" / "metrics.csv").read_text()
+    assert "aca/success" in text.splitlines()[0]
+    assert "aca/success" in trainer.callback_metrics
+
+
+def test_explicit_loaders_without_collective_datamodule():
+    digits = DigitsDataModule()
+    digits.setup()
+    patched = DataLoader(
+        [(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64
+    )
+    cb = CollectiveMetrics(signal_dataloader=patched, clean_dataloader=digits.test_dataloader())
+    trainer = _trainer(1, [cb])
+    trainer.fit(PlainModel(), digits)
+    assert 0.0 <= cb.results["validate"]["aca/success"] <= 1.0
+    assert "aca/alpha" not in cb.results["validate"]
+
+
+def test_erasing_logs_agreement():
+    dm = CollectiveDataModule(SignalErasing(PixelPatch(2)), 0.1, datamodule=DigitsDataModule())
+    cb = CollectiveMetrics()
+    _trainer(2, [cb]).fit(PlainModel(), dm)
+    assert 0.0 <= cb.results["validate"]["aca/erasure_agreement"] <= 1.0
+
+
+def test_missing_loaders_fail_at_start_with_a_fix():
+    with pytest.raises(ValueError, match=r"signal_dataloader=.*CollectiveDataModule"):
+        _trainer(1, [CollectiveMetrics()]).fit(PlainModel(), DigitsDataModule())
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        CollectiveMetrics(every_n_epochs=0)
+    with pytest.raises(ValueError, match="top_k"):
+        CollectiveMetrics(top_k=0)
