@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m lightning_aca.quickstart
+	$(BIN)/aca-run experiment=quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

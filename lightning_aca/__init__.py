@@ -6,6 +6,8 @@ package wraps any dataset or LightningDataModule with such a collective and meas
 """
 
 from lightning_aca.analysis.critical_mass import CriticalMass, estimate_critical_mass
+from lightning_aca.analysis.records import load_records
+from lightning_aca.analysis.report import plot_curves, summarize
 from lightning_aca.collective.dataset import CollectiveDataset, SignalEvaluationDataset, dataset_labels
 from lightning_aca.collective.membership import member_count, select_members
 from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, Signal, TokenInsertion
@@ -18,7 +20,9 @@ from lightning_aca.collective.strategies import (
 )
 from lightning_aca.data.datamodule import CollectiveDataModule
 from lightning_aca.data.digits import DigitsDataModule, load_digits_tensors
+from lightning_aca.data.synthetic import SyntheticDataModule
 from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule, TorchvisionDataModule
+from lightning_aca.firm.dp import DPSGD
 from lightning_aca.metrics.callback import CollectiveMetrics
 from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
 from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
@@ -33,6 +37,7 @@ from lightning_aca.theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DPSGD",
     "BlendPattern",
     "CIFAR10DataModule",
     "Classifier",
@@ -54,6 +59,7 @@ __all__ = [
     "SignalEvaluationDataset",
     "SignalPlanting",
     "Strategy",
+    "SyntheticDataModule",
     "TokenInsertion",
     "TorchvisionDataModule",
     "WorstGroupAccuracy",
@@ -64,6 +70,9 @@ __all__ = [
     "feature_label_success_bound",
     "gradient_neutralization_threshold",
     "load_digits_tensors",
+    "load_records",
     "member_count",
+    "plot_curves",
     "select_members",
+    "summarize",
 ]

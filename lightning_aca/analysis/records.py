@@ -1,0 +1,111 @@
+"""Run records written by ``aca-run``: find them, load them, and group them into S(α) curves.
+
+Each ``aca-run`` run writes one ``record.json`` (schema version 1) into its run directory; a Hydra
+multirun gives ``<sweep_dir>/<job_num>/record.json``. A group is the set of runs sharing every swept
+setting except the collective size α and the seed: one success curve S(α) (Hardt, Mazumdar,
+Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
+arXiv 2302.04262, §3) measured over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RECORD_NAME", "SCHEMA_VERSION", "find_records", "group_key", "load_records"]
+
+RECORD_NAME = "record.json"
+SCHEMA_VERSION = 1
+
+
+def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Record files under ``paths``: every ``record.json`` below a directory, or a path that is a file.
+
+    Files are listed once each, sorted within each directory. Raises ``ValueError`` for a path that
+    does not exist, so a mistyped sweep directory is not silently left out of a report.
+    """
+    found: dict[Path, Path] = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(file for file in path.rglob(RECORD_NAME) if file.is_file())
+        elif path.is_file():
+            files = [path]
+        else:
+            raise ValueError(f"{path} does not exist; pass run or sweep directories, or {RECORD_NAME} files.")
+        for file in files:
+            found.setdefault(file.resolve(), file)
+    return list(found.values())
+
+
+def _problem(record: Any) -> str | None:
+    """Why ``record`` cannot be used, or ``None`` if it can."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if record.get("schema_version") != SCHEMA_VERSION:
+        return f"schema_version is {record.get('schema_version')!r}, this reader needs {SCHEMA_VERSION}"
+    checks = (
+        ("alpha", record.get("alpha")),
+        ("metrics['aca/success']", (record.get("metrics") or {}).get("aca/success")),
+    )
+    for name, value in checks:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            return f"{name} must be a number in [0, 1], got {value!r}"
+    return None
+
+
+def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Load the usable records under ``paths`` (see :func:`find_records`).
+
+    A file that is unreadable or partial JSON (a run still writing, or killed), has another
+    ``schema_version``, or lacks a number α or ``metrics['aca/success']`` in [0, 1] is skipped with
+    a warning naming it. Raises ``ValueError`` naming ``paths`` when no usable record is left.
+    """
+    paths = list(paths)
+    files = find_records(paths)
+    records = []
+    for file in files:
+        try:
+            record = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            warnings.warn(f"skipping {file}: unreadable or partial JSON ({error})", stacklevel=2)
+            continue
+        problem = _problem(record)
+        if problem is not None:
+            warnings.warn(f"skipping {file}: {problem}", stacklevel=2)
+            continue
+        records.append(record)
+    if not records:
+        where = ", ".join(str(path) for path in paths)
+        detail = f"{len(files)} found, none usable" if files else "none found"
+        raise ValueError(f"no usable {RECORD_NAME} under {where} ({detail}).")
+    return records
+
+
+def _is_curve_axis(key: str) -> bool:
+    """Whether a swept key varies along one curve (α, seed) or is Hydra's own, not a setting."""
+    name = key.lstrip("+~")
+    return name.startswith("hydra.") or name.rsplit(".", 1)[-1] in ("alpha", "seed")
+
+
+def group_key(record: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Swept settings that tell one S(α) curve from another: the sorted sweep minus α, seed and ``hydra.*``.
+
+    A key counts as α (or seed) when its last dotted part is ``alpha`` (or ``seed``). List or dict
+    values are turned into their JSON text so that the key is hashable.
+
+    Example:
+        >>> group_key({"sweep": {"collective.alpha": 0.01, "seed": 1, "firm": "erm", "hydra.launcher.n_jobs": 4}})
+        (('firm', 'erm'),)
+    """
+    items = (record.get("sweep") or {}).items()
+    return tuple(
+        sorted(
+            (key, json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value)
+            for key, value in items
+            if not _is_curve_axis(key)
+        )
+    )

@@ -1,0 +1,244 @@
+"""``aca-run``: the Hydra app that trains one firm model on data with a collective.
+
+Composes data, collective, model, firm callbacks, loggers and Trainer from ``conf/`` with
+``hydra.utils.instantiate``, trains, tests, and writes one run record (``record.json``)
+atomically into the run directory. A run whose record exists is skipped, so a killed sweep
+re-run with the same ``hydra.sweep.dir`` resumes where it stopped. After a multirun,
+:class:`SweepReport` prints the ``aca-report`` table and plot path for the sweep directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback as HydraCallback
+from omegaconf import DictConfig, OmegaConf
+
+RECORD_NAME = "record.json"
+SCHEMA_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot run; the message names the key and the fix."""
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _overrides() -> list[str]:
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+_NOT_SCIENCE = ("quiet", "output_dir", "hydra.")
+
+
+def sweep_params(overrides: list[str]) -> dict[str, Any]:
+    """``["collective.alpha=0.01", "seed=1"]`` → ``{"collective.alpha": 0.01, "seed": 1}``.
+
+    Overrides that cannot change results (``quiet``, ``output_dir``, ``hydra.*``) are left out.
+    """
+    params = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if not key.startswith(_NOT_SCIENCE):
+            params[key] = _parse_value(value)
+    return params
+
+
+def validate(cfg: DictConfig) -> None:
+    """Fail fast, before any training, on values that cannot run."""
+    alpha = cfg.collective.alpha
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 1:
+        raise ConfigError(f"collective.alpha must be a fraction in [0, 1], got {alpha!r}.")
+    epochs = cfg.trainer.get("max_epochs")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"trainer.max_epochs must be a positive int, got {epochs!r}.")
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed must be a non-negative int, got {cfg.seed!r}.")
+
+
+def _quiet() -> None:
+    """Silence banners and advice (not errors) for sweeps: one summary line per run remains."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"lightning(\..*)?")
+    warnings.filterwarnings(
+        "ignore", message=r".*(does not have many workers|Secure RNG turned off|Full backward hook).*"
+    )
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("lightning-aca", "torch", "lightning", "torchmetrics", "hydra-core", "opacus"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _uniqueness(dm: Any) -> float | None:
+    """ξ̂ of the strategy's signal on (up to 5,000) clean training inputs, if it has a signal."""
+    import torch
+
+    from lightning_aca.theory import estimate_uniqueness
+
+    signal = getattr(dm.strategy, "signal", None)
+    base = dm.train_dataset.dataset
+    if signal is None:
+        return None
+    try:
+        inputs = torch.stack([base[i][0] for i in range(min(len(base), 5000))])
+    except (TypeError, RuntimeError):  # non-tensor inputs (text) or ragged shapes
+        return None
+    return estimate_uniqueness(inputs, signal)
+
+
+def write_record(record: dict[str, Any], directory: Path) -> Path:
+    """Write ``record.json`` atomically: a killed run leaves either no record or a whole one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RECORD_NAME
+    tmp = directory / f".{RECORD_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def run_experiment(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one configuration and return (and write) its run record."""
+    out_dir = Path(cfg.output_dir)
+    existing = out_dir / RECORD_NAME
+    if existing.exists():
+        print(f"aca-run: skip, record exists: {existing}", flush=True)
+        return json.loads(existing.read_text())
+    validate(cfg)
+    start = time.perf_counter()
+    os.environ.setdefault("WANDB_MODE", "offline")
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from lightning_aca.data.datamodule import CollectiveDataModule
+    from lightning_aca.metrics.callback import CollectiveMetrics
+
+    if cfg.quiet:
+        _quiet()
+    L.seed_everything(cfg.seed, verbose=False)
+    dm = CollectiveDataModule(
+        instantiate(cfg.collective.strategy),
+        cfg.collective.alpha,
+        cfg.collective.seed,
+        datamodule=instantiate(cfg.data.datamodule),
+        num_classes=cfg.data.num_classes,
+    )
+    model = instantiate(cfg.model)
+    metrics = CollectiveMetrics(**cfg.metrics)
+    firm_callbacks = [instantiate(c) for c in cfg.firm.get("callbacks", {}).values()]
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=[metrics, *firm_callbacks],
+        logger=loggers or False,
+        enable_progress_bar=not cfg.quiet,
+        enable_model_summary=not cfg.quiet,
+        default_root_dir=str(out_dir),
+    )
+    trainer.fit(model, dm)
+    stage = "fit" if not cfg.test else "test"
+    if cfg.test:
+        trainer.test(model, datamodule=dm, verbose=not cfg.quiet)
+    results = metrics.results.get(stage) or metrics.results.get("validate") or metrics.results.get("fit", {})
+    overrides = _overrides()
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "overrides": overrides,
+        "sweep": sweep_params(overrides),
+        "alpha": float(cfg.collective.alpha),
+        "seed": int(cfg.seed),
+        "strategy": type(dm.strategy).__name__,
+        "target": dm.strategy.target,
+        "metrics": results,
+        "epsilon": next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
+        "theory": {"xi": _uniqueness(dm), "n_train": len(dm.train_dataset)},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "wall_time_s": round(time.perf_counter() - start, 3),
+        "versions": _versions(),
+    }
+    path = write_record(record, out_dir)
+    _close(loggers)
+    success, clean = results.get("aca/success", float("nan")), results.get("aca/clean_acc", float("nan"))
+    print(
+        f"aca-run: alpha={record['alpha']:g} seed={record['seed']} S={success:.3f} clean_acc={clean:.3f} "
+        f"({record['wall_time_s']:.1f} s) -> {path}",
+        flush=True,
+    )
+    return record
+
+
+def _close(loggers: list[Any]) -> None:
+    """Finish loggers so the next run of an in-process sweep starts its own W&B run."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        logger.finalize("success")
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        run_experiment(cfg)
+    except Exception as err:
+        cause = _root_cause(err)
+        if isinstance(cause, (ValueError, TypeError, KeyError, ImportError)):
+            print(f"aca-run: error: {cause}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        raise
+
+
+def main() -> None:
+    """Console entry point of ``aca-run``."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    _hydra_main()
+
+
+class SweepReport(HydraCallback):
+    """Hydra callback: after a multirun, print the ``aca-report`` table for the sweep directory."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from lightning_aca.analysis.report import main as report_main
+
+        report = config.get("report", {})
+        argv = [str(config.hydra.sweep.dir), "--threshold", str(report.get("threshold", 0.9))]
+        argv += ["--theory-epsilon", str(report.get("theory_epsilon", 0.01))]
+        report_main(argv)
+
+
+if __name__ == "__main__":
+    main()

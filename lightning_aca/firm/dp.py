@@ -1,0 +1,237 @@
+"""``DPSGD``: train any LightningModule with DP-SGD through Opacus, as a drop-in callback.
+
+Abadi et al. 2016 (DP-SGD: per-example clipping to norm C, Gaussian noise σ·C, privacy
+accounting), as used against collectives by Solanki, Bhange, Aïvodji, Creager, "Crowding Out The
+Noise: Algorithmic Collective Action Under Differential Privacy", arXiv 2505.05707 (2025).
+Opacus does all the work: ``PrivacyEngine.make_private`` (or ``make_private_with_epsilon``) with
+``wrap_model=False`` attaches per-sample-gradient hooks to the user's module in place, wraps its
+optimizer in a ``DPOptimizer`` and its training loader in a Poisson-sampling ``DPDataLoader``;
+the engine's accountant gives ε. This callback only plugs those parts into Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+_ACCOUNTANTS = ("rdp", "prv", "gdp")
+_GRAD_SAMPLE_MODES = ("hooks", "functorch")
+
+
+class DPSGD(L.Callback):
+    """Make an unmodified LightningModule, its optimizer and its training loader private.
+
+    Give ``noise_multiplier`` (σ) or ``target_epsilon`` (σ is then calibrated by Opacus for
+    ``epochs``, default the Trainer's ``max_epochs``). Logs ``aca/epsilon`` (ε spent so far, at
+    ``delta``) at the end of every training epoch; :attr:`epsilon` holds the latest value.
+
+    Args:
+        noise_multiplier: σ, the noise standard deviation in units of ``max_grad_norm``.
+        target_epsilon: the privacy budget ε to calibrate σ for (instead of ``noise_multiplier``).
+        delta: δ; default 1/n for n training points.
+        max_grad_norm: C, the per-example clipping norm.
+        epochs: epochs the budget is calibrated for (``target_epsilon`` only).
+        poisson_sampling: sample batches by Poisson sampling, as DP-SGD's guarantee assumes.
+        accountant: ``"rdp"``, ``"prv"`` or ``"gdp"``.
+        grad_sample_mode: ``"hooks"`` or ``"functorch"`` (Opacus's per-sample gradient engines).
+            Ghost clipping is not offered: it needs the loss computed through Opacus's wrapped
+            criterion, which an unmodified module does not do.
+        fix_model: replace layers Opacus cannot train privately (BatchNorm → GroupNorm …) with
+            ``opacus.validators.ModuleValidator.fix`` before training.
+        secure_mode: Opacus's cryptographically secure noise.
+
+    Not supported, with a clear error at fit start: gradient accumulation
+    (``accumulate_grad_batches > 1``: the accountant assumes one step per Poisson batch),
+    several optimizers, more than one device/process, and ``trainer.fit`` without a
+    LightningDataModule (the callback substitutes the datamodule's training loader).
+    """
+
+    def __init__(
+        self,
+        noise_multiplier: float | None = None,
+        target_epsilon: float | None = None,
+        delta: float | None = None,
+        max_grad_norm: float = 1.0,
+        epochs: int | None = None,
+        poisson_sampling: bool = True,
+        accountant: str = "rdp",
+        grad_sample_mode: str = "hooks",
+        fix_model: bool = False,
+        secure_mode: bool = False,
+    ) -> None:
+        if (noise_multiplier is None) == (target_epsilon is None):
+            raise ValueError("DPSGD needs exactly one of noise_multiplier=σ or target_epsilon=ε.")
+        if noise_multiplier is not None and not noise_multiplier >= 0:
+            raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}.")
+        if target_epsilon is not None and not target_epsilon > 0:
+            raise ValueError(f"target_epsilon must be > 0, got {target_epsilon!r}.")
+        if delta is not None and not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {delta!r}.")
+        if not max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm (the clipping norm C) must be > 0, got {max_grad_norm!r}.")
+        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
+        if accountant not in _ACCOUNTANTS:
+            raise ValueError(f"accountant must be one of {_ACCOUNTANTS}, got {accountant!r}.")
+        if grad_sample_mode not in _GRAD_SAMPLE_MODES:
+            raise ValueError(
+                f"grad_sample_mode must be one of {_GRAD_SAMPLE_MODES}, got {grad_sample_mode!r} "
+                "(ghost clipping needs the loss computed through Opacus's criterion)."
+            )
+        self.noise_multiplier = noise_multiplier
+        self.target_epsilon = target_epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.epochs = epochs
+        self.poisson_sampling = poisson_sampling
+        self.accountant = accountant
+        self.grad_sample_mode = grad_sample_mode
+        self.fix_model = fix_model
+        self.secure_mode = secure_mode
+        self.engine: Any = None
+        self.epsilon: float | None = None
+        self._hooks: Any = None
+        self._private_loader: Any = None
+        self._patched: list[tuple[Any, str, Any]] = []
+        self._history: list[tuple[float, float, int]] = []
+
+    # -- fit start: validate, then patch configure_optimizers and the train loader ------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._check_trainer(trainer)
+        self._check_model(pl_module)
+        datamodule = trainer.datamodule
+        original_configure = pl_module.configure_optimizers
+        original_loader = datamodule.train_dataloader
+
+        def configure_optimizers() -> Any:
+            return self._make_private(trainer, pl_module, original_configure(), original_loader())
+
+        def train_dataloader() -> Any:
+            return self._private_loader
+
+        self._patch(pl_module, "configure_optimizers", configure_optimizers)
+        self._patch(datamodule, "train_dataloader", train_dataloader)
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        self._patched.append((owner, name, vars(owner).get(name)))
+        setattr(owner, name, replacement)
+
+    def _check_trainer(self, trainer: L.Trainer) -> None:
+        if trainer.datamodule is None:
+            raise ValueError(
+                "DPSGD needs trainer.fit(model, datamodule=...) so it can make the training loader private."
+            )
+        if trainer.accumulate_grad_batches != 1:
+            raise ValueError(
+                f"DPSGD does not support accumulate_grad_batches={trainer.accumulate_grad_batches}: the privacy "
+                "accountant assumes one optimizer step per Poisson batch. Use a larger batch size instead."
+            )
+        if trainer.world_size > 1:
+            raise ValueError(
+                f"DPSGD runs on one device/process (world_size={trainer.world_size}); Opacus's distributed DP-SGD "
+                "is not wired in. Use devices=1."
+            )
+
+    def _check_model(self, pl_module: L.LightningModule) -> None:
+        from opacus.validators import ModuleValidator
+
+        if self.fix_model:
+            for name, child in list(pl_module.named_children()):
+                if ModuleValidator.validate(child, strict=False):
+                    setattr(pl_module, name, ModuleValidator.fix(child))
+        errors = ModuleValidator.validate(pl_module, strict=False)
+        if errors:
+            listed = "; ".join(str(e) for e in errors)
+            raise ValueError(
+                f"DPSGD cannot train this model privately: {listed}. Fix: replace these layers "
+                "(opacus.validators.ModuleValidator.fix(model) swaps BatchNorm for GroupNorm) or pass "
+                "DPSGD(fix_model=True)."
+            )
+
+    def _make_private(self, trainer: L.Trainer, pl_module: L.LightningModule, config: Any, loader: Any) -> Any:
+        from opacus import PrivacyEngine
+
+        optimizer, rebuild = _single_optimizer(config)
+        if self.delta is None:
+            self.delta = 1.0 / len(loader.dataset)
+        self.engine = PrivacyEngine(accountant=self.accountant, secure_mode=self.secure_mode)
+        self.engine.accountant.history = list(self._history)  # steps already taken, when resuming
+        common = dict(
+            module=pl_module,
+            optimizer=optimizer,
+            data_loader=loader,
+            max_grad_norm=self.max_grad_norm,
+            poisson_sampling=self.poisson_sampling,
+            grad_sample_mode=self.grad_sample_mode,
+            wrap_model=False,
+        )
+        if self.target_epsilon is not None:
+            epochs = self.epochs or trainer.max_epochs
+            if epochs is None or epochs < 1:
+                raise ValueError("DPSGD(target_epsilon=...) needs epochs=... or a Trainer with max_epochs set.")
+            self._hooks, dp_optimizer, self._private_loader = self.engine.make_private_with_epsilon(
+                target_epsilon=self.target_epsilon, target_delta=self.delta, epochs=epochs, **common
+            )
+            self.noise_multiplier = dp_optimizer.noise_multiplier
+        else:
+            self._hooks, dp_optimizer, self._private_loader = self.engine.make_private(
+                noise_multiplier=self.noise_multiplier, **common
+            )
+        return rebuild(dp_optimizer)
+
+    # -- accounting ---------------------------------------------------------------------------------
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epsilon = float(self.engine.get_epsilon(self.delta))
+        pl_module.log("aca/epsilon", self.epsilon, on_epoch=True, on_step=False)
+
+    @property
+    def sample_rate(self) -> float | None:
+        """Poisson sampling rate q = expected batch size / n (None before fit)."""
+        return None if self._private_loader is None else self._private_loader.sample_rate
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for owner, name, own_attribute in reversed(self._patched):
+            if own_attribute is not None:
+                setattr(owner, name, own_attribute)
+            else:
+                delattr(owner, name)
+        self._patched = []
+        if self._hooks is not None:
+            self._hooks.cleanup()
+            self._hooks = None
+
+    def state_dict(self) -> dict[str, Any]:
+        history = list(self.engine.accountant.history) if self.engine is not None else []
+        return {
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier,
+            "history": history,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epsilon = state_dict.get("epsilon")
+        self.delta = state_dict.get("delta", self.delta)
+        self._history = [tuple(step) for step in state_dict.get("history", [])]
+
+
+def _single_optimizer(config: Any) -> tuple[torch.optim.Optimizer, Any]:
+    """The one optimizer in a ``configure_optimizers`` result, and how to put a replacement back."""
+    if isinstance(config, torch.optim.Optimizer):
+        return config, lambda new: new
+    if isinstance(config, dict) and isinstance(config.get("optimizer"), torch.optim.Optimizer):
+        return config["optimizer"], lambda new: {**config, "optimizer": new}
+    if isinstance(config, (list, tuple)) and len(config) == 2 and isinstance(config[0], (list, tuple)):
+        optimizers, schedulers = config
+        if len(optimizers) == 1:
+            return optimizers[0], lambda new: ([new], schedulers)
+    if isinstance(config, (list, tuple)) and len(config) == 1 and isinstance(config[0], torch.optim.Optimizer):
+        return config[0], lambda new: [new]
+    raise ValueError(
+        "DPSGD supports one optimizer (optionally with LR schedulers); configure_optimizers returned "
+        f"{type(config).__name__} with several or none. Train with a single optimizer."
+    )

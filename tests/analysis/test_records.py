@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+from lightning_aca.analysis.records import find_records, group_key, load_records
+
+
+def record(alpha, seed, firm="erm", success=0.5, **extra):
+    sweep = {"collective.alpha": alpha, "seed": seed, "firm": firm}
+    return {
+        "schema_version": 1,
+        "overrides": [f"{key}={value}" for key, value in sweep.items()],
+        "sweep": sweep,
+        "alpha": alpha,
+        "seed": seed,
+        "strategy": "SignalPlanting",
+        "target": 0,
+        "metrics": {"aca/success": success, "aca/clean_acc": 0.97},
+        "epsilon": None,
+        **extra,
+    }
+
+
+def write(path, content):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def test_find_records_recurses_takes_files_and_lists_each_once(tmp_path):
+    first = write(tmp_path / "sweep_a" / "0" / "record.json", record(0.01, 0))
+    second = write(tmp_path / "sweep_a" / "1" / "record.json", record(0.01, 1))
+    third = write(tmp_path / "sweep_b" / "0" / "record.json", record(0.1, 0))
+    write(tmp_path / "sweep_b" / "0" / ".hydra" / "config.yaml", "seed: 0\n")
+    loose = write(tmp_path / "single" / "my_run.json", record(0.1, 5))
+
+    found = find_records([tmp_path / "sweep_a", tmp_path / "sweep_b", tmp_path / "sweep_a" / "1", loose])
+
+    assert found == [first, second, third, loose]
+
+
+def test_find_records_rejects_missing_path(tmp_path):
+    with pytest.raises(ValueError, match="nope does not exist"):
+        find_records([tmp_path / "nope"])
+
+
+def test_load_records_skips_unusable_files_with_a_warning_naming_them(tmp_path):
+    good = record(0.01, 0, success=0.75)
+    write(tmp_path / "0" / "record.json", good)
+    partial = write(tmp_path / "1" / "record.json", json.dumps(record(0.01, 1))[:40])
+    future = write(tmp_path / "2" / "record.json", record(0.01, 2, schema_version=2))
+    no_success = write(tmp_path / "3" / "record.json", {**record(0.01, 3), "metrics": {"aca/clean_acc": 0.9}})
+
+    with pytest.warns(UserWarning) as caught:
+        records = load_records([tmp_path])
+
+    assert records == [good]
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 3
+    assert f"skipping {partial}: unreadable or partial JSON" in messages[0]
+    assert f"skipping {future}: schema_version is 2" in messages[1]
+    assert f"skipping {no_success}: metrics['aca/success'] must be a number in [0, 1], got None" in messages[2]
+
+
+def test_load_records_raises_naming_the_paths_when_nothing_is_usable(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"no usable record\.json under .*empty \(none found\)"):
+        load_records([tmp_path / "empty"])
+    write(tmp_path / "bad" / "record.json", "{")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"bad \(1 found, none usable\)"):
+        load_records([tmp_path / "bad"])
+
+
+def test_group_key_drops_alpha_seed_and_hydra_keys_and_sorts_the_rest():
+    run = record(0.01, 3)
+    run["sweep"] |= {
+        "data.seed": 7,
+        "model.alpha": 0.5,
+        "hydra.launcher.n_jobs": 4,
+        "model.hidden": [64, 64],
+        "+trainer.max_epochs": 5,
+    }
+
+    assert group_key(run) == (("+trainer.max_epochs", 5), ("firm", "erm"), ("model.hidden", "[64, 64]"))
+    assert group_key(record(0.1, 0)) == group_key(record(0.01, 2)) != group_key(record(0.01, 2, firm="dpsgd"))
+    assert group_key({"alpha": 0.1}) == ()

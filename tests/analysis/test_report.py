@@ -1,0 +1,257 @@
+import csv
+import json
+import math
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from lightning_aca.analysis.records import load_records
+from lightning_aca.analysis.report import REPORT_COLUMNS, format_table, main, plot_curves, summarize, write_report
+
+ALPHAS = [0.0, *np.logspace(-3, -1, 9).tolist()]
+SEED_OFFSETS = {0: -0.02, 1: 0.0, 2: 0.02}
+ALPHA_0, SLOPE = 0.01, 3.0
+# logistic(α*) = 0.9  ⇔  α* = α₀ · 9^(1/k)
+TRUE_ALPHA_STAR = ALPHA_0 * 9 ** (1 / SLOPE)
+
+
+def logistic(alpha):
+    """S(α) = 1 / (1 + (α/α₀)^(−k)), S-shaped in log α; 0 at α = 0."""
+    return 0.0 if alpha == 0 else 1.0 / (1.0 + (alpha / ALPHA_0) ** -SLOPE)
+
+
+def make_record(alpha, seed, firm):
+    """erm reaches S* = 0.9 near TRUE_ALPHA_STAR; dpsgd (half the success, with ε) never does."""
+    scale = 0.5 if firm == "dpsgd" else 1.0
+    sweep = {"collective.alpha": alpha, "seed": seed, "firm": firm}
+    return {
+        "schema_version": 1,
+        "overrides": [f"{key}={value}" for key, value in sweep.items()],
+        "sweep": sweep,
+        "alpha": alpha,
+        "seed": seed,
+        "strategy": "SignalPlanting",
+        "target": 0,
+        "metrics": {
+            "aca/success": min(max(scale * logistic(alpha) + SEED_OFFSETS[seed] + 0.02, 0.0), 1.0),
+            "aca/clean_acc": 0.97 - 0.01 * seed - (0.05 if firm == "dpsgd" else 0.0),
+            "aca/alpha": alpha,
+        },
+        "epsilon": 8.0 + 0.1 * seed if firm == "dpsgd" else None,
+        "theory": {"xi": 0.0 if firm == "erm" else None, "n_train": 1347},
+        "config": {},
+        "wall_time_s": 1.0,
+        "versions": {"lightning_aca": "0.1.0"},
+    }
+
+
+def fragile_records():
+    """Mean S reaches 0.9 at α = 0.1, but no resample holding seed 0 twice (7/27 of them) does: α*'s high end is ∞."""
+    runs = [(0.01, 0, 0.1), (0.1, 0, 0.8), (0.01, 1, 0.5), (0.1, 1, 1.0), (0.01, 2, 0.5), (0.1, 2, 1.0)]
+    return [make_record(alpha, seed, "fragile") | {"metrics": {"aca/success": s}} for alpha, seed, s in runs]
+
+
+@pytest.fixture
+def sweeps(tmp_path):
+    """Two Hydra multiruns under one directory, one per firm, jobs numbered as Hydra does."""
+    root = tmp_path / "multirun"
+    for firm in ("erm", "dpsgd"):
+        combos = [(alpha, seed) for alpha in ALPHAS for seed in SEED_OFFSETS]
+        for job, (alpha, seed) in enumerate(combos):
+            path = root / f"sweep_{firm}" / str(job) / "record.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps(make_record(alpha, seed, firm)))
+    return root
+
+
+def by_label(summaries):
+    return {summary.label: summary for summary in summaries}
+
+
+def test_summarize_groups_runs_and_rows_equal_hand_computed_statistics(sweeps):
+    records = load_records([sweeps])
+    summaries = by_label(summarize(records, n_bootstrap=200))
+
+    assert list(summaries) == ["firm=dpsgd", "firm=erm"]
+    for firm, summary in (("erm", summaries["firm=erm"]), ("dpsgd", summaries["firm=dpsgd"])):
+        assert summary.key == (("firm", firm),)
+        assert [row.alpha for row in summary.rows] == ALPHAS
+        for row in summary.rows:
+            runs = [r for r in records if r["sweep"]["firm"] == firm and r["alpha"] == row.alpha]
+            success = [r["metrics"]["aca/success"] for r in runs]
+            assert row.n_seeds == 3
+            assert row.success_mean == pytest.approx(statistics.mean(success))
+            assert row.success_std == pytest.approx(statistics.stdev(success))
+            assert row.clean_acc_mean == pytest.approx(statistics.mean(r["metrics"]["aca/clean_acc"] for r in runs))
+            assert row.epsilon_mean == (pytest.approx(8.1) if firm == "dpsgd" else None)
+    assert summaries["firm=erm"].rows[0].success_mean == pytest.approx(0.02)
+
+
+def test_summarize_finds_the_known_critical_mass_and_a_group_that_never_reaches_it(sweeps):
+    summaries = by_label(summarize(load_records([sweeps]), threshold=0.9, n_bootstrap=200))
+
+    erm = summaries["firm=erm"].critical_mass
+    assert erm.reached and erm.n_seeds == 3
+    assert erm.alpha_range == (pytest.approx(1e-3), pytest.approx(0.1))  # α = 0 left out of α*
+    # log-α interpolation on a grid of ratio 10^(1/4) stays within ~15% of the logistic's α*
+    assert erm.alpha_star == pytest.approx(TRUE_ALPHA_STAR, rel=0.15)
+    assert erm.low <= erm.alpha_star <= erm.high < math.inf
+
+    dpsgd = summaries["firm=dpsgd"].critical_mass
+    assert not dpsgd.reached and dpsgd.alpha_star is None
+    assert dpsgd.max_mean_success == pytest.approx(0.5 * logistic(0.1) + 0.02)
+
+
+def test_summarize_single_seed_sweep_without_settings(tmp_path):
+    records = [make_record(alpha, 1, "erm") | {"sweep": {"seed": 1, "collective.alpha": alpha}} for alpha in ALPHAS]
+    (summary,) = summarize(records, n_bootstrap=0)
+    assert summary.label == "(all runs)"
+    assert {row.success_std for row in summary.rows} == {0.0}
+    assert summary.critical_mass.low is None
+
+    alpha_zero_only = summarize([make_record(0.0, 0, "erm")])
+    assert alpha_zero_only[0].critical_mass is None
+    assert "α* (S* = 0.9): no runs with α > 0" in format_table(alpha_zero_only)
+
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\], got 1.5"):
+        summarize(records, threshold=1.5)
+
+
+def test_format_table_shows_each_groups_values_and_epsilon_only_for_dp(sweeps):
+    summaries = summarize(load_records([sweeps]), n_bootstrap=200)
+    dpsgd, erm = format_table(summaries).split("\n\n")
+
+    assert erm.splitlines()[0] == "firm=erm"
+    assert erm.splitlines()[1].split() == ["α", "S", "mean", "±", "std", "clean", "acc", "seeds"]
+    assert dpsgd.splitlines()[1].split()[-1] == "ε"
+    for block, summary in ((dpsgd, summaries[0]), (erm, summaries[1])):
+        lines = block.splitlines()
+        assert len(lines) == 1 + 1 + len(ALPHAS) + 1
+        for line, row in zip(lines[2:-1], summary.rows, strict=True):
+            cells = [
+                f"{row.alpha:g}",
+                f"{row.success_mean:.3f}",
+                "±",
+                f"{row.success_std:.3f}",
+                f"{row.clean_acc_mean:.3f}",
+            ]
+            assert line.split()[:6] == [*cells, "3"]
+        assert lines[-1] == f"α* (S* = 0.9): {summary.critical_mass}"
+    assert erm.splitlines()[-1].startswith("α* (S* = 0.9): α* = 0.02")
+    assert dpsgd.splitlines()[2].split()[-1] == "8.1"
+    assert dpsgd.splitlines()[-1].startswith("α* (S* = 0.9): not reached (max S = 0.52")
+
+
+def test_write_report_csv_and_json(sweeps, tmp_path):
+    summaries = summarize(load_records([sweeps]), n_bootstrap=200)
+    out = tmp_path / "report"
+    paths = write_report(summaries, out)
+
+    assert paths == {"csv": out / "report.csv", "json": out / "report.json"}
+    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.json"]  # no temp files left
+    with paths["csv"].open() as file:
+        rows = list(csv.DictReader(file))
+    assert tuple(rows[0]) == REPORT_COLUMNS
+    assert len(rows) == 2 * len(ALPHAS)
+    erm = summaries[1]
+    erm_rows = [row for row in rows if row["group"] == "firm=erm"]
+    assert float(erm_rows[5]["alpha"]) == pytest.approx(erm.rows[5].alpha)
+    assert float(erm_rows[5]["success_mean"]) == pytest.approx(erm.rows[5].success_mean)
+    assert float(erm_rows[5]["success_std"]) == pytest.approx(erm.rows[5].success_std)
+    assert int(erm_rows[5]["n_seeds"]) == 3 and erm_rows[5]["epsilon_mean"] == ""
+    assert float(erm_rows[5]["alpha_star"]) == pytest.approx(erm.critical_mass.alpha_star)
+    assert float(erm_rows[5]["alpha_star_low"]) == pytest.approx(erm.critical_mass.low)
+    assert erm_rows[5]["reached"] == "True"
+    dpsgd_row = next(row for row in rows if row["group"] == "firm=dpsgd")
+    assert (dpsgd_row["alpha_star"], dpsgd_row["reached"], float(dpsgd_row["epsilon_mean"])) == ("", "False", 8.1)
+
+    document = json.loads(paths["json"].read_text())
+    groups = {group["label"]: group for group in document["groups"]}
+    assert groups["firm=erm"]["sweep"] == {"firm": "erm"}
+    assert groups["firm=erm"]["rows"][5]["success_mean"] == pytest.approx(erm.rows[5].success_mean)
+    assert groups["firm=erm"]["critical_mass"]["alpha_star"] == pytest.approx(erm.critical_mass.alpha_star)
+    assert groups["firm=dpsgd"]["critical_mass"]["reached"] is False
+    assert groups["firm=dpsgd"]["critical_mass"]["alpha_star"] is None
+
+
+def test_write_report_json_stays_strict_with_an_interval_above_the_range(tmp_path):
+    (summary,) = summarize(fragile_records(), n_bootstrap=200)
+    assert summary.critical_mass.high == math.inf
+
+    paths = write_report([summary], tmp_path)
+
+    text = paths["json"].read_text()
+    assert "Infinity" not in text
+    assert json.loads(text)["groups"][0]["critical_mass"]["high"] == "inf"
+
+
+def test_plot_curves_writes_png_and_pdf(sweeps, tmp_path):
+    records = load_records([sweeps])
+    paths = plot_curves(summarize(records, n_bootstrap=200), records, tmp_path / "plots", theory_epsilon=0.01)
+
+    png = paths["png"].read_bytes()
+    assert paths["png"].name == "s_curve.png" and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
+    assert paths["pdf"].name == "s_curve.pdf" and paths["pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_main_prints_table_and_written_paths(sweeps, capsys):
+    assert main([str(sweeps), "--bootstrap", "200"]) == 0
+
+    out = capsys.readouterr().out
+    assert "firm=erm\n" in out and "α* (S* = 0.9): α* = 0.02" in out and "not reached" in out
+    for name in ("report.csv", "report.json", "s_curve.png", "s_curve.pdf"):
+        assert f"wrote {sweeps / name}\n" in out
+        assert (sweeps / name).is_file()
+
+
+def test_main_reports_skipped_records_on_stderr(sweeps, tmp_path, capsys):
+    broken = sweeps / "sweep_erm" / "99" / "record.json"
+    broken.parent.mkdir()
+    broken.write_text('{"schema_version": 1, "alpha": 0.')
+
+    assert main([str(sweeps), "--out", str(tmp_path / "out"), "--threshold", "0.8", "--bootstrap", "0"]) == 0
+
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"aca-report: warning: skipping {broken}: unreadable or partial JSON")
+    assert "α* (S* = 0.8)" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "aca-report: error: no usable record.json under {empty} (none found)."),
+        (["--threshold", "1.5"], "aca-report: error: threshold must be in (0, 1], got 1.5."),
+    ],
+)
+def test_main_errors_are_one_line_with_exit_code_2(sweeps, tmp_path, capsys, arguments, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    path = sweeps if arguments else empty
+
+    assert main([str(path), *arguments]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.err == message.format(empty=empty) + "\n"
+    assert captured.out == ""
+
+
+def test_main_wandb_logs_an_offline_run_under_the_out_dir(sweeps, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for variable in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / variable.lower()))
+    for job, record in enumerate(fragile_records()):  # an "inf" interval end beside finite ones in the table
+        path = sweeps / "sweep_fragile" / str(job) / "record.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+    out = tmp_path / "out"
+
+    start = time.perf_counter()
+    assert main([str(sweeps), "--out", str(out), "--bootstrap", "200", "--wandb", "--wandb-project", "aca-test"]) == 0
+
+    assert time.perf_counter() - start < 30
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb"))

@@ -1,0 +1,139 @@
+import lightning as L
+import pytest
+import torch
+from opacus.accountants import RDPAccountant
+from torch import nn
+
+from lightning_aca import CollectiveDataModule, DigitsDataModule, PixelPatch, SignalPlanting
+from lightning_aca.firm.dp import DPSGD
+
+
+class PlainModel(L.LightningModule):
+    """A LightningModule that knows nothing of lightning_aca or Opacus."""
+
+    def __init__(self, norm=False, lr=0.5):
+        super().__init__()
+        layers = (
+            [nn.Flatten(), nn.Linear(64, 32)] + ([nn.BatchNorm1d(32)] if norm else []) + [nn.ReLU(), nn.Linear(32, 10)]
+        )
+        self.net = nn.Sequential(*layers)
+        self.lr = lr
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def _fit(callbacks, epochs=2, model=None, **kwargs):
+    L.seed_everything(0, verbose=False)
+    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule())
+    model = model or PlainModel()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+    trainer.fit(model, dm)
+    return trainer, model
+
+
+def test_epsilon_equals_opacus_accountant_for_the_same_steps():
+    dp = DPSGD(noise_multiplier=1.1, max_grad_norm=1.0)
+    trainer, _ = _fit([dp], epochs=3)
+    steps = 3 * len(trainer.train_dataloader)
+    reference = RDPAccountant()
+    reference.history = [(1.1, dp.sample_rate, steps)]
+    assert dp.sample_rate == pytest.approx(1 / 22)  # 1347 digits in batches of 64 -> 22 batches
+    assert dp.delta == pytest.approx(1 / 1347)
+    assert dp.epsilon == pytest.approx(reference.get_epsilon(1 / 1347), rel=1e-9)
+    assert trainer.callback_metrics["aca/epsilon"].item() == pytest.approx(dp.epsilon, rel=1e-6)
+
+
+def test_target_epsilon_is_met_closely():
+    dp = DPSGD(target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0)
+    _fit([dp], epochs=3)
+    assert 1.9 <= dp.epsilon <= 2.0
+    assert dp.noise_multiplier > 0
+
+
+class _RecordGrads(L.Callback):
+    """Reads what Opacus's DPOptimizer computed for each step: summed clipped grads and batch sizes."""
+
+    def __init__(self):
+        self.checks = []
+
+    def on_before_zero_grad(self, trainer, pl_module, optimizer):
+        params = [p for p in pl_module.parameters() if getattr(p, "summed_grad", None) is not None]
+        if not params:
+            return
+        batch = params[0].grad_sample.shape[0] if torch.is_tensor(params[0].grad_sample) else None
+        per_sample = torch.stack([p.grad_sample.flatten(1).norm(dim=1) for p in params]).norm(dim=0)
+        summed = torch.stack([p.summed_grad.norm() for p in params]).norm()
+        self.checks.append((batch, per_sample.max().item(), summed.item()))
+
+
+def test_clipping_bounds_per_sample_contributions():
+    record = _RecordGrads()
+    _fit([DPSGD(noise_multiplier=0.0, max_grad_norm=1e-3), record], epochs=1)
+    assert record.checks
+    for batch, raw_max, summed in record.checks:
+        assert raw_max > 1e-2  # unclipped per-sample gradients are far above C
+        assert summed <= batch * 1e-3 * (1 + 1e-4)  # each clipped contribution has norm <= C
+
+
+def test_batchnorm_model_fails_at_fit_start_with_the_fix():
+    with pytest.raises(ValueError, match=r"BatchNorm.*ModuleValidator.fix.*fix_model=True"):
+        _fit([DPSGD(noise_multiplier=1.0)], model=PlainModel(norm=True))
+    _, model = _fit([DPSGD(noise_multiplier=1.0, fix_model=True)], model=PlainModel(norm=True), epochs=1)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+
+
+def test_unsupported_training_setups_fail_clearly():
+    with pytest.raises(ValueError, match="accumulate_grad_batches=2"):
+        _fit([DPSGD(noise_multiplier=1.0)], accumulate_grad_batches=2)
+
+
+def test_module_is_restored_after_fit():
+    model = PlainModel()
+    _fit([DPSGD(noise_multiplier=1.0)], model=model, epochs=1)
+    assert "configure_optimizers" not in vars(model)
+    assert not any(hasattr(m, "_forward_hooks") and m._forward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({}, "exactly one of"),
+        ({"noise_multiplier": 1.0, "target_epsilon": 1.0}, "exactly one of"),
+        ({"noise_multiplier": -1.0}, "noise_multiplier"),
+        ({"target_epsilon": 0.0}, "target_epsilon"),
+        ({"noise_multiplier": 1.0, "delta": 1.5}, "delta"),
+        ({"noise_multiplier": 1.0, "max_grad_norm": 0}, "max_grad_norm"),
+        ({"noise_multiplier": 1.0, "accountant": "moments"}, "accountant"),
+        ({"noise_multiplier": 1.0, "grad_sample_mode": "ghost"}, "ghost clipping"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DPSGD(**kwargs)
+
+
+def test_dp_makes_planting_harder_than_erm_on_digits():
+    from lightning_aca import CollectiveMetrics
+
+    erm, dp = CollectiveMetrics(), CollectiveMetrics()
+    _fit([erm], epochs=15)
+    _fit([dp, DPSGD(noise_multiplier=2.0, max_grad_norm=0.5)], epochs=15)
+    s_erm, s_dp = erm.results["fit"]["aca/success"], dp.results["fit"]["aca/success"]
+    assert s_erm - s_dp > 0.3, (s_erm, s_dp)

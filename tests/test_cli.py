@@ -1,0 +1,145 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from lightning_aca.cli import ConfigError, run_experiment, sweep_params, validate
+
+FAST = ["trainer.max_epochs=3", "quiet=true", "logger=none"]
+
+
+def _compose(overrides):
+    with initialize_config_module("lightning_aca.conf", version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def _aca_run(args, cwd, env=None, timeout=180):
+    env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lightning_aca.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_compose_and_run_writes_a_complete_record(tmp_path):
+    cfg = _compose([*FAST, "collective.alpha=0.05", "seed=1", f"output_dir={tmp_path}"])
+    record = run_experiment(cfg)
+    on_disk = json.loads((tmp_path / "record.json").read_text())
+    assert on_disk == json.loads(json.dumps(record, default=str))
+    assert record["alpha"] == 0.05 and record["seed"] == 1 and record["strategy"] == "SignalPlanting"
+    assert record["metrics"]["aca/members"] == 67.0  # round(0.05 * 1347)
+    assert 0.0 <= record["metrics"]["aca/success"] <= 1.0 and record["metrics"]["aca/clean_acc"] > 0.5
+    assert record["theory"] == {"xi": 0.0, "n_train": 1347}  # no clean digit has a white bottom-right 2x2
+    assert record["config"]["collective"]["strategy"]["_target_"] == "lightning_aca.SignalPlanting"
+    assert {"torch", "lightning", "python"} <= set(record["versions"])
+
+
+def test_existing_record_is_skipped(tmp_path, capsys):
+    (tmp_path / "record.json").write_text(json.dumps({"schema_version": 1, "marker": 7}))
+    cfg = _compose([*FAST, f"output_dir={tmp_path}"])
+    assert run_experiment(cfg)["marker"] == 7
+    assert "skip" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [("collective.alpha=1.5", "collective.alpha"), ("trainer.max_epochs=-1", "max_epochs"), ("seed=-2", "seed")],
+)
+def test_validate_names_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(_compose([override]))
+
+
+def test_sweep_params_parse_values_and_drop_non_science():
+    assert sweep_params(["collective.alpha=0.01", "seed=1", "firm=erm", "quiet=true", "hydra.sweep.dir=x"]) == {
+        "collective.alpha": 0.01,
+        "seed": 1,
+        "firm": "erm",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "rc", "message"),
+    [
+        (["collective.alpha=1.5"], 2, "collective.alpha must be a fraction in [0, 1], got 1.5"),
+        (["trainer.max_epochs=-3"], 2, "trainer.max_epochs must be a positive int"),
+        (["collective=nope"], 1, "Could not find 'collective/nope'"),
+        (["collective.strategy.target=12"], 2, "target=12 is not a class"),
+    ],
+)
+def test_bad_overrides_fail_fast_and_readably(tmp_path, args, rc, message):
+    proc = _aca_run(["quiet=true", "logger=none", *args], cwd=tmp_path)
+    assert proc.returncode == rc
+    assert message in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_multirun_resumes_and_reports(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "collective.alpha=0.01,0.05", "seed=0,1", *FAST, f"hydra.sweep.dir={sweep}"]
+    first = _aca_run(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    records = sorted(sweep.glob("*/record.json"))
+    assert len(records) == 4
+    # a killed sweep: one run lost its record; the re-run trains only that one
+    (lost,) = sweep.glob("collective.alpha=0.05,*seed=1*/record.json")
+    lost.unlink()
+    second = _aca_run(args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("skip, record exists") == 3 and lost.exists()
+    # the report table holds the records' means
+    data = [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
+    mean = sum(r["metrics"]["aca/success"] for r in data if r["alpha"] == 0.05) / 2
+    assert f"{mean:.3f}" in second.stdout
+    png = sweep / "s_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quickstart_experiment_composes_a_sweep():
+    cfg = _compose(["experiment=quickstart"])
+    assert cfg.quiet and cfg.trainer.max_epochs == 20 and cfg.data.datamodule.batch_size == 64
+
+
+def test_wandb_logger_runs_offline_and_exits(tmp_path):
+    env = {"WANDB_MODE": "", "WANDB_DIR": str(tmp_path)}
+    env = {k: v for k, v in env.items() if v}
+    os_env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightning_aca.cli",
+            "logger=wandb",
+            "trainer.max_epochs=1",
+            "quiet=true",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os_env, **env, "WANDB_SILENT": "true"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+    assert (tmp_path / "run" / "record.json").exists()
+
+
+@pytest.mark.slow
+def test_joblib_launcher_runs_in_parallel_processes(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = _aca_run(
+        ["-m", "hydra/launcher=local_parallel", "collective.alpha=0.01,0.05", *FAST, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(Path(sweep).glob("*/record.json"))) == 2
