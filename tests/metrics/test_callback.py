@@ -115,9 +115,7 @@ def test_without_validation_logs_at_train_epoch_end(tmp_path):
 def test_explicit_loaders_without_collective_datamodule():
     digits = DigitsDataModule()
     digits.setup()
-    patched = DataLoader(
-        [(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64
-    )
+    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
     cb = CollectiveMetrics(signal_dataloader=patched, clean_dataloader=digits.test_dataloader())
     trainer = _trainer(1, [cb])
     trainer.fit(PlainModel(), digits)

@@ -87,7 +87,10 @@ def test_merge_state_combines_two_workers():
         (lambda: CollectiveSuccess().update(torch.tensor([1])), "success_labels"),
         (lambda: CollectiveSuccess(target=0).update(torch.rand(3)), "preds must be"),
         (lambda: CollectiveSuccess(target=0, top_k=3).update(torch.rand(2, 2)), "exceeds the number of classes"),
-        (lambda: WorstGroupAccuracy(2).update(torch.tensor([0]), torch.tensor([0]), torch.tensor([5])), "groups must lie"),
+        (
+            lambda: WorstGroupAccuracy(2).update(torch.tensor([0]), torch.tensor([0]), torch.tensor([5])),
+            "groups must lie",
+        ),
         (lambda: SignalErasureSuccess().update(torch.tensor([0, 1]), torch.tensor([0])), "same inputs"),
     ],
 )
