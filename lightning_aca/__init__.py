@@ -20,9 +20,11 @@ from lightning_aca.collective.strategies import (
 )
 from lightning_aca.data.datamodule import CollectiveDataModule
 from lightning_aca.data.digits import DigitsDataModule, load_digits_tensors
+from lightning_aca.data.spurious import SpuriousDigitsDataModule, observed_groups
 from lightning_aca.data.synthetic import SyntheticDataModule
 from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule, TorchvisionDataModule
 from lightning_aca.firm.dp import DPSGD
+from lightning_aca.firm.gdro import GroupDRO
 from lightning_aca.metrics.callback import CollectiveMetrics
 from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
 from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
@@ -50,6 +52,7 @@ __all__ = [
     "FeatureAssignment",
     "FeatureOnlyPlanting",
     "GroupAccuracy",
+    "GroupDRO",
     "LabelFlip",
     "MNISTDataModule",
     "PixelPatch",
@@ -58,6 +61,7 @@ __all__ = [
     "SignalErasureSuccess",
     "SignalEvaluationDataset",
     "SignalPlanting",
+    "SpuriousDigitsDataModule",
     "Strategy",
     "SyntheticDataModule",
     "TokenInsertion",
@@ -72,6 +76,7 @@ __all__ = [
     "load_digits_tensors",
     "load_records",
     "member_count",
+    "observed_groups",
     "plot_curves",
     "select_members",
     "summarize",

@@ -148,14 +148,17 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         cfg.collective.seed,
         datamodule=instantiate(cfg.data.datamodule),
         num_classes=cfg.data.num_classes,
+        return_membership=cfg.collective.get("return_membership", False),
     )
     model = instantiate(cfg.model)
-    metrics = CollectiveMetrics(**cfg.metrics)
+    metrics = CollectiveMetrics(**cfg.metrics, num_groups=cfg.data.get("num_groups"))
     firm_callbacks = [instantiate(c) for c in cfg.firm.get("callbacks", {}).values()]
+    # online strategies (gradient control …) act as callbacks that see the model each step
+    collective_callbacks = [instantiate(c) for c in cfg.collective.get("callbacks", {}).values()]
     loggers = [instantiate(c) for c in cfg.logger.values()]
     trainer = instantiate(
         cfg.trainer,
-        callbacks=[metrics, *firm_callbacks],
+        callbacks=[metrics, *collective_callbacks, *firm_callbacks],
         logger=loggers or False,
         enable_progress_bar=not cfg.quiet,
         enable_model_summary=not cfg.quiet,

@@ -47,18 +47,25 @@ def small_cnn(input_shape: Sequence[int], num_classes: int, channels: int = 16) 
     )
 
 
-_ARCHS = {"mlp": mlp, "cnn": small_cnn}
+def linear(input_shape: Sequence[int], num_classes: int) -> nn.Sequential:
+    """Flatten → Linear: multinomial logistic regression."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+
+_ARCHS = {"linear": linear, "mlp": mlp, "cnn": small_cnn}
 
 
 class Classifier(L.LightningModule):
     """A classifier trained with cross-entropy; logs ``train/loss``, ``val/acc``, ``test/acc``.
 
     Args:
-        arch: ``"mlp"`` or ``"cnn"``.
+        arch: ``"linear"`` (logistic regression), ``"mlp"`` or ``"cnn"``.
         input_shape: shape of one input, e.g. ``(1, 8, 8)``.
         num_classes: number of classes.
         lr, momentum, weight_decay: SGD settings (``optimizer="adam"`` ignores momentum).
         optimizer: ``"sgd"`` or ``"adam"``.
+        per_sample_loss: ``training_step`` returns the per-sample losses (shape ``(batch,)``)
+            instead of their mean, for firm callbacks that reduce them (``GroupDRO``).
         **arch_kwargs: passed to the architecture (``hidden``, ``depth`` / ``channels``).
     """
 
@@ -71,6 +78,7 @@ class Classifier(L.LightningModule):
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         optimizer: str = "sgd",
+        per_sample_loss: bool = False,
         **arch_kwargs: int,
     ) -> None:
         super().__init__()
@@ -90,9 +98,9 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
-        loss = F.cross_entropy(self(x), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True)
-        return loss
+        losses = F.cross_entropy(self(x), y, reduction="none")
+        self.log("train/loss", losses.mean(), on_step=False, on_epoch=True)
+        return losses if self.hparams.per_sample_loss else losses.mean()
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         x, y = batch[0], batch[1]

@@ -42,6 +42,21 @@ def test_compose_and_run_writes_a_complete_record(tmp_path):
     assert {"torch", "lightning", "python"} <= set(record["versions"])
 
 
+def test_dpsgd_firm_writes_epsilon_into_the_record(tmp_path):
+    cfg = _compose([*FAST, "firm=dpsgd", "collective.alpha=0.05", f"output_dir={tmp_path}"])
+    record = run_experiment(cfg)
+    assert record["config"]["firm"]["name"] == "dpsgd"
+    assert 0 < record["epsilon"] < 50
+
+
+def test_gdro_firm_on_spurious_digits_logs_group_accuracies(tmp_path):
+    cfg = _compose([*FAST, "firm=gdro", "data=spurious", "collective.alpha=0.02", f"output_dir={tmp_path}"])
+    record = run_experiment(cfg)
+    metrics = record["metrics"]
+    assert record["config"]["model"]["per_sample_loss"] is True
+    assert metrics["aca/worst_group_acc"] == min(metrics[f"aca/group_acc/{g}"] for g in range(4))
+
+
 def test_existing_record_is_skipped(tmp_path, capsys):
     (tmp_path / "record.json").write_text(json.dumps({"schema_version": 1, "marker": 7}))
     cfg = _compose([*FAST, f"output_dir={tmp_path}"])

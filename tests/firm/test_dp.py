@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import lightning as L
 import pytest
 import torch
@@ -99,9 +101,22 @@ def test_batchnorm_model_fails_at_fit_start_with_the_fix():
     assert not any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
 
 
+class TwoOptimizers(PlainModel):
+    def configure_optimizers(self):
+        return [torch.optim.SGD(self.net[1].parameters(), lr=0.1), torch.optim.SGD(self.net[3].parameters(), lr=0.1)]
+
+
 def test_unsupported_training_setups_fail_clearly():
     with pytest.raises(ValueError, match="accumulate_grad_batches=2"):
         _fit([DPSGD(noise_multiplier=1.0)], accumulate_grad_batches=2)
+    with pytest.raises(ValueError, match="supports one optimizer"):
+        _fit([DPSGD(noise_multiplier=1.0)], model=TwoOptimizers())
+    ddp_like = SimpleNamespace(datamodule=object(), accumulate_grad_batches=1, world_size=2)
+    with pytest.raises(ValueError, match=r"world_size=2.*devices=1"):
+        DPSGD(noise_multiplier=1.0)._check_trainer(ddp_like)
+    no_datamodule = SimpleNamespace(datamodule=None, accumulate_grad_batches=1, world_size=1)
+    with pytest.raises(ValueError, match="datamodule="):
+        DPSGD(noise_multiplier=1.0)._check_trainer(no_datamodule)
 
 
 def test_module_is_restored_after_fit():

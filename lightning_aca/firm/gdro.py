@@ -1,0 +1,289 @@
+"""``GroupDRO``: train any LightningModule with online group DRO, as a drop-in callback.
+
+Sagawa, Koh, Hashimoto, Liang, "Distributionally Robust Neural Networks for Group Shifts: On the
+Importance of Regularization for Worst-Case Generalization", ICLR 2020. §2, Eq. (4): minimize the
+worst group's average training loss; §5, Algorithm 1 ("Online optimization algorithm for group
+DRO"): keep a distribution q over groups, update it by exponentiated gradient ascent
+q_g ← q_g · exp(η_q · L_g) followed by renormalization, and step θ on the q-weighted loss.
+Algorithm 1 draws one example per step; §5 says the experiments use minibatches, so here each
+minibatch updates q with the average loss L_g of every group it contains. §3.3, Eq. (5): the
+group adjustment adds C/√n_g to L_g, n_g being the group's training size, so that small groups,
+whose generalization gap is larger, weigh more.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+_GROUP_SOURCES = ("index", "membership")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class GroupDRO(L.Callback):
+    """Replace the training loss of a LightningModule by the online group-DRO objective.
+
+    The one change the module needs: ``training_step`` returns **per-sample losses**, a 1-D
+    tensor of shape ``(batch,)`` such as ``F.cross_entropy(logits, y, reduction="none")`` (or a
+    dict whose ``"loss"`` is such a tensor). At fit start the callback wraps the module's
+    ``training_step`` (restored at teardown) so that, for each batch, with L_g the mean loss of
+    group g's samples in the batch, q_g ← q_g · exp(η · (L_g + C/√n_g)) for every group present,
+    q is renormalized, and the loss Lightning back-propagates is Σ_g q_g · L_g. To train the
+    same module by plain ERM without this callback, return ``losses.mean()`` instead (Lightning
+    needs a scalar).
+
+    Logs at every training epoch end (stable keys): ``aca/gdro/q/<g>`` for every group and
+    ``aca/gdro/worst_group_loss``, the largest per-group average training loss of the epoch.
+    q (with the group counts) is saved in checkpoints and restored on resume. Under several
+    processes, group losses are summed across ranks before updating q, so q stays identical.
+
+    Args:
+        num_groups: number of groups m, at least 2.
+        step_size: η, the step size of the exponentiated-gradient update of q (> 0).
+        groups: where a batch's group indices come from: ``"index"`` reads ``batch[group_index]``
+            (tuple batches) or ``batch["group"]`` (dict batches; ``batch[group_index]`` when it is
+            a string); ``"membership"`` reads the flag ``CollectiveDataset(...,
+            return_membership=True)`` appends (the last tuple item, or ``"is_member"``), giving
+            group 1 to members and 0 to everyone else (needs ``num_groups=2``); or a callable
+            ``batch -> LongTensor (batch,)``.
+        group_index: position (tuple batches) or key (dict batches) of the group index.
+        generalization_adjustment: C of the group adjustment C/√n_g (≥ 0; 0 switches it off).
+        group_counts: training points per group n_g (``num_groups`` numbers ≥ 0); by default
+            counted once from the training loader's dataset at fit start when C > 0.
+
+    Example:
+        >>> dro = GroupDRO(num_groups=2, step_size=0.1)
+        >>> dro.step(torch.tensor([1.0, 1.0, 3.0, 3.0]), torch.tensor([0, 0, 1, 1]))
+        tensor(2.0997)
+        >>> dro.weights
+        tensor([0.4502, 0.5498])
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        step_size: float = 0.01,
+        groups: str | Callable[[Any], Tensor] = "index",
+        group_index: int | str = 2,
+        generalization_adjustment: float = 0.0,
+        group_counts: Sequence[float] | Tensor | None = None,
+    ) -> None:
+        if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
+            raise ValueError(f"num_groups must be an int >= 2, got {num_groups!r}.")
+        if not _is_real(step_size) or step_size <= 0:
+            raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}.")
+        if not callable(groups) and groups not in _GROUP_SOURCES:
+            raise ValueError(f"groups must be one of {_GROUP_SOURCES} or a callable batch -> groups, got {groups!r}.")
+        if groups == "membership" and num_groups != 2:
+            raise ValueError(
+                f"num_groups must be 2 with groups='membership' (non-members 0, members 1), got {num_groups!r}."
+            )
+        if isinstance(group_index, bool) or not isinstance(group_index, (int, str)):
+            raise ValueError(f"group_index must be a position (int) or a key (str), got {group_index!r}.")
+        if not _is_real(generalization_adjustment) or generalization_adjustment < 0:
+            raise ValueError(
+                f"generalization_adjustment must be a finite number >= 0, got {generalization_adjustment!r}."
+            )
+        self.num_groups = num_groups
+        self.step_size = float(step_size)
+        self.groups = groups
+        self.group_index = group_index
+        self.generalization_adjustment = float(generalization_adjustment)
+        self._counts = None if group_counts is None else self._checked_counts(group_counts, "group_counts")
+        self._q = torch.full((num_groups,), 1.0 / num_groups)
+        self._epoch_sums = torch.zeros(num_groups)
+        self._epoch_counts = torch.zeros(num_groups)
+        self._sum_across_ranks: Callable[[Tensor], Tensor] | None = None
+        self._module: L.LightningModule | None = None
+        self._own_step: Any = None
+
+    def _checked_counts(self, counts: Any, name: str) -> Tensor:
+        message = (
+            f"{name} must be {self.num_groups} finite numbers >= 0 (num_groups={self.num_groups}), got {counts!r}."
+        )
+        try:
+            counts = torch.as_tensor(counts if isinstance(counts, Tensor) else list(counts), dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(message) from err
+        if counts.shape != (self.num_groups,) or not bool(torch.isfinite(counts).all() and (counts >= 0).all()):
+            raise ValueError(message)
+        return counts
+
+    @property
+    def weights(self) -> Tensor:
+        """A copy of the group weights q (a probability vector of length ``num_groups``)."""
+        return self._q.detach().clone()
+
+    @property
+    def group_counts(self) -> Tensor | None:
+        """Training points per group used by the adjustment (``None`` until given or counted)."""
+        return None if self._counts is None else self._counts.clone()
+
+    # -- the algorithm ---------------------------------------------------------------------------
+    def step(self, losses: Tensor, groups: Tensor) -> Tensor:
+        """One step of Algorithm 1 on a batch: update q, return the loss Σ_g q_g · L_g.
+
+        Args:
+            losses: per-sample losses ``(batch,)`` (differentiable).
+            groups: group index of each sample ``(batch,)``, integers in [0, num_groups).
+        """
+        if not isinstance(losses, Tensor) or losses.dim() != 1:
+            got = f"a tensor of shape {tuple(losses.shape)}" if isinstance(losses, Tensor) else type(losses).__name__
+            raise ValueError(
+                "GroupDRO needs training_step to return per-sample losses: a 1-D tensor of shape (batch,), or a "
+                f"dict whose 'loss' is one; got {got}. Compute the loss without reducing it, e.g. "
+                "F.cross_entropy(logits, y, reduction='none'), and return that (GroupDRO reduces it to the "
+                "group-DRO objective; for plain ERM without GroupDRO, return its .mean())."
+            )
+        groups = self._checked_groups(groups, len(losses)).to(losses.device)
+        dtype = torch.promote_types(losses.dtype, torch.float32)
+        sums = torch.zeros(self.num_groups, dtype=dtype, device=losses.device).index_add(0, groups, losses.to(dtype))
+        counts = torch.bincount(groups, minlength=self.num_groups).to(dtype)
+        group_losses = sums / counts.clamp(min=1)
+        # q must follow the global batch: sum group losses over ranks (identity on one process).
+        total_sums, total_counts = sums.detach(), counts
+        if self._sum_across_ranks is not None:
+            total_sums, total_counts = self._sum_across_ranks(total_sums), self._sum_across_ranks(total_counts)
+        present = total_counts > 0
+        ascent = total_sums / total_counts.clamp(min=1)
+        if self.generalization_adjustment > 0:
+            if self._counts is None:
+                raise ValueError(
+                    "GroupDRO(generalization_adjustment > 0) needs the training group counts: pass "
+                    "group_counts=[...], or train with a Trainer, which counts them at fit start."
+                )
+            ascent = ascent + self.generalization_adjustment / self._counts.to(ascent).clamp(min=1).sqrt()
+        # q_g · exp(η L_g) renormalized is softmax(log q + η L): the same update, without overflow.
+        log_q = self._q.to(ascent).log() + self.step_size * torch.where(present, ascent, 0.0)
+        self._q = torch.softmax(log_q, dim=0).to(torch.float32)
+        self._epoch_sums = self._epoch_sums.to(total_sums) + total_sums
+        self._epoch_counts = self._epoch_counts.to(total_counts) + total_counts
+        return (self._q.to(group_losses) * group_losses).sum()
+
+    def _checked_groups(self, groups: Any, n: int | None) -> Tensor:
+        groups = torch.as_tensor(groups)
+        if groups.dtype == torch.bool:
+            groups = groups.long()
+        if groups.is_floating_point() or groups.is_complex():
+            raise ValueError(f"group indices must be integers, got dtype {groups.dtype}.")
+        if groups.dim() != 1 or (n is not None and len(groups) != n):
+            raise ValueError(
+                f"group indices must have shape ({n if n is not None else 'batch'},), one per sample, "
+                f"got shape {tuple(groups.shape)}."
+            )
+        if groups.numel() and (groups.min() < 0 or groups.max() >= self.num_groups):
+            raise ValueError(
+                f"group indices must lie in [0, {self.num_groups - 1}] (num_groups={self.num_groups}), "
+                f"got {groups.unique().tolist()}; set num_groups to the number of groups."
+            )
+        return groups.long()
+
+    def _batch_groups(self, batch: Any) -> Any:
+        if callable(self.groups):
+            return self.groups(batch)
+        is_dict = isinstance(batch, Mapping)
+        if self.groups == "membership":
+            key = "is_member" if is_dict else -1
+        else:
+            key = self.group_index if not is_dict or isinstance(self.group_index, str) else "group"
+        try:
+            return batch[key]
+        except (KeyError, IndexError, TypeError) as err:
+            raise ValueError(
+                f"GroupDRO(groups={self.groups!r}) found no group indices at {key!r} of the training batch "
+                f"({type(batch).__name__}); set group_index=..., or pass groups=<callable batch -> groups>."
+            ) from err
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if not pl_module.automatic_optimization:
+            raise ValueError(
+                "GroupDRO needs automatic optimization (it replaces the loss training_step returns); "
+                "set automatic_optimization = True or apply GroupDRO.step yourself."
+            )
+        if trainer.world_size > 1:
+            self._sum_across_ranks = partial(trainer.strategy.reduce, reduce_op="sum")
+        original = pl_module.training_step
+        self._own_step = vars(pl_module).get("training_step")  # an instance attribute to restore, if any
+
+        def training_step(batch: Any, *args: Any, **kwargs: Any) -> Any:
+            output = original(batch, *args, **kwargs)
+            if output is None:  # Lightning's way of skipping a batch
+                return None
+            if isinstance(output, Mapping):
+                return {**output, "loss": self.step(output.get("loss"), self._batch_groups(batch))}
+            return self.step(output, self._batch_groups(batch))
+
+        pl_module.training_step = training_step
+        self._module = pl_module
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._unwrap()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._unwrap()  # Lightning skips teardown hooks when fit fails
+
+    def _unwrap(self) -> None:
+        if self._module is None:
+            return
+        if self._own_step is not None:
+            self._module.training_step = self._own_step
+        else:
+            del self._module.training_step
+        self._module, self._own_step = None, None
+        self._sum_across_ranks = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.generalization_adjustment > 0 and self._counts is None:
+            self._counts = self._count_groups(trainer.train_dataloader)
+
+    def _count_groups(self, loader: Any) -> Tensor:
+        if not isinstance(loader, DataLoader):
+            raise ValueError(
+                "GroupDRO(generalization_adjustment > 0) counts groups from a single training DataLoader, got "
+                f"{type(loader).__name__}; pass group_counts=[n_0, ..., n_{self.num_groups - 1}]."
+            )
+        counts = torch.zeros(self.num_groups)
+        for batch in DataLoader(loader.dataset, batch_size=256, collate_fn=loader.collate_fn):
+            counts += torch.bincount(self._checked_groups(self._batch_groups(batch), None), minlength=self.num_groups)
+        return counts
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_sums = torch.zeros_like(self._epoch_sums)
+        self._epoch_counts = torch.zeros_like(self._epoch_counts)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for g, weight in enumerate(self._q.tolist()):
+            pl_module.log(f"aca/gdro/q/{g}", weight, on_step=False, on_epoch=True)
+        present = self._epoch_counts > 0
+        if present.any():
+            worst = (self._epoch_sums[present] / self._epoch_counts[present]).max()
+            pl_module.log("aca/gdro/worst_group_loss", float(worst), on_step=False, on_epoch=True)
+
+    # -- checkpointing ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        counts = None if self._counts is None else self._counts.cpu().clone()
+        return {"q": self._q.detach().cpu().clone(), "group_counts": counts}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        q = torch.as_tensor(state_dict["q"], dtype=torch.float32)
+        if q.shape != (self.num_groups,):
+            raise ValueError(
+                f"the checkpoint's GroupDRO state has q for {q.numel()} groups, but num_groups={self.num_groups}."
+            )
+        self._q = q.clone()
+        counts = state_dict.get("group_counts")
+        self._counts = None if counts is None else self._checked_counts(counts, "the checkpoint's group_counts")

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from lightning_aca import Classifier
+
+
+def test_per_sample_loss_returns_the_losses_whose_mean_erm_uses():
+    batch = (torch.rand(5, 1, 8, 8), torch.arange(5))
+    erm, per_sample = Classifier(), Classifier(per_sample_loss=True)
+    per_sample.load_state_dict(erm.state_dict())
+    mean, losses = erm.training_step(batch, 0), per_sample.training_step(batch, 0)
+    assert mean.dim() == 0 and losses.shape == (5,)
+    assert torch.allclose(losses.mean(), mean)
+
+
+@pytest.mark.parametrize(("arch", "shape"), [("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 32, 32))])
+def test_architectures_give_logits(arch, shape):
+    assert Classifier(arch=arch, input_shape=shape, num_classes=7)(torch.rand(2, *shape)).shape == (2, 7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"arch": "resnet"}, "arch"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"lr": 0}, "lr"),
+        ({"arch": "cnn", "input_shape": (64,)}, "input_shape"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Classifier(**kwargs)
