@@ -13,7 +13,9 @@ def test_per_sample_loss_returns_the_losses_whose_mean_erm_uses():
     assert torch.allclose(losses.mean(), mean)
 
 
-@pytest.mark.parametrize(("arch", "shape"), [("linear", (1, 8, 8)), ("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 32, 32))])
+@pytest.mark.parametrize(
+    ("arch", "shape"), [("linear", (1, 8, 8)), ("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 32, 32))]
+)
 def test_architectures_give_logits(arch, shape):
     assert Classifier(arch=arch, input_shape=shape, num_classes=7)(torch.rand(2, *shape)).shape == (2, 7)
 

@@ -27,8 +27,12 @@ class _ItemCodec:
     def __init__(self, input_key: str | int = 0, target_key: str | int = 1) -> None:
         self.input_key = input_key
         self.target_key = target_key
+        # the common (x, y, ...) tuple layout, handled without the generic checks (data-loading hot path)
+        self._plain = input_key == 0 and target_key == 1
 
     def split(self, item: Any) -> tuple[Any, Any]:
+        if self._plain and type(item) is tuple and len(item) >= 2:
+            return item[0], item[1]
         if isinstance(item, Mapping):
             missing = [k for k in (self.input_key, self.target_key) if k not in item]
             if missing:
@@ -50,6 +54,8 @@ class _ItemCodec:
         return key
 
     def join(self, item: Any, x: Any, y: Any) -> Any:
+        if self._plain and type(item) is tuple:
+            return (x, y, *item[2:])
         if isinstance(item, Mapping):
             out = dict(item)
             out[self.input_key], out[self.target_key] = x, y
@@ -100,6 +106,11 @@ def _check_target_known(strategy: Strategy, labels: Tensor, num_classes: int | N
             f"{type(strategy).__name__} target={strategy.target} is not a class of the {where} "
             f"(classes: {list(known)}); choose one of them."
         )
+
+
+def _same_shape_tensors(values: list[Any]) -> bool:
+    first = values[0]
+    return isinstance(first, Tensor) and all(isinstance(v, Tensor) and v.shape == first.shape for v in values)
 
 
 class CollectiveDataset(Dataset):
@@ -199,6 +210,38 @@ class CollectiveDataset(Dataset):
         if self.return_membership:
             item = self._codec.add_flag(item, member)
         return item
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """A batch of items, as ``[self[i] for i in indices]``, with the members' inputs modified at once.
+
+        DataLoader fetches through this method; applying the signal to the stacked member inputs
+        in one call removes the per-item cost that made α = 0.5 epochs ~3× slower than bare ones.
+        """
+        fetch = getattr(self.dataset, "__getitems__", None)
+        items = list(fetch(indices)) if fetch is not None else [self.dataset[i] for i in indices]
+        positions = [k for k, i in enumerate(indices) if self._is_member[i]]
+        if positions:
+            self._modify(items, positions)
+        if self.return_membership:
+            items = [self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)]
+        return items
+
+    def _modify(self, items: list[Any], positions: list[int]) -> None:
+        pairs = [self._codec.split(items[k]) for k in positions]
+        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+        strategy = self.strategy
+        if strategy.batched_inputs and _same_shape_tensors(xs):
+            xs = strategy.member_input(torch.stack(xs)).unbind(0)
+        else:
+            xs = [strategy.member_input(x) for x in xs]
+        # labels are elementwise (y* or y itself), so one call on the stacked labels is exact
+        ys = (
+            strategy.member_label(torch.stack(ys)).unbind(0)
+            if _same_shape_tensors(ys)
+            else map(strategy.member_label, ys)
+        )
+        for k, x, y in zip(positions, xs, ys, strict=True):
+            items[k] = self._codec.join(items[k], x, y)
 
     def __repr__(self) -> str:
         return (

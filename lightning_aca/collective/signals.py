@@ -20,7 +20,13 @@ _CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right", "center")
 
 
 class Signal(ABC):
-    """A signal g: X → X (Hardt et al. 2023, §3). Call it on one item or on a batch."""
+    """A signal g: X → X (Hardt et al. 2023, §3). Call it on one item or on a batch.
+
+    A subclass that maps a stacked batch ``(B, ...)`` exactly as it maps each item sets
+    ``supports_batches = True``; data loading then applies it once per batch.
+    """
+
+    supports_batches: bool = False
 
     @abstractmethod
     def __call__(self, x: Any) -> Any:
@@ -59,6 +65,8 @@ class PixelPatch(Signal):
                 [0., 0., 1., 1.],
                 [0., 0., 1., 1.]])
     """
+
+    supports_batches = True
 
     def __init__(
         self,
@@ -166,6 +174,8 @@ class BlendPattern(Signal):
         [0.25, 0.25, 0.25, 0.25]
     """
 
+    supports_batches = True
+
     def __init__(self, pattern: Tensor | Sequence[float], weight: float = 0.1) -> None:
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"BlendPattern weight must be in [0, 1], got {weight!r}.")
@@ -239,6 +249,8 @@ class FeatureAssignment(Signal):
         >>> FeatureAssignment(indices=[0, 2], values=[5.0, -1.0])(torch.zeros(4)).tolist()
         [5.0, 0.0, -1.0, 0.0]
     """
+
+    supports_batches = True
 
     def __init__(self, indices: Sequence[int], values: float | Sequence[float]) -> None:
         indices = [int(i) for i in indices]

@@ -75,6 +75,12 @@ class Strategy(ABC):
         """Whether eligibility depends on the training labels (they must then be read)."""
         return False
 
+    @property
+    def batched_inputs(self) -> bool:
+        """Whether :meth:`member_input` may be applied to a stacked batch of inputs at once."""
+        signal = getattr(self, "signal", None)
+        return signal is None or signal.supports_batches
+
 
 class SignalPlanting(Strategy):
     """Feature-label signal planting: h(x, y) = (g(x), y*).

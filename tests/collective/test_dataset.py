@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from lightning_aca import (
@@ -134,3 +136,37 @@ def test_signal_evaluation_set_excludes_target_and_carries_signal():
     assert len(er) == 100 and y.item() == true.item() == 4 and torch.equal(clean, b[4][0])
     with pytest.raises(ValueError, match="no point to evaluate"):
         SignalEvaluationDataset(TensorDataset(torch.zeros(3, 1, 4, 4), torch.zeros(3, dtype=torch.long)), PLANT)
+
+
+class _ItemOnlySignal(PixelPatch):
+    """A signal that is only valid per item (a batch would be wrong): must not be batched."""
+
+    supports_batches = False
+
+    def __call__(self, x):
+        assert x.dim() == 3, "called on a batch"
+        return super().__call__(x)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    indices=st.lists(st.integers(0, 99), min_size=1, max_size=40),
+    alpha=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    flag=st.booleans(),
+    strategy=st.sampled_from(
+        [
+            PLANT,
+            FeatureOnlyPlanting(PixelPatch(2), target=3),
+            SignalErasing(PixelPatch(1)),
+            LabelFlip(2),
+            SignalPlanting(_ItemOnlySignal(2), target=1),
+        ]
+    ),
+)
+def test_batched_fetch_equals_item_fetch(indices, alpha, flag, strategy):
+    ds = CollectiveDataset(base(), strategy, alpha, seed=1, return_membership=flag)
+    batched = ds.__getitems__(indices)
+    for got, i in zip(batched, indices, strict=True):
+        want = ds[i]
+        assert type(got) is type(want) and len(got) == len(want)
+        assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(got, want, strict=True))
