@@ -5,79 +5,69 @@ Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICM
 package wraps any dataset or LightningDataModule with such a collective and measures its success.
 """
 
-from lightning_aca.analysis.critical_mass import CriticalMass, estimate_critical_mass
-from lightning_aca.analysis.records import load_records
-from lightning_aca.analysis.report import plot_curves, summarize
-from lightning_aca.collective.dataset import CollectiveDataset, SignalEvaluationDataset, dataset_labels
-from lightning_aca.collective.membership import member_count, select_members
-from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, Signal, TokenInsertion
-from lightning_aca.collective.strategies import (
-    FeatureOnlyPlanting,
-    LabelFlip,
-    SignalErasing,
-    SignalPlanting,
-    Strategy,
-)
-from lightning_aca.data.datamodule import CollectiveDataModule
-from lightning_aca.data.digits import DigitsDataModule, load_digits_tensors
-from lightning_aca.data.spurious import SpuriousDigitsDataModule, observed_groups
-from lightning_aca.data.synthetic import SyntheticDataModule
-from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule, TorchvisionDataModule
-from lightning_aca.firm.dp import DPSGD
-from lightning_aca.firm.gdro import GroupDRO
-from lightning_aca.metrics.callback import CollectiveMetrics
-from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
-from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
-from lightning_aca.models import Classifier
-from lightning_aca.theory import (
-    estimate_uniqueness,
-    feature_label_critical_mass,
-    feature_label_success_bound,
-    gradient_neutralization_threshold,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public names and the module defining each. Imported on first use, so that `aca-report` or a
+# metric import does not pay for Lightning, Opacus or matplotlib it does not need.
+_EXPORTS = {
+    "BlendPattern": "lightning_aca.collective.signals",
+    "CIFAR10DataModule": "lightning_aca.data.vision",
+    "Classifier": "lightning_aca.models",
+    "CollectiveDataModule": "lightning_aca.data.datamodule",
+    "CollectiveDataset": "lightning_aca.collective.dataset",
+    "CollectiveMetrics": "lightning_aca.metrics.callback",
+    "CollectiveSuccess": "lightning_aca.metrics.success",
+    "CriticalMass": "lightning_aca.analysis.critical_mass",
+    "DPSGD": "lightning_aca.firm.dp",
+    "DigitsDataModule": "lightning_aca.data.digits",
+    "FeatureAssignment": "lightning_aca.collective.signals",
+    "FeatureOnlyPlanting": "lightning_aca.collective.strategies",
+    "GroupAccuracy": "lightning_aca.metrics.groups",
+    "GroupDRO": "lightning_aca.firm.gdro",
+    "LabelFlip": "lightning_aca.collective.strategies",
+    "MNISTDataModule": "lightning_aca.data.vision",
+    "PixelPatch": "lightning_aca.collective.signals",
+    "Signal": "lightning_aca.collective.signals",
+    "SignalErasing": "lightning_aca.collective.strategies",
+    "SignalErasureSuccess": "lightning_aca.metrics.success",
+    "SignalEvaluationDataset": "lightning_aca.collective.dataset",
+    "SignalPlanting": "lightning_aca.collective.strategies",
+    "SpuriousDigitsDataModule": "lightning_aca.data.spurious",
+    "Strategy": "lightning_aca.collective.strategies",
+    "SyntheticDataModule": "lightning_aca.data.synthetic",
+    "TokenInsertion": "lightning_aca.collective.signals",
+    "TorchvisionDataModule": "lightning_aca.data.vision",
+    "WorstGroupAccuracy": "lightning_aca.metrics.groups",
+    "dataset_labels": "lightning_aca.collective.dataset",
+    "estimate_critical_mass": "lightning_aca.analysis.critical_mass",
+    "estimate_uniqueness": "lightning_aca.theory",
+    "feature_label_critical_mass": "lightning_aca.theory",
+    "feature_label_success_bound": "lightning_aca.theory",
+    "gradient_neutralization_threshold": "lightning_aca.theory",
+    "load_digits_tensors": "lightning_aca.data.digits",
+    "load_records": "lightning_aca.analysis.records",
+    "member_count": "lightning_aca.collective.membership",
+    "observed_groups": "lightning_aca.data.spurious",
+    "plot_curves": "lightning_aca.analysis.report",
+    "select_members": "lightning_aca.collective.membership",
+    "summarize": "lightning_aca.analysis.report",
+}
 
 __version__ = "0.1.0"
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "DPSGD",
-    "BlendPattern",
-    "CIFAR10DataModule",
-    "Classifier",
-    "CollectiveDataModule",
-    "CollectiveDataset",
-    "CollectiveMetrics",
-    "CollectiveSuccess",
-    "CriticalMass",
-    "DigitsDataModule",
-    "FeatureAssignment",
-    "FeatureOnlyPlanting",
-    "GroupAccuracy",
-    "GroupDRO",
-    "LabelFlip",
-    "MNISTDataModule",
-    "PixelPatch",
-    "Signal",
-    "SignalErasing",
-    "SignalErasureSuccess",
-    "SignalEvaluationDataset",
-    "SignalPlanting",
-    "SpuriousDigitsDataModule",
-    "Strategy",
-    "SyntheticDataModule",
-    "TokenInsertion",
-    "TorchvisionDataModule",
-    "WorstGroupAccuracy",
-    "dataset_labels",
-    "estimate_critical_mass",
-    "estimate_uniqueness",
-    "feature_label_critical_mass",
-    "feature_label_success_bound",
-    "gradient_neutralization_threshold",
-    "load_digits_tensors",
-    "load_records",
-    "member_count",
-    "observed_groups",
-    "plot_curves",
-    "select_members",
-    "summarize",
-]
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightning_aca' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

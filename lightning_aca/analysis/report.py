@@ -307,14 +307,15 @@ def plot_curves(
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
-    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+    figure = Figure(figsize=(6.4 if len(summaries) < 3 else 9.6, 4.4), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     runs_by_key = _groups(records)
+    bounds_drawn: set[float] = set()
     for index, summary in enumerate(summaries):
         color = f"C{index % 10}"
         plotted = [row for row in summary.rows if row.alpha > 0]
-        label = summary.label
+        label = _short_label(summary.label)
         baseline = [row for row in summary.rows if row.alpha == 0]
         if baseline:
             label += f" (α = 0: S = {baseline[0].success_mean:.2f})"
@@ -332,7 +333,8 @@ def plot_curves(
             axes.axvline(mass.alpha_star, color=color, linestyle=":", linewidth=1)
             axes.plot([mass.alpha_star], [summary.threshold], color=color, marker="*", markersize=12)
         xi = _theory_xi(runs_by_key.get(summary.key, []))
-        if xi is not None and plotted:
+        if xi is not None and plotted and round(xi, 6) not in bounds_drawn:
+            bounds_drawn.add(round(xi, 6))  # groups sharing ξ share one bound curve
             grid = np.geomspace(plotted[0].alpha, plotted[-1].alpha, 200)
             bound = [feature_label_success_bound(alpha, xi, delta=1.0, epsilon=theory_epsilon) for alpha in grid]
             axes.plot(
@@ -348,7 +350,10 @@ def plot_curves(
     axes.set_ylim(-0.02, 1.05)
     axes.set_xlabel("collective size α")
     axes.set_ylabel("success S(α)")
-    axes.legend(fontsize="small")
+    if len(summaries) < 3:
+        axes.legend(fontsize="small")
+    else:
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"png": out / "s_curve.png", "pdf": out / "s_curve.pdf"}
@@ -357,6 +362,14 @@ def plot_curves(
         figure.savefig(buffer, format=kind, dpi=150)
         _write_atomically(path, buffer.getvalue())
     return paths
+
+
+def _short_label(label: str) -> str:
+    """``"firm.callbacks.dpsgd.target_epsilon=1"`` → ``"target_epsilon=1"``: legends name only the last key part."""
+    return ", ".join(
+        item.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + item.split("=", 1)[1] if "=" in item else item
+        for item in label.split(", ")
+    )
 
 
 def _push_to_wandb(summaries: Sequence[GroupSummary], png: Path, out_dir: Path, project: str, config: dict) -> None:

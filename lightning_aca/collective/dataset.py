@@ -130,6 +130,10 @@ class CollectiveDataset(Dataset):
         return_membership: append the membership flag to every item.
         num_classes: number of classes, to validate the strategy's target; by default the
             target must be a label present in the dataset.
+        injection: ``"item"`` modifies members as items are read; ``"batch"`` leaves items
+            unmodified with the membership flag appended, and :meth:`inject` applies h to the
+            members of a collated batch at once, on its device (``CollectiveDataModule`` does this
+            after the batch reaches the device).
 
     Example:
         >>> from lightning_aca.collective.signals import PixelPatch
@@ -150,9 +154,17 @@ class CollectiveDataset(Dataset):
         target_key: str | int = 1,
         return_membership: bool = False,
         num_classes: int | None = None,
+        injection: str = "item",
     ) -> None:
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
+        if injection not in ("item", "batch"):
+            raise ValueError(f"injection must be 'item' or 'batch', got {injection!r}.")
+        if injection == "batch" and not strategy.batched_inputs:
+            raise ValueError(
+                f"injection='batch' applies {strategy!r} to whole batches, but its signal does not declare "
+                "supports_batches=True; use injection='item'."
+            )
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(
                 f"dataset must be a map-style Dataset with __getitem__ and __len__, got {type(dataset).__name__}."
@@ -162,6 +174,7 @@ class CollectiveDataset(Dataset):
         self.alpha = alpha
         self.seed = seed
         self.return_membership = return_membership
+        self.injection = injection
         self._codec = _ItemCodec(input_key, target_key)
         n = len(dataset)
         needs_labels = strategy.uses_labels or strategy.target is not None
@@ -205,6 +218,8 @@ class CollectiveDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         item = self.dataset[index]
         member = bool(self._is_member[index])
+        if self.injection == "batch":
+            return self._codec.add_flag(item, member)
         if member:
             item = self._codec.join(item, *self.strategy.modify(*self._codec.split(item)))
         if self.return_membership:
@@ -219,12 +234,42 @@ class CollectiveDataset(Dataset):
         """
         fetch = getattr(self.dataset, "__getitems__", None)
         items = list(fetch(indices)) if fetch is not None else [self.dataset[i] for i in indices]
+        if self.injection == "batch":
+            return [
+                self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)
+            ]
         positions = [k for k, i in enumerate(indices) if self._is_member[i]]
         if positions:
             self._modify(items, positions)
         if self.return_membership:
-            items = [self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)]
+            items = [
+                self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)
+            ]
         return items
+
+    def inject(self, batch: Any) -> Any:
+        """Apply h to the members of a collated batch read with ``injection="batch"``.
+
+        The batch's membership flags (last element, or key ``is_member``) select the rows; the
+        signal and label run once on those rows, on the batch's device. The flag is removed
+        unless ``return_membership=True``, so the result matches what ``injection="item"`` gives.
+        """
+        if self.injection != "batch":
+            raise ValueError("inject() is for datasets built with injection='batch'.")
+        is_dict = isinstance(batch, Mapping)
+        flags = batch["is_member"] if is_dict else batch[-1]
+        x, y = self._codec.split(batch if is_dict else tuple(batch[:-1]))
+        mask = torch.as_tensor(flags, device=x.device).bool()
+        # torch.where over the whole batch, not x[mask]: boolean indexing would wait for the device
+        x = torch.where(mask.view(-1, *[1] * (x.dim() - 1)), self.strategy.member_input(x), x)
+        y = torch.where(mask, self.strategy.member_label(y), y)
+        if is_dict:
+            out = self._codec.join(batch, x, y)
+            if not self.return_membership:
+                del out["is_member"]
+            return out
+        out = list(self._codec.join(tuple(batch[:-1]), x, y))
+        return [*out, flags] if self.return_membership else out
 
     def _modify(self, items: list[Any], positions: list[int]) -> None:
         pairs = [self._codec.split(items[k]) for k in positions]

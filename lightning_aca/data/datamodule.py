@@ -73,10 +73,14 @@ class CollectiveDataModule(L.LightningDataModule):
         seed: membership seed (members are nested across α for a seed).
         datamodule: a LightningDataModule to wrap.
         train_dataset, val_dataset, test_dataset: map-style datasets, when no datamodule.
-        batch_size, num_workers: loader settings for datasets given directly, and for the
-            signal test loader.
+        batch_size, num_workers: loader settings for datasets given directly.
+        eval_batch_size: batch size of the signal and clean test loaders (evaluation only; large
+            batches cut per-batch overhead).
         input_key, target_key: positions (tuple items) or keys (dict items) of input and label.
         return_membership: append a membership flag to every training item.
+        injection: ``"item"`` (members modified as items are read) or ``"batch"`` (the signal
+            is applied to the members of each training batch after it reaches the device, see
+            :meth:`CollectiveDataset.inject`; fastest when many points are members).
         num_classes: number of classes, to validate the strategy's target.
 
     Example:
@@ -99,10 +103,12 @@ class CollectiveDataModule(L.LightningDataModule):
         test_dataset: Dataset | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
+        eval_batch_size: int = 512,
         input_key: str | int = 0,
         target_key: str | int = 1,
         return_membership: bool = False,
         num_classes: int | None = None,
+        injection: str = "item",
     ) -> None:
         super().__init__()
         if not isinstance(strategy, Strategy):
@@ -123,10 +129,14 @@ class CollectiveDataModule(L.LightningDataModule):
         self.seed = seed
         self.datamodule = datamodule
         self._train_base, self._val_base, self._test_base = train_dataset, val_dataset, test_dataset
+        if not isinstance(eval_batch_size, int) or eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be a positive int, got {eval_batch_size!r}.")
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self._keys = dict(input_key=input_key, target_key=target_key)
         self.return_membership = return_membership
+        self.injection = injection
         self.num_classes = num_classes if num_classes is not None else getattr(datamodule, "num_classes", None)
         self.train_dataset: CollectiveDataset | None = None
         self._signal_test_dataset: SignalEvaluationDataset | None = None
@@ -155,11 +165,13 @@ class CollectiveDataModule(L.LightningDataModule):
                 self.seed,
                 return_membership=self.return_membership,
                 num_classes=self.num_classes,
+                injection=self.injection,
                 **self._keys,
             )
 
-    def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+    def _loader(self, dataset: Dataset, shuffle: bool = False, evaluation: bool = False) -> DataLoader:
+        batch_size = self.eval_batch_size if evaluation else self.batch_size
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
@@ -167,6 +179,12 @@ class CollectiveDataModule(L.LightningDataModule):
         if self.datamodule is not None:
             return _loader_like(self.datamodule.train_dataloader(), self.train_dataset)
         return self._loader(self.train_dataset, shuffle=True)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``injection="batch"``, apply the collective's strategy to training batches on device."""
+        if self.injection == "batch" and self.trainer is not None and self.trainer.training:
+            return self.train_dataset.inject(batch)
+        return batch
 
     def val_dataloader(self) -> Any:
         if self.datamodule is not None:
@@ -208,12 +226,12 @@ class CollectiveDataModule(L.LightningDataModule):
         metrics comparing f(g(x)) with f(x).
         """
         if not return_clean:
-            return self._loader(self.signal_test_dataset)
+            return self._loader(self.signal_test_dataset, evaluation=True)
         dataset = SignalEvaluationDataset(
             self.test_base_dataset, self.strategy, return_clean=True, num_classes=self.num_classes, **self._keys
         )
-        return self._loader(dataset)
+        return self._loader(dataset, evaluation=True)
 
     def clean_test_dataloader(self) -> DataLoader:
         """Loader over the clean held-out test set (for clean accuracy)."""
-        return self._loader(self.test_base_dataset)
+        return self._loader(self.test_base_dataset, evaluation=True)

@@ -170,3 +170,25 @@ def test_batched_fetch_equals_item_fetch(indices, alpha, flag, strategy):
         want = ds[i]
         assert type(got) is type(want) and len(got) == len(want)
         assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_batch_injection_equals_item_injection(flag):
+    from torch.utils.data._utils.collate import default_collate
+
+    by_item = CollectiveDataset(base(), PLANT, 0.5, seed=2, return_membership=flag)
+    by_batch = CollectiveDataset(base(), PLANT, 0.5, seed=2, return_membership=flag, injection="batch")
+    indices = list(range(0, 100, 7))
+    want = default_collate(by_item.__getitems__(indices))
+    got = by_batch.inject(default_collate(by_batch.__getitems__(indices)))
+    assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    dicts = CollectiveDataset(DictDataset(base()), PLANT, 0.5, input_key="image", target_key="label", injection="batch")
+    batch = dicts.inject(default_collate([dicts[i] for i in indices]))
+    assert "is_member" not in batch and (batch["label"][torch.as_tensor(dicts.is_member[indices])] == 0).all()
+
+
+def test_batch_injection_needs_a_batch_capable_signal():
+    with pytest.raises(ValueError, match="supports_batches"):
+        CollectiveDataset(base(), SignalPlanting(_ItemOnlySignal(2), target=1), 0.1, injection="batch")
+    with pytest.raises(ValueError, match="injection"):
+        CollectiveDataset(base(), PLANT, 0.1, injection="device")

@@ -144,3 +144,17 @@ def test_unknown_target_fails_at_setup():
     dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=11), 0.1, datamodule=DigitsDataModule())
     with pytest.raises(ValueError, match=r"target=11 is not a class .*range\(0, 10\)|target=11 is not a class"):
         dm.setup("fit")
+
+
+def test_batch_injection_trains_like_item_injection():
+    results = {}
+    for injection in ("item", "batch"):
+        L.seed_everything(0)
+        dm = CollectiveDataModule(PLANT, alpha=0.1, datamodule=PlainDigits(), injection=injection)
+        model = PlainModel()
+        _trainer(epochs=4).fit(model, dm)
+        model.eval()
+        with torch.no_grad():
+            hits = sum((model(x).argmax(1) == y).sum().item() for x, y in dm.signal_test_dataloader())
+        results[injection] = hits / len(dm.signal_test_dataset)
+    assert results["batch"] == pytest.approx(results["item"], abs=1e-6)

@@ -1,0 +1,423 @@
+"""Side-by-side speed and memory comparisons: ``python -m benchmarks.run --suite cpu|gpu|smoke``.
+
+Each comparison runs its variants in one process, alternating them over several repetitions, and
+reports median, spread (min–max) and the ratio to the comparison's baseline. Results go to
+``benchmarks/results/<suite>-<device>.md`` and ``.json`` with the device, versions and sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Row:
+    comparison: str
+    variant: str
+    size: str
+    median_s: float
+    min_s: float
+    max_s: float
+    ratio: float
+    repeats: int
+    peak_mem_mb: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare(
+    comparison: str, size: str, variants: dict[str, Callable[[], None]], repeats: int, device: torch.device
+) -> list[Row]:
+    """Time each variant ``repeats`` times (interleaved, after one warm-up each); first is the baseline."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    peaks: dict[str, float | None] = {}
+    for fn in variants.values():
+        fn()
+    for name, fn in variants.items():
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            fn()
+            peaks[name] = torch.cuda.max_memory_allocated(device) / 2**20
+        else:
+            peaks[name] = None
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(next(iter(times.values())))
+    return [
+        Row(
+            comparison,
+            name,
+            size,
+            statistics.median(t),
+            min(t),
+            max(t),
+            statistics.median(t) / base,
+            repeats,
+            peaks[name],
+        )
+        for name, t in times.items()
+    ]
+
+
+# -- 1. collective injection ------------------------------------------------------------------------
+def _epoch(dataset, device: torch.device, batch_size: int = 256) -> Callable[[], None]:
+    """One epoch of batches moved to ``device``; batch-injection datasets apply h there."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, pin_memory=device.type == "cuda")
+    inject = getattr(dataset, "inject", None) if getattr(dataset, "injection", "item") == "batch" else None
+
+    def run() -> None:
+        for batch in loader:
+            batch = [t.to(device, non_blocking=True) for t in batch]
+            if inject is not None:
+                inject(batch)
+
+    return run
+
+
+def injection(repeats: int, n_large: int, device: torch.device) -> list[Row]:
+    from lightning_aca import CollectiveDataset, PixelPatch, SignalPlanting, load_digits_tensors
+
+    per_item = type("PerItemCollectiveDataset", (CollectiveDataset,), {"__getitems__": None})
+    digits = TensorDataset(*load_digits_tensors())
+    g = torch.Generator().manual_seed(0)
+    large = TensorDataset(torch.rand(n_large, 1, 28, 28, generator=g), torch.randint(0, 10, (n_large,), generator=g))
+    rows = []
+    for label, base, patch in (("digits 1797x1x8x8", digits, 2), (f"synthetic {n_large}x1x28x28", large, 3)):
+        for alpha in (0.01, 0.5):
+            strategy = SignalPlanting(PixelPatch(patch), target=0)
+            rows += compare(
+                "collective injection (DataLoader epoch to device, batch 256)",
+                f"{label}, alpha={alpha}",
+                {
+                    "bare dataset": _epoch(base, device),
+                    "CollectiveDataset, injection='item' (batched __getitems__)": _epoch(
+                        CollectiveDataset(base, strategy, alpha), device
+                    ),
+                    "CollectiveDataset, injection='item', per-item reads": _epoch(
+                        per_item(base, strategy, alpha), device
+                    ),
+                    "CollectiveDataset, injection='batch' (on device)": _epoch(
+                        CollectiveDataset(base, strategy, alpha, injection="batch"), device
+                    ),
+                },
+                repeats,
+                device,
+            )
+    return rows
+
+
+# -- 2. trainer overhead -------------------------------------------------------------------------------
+def _raw_loop(make_model, loader: DataLoader, epochs: int, device: torch.device) -> Callable[[], None]:
+    def run() -> None:
+        torch.manual_seed(0)
+        model = make_model().to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(epochs):
+            for x, y in loader:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+
+    return run
+
+
+def _lightning(make_model, dm, epochs: int, device: torch.device, metrics: bool) -> Callable[[], None]:
+    import lightning as L
+
+    from lightning_aca import CollectiveMetrics
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = make_model()
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            return nn.functional.cross_entropy(self(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
+
+    def run() -> None:
+        torch.manual_seed(0)
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=1,
+            callbacks=[CollectiveMetrics()] if metrics else [],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+        )
+        trainer.fit(Module(), dm)
+
+    return run
+
+
+def trainer_overhead(repeats: int, n: int, epochs: int, device: torch.device) -> list[Row]:
+    from lightning_aca import CollectiveDataModule, PixelPatch, SignalPlanting, SyntheticDataModule
+    from lightning_aca.models import mlp, small_cnn
+
+    if device.type == "cuda":
+        size = f"small CNN, synthetic {n}x1x28x28, batch 256, {epochs} epochs, {device}"
+        data = SyntheticDataModule(n_train=n, n_test=2000, image_shape=(28, 28), batch_size=256)
+
+        def make():
+            return small_cnn((1, 28, 28), 10)
+    else:
+        size = f"MLP, digits, batch 64, {epochs} epochs, cpu"
+        from lightning_aca import DigitsDataModule
+
+        data = DigitsDataModule(batch_size=64)
+
+        def make():
+            return mlp((1, 8, 8), 10)
+
+    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), 0.01, datamodule=data)
+    dm.setup("fit")
+    raw_loader = dm.train_dataloader()
+
+    def variants(n_epochs: int) -> dict[str, Callable[[], None]]:
+        return {
+            "raw PyTorch loop": _raw_loop(make, raw_loader, n_epochs, device),
+            "Lightning Trainer": _lightning(make, dm, n_epochs, device, metrics=False),
+            "Lightning Trainer + CollectiveMetrics": _lightning(make, dm, n_epochs, device, metrics=True),
+        }
+
+    whole = compare("trainer overhead (whole fit)", size, variants(epochs), repeats, device)
+    if epochs < 2:
+        return whole
+    # Per epoch, set-up excluded: (T(epochs) - T(1)) / (epochs - 1), from medians.
+    single = compare("trainer overhead (whole fit, 1 epoch)", size, variants(1), repeats, device)
+    marginal = {a.variant: (a.median_s - b.median_s) / (epochs - 1) for a, b in zip(whole, single, strict=True)}
+    base = marginal["raw PyTorch loop"]
+    per_epoch = [
+        Row(
+            "trainer overhead (per epoch, set-up excluded)",
+            name,
+            size,
+            t,
+            t,
+            t,
+            t / base,
+            repeats,
+            None,
+            {"derived from": "medians"},
+        )
+        for name, t in marginal.items()
+    ]
+    return whole + single + per_epoch
+
+
+# -- 3. DP-SGD overhead --------------------------------------------------------------------------------
+def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torch.device) -> list[Row]:
+    import lightning as L
+
+    from lightning_aca import DPSGD, SyntheticDataModule
+    from lightning_aca.models import small_cnn
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = small_cnn((1, 28, 28), 10)
+
+        def training_step(self, batch, batch_idx):
+            return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    def fit(batch_size: int, dp_mode: str | None) -> Callable[[], None]:
+        data = SyntheticDataModule(n_train=n, n_test=100, image_shape=(28, 28), batch_size=batch_size)
+
+        def run() -> None:
+            torch.manual_seed(0)
+            callbacks = [] if dp_mode is None else [DPSGD(noise_multiplier=1.0, grad_sample_mode=dp_mode)]
+            L.Trainer(
+                max_epochs=1,
+                accelerator="gpu" if device.type == "cuda" else "cpu",
+                devices=1,
+                callbacks=callbacks,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                limit_val_batches=0,
+            ).fit(Module(), data)
+
+        return run
+
+    rows = []
+    for batch_size in batch_sizes:
+        rows += compare(
+            "DP-SGD overhead (one epoch, small CNN)",
+            f"synthetic {n}x1x28x28, batch {batch_size}, {device}",
+            {
+                "non-private": fit(batch_size, None),
+                "DPSGD hooks": fit(batch_size, "hooks"),
+                "DPSGD functorch": fit(batch_size, "functorch"),
+            },
+            repeats,
+            device,
+        )
+    return rows
+
+
+# -- 4. sweep throughput ---------------------------------------------------------------------------------
+def sweep_throughput(repeats: int, epochs: int) -> list[Row]:
+    def sweep(launcher: list[str]) -> Callable[[], None]:
+        def run() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "lightning_aca.cli",
+                        "experiment=quickstart",
+                        f"trainer.max_epochs={epochs}",
+                        "logger=none",
+                        f"hydra.sweep.dir={tmp}/sweep",
+                        "~hydra.callbacks.report",
+                        *launcher,
+                    ],
+                    check=True,
+                    capture_output=True,
+                    cwd=tmp,
+                )
+
+        return run
+
+    def imports() -> None:
+        subprocess.run([sys.executable, "-c", "import lightning_aca.cli"], check=True)
+
+    cpu = torch.device("cpu")
+    rows = compare(
+        "sweep throughput (quickstart: 10 runs)",
+        f"digits, {epochs} epochs a run",
+        {
+            "basic launcher (one process)": sweep([]),
+            "joblib launcher, 2 processes": sweep(["hydra/launcher=local_parallel"]),
+        },
+        repeats,
+        cpu,
+    )
+    for row in rows:
+        row.extra["runs_per_minute"] = round(10 / row.median_s * 60, 1)
+    rows += compare("fixed cost per process", "python -c 'import lightning_aca.cli'", {"import": imports}, repeats, cpu)
+    return rows
+
+
+# -- driver ------------------------------------------------------------------------------------------------
+def _environment(device: torch.device) -> dict:
+    env = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    try:
+        import lightning
+        import opacus
+
+        env |= {"lightning": lightning.__version__, "opacus": opacus.__version__}
+    except ImportError:
+        pass
+    if device.type == "cuda":
+        env["device"] = torch.cuda.get_device_name(device)
+        env["driver"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
+        ).stdout.strip()
+    else:
+        env["device"] = f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return env
+
+
+def _markdown(suite: str, env: dict, rows: list[Row]) -> str:
+    lines = [f"# Benchmarks: `{suite}` suite", "", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+    current = None
+    for row in rows:
+        if (row.comparison, row.size) != current:
+            current = (row.comparison, row.size)
+            lines += [
+                "",
+                f"## {row.comparison} — {row.size}",
+                "",
+                "| variant | median s | min–max s | ratio | peak GPU MiB | extra |",
+                "|---|---:|---:|---:|---:|---|",
+            ]
+        peak = f"{row.peak_mem_mb:.0f}" if row.peak_mem_mb is not None else "–"
+        extra = ", ".join(f"{k} {v}" for k, v in row.extra.items())
+        lines.append(
+            f"| {row.variant} | {row.median_s:.4f} | {row.min_s:.4f}–{row.max_s:.4f} | {row.ratio:.2f}× | {peak} | {extra} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=("smoke", "cpu", "gpu"), default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--only", nargs="*", help="run only these comparisons: injection trainer dp sweep")
+    args = parser.parse_args(argv)
+    if args.suite == "gpu" and not torch.cuda.is_available():
+        print("benchmarks: the gpu suite needs CUDA", file=sys.stderr)
+        return 2
+    device = torch.device("cuda" if args.suite == "gpu" else "cpu")
+    smoke = args.suite == "smoke"
+    plan = {
+        "injection": lambda: injection(1 if smoke else 5, 2000 if smoke else 60000, device),
+        "trainer": lambda: trainer_overhead(1 if smoke else 3, 2000 if smoke else 60000, 1 if smoke else 3, device),
+        "dp": lambda: dp_overhead(
+            1 if smoke else 3,
+            512 if smoke else (60000 if device.type == "cuda" else 6000),
+            (256,) if smoke else (256, 1024),
+            device,
+        ),
+        "sweep": lambda: sweep_throughput(1 if smoke else 3, 1 if smoke else 20),
+    }
+    if args.suite == "gpu":
+        plan.pop("sweep")
+    rows: list[Row] = []
+    for name, run in plan.items():
+        if args.only and name not in args.only:
+            continue
+        rows += run()
+    env = _environment(device)
+    if smoke:
+        print(_markdown(args.suite, env, rows))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    tag = f"{args.suite}-{env['device'].split(':')[0].replace(' ', '_')}" if args.suite == "gpu" else args.suite
+    (args.out / f"{tag}.md").write_text(_markdown(args.suite, env, rows))
+    (args.out / f"{tag}.json").write_text(json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=2))
+    print(_markdown(args.suite, env, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
