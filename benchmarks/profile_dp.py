@@ -10,23 +10,10 @@ import argparse
 
 import lightning as L
 import torch
-from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from benchmarks.run import cnn_module
 from lightning_aca import DPSGD, SyntheticDataModule
-from lightning_aca.models import small_cnn
-
-
-class _Module(L.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = small_cnn((1, 28, 28), 10)
-
-    def training_step(self, batch, batch_idx):
-        return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.05)
 
 
 def _profile(batch_size: int, steps: int, private: bool) -> str:
@@ -44,7 +31,7 @@ def _profile(batch_size: int, steps: int, private: bool) -> str:
     )
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=activities) as prof:
-        trainer.fit(_Module(), data)
+        trainer.fit(cnn_module(), data)
     sort = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
     title = f"== {'DPSGD (hooks)' if private else 'non-private'}, batch {batch_size}, {steps} steps"
     by_cpu = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)

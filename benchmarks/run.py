@@ -240,13 +240,13 @@ def trainer_overhead(repeats: int, n: int, epochs: int, device: torch.device) ->
 
 
 # -- 3. DP-SGD overhead --------------------------------------------------------------------------------
-def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torch.device) -> list[Row]:
+def cnn_module():
+    """A plain LightningModule around ``small_cnn`` for 1×28×28 inputs (SGD, lr 0.05, no momentum)."""
     import lightning as L
 
-    from lightning_aca import DPSGD, SyntheticDataModule
     from lightning_aca.models import small_cnn
 
-    class Module(L.LightningModule):
+    class SmallCNN(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.net = small_cnn((1, 28, 28), 10)
@@ -256,6 +256,14 @@ def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torc
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    return SmallCNN()
+
+
+def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torch.device) -> list[Row]:
+    import lightning as L
+
+    from lightning_aca import DPSGD, SyntheticDataModule
 
     def fit(batch_size: int, dp_mode: str | None) -> Callable[[], None]:
         data = SyntheticDataModule(n_train=n, n_test=100, image_shape=(28, 28), batch_size=batch_size)
@@ -273,7 +281,7 @@ def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torc
                 enable_progress_bar=False,
                 enable_model_summary=False,
                 limit_val_batches=0,
-            ).fit(Module(), data)
+            ).fit(cnn_module(), data)
 
         return run
 
