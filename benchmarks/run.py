@@ -335,6 +335,9 @@ def sweep_throughput(repeats: int, epochs: int) -> list[Row]:
         {
             "basic launcher (one process)": sweep([]),
             "joblib launcher, 2 processes": sweep(["hydra/launcher=local_parallel"]),
+            "joblib launcher, 2 processes, torch_threads=1": sweep(
+                ["hydra/launcher=local_parallel", "torch_threads=1"]
+            ),
         },
         repeats,
         cpu,

@@ -40,6 +40,7 @@ _EXPORTS = {
     "SyntheticDataModule": "lightning_aca.data.synthetic",
     "TokenInsertion": "lightning_aca.collective.signals",
     "TorchvisionDataModule": "lightning_aca.data.vision",
+    "WaterbirdsDataModule": "lightning_aca.data.waterbirds",
     "WorstGroupAccuracy": "lightning_aca.metrics.groups",
     "dataset_labels": "lightning_aca.collective.dataset",
     "estimate_critical_mass": "lightning_aca.analysis.critical_mass",

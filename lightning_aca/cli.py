@@ -141,6 +141,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
     if cfg.quiet:
         _quiet()
+    if cfg.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
     L.seed_everything(cfg.seed, verbose=False)
     dm = CollectiveDataModule(
         instantiate(cfg.collective.strategy),

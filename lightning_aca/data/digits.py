@@ -6,13 +6,19 @@ scikit-learn. Images are ``1×8×8`` float tensors in [0, 1]; labels are int64 c
 
 from __future__ import annotations
 
+import functools
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 
+@functools.lru_cache(maxsize=1)
 def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1,797 digits as ``(images (N, 1, 8, 8) in [0, 1], labels (N,) int64)``."""
+    """All 1,797 digits as ``(images (N, 1, 8, 8) in [0, 1], labels (N,) int64)``.
+
+    Read once per process (an in-process sweep reuses them); callers index, never write, them.
+    """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
