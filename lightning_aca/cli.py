@@ -173,6 +173,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test:
         trainer.test(model, datamodule=dm, verbose=not cfg.quiet)
     results = metrics.results.get(stage) or metrics.results.get("validate") or metrics.results.get("fit", {})
+    for callback in collective_callbacks:  # e.g. aca/param_distance, aca/critical_alpha
+        results = {**getattr(callback, "results", {}), **results}
     overrides = _overrides()
     record = {
         "schema_version": SCHEMA_VERSION,

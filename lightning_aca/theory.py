@@ -10,6 +10,9 @@ Functions and the results they implement:
   size whose bound reaches a target success S*.
 - :func:`gradient_neutralization_threshold` — arXiv 2302.04262, §4 (gradient neutralization):
   the smallest α that can make a target θ* stationary when members' gradients are bounded.
+- The exact critical size of gradient neutralization and control for a given model family,
+  α* = G/(G + ρ) with ρ the radius of the members' gradient hull along −∇L_{P₀}(θ*), is derived
+  and computed in :mod:`lightning_aca.online.theory`; G/(G + B) above is necessary, not sufficient.
 - :func:`estimate_uniqueness` — empirical version of the signal's uniqueness ξ = P₀(X*),
   X* = {g(x) : x ∈ X} (arXiv 2302.04262, §3.1), from clean inputs and the signal g.
 
@@ -29,7 +32,7 @@ and introduction). What is used below, and from where:
   α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*) that defines the strategy.
 
 Not implemented, because their statements could not be read: Hardt et al.'s feature-only
-planting bound, the gradient-control size condition (§5), and Solanki, Bhange, Aïvodji, Creager,
+planting bound and Solanki, Bhange, Aïvodji, Creager,
 "Crowding Out The Noise: Algorithmic Collective Action Under Differential Privacy",
 arXiv 2505.05707, whose DP-SGD lower bound involves functions of the noise multiplier, clipping
 norm, steps, step size, dimension and δ that secondary sources name but do not define.

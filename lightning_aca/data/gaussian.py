@@ -1,0 +1,124 @@
+"""A tabular synthetic set: Gaussian classes in a box, for experiments with linear models.
+
+Small, offline and of any size, with features of known range: the setting in which the
+gradient-based strategies of :mod:`lightning_aca.online` (Hardt et al. 2023, §4–5) have
+thresholds that can be computed by hand. Class ``k`` has mean ``(separation / 2)·(cos 2πk/K,
+sin 2πk/K, 0, …)`` (for two classes: ``±(separation / 2)·e₁``); features are the mean plus
+``noise``·N(0, I), clipped to ``[-bound, bound]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def gaussian_class_means(num_classes: int, num_features: int, separation: float) -> torch.Tensor:
+    """Class means ``(K, d)``: K points evenly spaced on a circle of radius ``separation / 2`` in the first two features.
+
+    Example:
+        >>> gaussian_class_means(2, 3, separation=2.0).tolist()
+        [[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]
+    """
+    angles = 2 * math.pi * torch.arange(num_classes, dtype=torch.float64) / num_classes
+    means = torch.zeros(num_classes, num_features, dtype=torch.float64)
+    means[:, 0] = torch.cos(angles)
+    if num_features > 1:
+        means[:, 1] = torch.sin(angles)
+    # cos(π) and sin(π) are ±1e-16 in floating point; exact zeros keep the geometry readable
+    means[means.abs() < 1e-12] = 0.0
+    return (separation / 2 * means).float()
+
+
+class GaussianDataModule(L.LightningDataModule):
+    """Gaussian classes: y uniform over K classes, x = clip(μ_y + noise·ε, −bound, bound), ε ~ N(0, I).
+
+    Training and test sets are drawn independently from one generator seeded by ``seed``;
+    validation serves the test set. Items are ``(x, y)`` with ``x`` a float vector of
+    ``num_features`` and ``y`` an int64 class index.
+
+    Args:
+        n_train, n_test: number of training and test points.
+        num_features: d, the input dimension (≥ 2 when there are more than two classes).
+        num_classes: K ≥ 2.
+        separation: distance between the means of two classes on opposite sides of the circle.
+        noise: standard deviation of every feature around the class mean (> 0).
+        bound: features are clipped to ``[-bound, bound]`` (> 0), the box members' points stay in.
+        seed: seed of the generator that draws both sets.
+        batch_size: loader batch size.
+
+    Example:
+        >>> dm = GaussianDataModule(n_train=100, n_test=20, num_features=3)
+        >>> dm.setup()
+        >>> tuple(dm.train_dataset.tensors[0].shape), len(dm.test_dataset)
+        ((100, 3), 20)
+    """
+
+    def __init__(
+        self,
+        n_train: int = 2000,
+        n_test: int = 1000,
+        num_features: int = 2,
+        num_classes: int = 2,
+        separation: float = 2.0,
+        noise: float = 1.0,
+        bound: float = 4.0,
+        seed: int = 0,
+        batch_size: int = 64,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("n_train", n_train),
+            ("n_test", n_test),
+            ("num_features", num_features),
+            ("batch_size", batch_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+        if num_classes > 2 and num_features < 2:
+            raise ValueError(
+                f"num_features={num_features} cannot hold {num_classes} class means on a circle; use num_features >= 2."
+            )
+        for name, value in (("noise", noise), ("bound", bound)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        if not (isinstance(separation, (int, float)) and math.isfinite(separation) and separation >= 0):
+            raise ValueError(f"separation must be a number >= 0, got {separation!r}.")
+        self.n_train, self.n_test = n_train, n_test
+        self.num_features, self.num_classes = num_features, num_classes
+        self.separation, self.noise, self.bound = float(separation), float(noise), float(bound)
+        self.seed, self.batch_size = seed, batch_size
+        self.train_dataset: TensorDataset | None = None
+        self.test_dataset: TensorDataset | None = None
+
+    @property
+    def feature_bounds(self) -> tuple[float, float]:
+        """The box ``(-bound, bound)`` every feature lies in."""
+        return (-self.bound, self.bound)
+
+    def _sample(self, n: int, means: torch.Tensor, generator: torch.Generator) -> TensorDataset:
+        y = torch.randint(self.num_classes, (n,), generator=generator)
+        x = means[y] + self.noise * torch.randn(n, self.num_features, generator=generator)
+        return TensorDataset(x.clamp(-self.bound, self.bound), y)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_dataset is not None:
+            return
+        generator = torch.Generator().manual_seed(self.seed)
+        means = gaussian_class_means(self.num_classes, self.num_features, self.separation)
+        self.train_dataset = self._sample(self.n_train, means, generator)
+        self.test_dataset = self._sample(self.n_test, means, generator)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_dataset, batch_size=self.batch_size)
