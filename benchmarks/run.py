@@ -132,7 +132,11 @@ def injection(repeats: int, n_large: int, device: torch.device) -> list[Row]:
 
 
 # -- 2. trainer overhead -------------------------------------------------------------------------------
-def _raw_loop(make_model, loader: DataLoader, epochs: int, device: torch.device) -> Callable[[], None]:
+def _raw_loop(
+    make_model, loader: DataLoader, epochs: int, device: torch.device, evaluate_on: tuple[DataLoader, ...] = ()
+) -> Callable[[], None]:
+    """A plain training loop; with ``evaluate_on``, also the accuracy on each loader every epoch (CollectiveMetrics's work)."""
+
     def run() -> None:
         torch.manual_seed(0)
         model = make_model().to(device)
@@ -143,6 +147,15 @@ def _raw_loop(make_model, loader: DataLoader, epochs: int, device: torch.device)
                 opt.zero_grad(set_to_none=True)
                 nn.functional.cross_entropy(model(x), y).backward()
                 opt.step()
+            model.eval()
+            with torch.no_grad():
+                accuracies = []
+                for eval_loader in evaluate_on:
+                    correct = torch.zeros((), device=device)
+                    for x, y in eval_loader:
+                        correct += (model(x.to(device)).argmax(-1) == y.to(device)).sum()
+                    accuracies.append(float(correct) / len(eval_loader.dataset))
+            model.train()
 
     return run
 
@@ -206,10 +219,13 @@ def trainer_overhead(repeats: int, n: int, epochs: int, device: torch.device) ->
     dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), 0.01, datamodule=data)
     dm.setup("fit")
     raw_loader = dm.train_dataloader()
+    dm.setup("test")
+    eval_loaders = (dm.signal_test_dataloader(), dm.clean_test_dataloader())
 
     def variants(n_epochs: int) -> dict[str, Callable[[], None]]:
         return {
             "raw PyTorch loop": _raw_loop(make, raw_loader, n_epochs, device),
+            "raw PyTorch loop + the same evaluation": _raw_loop(make, raw_loader, n_epochs, device, eval_loaders),
             "Lightning Trainer": _lightning(make, dm, n_epochs, device, metrics=False),
             "Lightning Trainer + CollectiveMetrics": _lightning(make, dm, n_epochs, device, metrics=True),
         }
@@ -389,6 +405,20 @@ def _markdown(suite: str, env: dict, rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_SECTIONS = {
+    "collective injection": "injection",
+    "trainer overhead": "trainer",
+    "DP-SGD overhead": "dp",
+    "sweep throughput": "sweep",
+    "fixed cost": "sweep",
+}
+
+
+def _section(comparison: str) -> str:
+    """The plan entry (``injection``, ``trainer``, ``dp``, ``sweep``) a results row belongs to."""
+    return next((key for prefix, key in _SECTIONS.items() if comparison.startswith(prefix)), "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=("smoke", "cpu", "gpu"), default="cpu")
@@ -413,17 +443,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.suite == "gpu":
         plan.pop("sweep")
+    env = _environment(device)
+    tag = f"{args.suite}-{env['device'].split(':')[0].replace(' ', '_')}" if args.suite == "gpu" else args.suite
+    # --only reruns some sections: the others keep their rows from the existing results file
+    previous = args.out / f"{tag}.json"
+    kept = {}
+    if args.only and not smoke and previous.exists():
+        for row in json.loads(previous.read_text())["rows"]:
+            kept.setdefault(_section(row["comparison"]), []).append(Row(**row))
     rows: list[Row] = []
     for name, run in plan.items():
-        if args.only and name not in args.only:
-            continue
-        rows += run()
-    env = _environment(device)
+        rows += run() if not args.only or name in args.only else kept.get(name, [])
     if smoke:
         print(_markdown(args.suite, env, rows))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = f"{args.suite}-{env['device'].split(':')[0].replace(' ', '_')}" if args.suite == "gpu" else args.suite
     (args.out / f"{tag}.md").write_text(_markdown(args.suite, env, rows))
     (args.out / f"{tag}.json").write_text(json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=2))
     print(_markdown(args.suite, env, rows))

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 
@@ -90,6 +91,10 @@ class Classifier(L.LightningModule):
             raise ValueError(f"lr must be positive, got {lr!r}.")
         self.save_hyperparameters()
         self.net = _ARCHS[arch](tuple(input_shape), num_classes, **arch_kwargs)
+        # the epoch's mean training loss, logged once per epoch: a per-step self.log costs more
+        # than a small model's whole step (Lightning moves its result collection on every call)
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
@@ -99,15 +104,25 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
         losses = F.cross_entropy(self(x), y, reduction="none")
-        self.log("train/loss", losses.mean(), on_step=False, on_epoch=True)
+        self.train_loss.update(losses.detach())
         return losses if self.hparams.per_sample_loss else losses.mean()
+
+    def on_train_epoch_end(self) -> None:
+        if self.train_loss.update_called:
+            self.log("train/loss", self.train_loss.compute())
+        self.train_loss.reset()
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         x, y = batch[0], batch[1]
         logits = self(x)
-        self.val_acc(logits, y)
-        self.log("val/loss", F.cross_entropy(logits, y))
-        self.log("val/acc", self.val_acc)
+        self.val_loss.update(F.cross_entropy(logits, y, reduction="none"))
+        self.val_acc.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.val_acc.update_called:
+            self.log_dict({"val/loss": self.val_loss.compute(), "val/acc": self.val_acc.compute()})
+        self.val_loss.reset()
+        self.val_acc.reset()
 
     def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         x, y = batch[0], batch[1]

@@ -13,6 +13,24 @@ def test_per_sample_loss_returns_the_losses_whose_mean_erm_uses():
     assert torch.allclose(losses.mean(), mean)
 
 
+def test_logged_epoch_losses_are_the_per_sample_means():
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(50, 1, 8, 8), torch.arange(50) % 10)
+    model = Classifier(lr=1e-9)  # the weights barely move, so the epoch's losses are the final model's
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, DataLoader(data, batch_size=16), DataLoader(data, batch_size=20))
+    with torch.no_grad():
+        losses = torch.nn.functional.cross_entropy(model(data.tensors[0]), data.tensors[1], reduction="none")
+    logged = trainer.callback_metrics
+    # batches of 16, 16, 16, 2 (and 20, 20, 10): each sample counts once, not each batch
+    assert torch.allclose(logged["train/loss"], losses.mean(), atol=1e-5)
+    assert torch.allclose(logged["val/loss"], losses.mean(), atol=1e-5)
+    assert 0.0 <= float(logged["val/acc"]) <= 1.0
+
+
 @pytest.mark.parametrize(
     ("arch", "shape"), [("linear", (1, 8, 8)), ("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 32, 32))]
 )

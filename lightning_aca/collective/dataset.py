@@ -336,7 +336,27 @@ class SignalEvaluationDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         item = self.dataset[int(self.indices[index])]
         x, y = self._codec.split(item)
-        out = self._codec.join(item, self.strategy.evaluation_input(x), self.strategy.success_label(y))
+        return self._join(item, x, y, self.strategy.evaluation_input(x))
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """A batch of items, as ``[self[i] for i in indices]``, with the signal applied in one call.
+
+        Evaluation reads the whole set every epoch; one signal call per batch instead of per item
+        makes it ~3x cheaper on digits (the per-item call was three quarters of ``CollectiveMetrics``'s time).
+        """
+        positions = [int(self.indices[i]) for i in indices]
+        fetch = getattr(self.dataset, "__getitems__", None)
+        items = list(fetch(positions)) if fetch is not None else [self.dataset[i] for i in positions]
+        pairs = [self._codec.split(item) for item in items]
+        xs = [x for x, _ in pairs]
+        if self.strategy.batched_inputs and _same_shape_tensors(xs):
+            shown = self.strategy.evaluation_input(torch.stack(xs)).unbind(0)
+        else:
+            shown = [self.strategy.evaluation_input(x) for x in xs]
+        return [self._join(item, x, y, g) for item, (x, y), g in zip(items, pairs, shown, strict=True)]
+
+    def _join(self, item: Any, x: Any, y: Any, shown: Any) -> Any:
+        out = self._codec.join(item, shown, self.strategy.success_label(y))
         if self.return_clean:
             if isinstance(out, Mapping):
                 return {**out, "clean_input": x, "true_label": y}

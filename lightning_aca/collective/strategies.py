@@ -77,7 +77,7 @@ class Strategy(ABC):
 
     @property
     def batched_inputs(self) -> bool:
-        """Whether :meth:`member_input` may be applied to a stacked batch of inputs at once."""
+        """Whether :meth:`member_input` and :meth:`evaluation_input` may be applied to a stacked batch at once."""
         signal = getattr(self, "signal", None)
         return signal is None or signal.supports_batches
 

@@ -9,6 +9,7 @@ clean test set, and logs under the stable ``aca/`` namespace through the Trainer
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -88,6 +89,7 @@ class CollectiveMetrics(L.Callback):
         self.group_index = group_index
         self.top_k = top_k
         self.every_n_epochs = every_n_epochs
+        self._metrics: dict[tuple, Metric] = {}
         self.input_key, self.target_key = input_key, target_key
         self.predict_fn = predict_fn
         self.results: dict[str, dict[str, float]] = {}
@@ -172,8 +174,8 @@ class CollectiveMetrics(L.Callback):
     def _signal_metrics(
         self, pl_module: L.LightningModule, loader: DataLoader, device: torch.device
     ) -> dict[str, float]:
-        success = CollectiveSuccess(top_k=self.top_k).to(device)
-        agreement = SignalErasureSuccess().to(device)
+        success = self._fresh(("success",), lambda: CollectiveSuccess(top_k=self.top_k), device)
+        agreement = self._fresh(("agreement",), SignalErasureSuccess, device)
         for batch in loader:
             batch = move_data_to_device(batch, device)
             if isinstance(batch, Mapping):
@@ -196,14 +198,19 @@ class CollectiveMetrics(L.Callback):
         accuracy: Metric | None = None
         groups = ()
         if self.num_groups is not None:
-            groups = (GroupAccuracy(self.num_groups).to(device), WorstGroupAccuracy(self.num_groups).to(device))
+            groups = (
+                self._fresh(("group",), lambda: GroupAccuracy(self.num_groups), device),
+                self._fresh(("worst_group",), lambda: WorstGroupAccuracy(self.num_groups), device),
+            )
         for batch in loader:
             batch = move_data_to_device(batch, device)
             x, y, g = self._parts(batch, (self.input_key, self.target_key, self.group_index))
             scores = self._predict(pl_module, x)
             if accuracy is None:
                 num_classes = scores.shape[-1] if scores.dim() == 2 else int(y.max()) + 1
-                accuracy = MulticlassAccuracy(num_classes, average="micro").to(device)
+                accuracy = self._fresh(
+                    ("accuracy", num_classes), partial(MulticlassAccuracy, num_classes, average="micro"), device
+                )
             accuracy.update(scores, y)
             if groups:
                 if g is None:
@@ -221,6 +228,14 @@ class CollectiveMetrics(L.Callback):
             for g, acc in enumerate(groups[0].compute().tolist()):
                 values[f"aca/group_acc/{g}"] = acc
         return values
+
+    def _fresh(self, key: tuple, make: Callable[[], Metric], device: torch.device) -> Metric:
+        """The metric for ``key``, reset, on ``device``: built once, reused every evaluation."""
+        metric = self._metrics.get(key)
+        if metric is None:
+            metric = self._metrics[key] = make()
+        metric.reset()
+        return metric.to(device)
 
     def state_dict(self) -> dict[str, Any]:
         return {"results": self.results}

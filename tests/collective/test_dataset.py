@@ -172,6 +172,23 @@ def test_batched_fetch_equals_item_fetch(indices, alpha, flag, strategy):
         assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(got, want, strict=True))
 
 
+@pytest.mark.parametrize(
+    "strategy", [PLANT, SignalErasing(PixelPatch(1)), LabelFlip(2), SignalPlanting(_ItemOnlySignal(2), target=1)]
+)
+@pytest.mark.parametrize("return_clean", [False, True])
+def test_evaluation_set_batched_fetch_equals_item_fetch(strategy, return_clean):
+    indices = [5, 0, 17, 3, 3, 40]
+    for data, keys in ((base(), {}), (DictDataset(base()), {"input_key": "image", "target_key": "label"})):
+        ev = SignalEvaluationDataset(data, strategy, return_clean=return_clean, **keys)
+        for got, i in zip(ev.__getitems__(indices), indices, strict=True):
+            want = ev[i]
+            assert type(got) is type(want) and len(got) == len(want)
+            pairs = (
+                zip(got.values(), want.values(), strict=True) if isinstance(want, dict) else zip(got, want, strict=True)
+            )
+            assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in pairs)
+
+
 @pytest.mark.parametrize("flag", [False, True])
 def test_batch_injection_equals_item_injection(flag):
     from torch.utils.data._utils.collate import default_collate

@@ -88,6 +88,8 @@ def test_preset_sweeps_alpha_across_the_threshold():
 
 
 def test_missing_feature_box_names_the_key(tmp_path):
-    cfg = _compose(["collective=gradient_control", "data=synthetic", "model=linear", "quiet=true", f"output_dir={tmp_path}"])
+    cfg = _compose(
+        ["collective=gradient_control", "data=synthetic", "model=linear", "quiet=true", f"output_dir={tmp_path}"]
+    )
     with pytest.raises(InstantiationException, match="feature_bounds"):
         run_experiment(cfg)
