@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -46,9 +47,12 @@ def _sync(device: torch.device) -> None:
 
 
 def compare(
-    comparison: str, size: str, variants: dict[str, Callable[[], None]], repeats: int, device: torch.device
+    comparison: str, size: str, variants: dict[str, Callable[[], float | None]], repeats: int, device: torch.device
 ) -> list[Row]:
-    """Time each variant ``repeats`` times (interleaved, after one warm-up each); first is the baseline."""
+    """Time each variant ``repeats`` times (interleaved, after one warm-up each); first is the baseline.
+
+    A variant returning a float reports that time instead of its wall time (steady-state step time).
+    """
     times: dict[str, list[float]] = {name: [] for name in variants}
     peaks: dict[str, float | None] = {}
     for fn in variants.values():
@@ -64,9 +68,10 @@ def compare(
         for name, fn in variants.items():
             _sync(device)
             start = time.perf_counter()
-            fn()
+            measured = fn()
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            # a variant may time its own steady state (e.g. seconds per training step) and return it
+            times[name].append(measured if isinstance(measured, float) else time.perf_counter() - start)
     base = statistics.median(next(iter(times.values())))
     return [
         Row(
@@ -276,17 +281,47 @@ def cnn_module():
     return SmallCNN()
 
 
+def step_timer(device: torch.device, warmup: int = 3):
+    """A Lightning callback timing the training steps after ``warmup``: seconds per step, set-up excluded."""
+    import lightning as L
+
+    class StepTimer(L.Callback):
+        def __init__(self) -> None:
+            self.start: float | None = None
+            self.steps = 0
+            self.seconds_per_step = math.nan
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if batch_idx == warmup:
+                _sync(device)
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if self.start is not None:
+                self.steps += 1
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if self.start is None or not self.steps:
+                raise RuntimeError(f"the epoch needs more than {warmup} steps to time its steady state")
+            _sync(device)
+            self.seconds_per_step = (time.perf_counter() - self.start) / self.steps
+
+    return StepTimer()
+
+
 def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torch.device) -> list[Row]:
+    """Seconds per training step (one epoch, after 3 warm-up steps; Trainer and Opacus set-up excluded)."""
     import lightning as L
 
     from lightning_aca import DPSGD, SyntheticDataModule
 
-    def fit(batch_size: int, dp_mode: str | None) -> Callable[[], None]:
+    def fit(batch_size: int, dp_mode: str | None) -> Callable[[], float]:
         data = SyntheticDataModule(n_train=n, n_test=100, image_shape=(28, 28), batch_size=batch_size)
 
-        def run() -> None:
+        def run() -> float:
             torch.manual_seed(0)
-            callbacks = [] if dp_mode is None else [DPSGD(noise_multiplier=1.0, grad_sample_mode=dp_mode)]
+            timer = step_timer(device)
+            callbacks = [timer] if dp_mode is None else [timer, DPSGD(noise_multiplier=1.0, grad_sample_mode=dp_mode)]
             L.Trainer(
                 max_epochs=1,
                 accelerator="gpu" if device.type == "cuda" else "cpu",
@@ -298,13 +333,14 @@ def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torc
                 enable_model_summary=False,
                 limit_val_batches=0,
             ).fit(cnn_module(), data)
+            return timer.seconds_per_step
 
         return run
 
     rows = []
     for batch_size in batch_sizes:
         rows += compare(
-            "DP-SGD overhead (one epoch, small CNN)",
+            "DP-SGD overhead (s per step, small CNN)",
             f"synthetic {n}x1x28x28, batch {batch_size}, {device}",
             {
                 "non-private": fit(batch_size, None),
@@ -432,10 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     smoke = args.suite == "smoke"
     plan = {
         "injection": lambda: injection(1 if smoke else 5, 2000 if smoke else 60000, device),
-        "trainer": lambda: trainer_overhead(1 if smoke else 3, 2000 if smoke else 60000, 1 if smoke else 3, device),
+        "trainer": lambda: trainer_overhead(1 if smoke else 5, 2000 if smoke else 60000, 1 if smoke else 3, device),
         "dp": lambda: dp_overhead(
-            1 if smoke else 3,
-            512 if smoke else (60000 if device.type == "cuda" else 6000),
+            1 if smoke else 5,
+            2048 if smoke else (60000 if device.type == "cuda" else 6000),
             (256,) if smoke else (256, 1024),
             device,
         ),

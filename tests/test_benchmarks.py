@@ -9,3 +9,17 @@ def test_benchmark_smoke_runs_every_cpu_comparison(capsys):
     for heading in ("collective injection", "trainer overhead", "DP-SGD overhead"):
         assert heading in out
     assert "injection='batch'" in out and "DPSGD hooks" in out
+
+
+def test_every_committed_result_row_maps_to_its_section():
+    """``--only`` keeps the other sections' rows by mapping titles to sections: no title may fall through."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.run import RESULTS, _section
+
+    files = sorted(Path(RESULTS).glob("*.json"))
+    assert files
+    for path in files:
+        sections = {_section(row["comparison"]) for row in json.loads(path.read_text())["rows"]}
+        assert "" not in sections and sections <= {"injection", "trainer", "dp", "sweep"}, path.name
