@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from lightning_aca.data.in_memory import InMemoryDataModule, check_positive_int
 
 
 def gaussian_class_means(num_classes: int, num_features: int, separation: float) -> torch.Tensor:
@@ -33,7 +34,7 @@ def gaussian_class_means(num_classes: int, num_features: int, separation: float)
     return (separation / 2 * means).float()
 
 
-class GaussianDataModule(L.LightningDataModule):
+class GaussianDataModule(InMemoryDataModule):
     """Gaussian classes: y uniform over K classes, x = clip(μ_y + noise·ε, −bound, bound), ε ~ N(0, I).
 
     Training and test sets are drawn independently from one generator seeded by ``seed``;
@@ -69,15 +70,9 @@ class GaussianDataModule(L.LightningDataModule):
         seed: int = 0,
         batch_size: int = 64,
     ) -> None:
-        super().__init__()
-        for name, value in (
-            ("n_train", n_train),
-            ("n_test", n_test),
-            ("num_features", num_features),
-            ("batch_size", batch_size),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        super().__init__(batch_size)
+        for name, value in (("n_train", n_train), ("n_test", n_test), ("num_features", num_features)):
+            check_positive_int(name, value)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
         if num_classes > 2 and num_features < 2:
@@ -92,9 +87,7 @@ class GaussianDataModule(L.LightningDataModule):
         self.n_train, self.n_test = n_train, n_test
         self.num_features, self.num_classes = num_features, num_classes
         self.separation, self.noise, self.bound = float(separation), float(noise), float(bound)
-        self.seed, self.batch_size = seed, batch_size
-        self.train_dataset: TensorDataset | None = None
-        self.test_dataset: TensorDataset | None = None
+        self.seed = seed
 
     @property
     def feature_bounds(self) -> tuple[float, float]:
@@ -106,19 +99,7 @@ class GaussianDataModule(L.LightningDataModule):
         x = means[y] + self.noise * torch.randn(n, self.num_features, generator=generator)
         return TensorDataset(x.clamp(-self.bound, self.bound), y)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_dataset is not None:
-            return
+    def build(self) -> tuple[TensorDataset, TensorDataset]:
         generator = torch.Generator().manual_seed(self.seed)
         means = gaussian_class_means(self.num_classes, self.num_features, self.separation)
-        self.train_dataset = self._sample(self.n_train, means, generator)
-        self.test_dataset = self._sample(self.n_test, means, generator)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_dataset, batch_size=self.batch_size)
+        return self._sample(self.n_train, means, generator), self._sample(self.n_test, means, generator)

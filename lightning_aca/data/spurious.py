@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from lightning_aca.data.digits import load_digits_tensors
+from lightning_aca.data.in_memory import InMemoryDataModule
 
 
 def _agreeing_attribute(labels: Tensor, agreement: float, generator: torch.Generator) -> Tensor:
@@ -29,7 +29,7 @@ def _agreeing_attribute(labels: Tensor, agreement: float, generator: torch.Gener
     return attribute
 
 
-class SpuriousDigitsDataModule(L.LightningDataModule):
+class SpuriousDigitsDataModule(InMemoryDataModule):
     """Digits with a background that spuriously predicts the label: Waterbirds in 8×8 pixels.
 
     Label y = 1 if the digit is ≥ 5, else 0. Attribute a = 1 means "background on": every pixel
@@ -72,26 +72,20 @@ class SpuriousDigitsDataModule(L.LightningDataModule):
         seed: int = 0,
         background: float = 0.3,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size)
         if not 0.0 <= correlation <= 1.0:
             raise ValueError(f"correlation must be in [0, 1], got {correlation!r}.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
         if not 0.0 <= background <= 1.0:
             raise ValueError(f"background must be in [0, 1], got {background!r}.")
         self.correlation = correlation
-        self.batch_size = batch_size
         self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.seed = seed
         self.background = background
-        self.train_dataset: TensorDataset | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_dataset is not None:
-            return
+    def build(self) -> tuple[TensorDataset, TensorDataset]:
         from sklearn.model_selection import train_test_split
 
         images, digits = load_digits_tensors()
@@ -102,9 +96,8 @@ class SpuriousDigitsDataModule(L.LightningDataModule):
             random_state=self.split_seed,
         )
         generator = torch.Generator().manual_seed(self.seed)
-        self.train_dataset = self._split(images, digits, sorted(train_idx), self.correlation, generator)
-        self.test_dataset = self._split(images, digits, sorted(test_idx), 0.5, generator)
-        self.val_dataset = self.test_dataset
+        train = self._split(images, digits, sorted(train_idx), self.correlation, generator)
+        return train, self._split(images, digits, sorted(test_idx), 0.5, generator)
 
     def _split(
         self, images: Tensor, digits: Tensor, index: list[int], agreement: float, generator: torch.Generator
@@ -122,15 +115,6 @@ class SpuriousDigitsDataModule(L.LightningDataModule):
         self.setup()
         dataset = self.train_dataset if split == "train" else self.test_dataset
         return torch.bincount(dataset.tensors[2], minlength=self.num_groups)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_dataset, batch_size=self.batch_size)
 
 
 def observed_groups(batch: Sequence[Tensor]) -> Tensor:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from lightning_aca.data.in_memory import InMemoryDataModule, check_positive_int
 
 
-class SyntheticDataModule(L.LightningDataModule):
+class SyntheticDataModule(InMemoryDataModule):
     """Noisy class prototypes: x = clip(prototype[y] + noise·ε, 0, 1), y uniform over classes.
 
     Example:
@@ -34,37 +35,23 @@ class SyntheticDataModule(L.LightningDataModule):
         seed: int = 0,
         batch_size: int = 64,
     ) -> None:
-        super().__init__()
-        for name, value in (("n_train", n_train), ("n_test", n_test), ("batch_size", batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        super().__init__(batch_size)
+        check_positive_int("n_train", n_train)
+        check_positive_int("n_test", n_test)
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise!r}.")
         self.n_train, self.n_test, self.num_classes = n_train, n_test, num_classes
-        self.image_shape, self.noise, self.seed, self.batch_size = tuple(image_shape), noise, seed, batch_size
-        self.train_dataset: TensorDataset | None = None
+        self.image_shape, self.noise, self.seed = tuple(image_shape), noise, seed
 
     def _sample(self, n: int, prototypes: torch.Tensor, g: torch.Generator) -> TensorDataset:
         y = torch.randint(self.num_classes, (n,), generator=g)
         x = prototypes[y] + self.noise * torch.randn(n, 1, *self.image_shape, generator=g)
         return TensorDataset(x.clamp(0, 1), y)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_dataset is not None:
-            return
+    def build(self) -> tuple[TensorDataset, TensorDataset]:
         g = torch.Generator().manual_seed(self.seed)
         coarse = torch.rand(self.num_classes, 1, 4, 4, generator=g)
         prototypes = F.interpolate(coarse, size=self.image_shape, mode="bilinear", align_corners=False)
-        self.train_dataset = self._sample(self.n_train, prototypes, g)
-        self.test_dataset = self._sample(self.n_test, prototypes, g)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_dataset, batch_size=self.batch_size)
+        return self._sample(self.n_train, prototypes, g), self._sample(self.n_test, prototypes, g)
