@@ -158,3 +158,31 @@ def test_joblib_launcher_runs_in_parallel_processes(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert len(list(Path(sweep).glob("*/record.json"))) == 2
+
+
+def test_slurm_launcher_config_resolves_to_submitit():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    with initialize_config_module("lightning_aca.conf", version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=gpu"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.partition == "gpu" and launcher.timeout_min == 60 and launcher.tasks_per_node == 1
+    assert launcher.submitit_folder.endswith("/.submitit/%j")
+
+
+@pytest.mark.slow
+def test_submitit_launcher_runs_each_job_in_its_own_process(tmp_path):
+    """The SLURM launcher's code path (submitit), with submitit's local executor instead of sbatch."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    proc = _aca_run(
+        ["-m", "hydra/launcher=submitit_local", "collective.alpha=0.01,0.05", *FAST, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(p.read_text()) for p in Path(sweep).glob("*/record.json")]
+    assert sorted(r["alpha"] for r in records) == [0.01, 0.05]
