@@ -92,8 +92,10 @@ def compare(
 # -- 1. collective injection ------------------------------------------------------------------------
 def _epoch(dataset, device: torch.device, batch_size: int = 256) -> Callable[[], None]:
     """One epoch of batches moved to ``device``; batch-injection datasets apply h there."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, pin_memory=device.type == "cuda")
-    inject = getattr(dataset, "inject", None) if getattr(dataset, "injection", "item") == "batch" else None
+    mode = getattr(dataset, "injection", "item")
+    collate = {"collate_fn": dataset.collate_fn()} if mode == "collate" else {}
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, pin_memory=device.type == "cuda", **collate)
+    inject = dataset.inject if mode == "batch" else None
 
     def run() -> None:
         for batch in loader:
@@ -128,6 +130,9 @@ def injection(repeats: int, n_large: int, device: torch.device) -> list[Row]:
                     ),
                     "CollectiveDataset, injection='batch' (on device)": _epoch(
                         CollectiveDataset(base, strategy, alpha, injection="batch"), device
+                    ),
+                    "CollectiveDataset, injection='collate' (collated rows)": _epoch(
+                        CollectiveDataset(base, strategy, alpha, injection="collate"), device
                     ),
                 },
                 repeats,

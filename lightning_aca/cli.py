@@ -153,6 +153,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         datamodule=instantiate(cfg.data.datamodule),
         num_classes=cfg.data.num_classes,
         return_membership=cfg.collective.get("return_membership", False),
+        injection=cfg.collective.get("injection", "item"),
     )
     model = instantiate(cfg.model)
     metrics = CollectiveMetrics(**cfg.metrics, num_groups=cfg.data.get("num_groups"))

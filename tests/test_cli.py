@@ -186,3 +186,12 @@ def test_submitit_launcher_runs_each_job_in_its_own_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(p.read_text()) for p in Path(sweep).glob("*/record.json")]
     assert sorted(r["alpha"] for r in records) == [0.01, 0.05]
+
+
+def test_collate_injection_gives_the_same_run(tmp_path):
+    records = [
+        run_experiment(_compose([*FAST, f"collective.injection={mode}", f"output_dir={tmp_path / mode}"]))
+        for mode in ("item", "collate")
+    ]
+    assert records[0]["metrics"]["aca/success"] == records[1]["metrics"]["aca/success"]
+    assert records[0]["metrics"]["aca/clean_acc"] == records[1]["metrics"]["aca/clean_acc"]

@@ -9,13 +9,15 @@ access, so nothing is copied and random augmentations of the base dataset still 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data._utils.collate import default_collate
 
 from lightning_aca.collective.membership import select_members
 from lightning_aca.collective.strategies import Strategy
@@ -113,6 +115,43 @@ def _same_shape_tensors(values: list[Any]) -> bool:
     return isinstance(first, Tensor) and all(isinstance(v, Tensor) and v.shape == first.shape for v in values)
 
 
+_COLLATE_HINT = (
+    "CollectiveDataset(injection='collate') modifies its members when a batch is collated: build the "
+    "DataLoader with collate_fn=dataset.collate_fn() (CollectiveDataModule does), or use injection='item'."
+)
+
+
+class _FetchedBatch:
+    """The base items of one batch and their dataset indices, unmodified until :func:`_collate_members`.
+
+    Not a sequence on purpose: a DataLoader without the dataset's collate function fails on it with
+    :data:`_COLLATE_HINT` instead of silently training on unmodified members.
+    """
+
+    __slots__ = ("indices", "items")
+
+    def __init__(self, items: list[Any], indices: list[int]) -> None:
+        self.items, self.indices = items, indices
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        raise TypeError(_COLLATE_HINT)
+
+    def __iter__(self) -> Any:
+        raise TypeError(_COLLATE_HINT)
+
+
+def _collate_members(dataset: CollectiveDataset, collate_fn: Callable[[list[Any]], Any], batch: Any) -> Any:
+    """``collate_fn`` over the batch's items, then h applied to the members' rows of the collated batch."""
+    if not isinstance(batch, _FetchedBatch):  # items read one at a time were modified by __getitem__
+        return collate_fn(batch)
+    mask = torch.from_numpy(dataset._is_member[np.asarray(batch.indices, dtype=np.int64)])
+    # default_collate stacks into fresh tensors, so h may write into them; another collate may return views
+    return dataset._modify_collated(collate_fn(batch.items), mask, in_place=collate_fn is default_collate)
+
+
 class CollectiveDataset(Dataset):
     """A training set in which a collective of fractional size α applies its strategy.
 
@@ -133,7 +172,9 @@ class CollectiveDataset(Dataset):
         injection: ``"item"`` modifies members as items are read; ``"batch"`` leaves items
             unmodified with the membership flag appended, and :meth:`inject` applies h to the
             members of a collated batch at once, on its device (``CollectiveDataModule`` does this
-            after the batch reaches the device).
+            after the batch reaches the device); ``"collate"`` modifies the members' rows of each
+            collated batch in one call inside :meth:`collate_fn` (in the loader's workers), which
+            the DataLoader must use (``CollectiveDataModule`` does). All three give the same batches.
 
     Example:
         >>> from lightning_aca.collective.signals import PixelPatch
@@ -158,11 +199,11 @@ class CollectiveDataset(Dataset):
     ) -> None:
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
-        if injection not in ("item", "batch"):
-            raise ValueError(f"injection must be 'item' or 'batch', got {injection!r}.")
-        if injection == "batch" and not strategy.batched_inputs:
+        if injection not in ("item", "batch", "collate"):
+            raise ValueError(f"injection must be 'item', 'batch' or 'collate', got {injection!r}.")
+        if injection != "item" and not strategy.batched_inputs:
             raise ValueError(
-                f"injection='batch' applies {strategy!r} to whole batches, but its signal does not declare "
+                f"injection={injection!r} applies {strategy!r} to whole batches, but its signal does not declare "
                 "supports_batches=True; use injection='item'."
             )
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
@@ -234,6 +275,8 @@ class CollectiveDataset(Dataset):
         """
         fetch = getattr(self.dataset, "__getitems__", None)
         items = list(fetch(indices)) if fetch is not None else [self.dataset[i] for i in indices]
+        if self.injection == "collate":
+            return _FetchedBatch(items, indices)  # type: ignore[return-value]
         if self.injection == "batch":
             return [
                 self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)
@@ -246,6 +289,39 @@ class CollectiveDataset(Dataset):
                 self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)
             ]
         return items
+
+    def collate_fn(self, collate_fn: Callable[[list[Any]], Any] = default_collate) -> Callable[[Any], Any]:
+        """The DataLoader ``collate_fn`` for ``injection="collate"``: ``collate_fn`` (e.g. your own), then h on members.
+
+        The members' rows of the collated batch get h in one call, out of place; with
+        ``return_membership=True`` the flags are added as a bool tensor (last element, or key
+        ``is_member``), as ``injection="item"`` collates them. Picklable, for worker processes.
+        """
+        if self.injection != "collate":
+            raise ValueError("collate_fn() is for datasets built with injection='collate'.")
+        return partial(_collate_members, self, collate_fn)
+
+    def _modify_collated(self, batch: Any, mask: Tensor, in_place: bool = False) -> Any:
+        is_dict = isinstance(batch, Mapping)
+        x, y = self._codec.split(batch if is_dict else tuple(batch))
+        if not isinstance(x, Tensor) or not isinstance(y, Tensor) or len(x) != len(mask):
+            raise TypeError(
+                f"injection='collate' needs batches whose input and label are tensors with one row per item; "
+                f"the collate function gave {type(x).__name__} and {type(y).__name__}. Use injection='item'."
+            )
+        rows = mask.nonzero().squeeze(1)
+        if rows.numel():
+            if not in_place:
+                x, y = x.clone(), y.clone()
+            self.strategy.member_input_rows_(x, rows)
+            y[rows] = self.strategy.member_label(y[rows])
+        if is_dict:
+            out = self._codec.join(batch, x, y)
+            if self.return_membership:
+                out["is_member"] = mask
+            return out
+        out = list(self._codec.join(tuple(batch), x, y))
+        return [*out, mask] if self.return_membership else out
 
     def inject(self, batch: Any) -> Any:
         """Apply h to the members of a collated batch read with ``injection="batch"``.

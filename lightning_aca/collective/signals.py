@@ -32,6 +32,13 @@ class Signal(ABC):
     def __call__(self, x: Any) -> Any:
         """Return g(x) without modifying ``x``."""
 
+    def apply_rows_(self, x: Tensor, rows: Tensor) -> None:
+        """Replace rows ``rows`` of the batch ``x`` by g of them, in place (``supports_batches`` signals).
+
+        The collate-time injection path; a subclass that touches few entries (a patch) overrides it.
+        """
+        x[rows] = self(x[rows]).to(x.dtype)
+
 
 def _as_tensor(x: Any, name: str) -> Tensor:
     if not isinstance(x, Tensor):
@@ -133,11 +140,16 @@ class PixelPatch(Signal):
             )
         return self._apply(x)
 
-    def _apply(self, x: Tensor) -> Tensor:
+    def apply_rows_(self, x: Tensor, rows: Tensor) -> None:
+        """Write the patch into rows ``rows`` of the batch ``x`` in place: only the patch's pixels are touched."""
+        if self.image_shape is not None:
+            self(x[:1])  # validates the flat shape
+            x = x.unflatten(-1, tuple(self.image_shape))  # a view: writes reach the batch
         height, width = x.shape[-2:]
         row, col = self._origin(height, width)
-        ph, pw = self.size
-        out = x.clone()
+        x[rows, ..., row : row + self.size[0], col : col + self.size[1]] = self._value_for(x)
+
+    def _value_for(self, x: Tensor) -> Tensor:
         value = torch.as_tensor(self.value, dtype=x.dtype, device=x.device)
         if value.dim() == 1:
             if x.dim() < 3 or x.shape[-3] != value.numel():
@@ -148,7 +160,14 @@ class PixelPatch(Signal):
             value = value[:, None, None]
         elif value.dim() > 1:
             raise ValueError(f"PixelPatch value must be a number or one number per channel, got {self.value!r}.")
-        out[..., row : row + ph, col : col + pw] = value
+        return value
+
+    def _apply(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        row, col = self._origin(height, width)
+        ph, pw = self.size
+        out = x.clone()
+        out[..., row : row + ph, col : col + pw] = self._value_for(x)
         return out
 
     def mask(self, height: int, width: int) -> Tensor:

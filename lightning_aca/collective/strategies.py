@@ -52,6 +52,10 @@ class Strategy(ABC):
     def member_input(self, x: Any) -> Any:
         """The input part of h(x, y)."""
 
+    def member_input_rows_(self, x: Tensor, rows: Tensor) -> None:
+        """Replace rows ``rows`` of the collated batch ``x`` by their member inputs, in place."""
+        x[rows] = self.member_input(x[rows])
+
     @abstractmethod
     def member_label(self, y: Any) -> Any:
         """The label part of h(x, y) (of the same type as ``y``)."""
@@ -105,6 +109,9 @@ class SignalPlanting(Strategy):
     def member_input(self, x: Any) -> Any:
         return self.signal(x)
 
+    def member_input_rows_(self, x: Tensor, rows: Tensor) -> None:
+        self.signal.apply_rows_(x, rows)
+
     def member_label(self, y: Any) -> Any:
         return _like(y, self.target)
 
@@ -156,6 +163,9 @@ class SignalErasing(Strategy):
     def member_input(self, x: Any) -> Any:
         return self.signal(x)
 
+    def member_input_rows_(self, x: Tensor, rows: Tensor) -> None:
+        self.signal.apply_rows_(x, rows)
+
     def member_label(self, y: Any) -> Any:
         return y
 
@@ -181,6 +191,9 @@ class LabelFlip(Strategy):
 
     def member_input(self, x: Any) -> Any:
         return x
+
+    def member_input_rows_(self, x: Tensor, rows: Tensor) -> None:
+        pass  # h leaves inputs unchanged
 
     def member_label(self, y: Any) -> Any:
         return _like(y, self.target)

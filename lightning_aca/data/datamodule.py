@@ -17,15 +17,16 @@ from lightning_aca.collective.membership import check_alpha
 from lightning_aca.collective.strategies import Strategy
 
 
-def _loader_like(loader: DataLoader, dataset: Dataset) -> DataLoader:
+def _loader_like(loader: DataLoader, dataset: Dataset, collate_fn: Any = None) -> DataLoader:
     """A DataLoader over ``dataset`` (same length as ``loader.dataset``) with ``loader``'s settings.
 
     The sampler or batch sampler object is reused: it only draws indices, and the wrapped
-    dataset has the same indices, so shuffling, weighting and batching are unchanged.
+    dataset has the same indices, so shuffling, weighting and batching are unchanged. A given
+    ``collate_fn`` replaces the loader's.
     """
     kwargs: dict[str, Any] = dict(
         num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
+        collate_fn=collate_fn or loader.collate_fn,
         pin_memory=loader.pin_memory,
         timeout=loader.timeout,
         worker_init_fn=loader.worker_init_fn,
@@ -78,9 +79,11 @@ class CollectiveDataModule(L.LightningDataModule):
             batches cut per-batch overhead).
         input_key, target_key: positions (tuple items) or keys (dict items) of input and label.
         return_membership: append a membership flag to every training item.
-        injection: ``"item"`` (members modified as items are read) or ``"batch"`` (the signal
-            is applied to the members of each training batch after it reaches the device, see
-            :meth:`CollectiveDataset.inject`; fastest when many points are members).
+        injection: ``"item"`` (members modified as items are read), ``"collate"`` (members'
+            rows of each collated training batch modified in one call, in the loader's workers;
+            see :meth:`CollectiveDataset.collate_fn`) or ``"batch"`` (the signal is applied to
+            the members of each training batch after it reaches the device, see
+            :meth:`CollectiveDataset.inject`). The same batches either way.
         num_classes: number of classes, to validate the strategy's target.
 
     Example:
@@ -177,8 +180,24 @@ class CollectiveDataModule(L.LightningDataModule):
         if self.train_dataset is None:
             self.setup("fit")
         if self.datamodule is not None:
-            return _loader_like(self.datamodule.train_dataloader(), self.train_dataset)
+            inner = self.datamodule.train_dataloader()
+            collate = self._collate(inner.collate_fn if isinstance(inner, DataLoader) else None)
+            return _loader_like(inner, self.train_dataset, collate)
+        if self.injection == "collate":
+            return DataLoader(
+                self.train_dataset,
+                batch_size=self.batch_size,
+                shuffle=True,
+                num_workers=self.num_workers,
+                collate_fn=self._collate(None),
+            )
         return self._loader(self.train_dataset, shuffle=True)
+
+    def _collate(self, inner: Any) -> Any:
+        """With ``injection="collate"``, the dataset's collate function around ``inner`` (default_collate if None)."""
+        if self.injection != "collate":
+            return None
+        return self.train_dataset.collate_fn(inner) if inner is not None else self.train_dataset.collate_fn()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With ``injection="batch"``, apply the collective's strategy to training batches on device."""

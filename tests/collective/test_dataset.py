@@ -204,6 +204,46 @@ def test_batch_injection_equals_item_injection(flag):
     assert "is_member" not in batch and (batch["label"][torch.as_tensor(dicts.is_member[indices])] == 0).all()
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    indices=st.lists(st.integers(0, 99), min_size=1, max_size=40),
+    alpha=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    flag=st.booleans(),
+    dicts=st.booleans(),
+    strategy=st.sampled_from(
+        [PLANT, FeatureOnlyPlanting(PixelPatch(2), target=3), SignalErasing(PixelPatch(1)), LabelFlip(2)]
+    ),
+)
+def test_collate_injection_equals_item_injection(indices, alpha, flag, dicts, strategy):
+    from torch.utils.data._utils.collate import default_collate
+
+    data, keys = (DictDataset(base()), {"input_key": "image", "target_key": "label"}) if dicts else (base(), {})
+    by_item = CollectiveDataset(data, strategy, alpha, seed=3, return_membership=flag, **keys)
+    by_collate = CollectiveDataset(data, strategy, alpha, seed=3, return_membership=flag, injection="collate", **keys)
+    want = default_collate(by_item.__getitems__(indices))
+    got = by_collate.collate_fn()(by_collate.__getitems__(indices))
+    pairs = [(got[k], want[k]) for k in want] if dicts else list(zip(got, want, strict=True))
+    assert type(got) is type(want) and len(got) == len(want)
+    assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in pairs)
+
+
+def test_collate_injection_leaves_the_base_data_and_fails_clearly_without_its_collate():
+    from torch.utils.data import DataLoader
+
+    data = base()
+    before = data.tensors[0].clone()
+    ds = CollectiveDataset(data, PLANT, 1.0, injection="collate")
+    # a collate returning views of the base storage must not let h write through to it
+    views = ds.collate_fn(lambda items: [data.tensors[0][:3], data.tensors[1][:3]])
+    assert (views(ds.__getitems__([0, 1, 2]))[1] == 0).all() and torch.equal(data.tensors[0], before)
+    with pytest.raises(TypeError, match=r"collate_fn=dataset\.collate_fn"):
+        next(iter(DataLoader(ds, batch_size=4)))
+    x, y = next(iter(DataLoader(ds, batch_size=4, collate_fn=ds.collate_fn())))
+    assert (y == 0).all() and torch.equal(x, torch.stack([ds[i][0] for i in range(4)]))
+    with pytest.raises(ValueError, match="injection='collate'"):
+        CollectiveDataset(base(), PLANT, 0.1).collate_fn()
+
+
 def test_batch_injection_needs_a_batch_capable_signal():
     with pytest.raises(ValueError, match="supports_batches"):
         CollectiveDataset(base(), SignalPlanting(_ItemOnlySignal(2), target=1), 0.1, injection="batch")

@@ -104,3 +104,22 @@ def test_feature_assignment_sets_features_on_items_and_batches():
         FeatureAssignment([7], 1.0)(torch.zeros(4))
     with pytest.raises(ValueError, match="one per index"):
         FeatureAssignment([0, 1], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        PixelPatch(2, value=1.0),
+        PixelPatch(3, value=(0.2, 0.5, 0.9), location=(1, 2)),
+        PixelPatch(2, value=0.7, image_shape=(4, 4), location="top_left"),
+        BlendPattern(pattern=torch.ones(3, 6, 6), weight=0.3),
+    ],
+)
+def test_apply_rows_in_place_equals_calling_the_signal_on_those_rows(signal):
+    shape = (16,) if getattr(signal, "image_shape", None) else (3, 6, 6)
+    x = torch.rand(7, *shape)
+    rows = torch.tensor([0, 3, 6])
+    want = x.clone()
+    want[rows] = signal(x[rows])
+    signal.apply_rows_(x, rows)
+    assert torch.equal(x, want)

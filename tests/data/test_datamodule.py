@@ -148,7 +148,7 @@ def test_unknown_target_fails_at_setup():
 
 def test_batch_injection_trains_like_item_injection():
     results = {}
-    for injection in ("item", "batch"):
+    for injection in ("item", "batch", "collate"):
         L.seed_everything(0)
         dm = CollectiveDataModule(PLANT, alpha=0.1, datamodule=PlainDigits(), injection=injection)
         model = PlainModel()
@@ -158,3 +158,30 @@ def test_batch_injection_trains_like_item_injection():
             hits = sum((model(x).argmax(1) == y).sum().item() for x, y in dm.signal_test_dataloader())
         results[injection] = hits / len(dm.signal_test_dataset)
     assert results["batch"] == pytest.approx(results["item"], abs=1e-6)
+    assert results["collate"] == pytest.approx(results["item"], abs=1e-6)
+
+
+def test_collate_injection_keeps_the_wrapped_loaders_collate_function():
+    calls = []
+
+    class CountingCollate(PlainDigits):
+        def train_dataloader(self):
+            def collate(items):
+                calls.append(len(items))
+                return torch.utils.data.default_collate(items)
+
+            return DataLoader(self.train, batch_size=32, shuffle=False, collate_fn=collate)
+
+    dm = CollectiveDataModule(PLANT, alpha=1.0, datamodule=CountingCollate(), injection="collate")
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert calls == [32] and (y == 0).all() and torch.equal(x[0], dm.train_dataset[0][0])
+    direct = CollectiveDataModule(
+        PLANT,
+        alpha=1.0,
+        train_dataset=dm.train_dataset.dataset,
+        test_dataset=dm.train_dataset.dataset,
+        injection="collate",
+    )
+    direct.setup("fit")
+    assert (next(iter(direct.train_dataloader()))[1] == 0).all()

@@ -32,9 +32,11 @@ class PlainModel(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
 
 
-def _fit(callbacks, epochs=2, model=None, **kwargs):
+def _fit(callbacks, epochs=2, model=None, injection="item", **kwargs):
     L.seed_everything(0, verbose=False)
-    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule())
+    dm = CollectiveDataModule(
+        SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule(), injection=injection
+    )
     model = model or PlainModel()
     trainer = L.Trainer(
         max_epochs=epochs,
@@ -60,6 +62,15 @@ def test_epsilon_equals_opacus_accountant_for_the_same_steps():
     assert dp.delta == pytest.approx(1 / 1347)
     assert dp.epsilon == pytest.approx(reference.get_epsilon(1 / 1347), rel=1e-9)
     assert trainer.callback_metrics["aca/epsilon"].item() == pytest.approx(dp.epsilon, rel=1e-6)
+
+
+def test_collate_injection_trains_the_same_private_model():
+    """Opacus's Poisson DPDataLoader keeps the collective's collate function: same batches, same model."""
+    weights = {}
+    for injection in ("item", "collate"):
+        _, model = _fit([DPSGD(noise_multiplier=1.0, max_grad_norm=1.0)], epochs=1, injection=injection)
+        weights[injection] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert torch.allclose(weights["item"], weights["collate"], atol=1e-6)
 
 
 def test_target_epsilon_is_met_closely():
