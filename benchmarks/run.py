@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.suite == "gpu" else "cpu")
     smoke = args.suite == "smoke"
     plan = {
-        "injection": lambda: injection(1 if smoke else 5, 2000 if smoke else 60000, device),
+        "injection": lambda: injection(1 if smoke else 9, 2000 if smoke else 60000, device),
         "trainer": lambda: trainer_overhead(1 if smoke else 5, 2000 if smoke else 60000, 1 if smoke else 3, device),
         "dp": lambda: dp_overhead(
             1 if smoke else 5,
