@@ -259,11 +259,9 @@ class CollectiveDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         item = self.dataset[index]
         member = bool(self._is_member[index])
-        if self.injection == "batch":
-            return self._codec.add_flag(item, member)
-        if member:
+        if member and self.injection != "batch":
             item = self._codec.join(item, *self.strategy.modify(*self._codec.split(item)))
-        if self.return_membership:
+        if self._flags_items:
             item = self._codec.add_flag(item, member)
         return item
 
@@ -277,18 +275,20 @@ class CollectiveDataset(Dataset):
         items = list(fetch(indices)) if fetch is not None else [self.dataset[i] for i in indices]
         if self.injection == "collate":
             return _FetchedBatch(items, indices)  # type: ignore[return-value]
-        if self.injection == "batch":
-            return [
-                self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)
-            ]
-        positions = [k for k, i in enumerate(indices) if self._is_member[i]]
-        if positions:
-            self._modify(items, positions)
-        if self.return_membership:
+        if self.injection == "item":
+            positions = [k for k, i in enumerate(indices) if self._is_member[i]]
+            if positions:
+                self._modify(items, positions)
+        if self._flags_items:
             items = [
                 self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)
             ]
         return items
+
+    @property
+    def _flags_items(self) -> bool:
+        """Whether items carry the membership flag: on request, and always for on-device injection."""
+        return self.return_membership or self.injection == "batch"
 
     def collate_fn(self, collate_fn: Callable[[list[Any]], Any] = default_collate) -> Callable[[Any], Any]:
         """The DataLoader ``collate_fn`` for ``injection="collate"``: ``collate_fn`` (e.g. your own), then h on members.
@@ -315,13 +315,7 @@ class CollectiveDataset(Dataset):
                 x, y = x.clone(), y.clone()
             self.strategy.member_input_rows_(x, rows)
             y[rows] = self.strategy.member_label(y[rows])
-        if is_dict:
-            out = self._codec.join(batch, x, y)
-            if self.return_membership:
-                out["is_member"] = mask
-            return out
-        out = list(self._codec.join(tuple(batch), x, y))
-        return [*out, mask] if self.return_membership else out
+        return self._rejoin(batch if is_dict else tuple(batch), x, y, mask)
 
     def inject(self, batch: Any) -> Any:
         """Apply h to the members of a collated batch read with ``injection="batch"``.
@@ -339,12 +333,21 @@ class CollectiveDataset(Dataset):
         # torch.where over the whole batch, not x[mask]: boolean indexing would wait for the device
         x = torch.where(mask.view(-1, *[1] * (x.dim() - 1)), self.strategy.member_input(x), x)
         y = torch.where(mask, self.strategy.member_label(y), y)
-        if is_dict:
-            out = self._codec.join(batch, x, y)
-            if not self.return_membership:
-                del out["is_member"]
+        return self._rejoin(batch if is_dict else tuple(batch[:-1]), x, y, flags)
+
+    def _rejoin(self, body: Any, x: Tensor, y: Tensor, flags: Any) -> Any:
+        """A collated batch (dict, or tuple without flags) with ``x``, ``y``, and the flags when requested.
+
+        The layout ``injection="item"`` collates to: a list, the flags last; a dict, key ``is_member``.
+        """
+        if isinstance(body, Mapping):
+            out = self._codec.join(body, x, y)
+            if self.return_membership:
+                out["is_member"] = flags
+            else:
+                out.pop("is_member", None)
             return out
-        out = list(self._codec.join(tuple(batch[:-1]), x, y))
+        out = list(self._codec.join(body, x, y))
         return [*out, flags] if self.return_membership else out
 
     def _modify(self, items: list[Any], positions: list[int]) -> None:

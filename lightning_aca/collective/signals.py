@@ -126,13 +126,7 @@ class PixelPatch(Signal):
     def __call__(self, x: Tensor) -> Tensor:
         x = _as_tensor(x, "PixelPatch")
         if self.image_shape is not None:
-            height, width = self.image_shape
-            if x.shape[-1] != height * width:
-                raise ValueError(
-                    f"PixelPatch image_shape={self.image_shape} needs a last dimension of {height * width}, "
-                    f"got input shape {tuple(x.shape)}."
-                )
-            return self._apply(x.unflatten(-1, (height, width))).flatten(-2)
+            return self._apply(self._unflatten(x)).flatten(-2)
         if x.dim() < 2:
             raise ValueError(
                 f"PixelPatch needs inputs shaped (..., H, W), got shape {tuple(x.shape)}; for flat vectors "
@@ -143,11 +137,20 @@ class PixelPatch(Signal):
     def apply_rows_(self, x: Tensor, rows: Tensor) -> None:
         """Write the patch into rows ``rows`` of the batch ``x`` in place: only the patch's pixels are touched."""
         if self.image_shape is not None:
-            self(x[:1])  # validates the flat shape
-            x = x.unflatten(-1, tuple(self.image_shape))  # a view: writes reach the batch
+            x = self._unflatten(x)  # a view: writes reach the batch
         height, width = x.shape[-2:]
         row, col = self._origin(height, width)
         x[rows, ..., row : row + self.size[0], col : col + self.size[1]] = self._value_for(x)
+
+    def _unflatten(self, x: Tensor) -> Tensor:
+        """Flat vectors ``(..., H·W)`` seen as images ``(..., H, W)`` (a view), for ``image_shape=(H, W)``."""
+        height, width = self.image_shape
+        if x.shape[-1] != height * width:
+            raise ValueError(
+                f"PixelPatch image_shape={self.image_shape} needs a last dimension of {height * width}, "
+                f"got input shape {tuple(x.shape)}."
+            )
+        return x.unflatten(-1, (height, width))
 
     def _value_for(self, x: Tensor) -> Tensor:
         value = torch.as_tensor(self.value, dtype=x.dtype, device=x.device)

@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning as L
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
+from torch.utils.data._utils.collate import default_collate
 
 from lightning_aca.collective.dataset import CollectiveDataset, SignalEvaluationDataset
 from lightning_aca.collective.membership import check_alpha
@@ -172,32 +173,25 @@ class CollectiveDataModule(L.LightningDataModule):
                 **self._keys,
             )
 
-    def _loader(self, dataset: Dataset, shuffle: bool = False, evaluation: bool = False) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, shuffle: bool = False, evaluation: bool = False, collate_fn: Any = None
+    ) -> DataLoader:
         batch_size = self.eval_batch_size if evaluation else self.batch_size
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers)
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=collate_fn
+        )
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             self.setup("fit")
         if self.datamodule is not None:
             inner = self.datamodule.train_dataloader()
-            collate = self._collate(inner.collate_fn if isinstance(inner, DataLoader) else None)
-            return _loader_like(inner, self.train_dataset, collate)
-        if self.injection == "collate":
-            return DataLoader(
-                self.train_dataset,
-                batch_size=self.batch_size,
-                shuffle=True,
-                num_workers=self.num_workers,
-                collate_fn=self._collate(None),
-            )
-        return self._loader(self.train_dataset, shuffle=True)
+            return _loader_like(inner, self.train_dataset, self._collate(inner.collate_fn))
+        return self._loader(self.train_dataset, shuffle=True, collate_fn=self._collate(default_collate))
 
     def _collate(self, inner: Any) -> Any:
-        """With ``injection="collate"``, the dataset's collate function around ``inner`` (default_collate if None)."""
-        if self.injection != "collate":
-            return None
-        return self.train_dataset.collate_fn(inner) if inner is not None else self.train_dataset.collate_fn()
+        """With ``injection="collate"``, the dataset's collate function around ``inner``; otherwise None (keep the loader's)."""
+        return self.train_dataset.collate_fn(inner) if self.injection == "collate" else None
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With ``injection="batch"``, apply the collective's strategy to training batches on device."""
