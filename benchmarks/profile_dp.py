@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import argparse
 
-import lightning as L
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.run import cnn_module
+from benchmarks.run import bare_trainer, cnn_module
 from lightning_aca import DPSGD, SyntheticDataModule
 
 
 def _profile(batch_size: int, steps: int, private: bool) -> str:
     data = SyntheticDataModule(n_train=batch_size * steps, n_test=100, image_shape=(28, 28), batch_size=batch_size)
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="auto",
-        devices=1,
-        callbacks=[DPSGD(noise_multiplier=1.0)] if private else [],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    trainer = bare_trainer(device, 1, [DPSGD(noise_multiplier=1.0)] if private else [])
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=activities) as prof:
         trainer.fit(cnn_module(), data)

@@ -171,38 +171,13 @@ def _raw_loop(
 
 
 def _lightning(make_model, dm, epochs: int, device: torch.device, metrics: bool) -> Callable[[], None]:
-    import lightning as L
 
     from lightning_aca import CollectiveMetrics
 
-    class Module(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = make_model()
-
-        def forward(self, x):
-            return self.net(x)
-
-        def training_step(self, batch, batch_idx):
-            return nn.functional.cross_entropy(self(batch[0]), batch[1])
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
-
     def run() -> None:
         torch.manual_seed(0)
-        trainer = L.Trainer(
-            max_epochs=epochs,
-            accelerator="gpu" if device.type == "cuda" else "cpu",
-            devices=1,
-            callbacks=[CollectiveMetrics()] if metrics else [],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-        )
-        trainer.fit(Module(), dm)
+        trainer = bare_trainer(device, epochs, [CollectiveMetrics()] if metrics else [])
+        trainer.fit(plain_module(make_model(), momentum=0.9), dm)
 
     return run
 
@@ -266,24 +241,49 @@ def trainer_overhead(repeats: int, n: int, epochs: int, device: torch.device) ->
 
 
 # -- 3. DP-SGD overhead --------------------------------------------------------------------------------
-def cnn_module():
-    """A plain LightningModule around ``small_cnn`` for 1×28×28 inputs (SGD, lr 0.05, no momentum)."""
+def plain_module(net: nn.Module, momentum: float = 0.0):
+    """A plain LightningModule around ``net``: cross-entropy, SGD with lr 0.05 (what the raw loops do)."""
     import lightning as L
 
-    from lightning_aca.models import small_cnn
-
-    class SmallCNN(L.LightningModule):
+    class Plain(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.net = small_cnn((1, 28, 28), 10)
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)
 
         def training_step(self, batch, batch_idx):
-            return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+            return nn.functional.cross_entropy(self(batch[0]), batch[1])
 
         def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.05)
+            return torch.optim.SGD(self.parameters(), lr=0.05, momentum=momentum)
 
-    return SmallCNN()
+    return Plain()
+
+
+def cnn_module():
+    """``plain_module`` around ``small_cnn`` for 1×28×28 inputs (SGD, lr 0.05, no momentum)."""
+    from lightning_aca.models import small_cnn
+
+    return plain_module(small_cnn((1, 28, 28), 10))
+
+
+def bare_trainer(device: torch.device, epochs: int, callbacks: list):
+    """A Trainer on one ``device`` with no logger, checkpoints, progress bar, summary or validation."""
+    import lightning as L
+
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
 
 
 def step_timer(device: torch.device, warmup: int = 3):
@@ -316,8 +316,6 @@ def step_timer(device: torch.device, warmup: int = 3):
 
 def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torch.device) -> list[Row]:
     """Seconds per training step (one epoch, after 3 warm-up steps; Trainer and Opacus set-up excluded)."""
-    import lightning as L
-
     from lightning_aca import DPSGD, SyntheticDataModule
 
     def fit(batch_size: int, dp_mode: str | None) -> Callable[[], float]:
@@ -327,17 +325,7 @@ def dp_overhead(repeats: int, n: int, batch_sizes: tuple[int, ...], device: torc
             torch.manual_seed(0)
             timer = step_timer(device)
             callbacks = [timer] if dp_mode is None else [timer, DPSGD(noise_multiplier=1.0, grad_sample_mode=dp_mode)]
-            L.Trainer(
-                max_epochs=1,
-                accelerator="gpu" if device.type == "cuda" else "cpu",
-                devices=1,
-                callbacks=callbacks,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                limit_val_batches=0,
-            ).fit(cnn_module(), data)
+            bare_trainer(device, 1, callbacks).fit(cnn_module(), data)
             return timer.seconds_per_step
 
         return run
