@@ -109,3 +109,15 @@ def group_key(record: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
             if not _is_curve_axis(key)
         )
     )
+
+
+def group_label(key: tuple[tuple[str, Any], ...]) -> str:
+    """A :func:`group_key` as text, e.g. ``"firm=erm"``; ``"(all runs)"`` when nothing else was swept.
+
+    Example:
+        >>> group_label((("firm", "erm"), ("firm.callbacks.dpsgd.max_grad_norm", 0.3)))
+        'firm=erm, firm.callbacks.dpsgd.max_grad_norm=0.3'
+    """
+    if not key:
+        return "(all runs)"
+    return ", ".join(f"{name}={value if isinstance(value, str) else json.dumps(value)}" for name, value in key)

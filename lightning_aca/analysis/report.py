@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lightning_aca.analysis.critical_mass import CriticalMass, estimate_critical_mass
-from lightning_aca.analysis.records import group_key, load_records
+from lightning_aca.analysis.records import group_key, group_label, load_records
 from lightning_aca.theory import feature_label_success_bound
 
 __all__ = [
@@ -120,12 +120,6 @@ def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
     )
 
 
-def _label(key: tuple[tuple[str, Any], ...]) -> str:
-    if not key:
-        return "(all runs)"
-    return ", ".join(f"{name}={value if isinstance(value, str) else json.dumps(value)}" for name, value in key)
-
-
 def _groups(records: Sequence[dict[str, Any]]) -> dict[tuple[tuple[str, Any], ...], list[dict[str, Any]]]:
     groups: dict[tuple[tuple[str, Any], ...], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
@@ -166,7 +160,7 @@ def summarize(records: Sequence[dict[str, Any]], threshold: float = 0.9, n_boots
                 n_bootstrap=n_bootstrap,
             )
         rows = tuple(_row(alpha, by_alpha[alpha]) for alpha in sorted(by_alpha))
-        summaries.append(GroupSummary(_label(key), key, float(threshold), rows, critical_mass))
+        summaries.append(GroupSummary(group_label(key), key, float(threshold), rows, critical_mass))
     return sorted(summaries, key=lambda summary: summary.label)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_aca.analysis.records import find_records, group_key
+from lightning_aca.analysis.records import find_records, group_key, group_label
 
 DISTANCE_KEY = "aca/param_distance"
 CONTROLLABLE_KEY = "aca/controllable_distance"
@@ -45,10 +45,6 @@ class DistanceCurve:
     theory_threshold: float | None
     critical_alpha: float | None
     success: float | None
-
-
-def _label(key: tuple[tuple[str, object], ...]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in key) or "(all runs)"
 
 
 def _read_log(path: Path) -> tuple[list[int], list[float], list[float], dict[str, float]]:
@@ -81,7 +77,7 @@ def load_distance_curves(paths: Sequence[str | Path]) -> list[DistanceCurve]:
             DistanceCurve(
                 alpha=float(record["alpha"]),
                 seed=int(record.get("seed", 0)),
-                group=_label(group_key(record)),
+                group=group_label(group_key(record)),
                 settings=group_key(record),
                 steps=tuple(steps),
                 distances=tuple(distances),
