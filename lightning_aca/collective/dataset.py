@@ -9,6 +9,7 @@ access, so nothing is copied and random augmentations of the base dataset still 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -149,11 +150,12 @@ def _check_injection(injection: Any, options: tuple[str, ...]) -> str:
 
 
 def _collates_to_tensors(dataset: Dataset, input_key: str | int = 0, label_key: str | int = 1) -> bool:
-    """Whether the first item's input is a tensor and its label a tensor or int (``default_collate`` stacks both)."""
+    """Whether the first item's input is a tensor and its label a tensor or an integer (``default_collate`` stacks both)."""
     if len(dataset) == 0:
         return False
     x, y = _ItemCodec(input_key, label_key).split(dataset[0])
-    return isinstance(x, Tensor) and (isinstance(y, Tensor) or (isinstance(y, int) and not isinstance(y, bool)))
+    integer_label = isinstance(y, numbers.Integral) and not isinstance(y, bool)
+    return isinstance(x, Tensor) and (isinstance(y, Tensor) or integer_label)
 
 
 def _same_shape_tensors(values: list[Any]) -> bool:

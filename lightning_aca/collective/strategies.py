@@ -23,9 +23,8 @@ from lightning_aca.collective.signals import Signal
 from lightning_aca.validation import integer, renamed
 
 
-def _target_class(owner: str, target_class: Any, target: Any) -> int:
+def _target_class(owner: str, value: Any) -> int:
     """The class index y* given as ``target_class=`` (or the deprecated ``target=``)."""
-    value = renamed(owner, "target", "target_class", target, target_class)
     if value is None:
         raise TypeError(f"{owner} needs target_class=<the class index y* the collective steers towards>.")
     return integer(f"{owner} target_class", value, low=0, kind="a non-negative class index y*")
@@ -151,7 +150,8 @@ class SignalPlanting(SignalStrategy):
 
     def __init__(self, signal: Signal, target_class: int | None = None, *, target: int | None = None) -> None:
         super().__init__(signal)
-        self.target_class = _target_class(type(self).__name__, target_class, target)
+        owner = type(self).__name__
+        self.target_class = _target_class(owner, renamed(owner, "target", "target_class", target, target_class))
 
     def member_label(self, y: Any) -> Any:
         return _like(y, self.target_class)
@@ -208,7 +208,9 @@ class LabelFlip(Strategy):
     """
 
     def __init__(self, target_class: int | None = None, *, target: int | None = None) -> None:
-        self.target_class = _target_class("LabelFlip", target_class, target)
+        self.target_class = _target_class(
+            "LabelFlip", renamed("LabelFlip", "target", "target_class", target, target_class)
+        )
 
     def member_input(self, x: Any) -> Any:
         return x
