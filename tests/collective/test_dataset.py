@@ -124,9 +124,9 @@ def test_bad_inputs():
 
 
 def test_old_names_still_work_with_a_future_warning():
-    with pytest.warns(FutureWarning, match=r"target=\.\.\.\) is deprecated; use target_class"):
+    with pytest.warns(FutureWarning, match=r"target=\.\.\.\) is deprecated; use target_class") as caught:
         old = SignalPlanting(PixelPatch(2), target=3)
-    assert old.target_class == 3
+    assert old.target_class == 3 and caught[0].filename == __file__  # the warning points at the caller
     with pytest.warns(FutureWarning, match=r"\.target is deprecated"):
         assert old.target == 3
     with pytest.warns(FutureWarning, match="target="):
