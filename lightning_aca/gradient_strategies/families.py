@@ -93,9 +93,9 @@ class GradientFamily(ABC):
         """The part of a parameter change that gradients of the model can produce (default: all of it)."""
         return change
 
-    def reachable(self, target: Tensor, current: Tensor) -> Tensor:
-        """The point gradient steps from ``current`` can reach that stands for ``target``."""
-        return current + self.controllable(target - current)
+    def reachable(self, theta_star: Tensor, current: Tensor) -> Tensor:
+        """The point gradient steps from ``current`` can reach that stands for ``theta_star``."""
+        return current + self.controllable(theta_star - current)
 
 
 class LinearSoftmax(GradientFamily):
@@ -177,7 +177,7 @@ class LinearSoftmax(GradientFamily):
 
         Gradients (p − e_y)·[x, 1]ᵀ have rows summing to zero, so gradient steps never change Σ_k W_k
         or Σ_k b_k (only DP-SGD's noise does); adding one vector to every row of [W | b] leaves the
-        softmax unchanged. A target is therefore moved, without changing any prediction, to the
+        softmax unchanged. θ* is therefore moved, without changing any prediction, to the
         affine set SGD can reach, and the control aims only at the controllable part of the gap.
         """
         k, d = self.num_classes, self.num_features
