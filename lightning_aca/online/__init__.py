@@ -26,5 +26,6 @@ _MOVED = {name: name for name in ("callbacks", "families", "functional", "hull",
 _MOVED["targets"] = "theta_star"
 for _old, _new in _MOVED.items():
     sys.modules[f"{__name__}.{_old}"] = importlib.import_module(f"lightning_aca.gradient_strategies.{_new}")
+del _old, _new
 
 __all__ = [*_new_names, "OnlineStrategy", "Target", "as_target", "neutralization_critical_alpha"]
