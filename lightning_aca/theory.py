@@ -1,41 +1,23 @@
 """Closed-form predictions from the collective-action papers, and their empirical inputs.
 
-Functions and the results they implement:
+- :func:`feature_label_success_bound` — lower bound on the success S(α) of feature-label signal
+  planting, h(x, y) = (g(x), y*), against an ε-suboptimal classifier (Hardt, Mazumdar,
+  Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
+  arXiv 2302.04262, §3): S(α) ≥ 1 − ((1 − α)/α)·Δ·ξ − ε/((1 − ε)·α).
+- :func:`feature_label_alpha_star` — the same bound solved for α: the critical mass α*, the
+  smallest collective whose bound reaches the success level S*.
+- :func:`gradient_neutralization_alpha_bound` — the norm bound G/(G + B) of gradient
+  neutralization (arXiv 2302.04262, §4): necessary for a collective whose members' gradients have
+  norm ≤ B to make θ* stationary, never sufficient. The critical mass itself, α* = G/(G + ρ) with
+  ρ the radius of the members' gradient hull along −∇L_{P₀}(θ*), is computed in
+  :mod:`lightning_aca.gradient_strategies.theory`.
+- :func:`estimate_uniqueness` — the empirical uniqueness ξ̂ of a signal: the fraction of clean
+  inputs x with g(x) = x, an estimate of ξ = P₀({g(x) : x ∈ X}) (exact in expectation for
+  idempotent g).
 
-- :func:`feature_label_success_bound` — Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic
-  Collective Action in Machine Learning", ICML 2023, arXiv 2302.04262, §3.1: lower bound on the
-  success S(α) of the feature-label signal-planting strategy h(x, y) = (g(x), y*) against an
-  ε-suboptimal classifier.
-- :func:`feature_label_critical_mass` — the same theorem solved for α: the smallest collective
-  size whose bound reaches a target success S*.
-- :func:`gradient_neutralization_threshold` — arXiv 2302.04262, §4 (gradient neutralization):
-  the smallest α that can make a target θ* stationary when members' gradients are bounded.
-- The exact critical size of gradient neutralization and control for a given model family,
-  α* = G/(G + ρ) with ρ the radius of the members' gradient hull along −∇L_{P₀}(θ*), is derived
-  and computed in :mod:`lightning_aca.online.theory`; G/(G + B) above is necessary, not sufficient.
-- :func:`estimate_uniqueness` — empirical version of the signal's uniqueness ξ = P₀(X*),
-  X* = {g(x) : x ∈ X} (arXiv 2302.04262, §3.1), from clean inputs and the signal g.
-
-Provenance. The paper texts were not readable in the session that wrote this module: the search
-tool's stored copies of arXiv 2302.04262 and 2505.05707 hold only each page's opening (abstract
-and introduction). What is used below, and from where:
-
-- The definition of an ε-suboptimal classifier, the signal set X* = {g(x)} and the success
-  S = Pr_{x∼P₀}[f(g(x)) = y*] are as restated, "following Hardt et al. (2023)", in Gauthier,
-  Bach, Jordan, "Statistical Collusion by Collectives on Learning Platforms", ICML 2025,
-  arXiv 2502.04879, Definition 3.1 and §3.2 (text read in full).
-- The form of the feature-label bound is Hardt et al.'s theorem as recalled by the author; its
-  ingredients (ξ, the gap Δ, the ε/(1 − ε) term) match arXiv 2502.04879, Theorem 3.3, which
-  reduces to Hardt et al.'s bound with infinite data. Theorem and equation numbers in
-  arXiv 2302.04262 are not cited because they could not be checked.
-- The gradient-neutralization threshold is derived here from the stationarity condition
-  α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*) that defines the strategy.
-
-Not implemented, because their statements could not be read: Hardt et al.'s feature-only
-planting bound and Solanki, Bhange, Aïvodji, Creager,
-"Crowding Out The Noise: Algorithmic Collective Action Under Differential Privacy",
-arXiv 2505.05707, whose DP-SGD lower bound involves functions of the noise multiplier, clipping
-norm, steps, step size, dimension and δ that secondary sources name but do not define.
+Provenance: the feature-label bound is Hardt et al.'s as restated by Gauthier, Bach, Jordan
+(ICML 2025, arXiv 2502.04879), not checked against Hardt et al.'s text; α* from the bound, the
+norm bound and ξ̂ are derived here. Derivations, assumptions and sources: ``docs/theory.md``.
 """
 
 from __future__ import annotations
