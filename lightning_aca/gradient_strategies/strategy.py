@@ -46,14 +46,6 @@ class GradientStrategy(Strategy):
         target_class = renamed("GradientStrategy", "target", "target_class", target, target_class)
         self.target_class = None if target_class is None else non_negative_int("target_class", target_class)
 
-    @property
-    def target(self) -> int | None:
-        """Deprecated name of :attr:`target_class`."""
-        warnings.warn(
-            "GradientStrategy.target is deprecated; use GradientStrategy.target_class.", FutureWarning, stacklevel=2
-        )
-        return self.target_class
-
     def member_input(self, x: Any) -> Any:
         return x
 

@@ -231,7 +231,7 @@ def test_dict_batches_read_the_label_at_label_key(linear_module, fit_model):
             return torch.nn.functional.cross_entropy(self(batch["x"]), batch["label"])
 
     data = DictData()
-    keys = {"input_key": "x", "target_key": "label"}
+    keys = {"input_key": "x", "label_key": "label"}
     dm = CollectiveDataModule(
         GradientStrategy(), 0.5, train_dataset=data, test_dataset=data, batch_size=4, return_membership=True, **keys
     )
