@@ -28,6 +28,7 @@ __all__ = [
     "group_key",
     "group_label",
     "load_records",
+    "target_class",
     "write_atomically",
     "write_record",
 ]
@@ -76,6 +77,11 @@ def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found.values())
 
 
+def target_class(record: dict[str, Any]) -> int | None:
+    """The record's y*: key ``target_class``, or ``target`` in records written before the rename."""
+    return record.get("target_class", record.get("target"))
+
+
 def _problem(record: Any) -> str | None:
     """Why ``record`` cannot be used, or ``None`` if it can."""
     if not isinstance(record, dict):
@@ -115,8 +121,7 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
         if problem is not None:
             warnings.warn(f"skipping {file}: {problem}", stacklevel=2)
             continue
-        if "target_class" not in record and "target" in record:
-            record["target_class"] = record["target"]
+        record.setdefault("target_class", target_class(record))
         records.append(record)
     if not records:
         where = ", ".join(str(path) for path in paths)
