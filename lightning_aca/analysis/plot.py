@@ -50,6 +50,7 @@ def plot_curves(
     """Plot S(α) (mean ± std over seeds) per group on a log-α axis, with S*, α* and the theoretical bound.
 
     α = 0 runs cannot sit on a log axis; their mean S is given in the group's legend entry instead.
+    Where runs logged ``aca/baseline_success``, a dotted line of the group's colour shows it.
     For groups of ``SignalPlanting`` runs whose record has a number ``theory.xi``, the dashed curve is
     Hardt et al.'s feature-label lower bound (arXiv 2302.04262, §3.1;
     :func:`~lightning_aca.theory.feature_label_success_bound`) with gap Δ = 1, learner suboptimality
@@ -69,13 +70,14 @@ def plot_curves(
     axes = figure.add_subplot()
     runs_by_key = group_records(records)
     bounds_drawn: set[float] = set()
+    baseline_drawn = False
     for index, summary in enumerate(summaries):
         color = f"C{index % 10}"
         plotted = [row for row in summary.rows if row.alpha > 0]
         label = _short_label(summary.label)
-        baseline = [row for row in summary.rows if row.alpha == 0]
-        if baseline:
-            label += f" (α = 0: S = {baseline[0].success_mean:.2f})"
+        at_zero = [row for row in summary.rows if row.alpha == 0]
+        if at_zero:
+            label += f" (α = 0: S = {at_zero[0].success_mean:.2f})"
         axes.errorbar(
             [row.alpha for row in plotted],
             [row.success_mean for row in plotted],
@@ -85,6 +87,17 @@ def plot_curves(
             capsize=3,
             label=label,
         )
+        baseline = [row for row in plotted if row.baseline_success_mean is not None]
+        if baseline:
+            axes.plot(
+                [row.alpha for row in baseline],
+                [row.baseline_success_mean for row in baseline],
+                color=color,
+                linestyle=":",
+                marker=".",
+                label=None if baseline_drawn else "dotted: baseline (S on clean inputs)",
+            )
+            baseline_drawn = True
         mass = summary.alpha_star
         if mass is not None and mass.reached:
             axes.axvline(mass.alpha_star, color=color, linestyle=":", linewidth=1)
