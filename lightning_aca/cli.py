@@ -24,8 +24,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-RECORD_NAME = "record.json"
-SCHEMA_VERSION = 1
+from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, write_record
+from lightning_aca.validation import non_negative_int, positive_int
 
 
 class ConfigError(ValueError):
@@ -63,15 +63,17 @@ def sweep_params(overrides: list[str]) -> dict[str, Any]:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Fail fast, before any training, on values that cannot run."""
-    alpha = cfg.collective.alpha
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 1:
-        raise ConfigError(f"collective.alpha must be a fraction in [0, 1], got {alpha!r}.")
-    epochs = cfg.trainer.get("max_epochs")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"trainer.max_epochs must be a positive int, got {epochs!r}.")
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed must be a non-negative int, got {cfg.seed!r}.")
+    """Fail fast, before any training, on values no constructor checks.
+
+    ``trainer.max_epochs`` (Lightning takes −1 as "no limit") and ``seed`` (Lightning's
+    ``seed_everything`` truncates floats) are checked here; the collective's α and seed are checked
+    by :class:`~lightning_aca.data.datamodule.CollectiveDataModule`.
+    """
+    for key, check in (("trainer.max_epochs", positive_int), ("seed", non_negative_int)):
+        try:
+            check(key, OmegaConf.select(cfg, key))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from None
 
 
 def _quiet() -> None:
@@ -113,14 +115,9 @@ def _uniqueness(dm: Any) -> float | None:
     return estimate_uniqueness(inputs, signal)
 
 
-def write_record(record: dict[str, Any], directory: Path) -> Path:
-    """Write ``record.json`` atomically: a killed run leaves either no record or a whole one."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / RECORD_NAME
-    tmp = directory / f".{RECORD_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-    return path
+def _target_class(strategy: Any) -> int | None:
+    """The strategy's y*, under its current name ``target_class`` or its old one ``target``."""
+    return strategy.target_class if hasattr(strategy, "target_class") else getattr(strategy, "target", None)
 
 
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
@@ -132,7 +129,6 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         return json.loads(existing.read_text())
     validate(cfg)
     start = time.perf_counter()
-    os.environ.setdefault("WANDB_MODE", "offline")
     import lightning as L
     from hydra.utils import instantiate
 
@@ -174,7 +170,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test:
         trainer.test(model, datamodule=dm, verbose=not cfg.quiet)
     results = metrics.results.get(stage) or metrics.results.get("validate") or metrics.results.get("fit", {})
-    for callback in collective_callbacks:  # e.g. aca/param_distance, aca/critical_alpha
+    for callback in collective_callbacks:  # e.g. aca/param_distance, aca/alpha_star
         results = {**getattr(callback, "results", {}), **results}
     overrides = _overrides()
     record = {
@@ -184,7 +180,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         "alpha": float(cfg.collective.alpha),
         "seed": int(cfg.seed),
         "strategy": type(dm.strategy).__name__,
-        "target": dm.strategy.target,
+        "target_class": _target_class(dm.strategy),
         "metrics": results,
         "epsilon": next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
         "theory": {"xi": _uniqueness(dm), "n_train": len(dm.train_dataset)},
@@ -195,8 +191,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     path = write_record(record, out_dir)
     _close(loggers)
     success, clean = results.get("aca/success", float("nan")), results.get("aca/clean_acc", float("nan"))
+    baseline = results.get("aca/baseline_success", float("nan"))
     print(
-        f"aca-run: alpha={record['alpha']:g} seed={record['seed']} S={success:.3f} clean_acc={clean:.3f} "
+        f"aca-run: alpha={record['alpha']:g} seed={record['seed']} S={success:.3f} baseline={baseline:.3f} "
+        f"clean_acc={clean:.3f} "
         f"({record['wall_time_s']:.1f} s) -> {path}",
         flush=True,
     )
@@ -233,7 +231,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point of ``aca-run``."""
-    os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
     _hydra_main()
 
@@ -245,7 +242,8 @@ class SweepReport(HydraCallback):
         from lightning_aca.analysis.report import main as report_main
 
         report = config.get("report", {})
-        argv = [str(config.hydra.sweep.dir), "--threshold", str(report.get("threshold", 0.9))]
+        level = report.get("success_level", report.get("threshold", 0.9))
+        argv = [str(config.hydra.sweep.dir), "--success-level", str(level)]
         argv += ["--theory-epsilon", str(report.get("theory_epsilon", 0.01))]
         report_main(argv)
 
