@@ -104,7 +104,7 @@ def _uniqueness(dm: Any) -> float | None:
 
     from lightning_aca.theory import estimate_uniqueness
 
-    signal = getattr(dm.strategy, "signal", None)
+    signal = dm.strategy.signal
     base = dm.train_dataset.dataset
     if signal is None:
         return None
@@ -113,11 +113,6 @@ def _uniqueness(dm: Any) -> float | None:
     except (TypeError, RuntimeError):  # non-tensor inputs (text) or ragged shapes
         return None
     return estimate_uniqueness(inputs, signal)
-
-
-def _target_class(strategy: Any) -> int | None:
-    """The strategy's y*, under its current name ``target_class`` or its old one ``target``."""
-    return strategy.target_class if hasattr(strategy, "target_class") else getattr(strategy, "target", None)
 
 
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
@@ -149,7 +144,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         datamodule=instantiate(cfg.data.datamodule),
         num_classes=cfg.data.num_classes,
         return_membership=cfg.collective.get("return_membership", False),
-        injection=cfg.collective.get("injection", "item"),
+        injection=cfg.collective.get("injection", "auto"),
     )
     model = instantiate(cfg.model)
     metrics = CollectiveMetrics(**cfg.metrics, num_groups=cfg.data.get("num_groups"))
@@ -180,7 +175,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         "alpha": float(cfg.collective.alpha),
         "seed": int(cfg.seed),
         "strategy": type(dm.strategy).__name__,
-        "target_class": _target_class(dm.strategy),
+        "target_class": dm.strategy.target_class,
         "metrics": results,
         "epsilon": next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
         "theory": {"xi": _uniqueness(dm), "n_train": len(dm.train_dataset)},

@@ -65,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Success curves S(α) and critical masses α* from aca-run records (record.json).",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run or sweep directories, or record files")
-    parser.add_argument(
-        "--success-level", type=float, default=None, help="success level S* defining α* (default: 0.9)"
-    )
+    parser.add_argument("--success-level", type=float, default=None, help="success level S* defining α* (default: 0.9)")
     parser.add_argument("--threshold", type=float, default=None, help=argparse.SUPPRESS)  # old name of --success-level
     parser.add_argument(
         "--distances",

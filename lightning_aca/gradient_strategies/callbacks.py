@@ -39,7 +39,7 @@ from lightning_aca.gradient_strategies.functional import (
     neutralization_member_sum,
 )
 from lightning_aca.gradient_strategies.theta_star import StateSpec, ThetaStar, as_theta_star, trainable_parameters
-from lightning_aca.theory import gradient_neutralization_threshold
+from lightning_aca.theory import gradient_neutralization_alpha_bound
 from lightning_aca.validation import non_negative_int, one_of, positive_int, positive_real, real, renamed
 
 _REST_GRADIENTS = ("batch", "estimate")
@@ -199,7 +199,7 @@ class _GradientCallback(L.Callback, ABC):
         theory = {
             "aca/base_gradient_norm": norm,
             "aca/member_gradient_bound": bound,
-            "aca/alpha_norm_bound": gradient_neutralization_threshold(norm, bound),
+            "aca/alpha_norm_bound": gradient_neutralization_alpha_bound(norm, bound),
         }
         alpha_star = self._family.alpha_star(theta_star, gradient, self.feature_bounds, self._clip_norm)
         if alpha_star is not None:

@@ -258,9 +258,7 @@ class CollectiveMetrics(L.Callback):
             metrics["worst_group_acc"] = WorstGroupAccuracy(self.num_groups)
         return metrics
 
-    def _collection(
-        self, key: tuple, make: Callable[[], dict[str, Metric]], device: torch.device
-    ) -> MetricCollection:
+    def _collection(self, key: tuple, make: Callable[[], dict[str, Metric]], device: torch.device) -> MetricCollection:
         """The metrics for ``key``, reset, on ``device``: built once, reused every evaluation."""
         metrics = self._collections.get(key)
         if metrics is None:

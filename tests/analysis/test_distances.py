@@ -44,7 +44,19 @@ def test_distance_rows_average_the_final_distance_over_seeds(sweep):
     assert rows[0.1]["alpha_star"] == rows[0.5]["alpha_star"] == pytest.approx(0.3)
     table = format_distance_table(summarize_distances(curves)).splitlines()
     assert table[0].split()[:4] == ["group", "α", "final", "‖θ−θ*‖"]
-    assert table[1].split() == ["(all", "runs)", "0.1", "0.5000", "±", "0.1414", "0.2500", "0.600", "0.2000", "0.3000", "2"]
+    assert table[1].split() == [
+        "(all",
+        "runs)",
+        "0.1",
+        "0.5000",
+        "±",
+        "0.1414",
+        "0.2500",
+        "0.600",
+        "0.2000",
+        "0.3000",
+        "2",
+    ]
 
 
 def test_aca_report_distances_prints_the_table_and_writes_the_plot(sweep, capsys):

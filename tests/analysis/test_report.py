@@ -222,7 +222,10 @@ def test_main_reports_skipped_records_on_stderr(sweeps, tmp_path, capsys):
     ("arguments", "message"),
     [
         ([], "aca-report: error: no usable record.json under {empty} (none found)."),
-        (["--success-level", "1.5"], "aca-report: error: success_level must be a finite number in (0.0, 1.0], got 1.5."),
+        (
+            ["--success-level", "1.5"],
+            "aca-report: error: success_level must be a finite number in (0.0, 1.0], got 1.5.",
+        ),
     ],
 )
 def test_main_errors_are_one_line_with_exit_code_2(sweeps, tmp_path, capsys, arguments, message):

@@ -5,16 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from lightning_aca import (
-    CollectiveDataset,
-    FeatureOnlyPlanting,
-    LabelFlip,
-    PixelPatch,
-    SignalErasing,
-    SignalEvaluationDataset,
-    SignalPlanting,
-    dataset_labels,
-)
+from lightning_aca import CollectiveDataset, FeatureOnlyPlanting, LabelFlip, PixelPatch, SignalErasing, SignalPlanting
+from lightning_aca.collective import SignalEvaluationDataset, dataset_labels
 from lightning_aca.collective.strategies import SignalStrategy
 
 PLANT = SignalPlanting(PixelPatch(2, value=1.0), target_class=0)

@@ -4,7 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_aca import member_count, select_members
+from lightning_aca import select_members
+from lightning_aca.collective import member_count
 
 alphas = st.floats(0, 1, allow_nan=False)
 

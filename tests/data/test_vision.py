@@ -5,14 +5,8 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_aca import (
-    CIFAR10DataModule,
-    CollectiveDataModule,
-    MNISTDataModule,
-    PixelPatch,
-    SignalPlanting,
-    TorchvisionDataModule,
-)
+from lightning_aca import CIFAR10DataModule, CollectiveDataModule, MNISTDataModule, PixelPatch, SignalPlanting
+from lightning_aca.data import TorchvisionDataModule
 from lightning_aca.data.in_memory import InMemoryDataModule
 
 

@@ -10,7 +10,7 @@ from lightning_aca.gradient_strategies.functional import linear_softmax_gradient
 from lightning_aca.gradient_strategies.hull import hull_radius
 from lightning_aca.gradient_strategies.synthesis import candidate_atoms
 from lightning_aca.gradient_strategies.theory import linear_member_gradient_bound, neutralization_alpha_star
-from lightning_aca.theory import gradient_neutralization_threshold
+from lightning_aca.theory import gradient_neutralization_alpha_bound
 
 # K = 2 classes, d = 1 feature, θ = 0 (p = (½, ½)), box [-2, 2]. Flat layout [W00, W10, b0, b1].
 # Atom of (x, y=0): (−x/2, x/2, −½, ½); of (x, y=1): the negative. In reduced coordinates (W10, b1) the
@@ -47,7 +47,7 @@ def test_alpha_star_matches_hand_computation():
     torch.testing.assert_close(g, torch.tensor([-0.75, 0.75, 0.0, 0.0], dtype=torch.float64))
     assert neutralization_alpha_star(g, ATOMS) == pytest.approx(3 / 7)
     # the norm bound G/(G + B), B = √2·√(4 + 1), is far lower: necessary, not sufficient
-    norm_bound = gradient_neutralization_threshold(0.75 * math.sqrt(2), linear_member_gradient_bound((-2.0, 2.0), 1))
+    norm_bound = gradient_neutralization_alpha_bound(0.75 * math.sqrt(2), linear_member_gradient_bound((-2.0, 2.0), 1))
     assert norm_bound == pytest.approx(0.75 * math.sqrt(2) / (0.75 * math.sqrt(2) + math.sqrt(10)))
     assert norm_bound < 3 / 7
 
@@ -66,7 +66,7 @@ def test_norm_bound_never_exceeds_alpha_star(seed, k, clip):
     atoms = candidate_atoms(weight, bias, box_candidates(128, (2,), (-3.0, 3.0), seed), clip)
     bound = linear_member_gradient_bound((-3.0, 3.0), 2, clip)
     alpha_star = neutralization_alpha_star(base, atoms)
-    assert gradient_neutralization_threshold(float(base.norm()), bound) <= alpha_star + 1e-9
+    assert gradient_neutralization_alpha_bound(float(base.norm()), bound) <= alpha_star + 1e-9
     # more candidates can only widen the hull, so the estimate of α* can only fall
     more = torch.cat([atoms, candidate_atoms(weight, bias, box_candidates(128, (2,), (-3.0, 3.0), seed + 1), clip)])
     assert neutralization_alpha_star(base, more) <= alpha_star + 1e-9

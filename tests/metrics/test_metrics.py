@@ -5,7 +5,8 @@ import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lightning_aca import CollectiveSuccess, GroupAccuracy, SignalErasureSuccess, WorstGroupAccuracy
+from lightning_aca import CollectiveSuccess
+from lightning_aca.metrics import GroupAccuracy, SignalErasureSuccess, WorstGroupAccuracy
 from lightning_aca.metrics.functional import collective_success, worst_group_accuracy
 
 

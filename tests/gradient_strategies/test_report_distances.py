@@ -4,8 +4,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
+from lightning_aca.analysis.distances import load_distance_curves, summarize_distances
+from lightning_aca.analysis.report import main
 from lightning_aca.cli import run_experiment
-from lightning_aca.online.plot import load_distance_curves, main, summarize_distances
 
 TINY = [
     "model=linear",
@@ -41,19 +42,14 @@ def sweep(tmp_path_factory):
     return root
 
 
-def test_distance_curves_and_table_from_the_runs(sweep, capsys):
+def test_aca_report_distances_from_real_gradient_control_runs(sweep, capsys):
     curves = load_distance_curves([sweep])
     assert sorted(curve.alpha for curve in curves) == [0.05, 0.5]
     # 5 steps per epoch; the logger's step of the distance after optimizer step k is k − 1, the test-end row is 10
     assert all(curve.steps[0] == 5 and curve.steps[-1] == 10 for curve in curves)
     rows = {row["alpha"]: row for row in summarize_distances(curves)}
     assert rows[0.5]["final_mean"] < rows[0.05]["final_mean"]
-    assert 0.0 < rows[0.5]["theory_threshold"] < rows[0.5]["critical_alpha"] < 1.0
-    assert main([str(sweep)]) == 0
+    assert 0.0 < rows[0.5]["alpha_norm_bound"] < rows[0.5]["alpha_star"] < 1.0
+    assert main(["--distances", str(sweep)]) == 0
     assert (sweep / "distance_curves.png").stat().st_size > 10_000
     assert "G/(G+B)" in capsys.readouterr().out
-
-
-def test_plot_without_runs_fails_clearly(tmp_path, capsys):
-    assert main([str(tmp_path)]) == 2
-    assert "collective=gradient_control" in capsys.readouterr().err
