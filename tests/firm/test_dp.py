@@ -10,51 +10,29 @@ from lightning_aca import CollectiveDataModule, DigitsDataModule, PixelPatch, Si
 from lightning_aca.firm.dp import DPSGD
 
 
-class PlainModel(L.LightningModule):
-    """A LightningModule that knows nothing of lightning_aca or Opacus."""
+@pytest.fixture
+def fit(plain_model, make_trainer):
+    """``fit(callbacks, epochs=2, model=None, injection="item", **trainer_kwargs) -> (trainer, model)``.
 
-    def __init__(self, norm=False, lr=0.5):
-        super().__init__()
-        layers = (
-            [nn.Flatten(), nn.Linear(64, 32)] + ([nn.BatchNorm1d(32)] if norm else []) + [nn.ReLU(), nn.Linear(32, 10)]
+    Trains on digits with a 5% collective planting a 2x2 patch; no validation unless ``limit_val_batches`` is given.
+    """
+
+    def fit(callbacks, epochs=2, model=None, injection="item", **kwargs):
+        L.seed_everything(0, verbose=False)
+        dm = CollectiveDataModule(
+            SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule(), injection=injection
         )
-        self.net = nn.Sequential(*layers)
-        self.lr = lr
+        model = model or plain_model(hidden=32, lr=0.5, momentum=0.0)
+        trainer = make_trainer(epochs, callbacks, **({"limit_val_batches": 0} | kwargs))
+        trainer.fit(model, dm)
+        return trainer, model
 
-    def forward(self, x):
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        return nn.functional.cross_entropy(self(x), y)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
+    return fit
 
 
-def _fit(callbacks, epochs=2, model=None, injection="item", **kwargs):
-    L.seed_everything(0, verbose=False)
-    dm = CollectiveDataModule(
-        SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule(), injection=injection
-    )
-    model = model or PlainModel()
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kwargs,
-    )
-    trainer.fit(model, dm)
-    return trainer, model
-
-
-def test_epsilon_equals_opacus_accountant_for_the_same_steps():
+def test_epsilon_equals_opacus_accountant_for_the_same_steps(fit):
     dp = DPSGD(noise_multiplier=1.1, max_grad_norm=1.0)
-    trainer, _ = _fit([dp], epochs=3)
+    trainer, _ = fit([dp], epochs=3)
     steps = 3 * len(trainer.train_dataloader)
     reference = RDPAccountant()
     reference.history = [(1.1, dp.sample_rate, steps)]
@@ -64,18 +42,18 @@ def test_epsilon_equals_opacus_accountant_for_the_same_steps():
     assert trainer.callback_metrics["aca/epsilon"].item() == pytest.approx(dp.epsilon, rel=1e-6)
 
 
-def test_collate_injection_trains_the_same_private_model():
+def test_collate_injection_trains_the_same_private_model(fit):
     """Opacus's Poisson DPDataLoader keeps the collective's collate function: same batches, same model."""
     weights = {}
     for injection in ("item", "collate"):
-        _, model = _fit([DPSGD(noise_multiplier=1.0, max_grad_norm=1.0)], epochs=1, injection=injection)
+        _, model = fit([DPSGD(noise_multiplier=1.0, max_grad_norm=1.0)], epochs=1, injection=injection)
         weights[injection] = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert torch.allclose(weights["item"], weights["collate"], atol=1e-6)
 
 
-def test_target_epsilon_is_met_closely():
+def test_target_epsilon_is_met_closely(fit):
     dp = DPSGD(target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0)
-    _fit([dp], epochs=3)
+    fit([dp], epochs=3)
     assert 1.9 <= dp.epsilon <= 2.0
     assert dp.noise_multiplier > 0
 
@@ -96,32 +74,34 @@ class _RecordGrads(L.Callback):
         self.checks.append((batch, per_sample.max().item(), summed.item()))
 
 
-def test_clipping_bounds_per_sample_contributions():
+def test_clipping_bounds_per_sample_contributions(fit):
     record = _RecordGrads()
-    _fit([DPSGD(noise_multiplier=0.0, max_grad_norm=1e-3), record], epochs=1)
+    fit([DPSGD(noise_multiplier=0.0, max_grad_norm=1e-3), record], epochs=1)
     assert record.checks
     for batch, raw_max, summed in record.checks:
         assert raw_max > 1e-2  # unclipped per-sample gradients are far above C
         assert summed <= batch * 1e-3 * (1 + 1e-4)  # each clipped contribution has norm <= C
 
 
-def test_batchnorm_model_fails_at_fit_start_with_the_fix():
+def test_batchnorm_model_fails_at_fit_start_with_the_fix(fit, plain_model):
     with pytest.raises(ValueError, match=r"BatchNorm.*ModuleValidator.fix.*fix_model=True"):
-        _fit([DPSGD(noise_multiplier=1.0)], model=PlainModel(norm=True))
-    _, model = _fit([DPSGD(noise_multiplier=1.0, fix_model=True)], model=PlainModel(norm=True), epochs=1)
+        fit([DPSGD(noise_multiplier=1.0)], model=plain_model(norm=True))
+    _, model = fit([DPSGD(noise_multiplier=1.0, fix_model=True)], model=plain_model(norm=True), epochs=1)
     assert not any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
 
 
-class TwoOptimizers(PlainModel):
-    def configure_optimizers(self):
-        return [torch.optim.SGD(self.net[1].parameters(), lr=0.1), torch.optim.SGD(self.net[3].parameters(), lr=0.1)]
+def test_unsupported_training_setups_fail_clearly(fit, plain_model):
+    class TwoOptimizers(plain_model):
+        def configure_optimizers(self):
+            return [
+                torch.optim.SGD(self.net[1].parameters(), lr=0.1),
+                torch.optim.SGD(self.net[3].parameters(), lr=0.1),
+            ]
 
-
-def test_unsupported_training_setups_fail_clearly():
     with pytest.raises(ValueError, match="accumulate_grad_batches=2"):
-        _fit([DPSGD(noise_multiplier=1.0)], accumulate_grad_batches=2)
+        fit([DPSGD(noise_multiplier=1.0)], accumulate_grad_batches=2)
     with pytest.raises(ValueError, match="supports one optimizer"):
-        _fit([DPSGD(noise_multiplier=1.0)], model=TwoOptimizers())
+        fit([DPSGD(noise_multiplier=1.0)], model=TwoOptimizers())
     ddp_like = SimpleNamespace(datamodule=object(), accumulate_grad_batches=1, world_size=2)
     with pytest.raises(ValueError, match=r"world_size=2.*devices=1"):
         DPSGD(noise_multiplier=1.0)._check_trainer(ddp_like)
@@ -130,9 +110,9 @@ def test_unsupported_training_setups_fail_clearly():
         DPSGD(noise_multiplier=1.0)._check_trainer(no_datamodule)
 
 
-def test_module_is_restored_after_fit():
-    model = PlainModel()
-    _fit([DPSGD(noise_multiplier=1.0)], model=model, epochs=1)
+def test_module_is_restored_after_fit(fit, plain_model):
+    model = plain_model()
+    fit([DPSGD(noise_multiplier=1.0)], model=model, epochs=1)
     assert "configure_optimizers" not in vars(model)
     assert not any(hasattr(m, "_forward_hooks") and m._forward_hooks for m in model.modules())
 
@@ -155,11 +135,11 @@ def test_bad_arguments(kwargs, match):
         DPSGD(**kwargs)
 
 
-def test_dp_makes_planting_harder_than_erm_on_digits():
+def test_dp_makes_planting_harder_than_erm_on_digits(fit):
     from lightning_aca import CollectiveMetrics
 
     erm, dp = CollectiveMetrics(), CollectiveMetrics()
-    _fit([erm], epochs=15)
-    _fit([dp, DPSGD(noise_multiplier=2.0, max_grad_norm=0.5)], epochs=15)
+    fit([erm], epochs=15)
+    fit([dp, DPSGD(noise_multiplier=2.0, max_grad_norm=0.5)], epochs=15)
     s_erm, s_dp = erm.results["fit"]["aca/success"], dp.results["fit"]["aca/success"]
     assert s_erm - s_dp > 0.3, (s_erm, s_dp)

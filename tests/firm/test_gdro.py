@@ -42,22 +42,19 @@ def _seeded():
     L.seed_everything(0, verbose=False)  # model initialization and loader shuffling
 
 
-def _fit(model, data, callbacks, epochs=1, ckpt_path=None) -> L.Trainer:
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    if isinstance(data, L.LightningDataModule):
-        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
-    else:
-        trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=32, shuffle=True), ckpt_path=ckpt_path)
-    return trainer
+@pytest.fixture
+def fit(make_trainer):
+    """``fit(model, data, callbacks, epochs=1, ckpt_path=None) -> trainer``; data: a datamodule or a dataset."""
+
+    def fit(model, data, callbacks, epochs=1, ckpt_path=None):
+        trainer = make_trainer(epochs, callbacks, limit_val_batches=0)
+        if isinstance(data, L.LightningDataModule):
+            trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+        else:
+            trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=32, shuffle=True), ckpt_path=ckpt_path)
+        return trainer
+
+    return fit
 
 
 def _two_groups(n: int = 256) -> TensorDataset:
@@ -104,9 +101,9 @@ def test_absent_groups_keep_their_unnormalized_weight_and_the_adjustment_favours
     assert adjusted.weights[1].item() == pytest.approx(0.598688, abs=1e-6)
 
 
-def test_trainer_moves_q_toward_the_higher_loss_group_logs_it_and_restores_training_step():
+def test_trainer_moves_q_toward_the_higher_loss_group_logs_it_and_restores_training_step(fit):
     model, dro = LinearClassifier(in_features=4, lr=0.2), GroupDRO(num_groups=2, step_size=0.5)
-    trainer = _fit(model, _two_groups(), [dro], epochs=2)
+    trainer = fit(model, _two_groups(), [dro], epochs=2)
     q = dro.weights
     assert q[1] > 0.7 > 0.3 > q[0]
     assert q.sum().item() == pytest.approx(1.0)
@@ -118,12 +115,12 @@ def test_trainer_moves_q_toward_the_higher_loss_group_logs_it_and_restores_train
 
 @pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no `validation_step`")
 @pytest.mark.parametrize("seed", [0, 1])
-def test_gdro_beats_erm_on_worst_group_test_accuracy(seed):
+def test_gdro_beats_erm_on_worst_group_test_accuracy(fit, seed):
     def worst_group_test_accuracy(use_gdro: bool) -> float:
         L.seed_everything(seed, verbose=False)
         dm = SpuriousDigitsDataModule(correlation=0.95, seed=seed)
         model = LinearClassifier(mean=not use_gdro)
-        _fit(model, dm, [GroupDRO(num_groups=4, step_size=0.1)] if use_gdro else [], epochs=10)
+        fit(model, dm, [GroupDRO(num_groups=4, step_size=0.1)] if use_gdro else [], epochs=10)
         x, y, groups = dm.test_dataset.tensors
         with torch.no_grad():
             return worst_group_accuracy(model(x), y, groups, num_groups=4).item()
@@ -136,11 +133,11 @@ def test_gdro_beats_erm_on_worst_group_test_accuracy(seed):
 
 
 # -- groups from batches --------------------------------------------------------------------------
-def test_membership_groups_from_a_collective_dataset_are_read_and_counted():
+def test_membership_groups_from_a_collective_dataset_are_read_and_counted(fit):
     base = TensorDataset(torch.rand(200, 1, 4, 4), torch.arange(200) % 2)
     collective = CollectiveDataset(base, SignalPlanting(PixelPatch(2), target=0), alpha=0.1, return_membership=True)
     dro = GroupDRO(num_groups=2, groups="membership", generalization_adjustment=1.0)
-    _fit(LinearClassifier(in_features=16), collective, [dro])
+    fit(LinearClassifier(in_features=16), collective, [dro])
     members = len(collective.members)
     assert members > 0
     assert dro.group_counts.tolist() == [200 - members, members]
@@ -160,27 +157,27 @@ class _DictDataset(Dataset):
 
 
 @pytest.mark.parametrize("dict_batches", [True, False])
-def test_groups_from_dict_key_or_callable(dict_batches):
+def test_groups_from_dict_key_or_callable(fit, dict_batches):
     data = _DictDataset(_two_groups()) if dict_batches else _two_groups()
     groups = "index" if dict_batches else (lambda batch: batch[2])
     dro = GroupDRO(num_groups=2, step_size=0.5, groups=groups)
-    _fit(LinearClassifier(in_features=4, lr=0.2), data, [dro], epochs=2)
+    fit(LinearClassifier(in_features=4, lr=0.2), data, [dro], epochs=2)
     assert dro.weights[1] > 0.7
 
 
 # -- errors ---------------------------------------------------------------------------------------
-def test_a_scalar_loss_says_to_return_per_sample_losses_and_the_module_is_restored():
+def test_a_scalar_loss_says_to_return_per_sample_losses_and_the_module_is_restored(fit):
     model = LinearClassifier(in_features=4, mean=True)
     with pytest.raises(ValueError, match=r"per-sample losses.*shape \(\).*reduction='none'"):
-        _fit(model, _two_groups(), [GroupDRO(num_groups=2)])
+        fit(model, _two_groups(), [GroupDRO(num_groups=2)])
     assert "training_step" not in vars(model)
 
 
-def test_group_indices_out_of_range_name_num_groups():
+def test_group_indices_out_of_range_name_num_groups(fit):
     with pytest.raises(ValueError, match=r"\[0, 1\] \(num_groups=2\), got \[0, 2\]"):
         GroupDRO(num_groups=2).step(torch.ones(2), torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="num_groups=2"):
-        _fit(LinearClassifier(in_features=4), _two_groups(), [GroupDRO(num_groups=2, groups=lambda b: b[2] + 1)])
+        fit(LinearClassifier(in_features=4), _two_groups(), [GroupDRO(num_groups=2, groups=lambda b: b[2] + 1)])
     with pytest.raises(ValueError, match="integers"):
         GroupDRO(num_groups=2).step(torch.ones(2), torch.tensor([0.0, 1.0]))
 
@@ -207,10 +204,10 @@ def test_bad_arguments_name_the_parameter(kwargs, name):
 
 
 # -- state ----------------------------------------------------------------------------------------
-def test_state_dict_round_trip_and_checkpoint_resume(tmp_path):
+def test_state_dict_round_trip_and_checkpoint_resume(fit, tmp_path):
     dro = GroupDRO(num_groups=2, step_size=0.2, generalization_adjustment=0.5)
     model = LinearClassifier(in_features=4)
-    trainer = _fit(model, _two_groups(), [dro])
+    trainer = fit(model, _two_groups(), [dro])
     state = dro.state_dict()
     assert state["group_counts"].tolist() == [128, 128]
 
@@ -225,6 +222,6 @@ def test_state_dict_round_trip_and_checkpoint_resume(tmp_path):
     trainer.save_checkpoint(path)
     resumed = GroupDRO(num_groups=2, step_size=0.2, generalization_adjustment=0.5)
     # max_epochs is already reached, so fit only restores the state.
-    _fit(LinearClassifier(in_features=4), _two_groups(), [resumed], ckpt_path=path)
+    fit(LinearClassifier(in_features=4), _two_groups(), [resumed], ckpt_path=path)
     assert torch.equal(resumed.weights, dro.weights)
     assert not torch.equal(resumed.weights, GroupDRO(num_groups=2).weights)
