@@ -16,11 +16,17 @@ from typing import Any
 import lightning as L
 import torch
 
+from lightning_aca.patching import PatchingCallback
+
 _ACCOUNTANTS = ("rdp", "prv", "gdp")
 _GRAD_SAMPLE_MODES = ("hooks", "functorch")
+# What Opacus leaves on layers and parameters beyond what GradSampleHooks.cleanup removes: a step
+# interrupted between forward and backward keeps the layers' activations, and DPOptimizer gives
+# every parameter a summed_grad.
+_OPACUS_ATTRIBUTES = ("activations", "max_batch_len", "summed_grad")
 
 
-class DPSGD(L.Callback):
+class DPSGD(PatchingCallback):
     """Make an unmodified LightningModule, its optimizer and its training loader private.
 
     Give ``noise_multiplier`` (σ) or ``target_epsilon`` (σ is then calibrated by Opacus for
@@ -42,6 +48,9 @@ class DPSGD(L.Callback):
             ``opacus.validators.ModuleValidator.fix`` before training.
         secure_mode: Opacus's cryptographically secure noise.
 
+    The module and datamodule are patched only during fit and restored when it ends or fails,
+    Opacus's hooks and per-sample gradients included.
+
     Not supported, with a clear error at fit start: gradient accumulation
     (``accumulate_grad_batches > 1``: the accountant assumes one step per Poisson batch),
     several optimizers, more than one device/process, and ``trainer.fit`` without a
@@ -61,6 +70,7 @@ class DPSGD(L.Callback):
         fix_model: bool = False,
         secure_mode: bool = False,
     ) -> None:
+        super().__init__()
         if (noise_multiplier is None) == (target_epsilon is None):
             raise ValueError("DPSGD needs exactly one of noise_multiplier=σ or target_epsilon=ε.")
         if noise_multiplier is not None and not noise_multiplier >= 0:
@@ -92,9 +102,7 @@ class DPSGD(L.Callback):
         self.secure_mode = secure_mode
         self.engine: Any = None
         self.epsilon: float | None = None
-        self._hooks: Any = None
         self._private_loader: Any = None
-        self._patched: list[tuple[Any, str, Any]] = []
         self._history: list[tuple[float, float, int]] = []
 
     # -- fit start: validate, then patch configure_optimizers and the train loader ------------------
@@ -113,12 +121,8 @@ class DPSGD(L.Callback):
         def train_dataloader() -> Any:
             return self._private_loader
 
-        self._patch(pl_module, "configure_optimizers", configure_optimizers)
-        self._patch(datamodule, "train_dataloader", train_dataloader)
-
-    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
-        self._patched.append((owner, name, vars(owner).get(name)))
-        setattr(owner, name, replacement)
+        self.patcher.patch(pl_module, "configure_optimizers", configure_optimizers)
+        self.patcher.patch(datamodule, "train_dataloader", train_dataloader)
 
     def _check_trainer(self, trainer: L.Trainer) -> None:
         if trainer.datamodule is None:
@@ -160,6 +164,7 @@ class DPSGD(L.Callback):
             self.delta = 1.0 / len(loader.dataset)
         self.engine = PrivacyEngine(accountant=self.accountant, secure_mode=self.secure_mode)
         self.engine.accountant.history = list(self._history)  # steps already taken, when resuming
+        left_before = _opacus_attributes(pl_module)
         common = dict(
             module=pl_module,
             optimizer=optimizer,
@@ -173,14 +178,15 @@ class DPSGD(L.Callback):
             epochs = self.epochs or trainer.max_epochs
             if epochs is None or epochs < 1:
                 raise ValueError("DPSGD(target_epsilon=...) needs epochs=... or a Trainer with max_epochs set.")
-            self._hooks, dp_optimizer, self._private_loader = self.engine.make_private_with_epsilon(
+            hooks, dp_optimizer, self._private_loader = self.engine.make_private_with_epsilon(
                 target_epsilon=self.target_epsilon, target_delta=self.delta, epochs=epochs, **common
             )
             self.noise_multiplier = dp_optimizer.noise_multiplier
         else:
-            self._hooks, dp_optimizer, self._private_loader = self.engine.make_private(
+            hooks, dp_optimizer, self._private_loader = self.engine.make_private(
                 noise_multiplier=self.noise_multiplier, **common
             )
+        self.patcher.defer(_detach, hooks, pl_module, left_before)
         return rebuild(dp_optimizer)
 
     # -- accounting ---------------------------------------------------------------------------------
@@ -192,17 +198,6 @@ class DPSGD(L.Callback):
     def sample_rate(self) -> float | None:
         """Poisson sampling rate q = expected batch size / n (None before fit)."""
         return None if self._private_loader is None else self._private_loader.sample_rate
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        for owner, name, own_attribute in reversed(self._patched):
-            if own_attribute is not None:
-                setattr(owner, name, own_attribute)
-            else:
-                delattr(owner, name)
-        self._patched = []
-        if self._hooks is not None:
-            self._hooks.cleanup()
-            self._hooks = None
 
     def state_dict(self) -> dict[str, Any]:
         history = list(self.engine.accountant.history) if self.engine is not None else []
@@ -217,6 +212,21 @@ class DPSGD(L.Callback):
         self.epsilon = state_dict.get("epsilon")
         self.delta = state_dict.get("delta", self.delta)
         self._history = [tuple(step) for step in state_dict.get("history", [])]
+
+
+def _opacus_attributes(module: torch.nn.Module) -> set[tuple[int, str]]:
+    """The attributes named like Opacus's that the module's layers and parameters hold now."""
+    owners = [*module.modules(), *module.parameters()]
+    return {(id(owner), name) for owner in owners for name in _OPACUS_ATTRIBUTES if name in vars(owner)}
+
+
+def _detach(hooks: Any, module: torch.nn.Module, left_before: set[tuple[int, str]]) -> None:
+    """Remove Opacus's hooks from the module, and every attribute Opacus added to it since ``left_before``."""
+    hooks.cleanup()
+    for owner in [*module.modules(), *module.parameters()]:
+        for name in _OPACUS_ATTRIBUTES:
+            if name in vars(owner) and (id(owner), name) not in left_before:
+                delattr(owner, name)
 
 
 def _single_optimizer(config: Any) -> tuple[torch.optim.Optimizer, Any]:

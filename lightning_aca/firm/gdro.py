@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from lightning_aca.patching import PatchingCallback
+
 _GROUP_SOURCES = ("index", "membership")
 
 
@@ -30,13 +32,13 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-class GroupDRO(L.Callback):
+class GroupDRO(PatchingCallback):
     """Replace the training loss of a LightningModule by the online group-DRO objective.
 
     The one change the module needs: ``training_step`` returns **per-sample losses**, a 1-D
     tensor of shape ``(batch,)`` such as ``F.cross_entropy(logits, y, reduction="none")`` (or a
     dict whose ``"loss"`` is such a tensor). At fit start the callback wraps the module's
-    ``training_step`` (restored at teardown) so that, for each batch, with L_g the mean loss of
+    ``training_step`` (restored when fit ends or fails) so that, for each batch, with L_g the mean loss of
     group g's samples in the batch, q_g ← q_g · exp(η · (L_g + C/√n_g)) for every group present,
     q is renormalized, and the loss Lightning back-propagates is Σ_g q_g · L_g. To train the
     same module by plain ERM without this callback, return ``losses.mean()`` instead (Lightning
@@ -78,6 +80,7 @@ class GroupDRO(L.Callback):
         generalization_adjustment: float = 0.0,
         group_counts: Sequence[float] | Tensor | None = None,
     ) -> None:
+        super().__init__()
         if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
             raise ValueError(f"num_groups must be an int >= 2, got {num_groups!r}.")
         if not _is_real(step_size) or step_size <= 0:
@@ -104,8 +107,6 @@ class GroupDRO(L.Callback):
         self._epoch_sums = torch.zeros(num_groups)
         self._epoch_counts = torch.zeros(num_groups)
         self._sum_across_ranks: Callable[[Tensor], Tensor] | None = None
-        self._module: L.LightningModule | None = None
-        self._own_step: Any = None
 
     def _checked_counts(self, counts: Any, name: str) -> Tensor:
         message = (
@@ -213,10 +214,9 @@ class GroupDRO(L.Callback):
                 "GroupDRO needs automatic optimization (it replaces the loss training_step returns); "
                 "set automatic_optimization = True or apply GroupDRO.step yourself."
             )
-        if trainer.world_size > 1:
-            self._sum_across_ranks = partial(trainer.strategy.reduce, reduce_op="sum")
+        multiprocess = trainer.world_size > 1
+        self._sum_across_ranks = partial(trainer.strategy.reduce, reduce_op="sum") if multiprocess else None
         original = pl_module.training_step
-        self._own_step = vars(pl_module).get("training_step")  # an instance attribute to restore, if any
 
         def training_step(batch: Any, *args: Any, **kwargs: Any) -> Any:
             output = original(batch, *args, **kwargs)
@@ -226,25 +226,7 @@ class GroupDRO(L.Callback):
                 return {**output, "loss": self.step(output.get("loss"), self._batch_groups(batch))}
             return self.step(output, self._batch_groups(batch))
 
-        pl_module.training_step = training_step
-        self._module = pl_module
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            self._unwrap()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._unwrap()  # Lightning skips teardown hooks when fit fails
-
-    def _unwrap(self) -> None:
-        if self._module is None:
-            return
-        if self._own_step is not None:
-            self._module.training_step = self._own_step
-        else:
-            del self._module.training_step
-        self._module, self._own_step = None, None
-        self._sum_across_ranks = None
+        self.patcher.patch(pl_module, "training_step", training_step)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.generalization_adjustment > 0 and self._counts is None:

@@ -10,6 +10,12 @@ from lightning_aca import CollectiveDataModule, DigitsDataModule, PixelPatch, Si
 from lightning_aca.firm.dp import DPSGD
 
 
+def _planting_on_digits(injection="item"):
+    return CollectiveDataModule(
+        SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule(), injection=injection
+    )
+
+
 @pytest.fixture
 def fit(plain_model, make_trainer):
     """``fit(callbacks, epochs=2, model=None, injection="item", **trainer_kwargs) -> (trainer, model)``.
@@ -17,11 +23,9 @@ def fit(plain_model, make_trainer):
     Trains on digits with a 5% collective planting a 2x2 patch; no validation unless ``limit_val_batches`` is given.
     """
 
-    def fit(callbacks, epochs=2, model=None, injection="item", **kwargs):
+    def fit(callbacks, epochs=2, model=None, injection="item", datamodule=None, **kwargs):
         L.seed_everything(0, verbose=False)
-        dm = CollectiveDataModule(
-            SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule(), injection=injection
-        )
+        dm = datamodule or _planting_on_digits(injection)
         model = model or plain_model(hidden=32, lr=0.5, momentum=0.0)
         trainer = make_trainer(epochs, callbacks, **({"limit_val_batches": 0} | kwargs))
         trainer.fit(model, dm)
@@ -110,11 +114,41 @@ def test_unsupported_training_setups_fail_clearly(fit, plain_model):
         DPSGD(noise_multiplier=1.0)._check_trainer(no_datamodule)
 
 
+def _attributes_and_hooks(model):
+    """What Opacus may add to a model: attributes of its layers and parameters, and hooks."""
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    layers = {
+        name: (sorted(vars(m)) if m is not model else [], [len(getattr(m, h)) for h in hooks])
+        for name, m in model.named_modules()
+    }
+    parameters = {name: sorted(vars(p)) for name, p in model.named_parameters()}
+    return layers, parameters
+
+
 def test_module_is_restored_after_fit(fit, plain_model):
     model = plain_model()
+    before = _attributes_and_hooks(model)
     fit([DPSGD(noise_multiplier=1.0)], model=model, epochs=1)
     assert "configure_optimizers" not in vars(model)
-    assert not any(hasattr(m, "_forward_hooks") and m._forward_hooks for m in model.modules())
+    assert _attributes_and_hooks(model) == before
+
+
+def test_a_failed_fit_leaves_module_and_datamodule_as_they_were(fit, plain_model):
+    class FailsMidway(plain_model):
+        def training_step(self, batch, batch_idx):
+            if batch_idx == 3:
+                self(batch[0])  # Opacus's forward hooks capture this batch's activations
+                raise RuntimeError("the user's training_step failed")
+            return super().training_step(batch, batch_idx)
+
+    model, dm = FailsMidway(), _planting_on_digits()
+    before = _attributes_and_hooks(model)
+    with pytest.raises(RuntimeError, match="training_step failed"):
+        fit([DPSGD(noise_multiplier=1.0)], model=model, datamodule=dm, epochs=1)
+    assert "configure_optimizers" not in vars(model)
+    assert "train_dataloader" not in vars(dm)
+    assert _attributes_and_hooks(model) == before
+    assert not hasattr(model, "autograd_grad_sample_hooks")
 
 
 @pytest.mark.parametrize(

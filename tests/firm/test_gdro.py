@@ -173,6 +173,25 @@ def test_a_scalar_loss_says_to_return_per_sample_losses_and_the_module_is_restor
     assert "training_step" not in vars(model)
 
 
+def test_a_fit_that_fails_midway_leaves_the_module_as_it_was(fit):
+    class FailsMidway(LinearClassifier):
+        def training_step(self, batch, batch_idx):
+            if batch_idx == 3:
+                raise RuntimeError("the user's training_step failed")
+            return super().training_step(batch, batch_idx)
+
+    model, dro = FailsMidway(in_features=4), GroupDRO(num_groups=2)
+    own_step = model.training_step
+    model.training_step = own_step  # an instance attribute: must come back as itself, not be deleted
+    with pytest.raises(RuntimeError, match="training_step failed"):
+        fit(model, _two_groups(), [dro])
+    assert vars(model)["training_step"] is own_step
+    plain = FailsMidway(in_features=4)
+    with pytest.raises(RuntimeError, match="training_step failed"):
+        fit(plain, _two_groups(), [dro])  # the same callback, a second fit
+    assert "training_step" not in vars(plain)
+
+
 def test_group_indices_out_of_range_name_num_groups(fit):
     with pytest.raises(ValueError, match=r"\[0, 1\] \(num_groups=2\), got \[0, 2\]"):
         GroupDRO(num_groups=2).step(torch.ones(2), torch.tensor([0, 2]))
