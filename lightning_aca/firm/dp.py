@@ -11,10 +11,13 @@ the engine's accountant gives ε. This callback only plugs those parts into Ligh
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
 import torch
+from torch.optim import Optimizer
 
 from lightning_aca.patching import PatchingCallback
 
@@ -159,7 +162,7 @@ class DPSGD(PatchingCallback):
     def _make_private(self, trainer: L.Trainer, pl_module: L.LightningModule, config: Any, loader: Any) -> Any:
         from opacus import PrivacyEngine
 
-        optimizer, rebuild = _single_optimizer(config)
+        optimizer, schedulers, rebuild = _single_optimizer(config)
         if self.delta is None:
             self.delta = 1.0 / len(loader.dataset)
         self.engine = PrivacyEngine(accountant=self.accountant, secure_mode=self.secure_mode)
@@ -187,6 +190,13 @@ class DPSGD(PatchingCallback):
                 noise_multiplier=self.noise_multiplier, **common
             )
         self.patcher.defer(_detach, hooks, pl_module, left_before)
+        # Lightning steps the private optimizer; the user's schedulers must follow it. They keep
+        # scheduling the same learning rates: the private optimizer shares the param_groups.
+        for scheduler in schedulers:
+            if getattr(scheduler, "optimizer", None) is optimizer:
+                self.patcher.patch(scheduler, "optimizer", dp_optimizer)
+        if schedulers:
+            _track_step_order(dp_optimizer)
         return rebuild(dp_optimizer)
 
     # -- accounting ---------------------------------------------------------------------------------
@@ -229,19 +239,54 @@ def _detach(hooks: Any, module: torch.nn.Module, left_before: set[tuple[int, str
                 delattr(owner, name)
 
 
-def _single_optimizer(config: Any) -> tuple[torch.optim.Optimizer, Any]:
-    """The one optimizer in a ``configure_optimizers`` result, and how to put a replacement back."""
-    if isinstance(config, torch.optim.Optimizer):
-        return config, lambda new: new
-    if isinstance(config, dict) and isinstance(config.get("optimizer"), torch.optim.Optimizer):
-        return config["optimizer"], lambda new: {**config, "optimizer": new}
+def _single_optimizer(config: Any) -> tuple[Optimizer, list[Any], Callable[[Optimizer], Any]]:
+    """The one optimizer in a ``configure_optimizers`` result, its LR schedulers, and how to put a
+    replacement optimizer back (Lightning's forms: an optimizer, ``[opt]``, ``[opt], [schedulers]``,
+    ``{"optimizer": opt, "lr_scheduler": ...}`` or ``[that dict]``)."""
+    if isinstance(config, Optimizer):
+        return config, [], lambda new: new
+    if isinstance(config, Mapping) and isinstance(config.get("optimizer"), Optimizer):
+        return config["optimizer"], _schedulers(config.get("lr_scheduler")), lambda new: {**config, "optimizer": new}
     if isinstance(config, (list, tuple)) and len(config) == 2 and isinstance(config[0], (list, tuple)):
         optimizers, schedulers = config
-        if len(optimizers) == 1:
-            return optimizers[0], lambda new: ([new], schedulers)
-    if isinstance(config, (list, tuple)) and len(config) == 1 and isinstance(config[0], torch.optim.Optimizer):
-        return config[0], lambda new: [new]
+        if len(optimizers) == 1 and isinstance(optimizers[0], Optimizer):
+            return optimizers[0], _schedulers(schedulers), lambda new: ([new], schedulers)
+    if isinstance(config, (list, tuple)) and len(config) == 1 and isinstance(config[0], (Optimizer, Mapping)):
+        optimizer, schedulers, rebuild = _single_optimizer(config[0])
+        return optimizer, schedulers, lambda new: [rebuild(new)]
     raise ValueError(
         "DPSGD supports one optimizer (optionally with LR schedulers); configure_optimizers returned "
         f"{type(config).__name__} with several or none. Train with a single optimizer."
     )
+
+
+def _schedulers(config: Any) -> list[Any]:
+    """The LR schedulers in the scheduler part of a ``configure_optimizers`` result."""
+    if config is None:
+        return []
+    if isinstance(config, (list, tuple)):
+        return [scheduler for part in config for scheduler in _schedulers(part)]
+    if isinstance(config, Mapping):
+        return _schedulers(config.get("scheduler"))
+    return [config]
+
+
+def _track_step_order(dp_optimizer: Any) -> None:
+    """Mark the private optimizer's ``step`` as torch marks the step of an optimizer a scheduler is built on.
+
+    A torch LR scheduler wraps its optimizer's ``step`` to check that the optimizer steps before
+    the scheduler, and warns that ``step`` was overridden when its optimizer's ``step`` is not
+    wrapped, as the private optimizer's is not when the scheduler moves onto it.
+    """
+    original_step = dp_optimizer.original_optimizer.step
+    if not hasattr(original_step, "_wrapped_by_lr_sched") or hasattr(dp_optimizer.step, "_wrapped_by_lr_sched"):
+        return
+    step = dp_optimizer.step
+
+    @functools.wraps(step)
+    def tracked_step(*args: Any, **kwargs: Any) -> Any:
+        dp_optimizer._opt_called = True
+        return step(*args, **kwargs)
+
+    tracked_step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
+    dp_optimizer.step = tracked_step

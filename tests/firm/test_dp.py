@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 from opacus.accountants import RDPAccountant
+from opacus.optimizers import DPOptimizer
 from torch import nn
 
 from lightning_aca import CollectiveDataModule, DigitsDataModule, PixelPatch, SignalPlanting
@@ -114,6 +115,41 @@ def test_unsupported_training_setups_fail_clearly(fit, plain_model):
         DPSGD(noise_multiplier=1.0)._check_trainer(no_datamodule)
 
 
+class _RecordLR(L.Callback):
+    """The learning rate of the optimizer Lightning steps, and the scheduler's optimizer, at every epoch start."""
+
+    def __init__(self):
+        self.lrs, self.scheduler_follows = [], []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        (optimizer,), (config,) = trainer.optimizers, trainer.lr_scheduler_configs
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+        self.scheduler_follows.append(isinstance(optimizer, DPOptimizer) and config.scheduler.optimizer is optimizer)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "lr", "expected"),
+    [
+        ("step", 0.5, [0.5, 0.25, 0.125]),  # [opt], [StepLR(opt, 1, gamma=0.5)]
+        # the template's {"optimizer": ..., "lr_scheduler": {"scheduler": ReduceLROnPlateau, "monitor": "val/loss"}};
+        # at lr 1e-6 val/loss never improves on the first epoch's by the plateau's threshold: from the second
+        # epoch's end on (patience 0), every epoch cuts lr tenfold
+        ("plateau", 1e-6, [1e-6, 1e-6, 1e-7]),
+    ],
+)
+def test_lr_schedulers_follow_the_private_optimizer(fit, plain_model, recwarn, scheduler, lr, expected):
+    record = _RecordLR()
+    model = plain_model(hidden=32, lr=lr, momentum=0.0, scheduler=scheduler)
+    trainer, _ = fit([DPSGD(noise_multiplier=1.0), record], model=model, epochs=3, limit_val_batches=1.0)
+    assert record.lrs == pytest.approx(expected)
+    assert all(record.scheduler_follows)
+    assert not [w for w in recwarn if "optimizer.step()" in str(w.message)]
+    # after fit the user's scheduler points at the user's optimizer again
+    (config,) = trainer.lr_scheduler_configs
+    assert not isinstance(config.scheduler.optimizer, DPOptimizer)
+    assert "optimizer" in vars(config.scheduler)
+
+
 def _attributes_and_hooks(model):
     """What Opacus may add to a model: attributes of its layers and parameters, and hooks."""
     hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -135,13 +171,17 @@ def test_module_is_restored_after_fit(fit, plain_model):
 
 def test_a_failed_fit_leaves_module_and_datamodule_as_they_were(fit, plain_model):
     class FailsMidway(plain_model):
+        def configure_optimizers(self):
+            self.config = super().configure_optimizers()
+            return self.config
+
         def training_step(self, batch, batch_idx):
             if batch_idx == 3:
                 self(batch[0])  # Opacus's forward hooks capture this batch's activations
                 raise RuntimeError("the user's training_step failed")
             return super().training_step(batch, batch_idx)
 
-    model, dm = FailsMidway(), _planting_on_digits()
+    model, dm = FailsMidway(scheduler="step"), _planting_on_digits()
     before = _attributes_and_hooks(model)
     with pytest.raises(RuntimeError, match="training_step failed"):
         fit([DPSGD(noise_multiplier=1.0)], model=model, datamodule=dm, epochs=1)
@@ -149,6 +189,8 @@ def test_a_failed_fit_leaves_module_and_datamodule_as_they_were(fit, plain_model
     assert "train_dataloader" not in vars(dm)
     assert _attributes_and_hooks(model) == before
     assert not hasattr(model, "autograd_grad_sample_hooks")
+    (optimizer,), (scheduler,) = model.config
+    assert scheduler.optimizer is optimizer
 
 
 @pytest.mark.parametrize(
