@@ -20,6 +20,7 @@ import torch
 from torch.optim import Optimizer
 
 from lightning_aca.patching import PatchingCallback
+from lightning_aca.validation import non_negative_real, one_of, positive_int, positive_real, real
 
 _ACCOUNTANTS = ("rdp", "prv", "gdp")
 _GRAD_SAMPLE_MODES = ("hooks", "functorch")
@@ -76,33 +77,27 @@ class DPSGD(PatchingCallback):
         super().__init__()
         if (noise_multiplier is None) == (target_epsilon is None):
             raise ValueError("DPSGD needs exactly one of noise_multiplier=σ or target_epsilon=ε.")
-        if noise_multiplier is not None and not noise_multiplier >= 0:
-            raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}.")
-        if target_epsilon is not None and not target_epsilon > 0:
-            raise ValueError(f"target_epsilon must be > 0, got {target_epsilon!r}.")
-        if delta is not None and not 0 < delta < 1:
-            raise ValueError(f"delta must be in (0, 1), got {delta!r}.")
-        if not max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm (the clipping norm C) must be > 0, got {max_grad_norm!r}.")
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
-        if accountant not in _ACCOUNTANTS:
-            raise ValueError(f"accountant must be one of {_ACCOUNTANTS}, got {accountant!r}.")
-        if grad_sample_mode not in _GRAD_SAMPLE_MODES:
+        if epochs is not None and target_epsilon is None:
             raise ValueError(
-                f"grad_sample_mode must be one of {_GRAD_SAMPLE_MODES}, got {grad_sample_mode!r} "
-                "(ghost clipping needs the loss computed through Opacus's criterion)."
+                f"epochs={epochs!r} applies only with target_epsilon=...; noise_multiplier=σ needs no calibration."
             )
-        self.noise_multiplier = noise_multiplier
-        self.target_epsilon = target_epsilon
-        self.delta = delta
-        self.max_grad_norm = max_grad_norm
-        self.epochs = epochs
-        self.poisson_sampling = poisson_sampling
-        self.accountant = accountant
-        self.grad_sample_mode = grad_sample_mode
-        self.fix_model = fix_model
-        self.secure_mode = secure_mode
+        if grad_sample_mode in ("ghost", "ghost_fsdp"):
+            raise ValueError(
+                f"grad_sample_mode={grad_sample_mode!r} is not offered: ghost clipping needs the loss computed "
+                f"through Opacus's criterion. Use one of {_GRAD_SAMPLE_MODES}."
+            )
+        self.noise_multiplier = (
+            None if noise_multiplier is None else non_negative_real("noise_multiplier", noise_multiplier)
+        )
+        self.target_epsilon = None if target_epsilon is None else positive_real("target_epsilon", target_epsilon)
+        self.delta = None if delta is None else real("delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.max_grad_norm = positive_real("max_grad_norm", max_grad_norm)
+        self.epochs = None if epochs is None else positive_int("epochs", epochs)
+        self.poisson_sampling = _flag("poisson_sampling", poisson_sampling)
+        self.accountant = one_of("accountant", accountant, _ACCOUNTANTS)
+        self.grad_sample_mode = one_of("grad_sample_mode", grad_sample_mode, _GRAD_SAMPLE_MODES)
+        self.fix_model = _flag("fix_model", fix_model)
+        self.secure_mode = _flag("secure_mode", secure_mode)
         self.engine: Any = None
         self.epsilon: float | None = None
         self._private_loader: Any = None
@@ -222,6 +217,12 @@ class DPSGD(PatchingCallback):
         self.epsilon = state_dict.get("epsilon")
         self.delta = state_dict.get("delta", self.delta)
         self._history = [tuple(step) for step in state_dict.get("history", [])]
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
+    return value
 
 
 def _opacus_attributes(module: torch.nn.Module) -> set[tuple[int, str]]:

@@ -13,7 +13,6 @@ whose generalization gap is larger, weigh more.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -24,12 +23,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from lightning_aca.patching import PatchingCallback
+from lightning_aca.validation import integer, non_negative_real, one_of, positive_real
 
 _GROUP_SOURCES = ("index", "membership")
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class GroupDRO(PatchingCallback):
@@ -81,27 +77,20 @@ class GroupDRO(PatchingCallback):
         group_counts: Sequence[float] | Tensor | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
-            raise ValueError(f"num_groups must be an int >= 2, got {num_groups!r}.")
-        if not _is_real(step_size) or step_size <= 0:
-            raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}.")
-        if not callable(groups) and groups not in _GROUP_SOURCES:
-            raise ValueError(f"groups must be one of {_GROUP_SOURCES} or a callable batch -> groups, got {groups!r}.")
+        num_groups = integer("num_groups", num_groups, low=2, kind="an int >= 2")
+        if not callable(groups):
+            one_of("groups", groups, _GROUP_SOURCES)
         if groups == "membership" and num_groups != 2:
             raise ValueError(
                 f"num_groups must be 2 with groups='membership' (non-members 0, members 1), got {num_groups!r}."
             )
-        if isinstance(group_index, bool) or not isinstance(group_index, (int, str)):
-            raise ValueError(f"group_index must be a position (int) or a key (str), got {group_index!r}.")
-        if not _is_real(generalization_adjustment) or generalization_adjustment < 0:
-            raise ValueError(
-                f"generalization_adjustment must be a finite number >= 0, got {generalization_adjustment!r}."
-            )
+        if not isinstance(group_index, str):
+            group_index = integer("group_index", group_index, kind="a position (int) or a key (str)")
         self.num_groups = num_groups
-        self.step_size = float(step_size)
+        self.step_size = positive_real("step_size", step_size)
         self.groups = groups
         self.group_index = group_index
-        self.generalization_adjustment = float(generalization_adjustment)
+        self.generalization_adjustment = non_negative_real("generalization_adjustment", generalization_adjustment)
         self._counts = None if group_counts is None else self._checked_counts(group_counts, "group_counts")
         self._q = torch.full((num_groups,), 1.0 / num_groups)
         self._epoch_sums = torch.zeros(num_groups)

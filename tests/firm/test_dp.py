@@ -1,6 +1,7 @@
 from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from opacus.accountants import RDPAccountant
@@ -194,21 +195,42 @@ def test_a_failed_fit_leaves_module_and_datamodule_as_they_were(fit, plain_model
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({}, "exactly one of"),
-        ({"noise_multiplier": 1.0, "target_epsilon": 1.0}, "exactly one of"),
-        ({"noise_multiplier": -1.0}, "noise_multiplier"),
-        ({"target_epsilon": 0.0}, "target_epsilon"),
-        ({"noise_multiplier": 1.0, "delta": 1.5}, "delta"),
-        ({"noise_multiplier": 1.0, "max_grad_norm": 0}, "max_grad_norm"),
-        ({"noise_multiplier": 1.0, "accountant": "moments"}, "accountant"),
-        ({"noise_multiplier": 1.0, "grad_sample_mode": "ghost"}, "ghost clipping"),
+        ({}, ValueError, "exactly one of"),
+        ({"noise_multiplier": 1.0, "target_epsilon": 1.0}, ValueError, "exactly one of"),
+        ({"noise_multiplier": -1.0}, ValueError, "noise_multiplier"),
+        ({"noise_multiplier": float("inf")}, ValueError, "noise_multiplier must be a finite number"),
+        ({"noise_multiplier": float("nan")}, ValueError, "noise_multiplier"),
+        ({"noise_multiplier": True}, TypeError, "noise_multiplier"),
+        ({"noise_multiplier": "1.0"}, TypeError, "noise_multiplier"),
+        ({"target_epsilon": 0.0}, ValueError, "target_epsilon"),
+        ({"target_epsilon": float("inf")}, ValueError, "target_epsilon must be a finite number"),
+        ({"noise_multiplier": 1.0, "delta": 1.5}, ValueError, "delta"),
+        ({"noise_multiplier": 1.0, "delta": 0.0}, ValueError, "delta"),
+        ({"noise_multiplier": 1.0, "delta": float("nan")}, ValueError, "delta"),
+        ({"noise_multiplier": 1.0, "max_grad_norm": 0}, ValueError, "max_grad_norm"),
+        ({"noise_multiplier": 1.0, "max_grad_norm": float("inf")}, ValueError, "max_grad_norm"),
+        ({"target_epsilon": 1.0, "epochs": 0}, ValueError, "epochs"),
+        ({"target_epsilon": 1.0, "epochs": True}, TypeError, "epochs"),
+        ({"target_epsilon": 1.0, "epochs": 2.0}, TypeError, "epochs"),
+        ({"noise_multiplier": 1.0, "epochs": 3}, ValueError, "epochs=3 applies only with target_epsilon"),
+        ({"noise_multiplier": 1.0, "accountant": "moments"}, ValueError, "accountant"),
+        ({"noise_multiplier": 1.0, "grad_sample_mode": "ghost"}, ValueError, "ghost clipping"),
+        ({"noise_multiplier": 1.0, "poisson_sampling": "false"}, TypeError, "poisson_sampling"),
+        ({"noise_multiplier": 1.0, "fix_model": 1}, TypeError, "fix_model"),
+        ({"noise_multiplier": 1.0, "secure_mode": None}, TypeError, "secure_mode"),
     ],
 )
-def test_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         DPSGD(**kwargs)
+
+
+def test_numbers_of_any_real_kind_are_accepted():
+    dp = DPSGD(noise_multiplier=torch.tensor(1.5), delta=np.float64(1e-5), max_grad_norm=2)
+    assert (dp.noise_multiplier, dp.delta, dp.max_grad_norm) == (1.5, 1e-5, 2.0)
+    assert type(dp.noise_multiplier) is float
 
 
 def test_dp_makes_planting_harder_than_erm_on_digits(fit):

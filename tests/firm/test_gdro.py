@@ -3,6 +3,7 @@
 import math
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -202,24 +203,37 @@ def test_group_indices_out_of_range_name_num_groups(fit):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
+    ("kwargs", "error", "name"),
     [
-        (dict(num_groups=1), "num_groups"),
-        (dict(num_groups=2.0), "num_groups"),
-        (dict(num_groups=2, step_size=0), "step_size"),
-        (dict(num_groups=2, step_size=float("inf")), "step_size"),
-        (dict(num_groups=2, groups="labels"), "groups"),
-        (dict(num_groups=4, groups="membership"), "num_groups"),
-        (dict(num_groups=2, group_index=1.5), "group_index"),
-        (dict(num_groups=2, generalization_adjustment=-1.0), "generalization_adjustment"),
-        (dict(num_groups=2, group_counts=[1, 2, 3]), "group_counts"),
-        (dict(num_groups=2, group_counts=[1, -2]), "group_counts"),
-        (dict(num_groups=2, group_counts=5), "group_counts"),
+        (dict(num_groups=1), ValueError, "num_groups"),
+        (dict(num_groups=2.0), TypeError, "num_groups"),
+        (dict(num_groups=True), TypeError, "num_groups"),
+        (dict(num_groups=2, step_size=0), ValueError, "step_size"),
+        (dict(num_groups=2, step_size=float("inf")), ValueError, "step_size"),
+        (dict(num_groups=2, step_size=float("nan")), ValueError, "step_size"),
+        (dict(num_groups=2, step_size=True), TypeError, "step_size"),
+        (dict(num_groups=2, groups="labels"), ValueError, "groups"),
+        (dict(num_groups=4, groups="membership"), ValueError, "num_groups"),
+        (dict(num_groups=2, group_index=1.5), TypeError, "group_index"),
+        (dict(num_groups=2, group_index=False), TypeError, "group_index"),
+        (dict(num_groups=2, generalization_adjustment=-1.0), ValueError, "generalization_adjustment"),
+        (dict(num_groups=2, generalization_adjustment=float("inf")), ValueError, "generalization_adjustment"),
+        (dict(num_groups=2, generalization_adjustment=False), TypeError, "generalization_adjustment"),
+        (dict(num_groups=2, group_counts=[1, 2, 3]), ValueError, "group_counts"),
+        (dict(num_groups=2, group_counts=[1, -2]), ValueError, "group_counts"),
+        (dict(num_groups=2, group_counts=[1, float("inf")]), ValueError, "group_counts"),
+        (dict(num_groups=2, group_counts=5), ValueError, "group_counts"),
     ],
 )
-def test_bad_arguments_name_the_parameter(kwargs, name):
-    with pytest.raises(ValueError, match=rf"^{name} .*got"):
+def test_bad_arguments_name_the_parameter(kwargs, error, name):
+    with pytest.raises(error, match=rf"^{name} .*got"):
         GroupDRO(**kwargs)
+
+
+def test_numbers_of_any_real_kind_are_accepted():
+    dro = GroupDRO(num_groups=np.int64(3), step_size=torch.tensor(0.5), generalization_adjustment=np.float32(1.0))
+    assert (dro.num_groups, dro.step_size, dro.generalization_adjustment) == (3, 0.5, 1.0)
+    assert type(dro.num_groups) is int and dro.weights.shape == (3,)
 
 
 # -- state ----------------------------------------------------------------------------------------
