@@ -3,10 +3,11 @@
 Abadi et al. 2016 (DP-SGD: per-example clipping to norm C, Gaussian noise σ·C, privacy
 accounting), as used against collectives by Solanki, Bhange, Aïvodji, Creager, "Crowding Out The
 Noise: Algorithmic Collective Action Under Differential Privacy", arXiv 2505.05707 (2025).
-Opacus does all the work: ``PrivacyEngine.make_private`` (or ``make_private_with_epsilon``) with
-``wrap_model=False`` attaches per-sample-gradient hooks to the user's module in place, wraps its
-optimizer in a ``DPOptimizer`` and its training loader in a Poisson-sampling ``DPDataLoader``;
-the engine's accountant gives ε. This callback only plugs those parts into Lightning.
+Opacus does all the work: ``PrivacyEngine.make_private`` with ``wrap_model=False`` attaches
+per-sample-gradient hooks to the user's module in place, wraps its optimizer in a ``DPOptimizer``
+and its training loader in a Poisson-sampling ``DPDataLoader``; ``get_noise_multiplier``
+calibrates σ to a budget; the engine's accountant gives ε. This callback only plugs those parts
+into Lightning.
 """
 
 from __future__ import annotations
@@ -33,16 +34,26 @@ _OPACUS_ATTRIBUTES = ("activations", "max_batch_len", "summed_grad")
 class DPSGD(PatchingCallback):
     """Make an unmodified LightningModule, its optimizer and its training loader private.
 
-    Give ``noise_multiplier`` (σ) or ``target_epsilon`` (σ is then calibrated by Opacus for
-    ``epochs``, default the Trainer's ``max_epochs``). Logs ``aca/epsilon`` (ε spent so far, at
-    ``delta``) at the end of every training epoch; :attr:`epsilon` holds the latest value.
+    Give ``noise_multiplier`` (σ) or ``target_epsilon``. With ``target_epsilon``, σ is calibrated
+    (by Opacus) for the optimizer steps the Trainer takes: ``max_epochs`` epochs of the training
+    loader's batches (as ``limit_train_batches`` limits them), at most ``max_steps``; so ε at the
+    Trainer's end is at most ``target_epsilon``, and within 0.01 of it (Opacus's calibration
+    tolerance). Logs ``aca/epsilon`` (ε spent so far, at ``delta``) at the end of every training
+    epoch; :attr:`epsilon` holds the latest value, also after a run that ``max_steps`` ends
+    mid-epoch.
+
+    The LR schedulers ``configure_optimizers`` returns (list or dict form) are moved onto the
+    private optimizer, which shares the user's optimizer's ``param_groups``, so they schedule as
+    without DP-SGD.
 
     Args:
         noise_multiplier: σ, the noise standard deviation in units of ``max_grad_norm``.
         target_epsilon: the privacy budget ε to calibrate σ for (instead of ``noise_multiplier``).
         delta: δ; default 1/n for n training points.
         max_grad_norm: C, the per-example clipping norm.
-        epochs: epochs the budget is calibrated for (``target_epsilon`` only).
+        epochs: with ``target_epsilon`` only, calibrate for this many epochs instead of the
+            Trainer's length, e.g. to spend the budget over a run resumed later. Fewer epochs than
+            the Trainer runs would overspend the budget and are refused at fit start.
         poisson_sampling: sample batches by Poisson sampling, as DP-SGD's guarantee assumes.
         accountant: ``"rdp"``, ``"prv"`` or ``"gdp"``.
         grad_sample_mode: ``"hooks"`` or ``"functorch"`` (Opacus's per-sample gradient engines).
@@ -52,8 +63,8 @@ class DPSGD(PatchingCallback):
             ``opacus.validators.ModuleValidator.fix`` before training.
         secure_mode: Opacus's cryptographically secure noise.
 
-    The module and datamodule are patched only during fit and restored when it ends or fails,
-    Opacus's hooks and per-sample gradients included.
+    The module, datamodule and schedulers are patched only during fit and restored when it ends
+    or fails, Opacus's hooks and per-sample gradients removed.
 
     Not supported, with a clear error at fit start: gradient accumulation
     (``accumulate_grad_batches > 1``: the accountant assumes one step per Poisson batch),
@@ -173,17 +184,19 @@ class DPSGD(PatchingCallback):
             wrap_model=False,
         )
         if self.target_epsilon is not None:
-            epochs = self.epochs or trainer.max_epochs
-            if epochs is None or epochs < 1:
-                raise ValueError("DPSGD(target_epsilon=...) needs epochs=... or a Trainer with max_epochs set.")
-            hooks, dp_optimizer, self._private_loader = self.engine.make_private_with_epsilon(
-                target_epsilon=self.target_epsilon, target_delta=self.delta, epochs=epochs, **common
+            from opacus.accountants.utils import get_noise_multiplier
+
+            # σ for the whole run from its first step (a resumed run's history is part of it).
+            self.noise_multiplier = get_noise_multiplier(
+                target_epsilon=self.target_epsilon,
+                target_delta=self.delta,
+                sample_rate=1 / len(loader),  # as make_private samples
+                steps=self._calibration_steps(trainer, len(loader)),
+                accountant=self.accountant,
             )
-            self.noise_multiplier = dp_optimizer.noise_multiplier
-        else:
-            hooks, dp_optimizer, self._private_loader = self.engine.make_private(
-                noise_multiplier=self.noise_multiplier, **common
-            )
+        hooks, dp_optimizer, self._private_loader = self.engine.make_private(
+            noise_multiplier=self.noise_multiplier, **common
+        )
         self.patcher.defer(_detach, hooks, pl_module, left_before)
         # Lightning steps the private optimizer; the user's schedulers must follow it. They keep
         # scheduling the same learning rates: the private optimizer shares the param_groups.
@@ -194,10 +207,39 @@ class DPSGD(PatchingCallback):
             _track_step_order(dp_optimizer)
         return rebuild(dp_optimizer)
 
+    def _calibration_steps(self, trainer: L.Trainer, batches: int) -> int:
+        """The optimizer steps σ is calibrated for: those the Trainer takes, or ``epochs`` epochs if more."""
+        limit = trainer.limit_train_batches  # as Lightning limits each epoch's batches
+        per_epoch = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        # Poisson sampling may give one batch an epoch fewer than the loader has: counting the loader's is safe.
+        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+        runs = [max_epochs * per_epoch] if max_epochs is not None and max_epochs >= 0 else []
+        runs += [max_steps] if max_steps is not None and max_steps >= 0 else []
+        if not runs:
+            raise ValueError(
+                "DPSGD(target_epsilon=...) calibrates σ for the Trainer's length, but this Trainer never stops: "
+                "set max_epochs or max_steps."
+            )
+        steps = min(runs)
+        if self.epochs is not None:
+            planned = self.epochs * per_epoch
+            if planned < steps:
+                raise ValueError(
+                    f"DPSGD(epochs={self.epochs}) calibrates σ for {planned} steps, but the Trainer takes {steps} "
+                    f"(max_epochs={max_epochs}, max_steps={max_steps}, {per_epoch} batches an epoch): ε would end "
+                    f"above target_epsilon={self.target_epsilon}. Leave epochs unset to calibrate for the Trainer's "
+                    "length."
+                )
+            steps = planned
+        return max(steps, 1)  # a run of no steps has nothing to calibrate; zero steps would never converge
+
     # -- accounting ---------------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epsilon = float(self.engine.get_epsilon(self.delta))
         pl_module.log("aca/epsilon", self.epsilon, on_epoch=True, on_step=False)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epsilon = float(self.engine.get_epsilon(self.delta))  # also when max_steps ends an epoch early
 
     @property
     def sample_rate(self) -> float | None:

@@ -57,11 +57,51 @@ def test_collate_injection_trains_the_same_private_model(fit):
     assert torch.allclose(weights["item"], weights["collate"], atol=1e-6)
 
 
-def test_target_epsilon_is_met_closely(fit):
-    dp = DPSGD(target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0)
+# 1347 digits in batches of 64: 22 batches an epoch
+@pytest.mark.parametrize(
+    ("trainer_kwargs", "epochs", "steps"),
+    [
+        ({}, None, 66),  # 3 epochs
+        ({"max_steps": 30}, None, 30),  # stops in the second epoch
+        ({"limit_train_batches": 0.5}, None, 33),  # 11 batches an epoch
+        ({"limit_train_batches": 5}, 3, 15),  # epochs agreeing with the Trainer
+    ],
+)
+def test_target_epsilon_is_met_at_the_trainers_end(fit, trainer_kwargs, epochs, steps):
+    dp, count = DPSGD(target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0, epochs=epochs), _CountSteps()
+    fit([dp, count], epochs=3, **trainer_kwargs)
+    assert count.steps == steps
+    assert 1.99 <= dp.epsilon <= 2.0  # Opacus calibrates σ to within 0.01 below the target
+    reference = RDPAccountant()
+    reference.history = [(dp.noise_multiplier, dp.sample_rate, steps)]
+    assert dp.epsilon == pytest.approx(reference.get_epsilon(1e-5), rel=1e-9)
+
+
+def test_epochs_fewer_than_the_trainer_runs_are_refused_before_training(fit, plain_model):
+    model = plain_model(hidden=32)
+    weights = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(
+        ValueError, match=r"epochs=1\) calibrates σ for 22 steps, but the Trainer takes 66 \(max_epochs=3"
+    ):
+        fit([DPSGD(target_epsilon=2.0, epochs=1)], model=model, epochs=3)
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights, strict=True))
+    # more epochs than the Trainer runs: σ is calibrated for them, and ε stays below the target
+    dp = DPSGD(target_epsilon=2.0, delta=1e-5, epochs=6)
     fit([dp], epochs=3)
-    assert 1.9 <= dp.epsilon <= 2.0
-    assert dp.noise_multiplier > 0
+    assert dp.epsilon < 1.9
+
+
+def test_target_epsilon_needs_a_trainer_that_ends(fit):
+    with pytest.raises(ValueError, match="max_epochs or max_steps"):
+        fit([DPSGD(target_epsilon=2.0)], epochs=-1)
+
+
+class _CountSteps(L.Callback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps += 1
 
 
 class _RecordGrads(L.Callback):
