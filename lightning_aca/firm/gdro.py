@@ -52,8 +52,9 @@ class GroupDRO(PatchingCallback):
             (tuple batches) or ``batch["group"]`` (dict batches; ``batch[group_index]`` when it is
             a string); ``"membership"`` reads the flag ``CollectiveDataset(...,
             return_membership=True)`` appends (the last tuple item, or ``"is_member"``), giving
-            group 1 to members and 0 to everyone else (needs ``num_groups=2``); or a callable
-            ``batch -> LongTensor (batch,)``.
+            group 1 to members and 0 to everyone else (needs ``num_groups=2``), and removes the
+            flag before ``training_step`` sees the batch, so the module keeps unpacking the
+            dataset's own items (``x, y = batch``); or a callable ``batch -> LongTensor (batch,)``.
         group_index: position (tuple batches) or key (dict batches) of the group index.
         generalization_adjustment: C of the group adjustment C/√n_g (≥ 0; 0 switches it off).
         group_counts: training points per group n_g (``num_groups`` numbers ≥ 0); by default
@@ -194,6 +195,14 @@ class GroupDRO(PatchingCallback):
                 f"({type(batch).__name__}); set group_index=..., or pass groups=<callable batch -> groups>."
             ) from err
 
+    def _users_batch(self, batch: Any) -> Any:
+        """The batch as the user's dataset yields it: without the membership flag GroupDRO asked for."""
+        if self.groups != "membership":
+            return batch
+        if isinstance(batch, Mapping):
+            return {key: value for key, value in batch.items() if key != "is_member"}
+        return batch[:-1]
+
     # -- hooks -----------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -208,12 +217,13 @@ class GroupDRO(PatchingCallback):
         original = pl_module.training_step
 
         def training_step(batch: Any, *args: Any, **kwargs: Any) -> Any:
-            output = original(batch, *args, **kwargs)
+            groups = self._batch_groups(batch)
+            output = original(self._users_batch(batch), *args, **kwargs)
             if output is None:  # Lightning's way of skipping a batch
                 return None
             if isinstance(output, Mapping):
-                return {**output, "loss": self.step(output.get("loss"), self._batch_groups(batch))}
-            return self.step(output, self._batch_groups(batch))
+                return {**output, "loss": self.step(output.get("loss"), groups)}
+            return self.step(output, groups)
 
         self.patcher.patch(pl_module, "training_step", training_step)
 

@@ -134,11 +134,42 @@ def test_gdro_beats_erm_on_worst_group_test_accuracy(fit, seed):
 
 
 # -- groups from batches --------------------------------------------------------------------------
-def test_membership_groups_from_a_collective_dataset_are_read_and_counted(fit):
+class _Pairs(Dataset):
+    """Items ``{"x": x, "y": y}``."""
+
+    def __init__(self, base: TensorDataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        return {"x": x, "y": y}
+
+
+@pytest.mark.parametrize("dict_items", [False, True])
+def test_membership_groups_are_read_counted_and_kept_from_the_users_training_step(fit, plain_model, dict_items):
+    """The module unpacks ``x, y = batch`` (or reads keys x, y): the flag GroupDRO needs must not reach it."""
+
+    class SeesBatches(plain_model):
+        def training_step(self, batch, batch_idx):
+            self.fields = sorted(batch) if isinstance(batch, dict) else len(batch)
+            return super().training_step(batch, batch_idx)
+
     base = TensorDataset(torch.rand(200, 1, 4, 4), torch.arange(200) % 2)
-    collective = CollectiveDataset(base, SignalPlanting(PixelPatch(2), target=0), alpha=0.1, return_membership=True)
+    keys = {"input_key": "x", "target_key": "y"} if dict_items else {}
+    collective = CollectiveDataset(
+        _Pairs(base) if dict_items else base,
+        SignalPlanting(PixelPatch(2), target=0),
+        alpha=0.1,
+        return_membership=True,
+        **keys,
+    )
     dro = GroupDRO(num_groups=2, groups="membership", generalization_adjustment=1.0)
-    fit(LinearClassifier(in_features=16), collective, [dro])
+    model = SeesBatches(in_features=16, num_classes=2, hidden=0, per_sample=True)
+    fit(model, collective, [dro])
+    assert model.fields == (["x", "y"] if dict_items else 2)
     members = len(collective.members)
     assert members > 0
     assert dro.group_counts.tolist() == [200 - members, members]
