@@ -20,17 +20,17 @@ def _planting_on_digits(injection="item"):
 
 @pytest.fixture
 def fit(plain_model, make_trainer):
-    """``fit(callbacks, epochs=2, model=None, injection="item", **trainer_kwargs) -> (trainer, model)``.
+    """``fit(callbacks, epochs=2, model=None, injection="item", datamodule=None, ckpt_path=None, **trainer_kwargs)``.
 
     Trains on digits with a 5% collective planting a 2x2 patch; no validation unless ``limit_val_batches`` is given.
     """
 
-    def fit(callbacks, epochs=2, model=None, injection="item", datamodule=None, **kwargs):
+    def fit(callbacks, epochs=2, model=None, injection="item", datamodule=None, ckpt_path=None, **kwargs):
         L.seed_everything(0, verbose=False)
         dm = datamodule or _planting_on_digits(injection)
         model = model or plain_model(hidden=32, lr=0.5, momentum=0.0)
         trainer = make_trainer(epochs, callbacks, **({"limit_val_batches": 0} | kwargs))
-        trainer.fit(model, dm)
+        trainer.fit(model, dm, ckpt_path=ckpt_path)
         return trainer, model
 
     return fit
@@ -89,6 +89,33 @@ def test_epochs_fewer_than_the_trainer_runs_are_refused_before_training(fit, pla
     dp = DPSGD(target_epsilon=2.0, delta=1e-5, epochs=6)
     fit([dp], epochs=3)
     assert dp.epsilon < 1.9
+
+
+class _CheckpointThenFail(L.Callback):
+    """Saves a checkpoint after the second epoch, then fails: a run interrupted and resumed later."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            trainer.save_checkpoint(self.path)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 2:
+            raise RuntimeError("interrupted")
+
+
+def test_a_resumed_run_spends_the_budget_of_one_run(fit, tmp_path):
+    straight = DPSGD(target_epsilon=2.0, delta=1e-5)
+    fit([straight], epochs=3)
+    path = tmp_path / "dp.ckpt"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit([DPSGD(target_epsilon=2.0, delta=1e-5), _CheckpointThenFail(path)], epochs=3)
+    resumed = DPSGD(target_epsilon=2.0, delta=1e-5)
+    fit([resumed], epochs=3, ckpt_path=path)
+    assert resumed.noise_multiplier == straight.noise_multiplier
+    assert resumed.epsilon == pytest.approx(straight.epsilon, rel=1e-9)
 
 
 def test_target_epsilon_needs_a_trainer_that_ends(fit):
