@@ -34,9 +34,9 @@ class GroupDRO(PatchingCallback):
     The one change the module needs: ``training_step`` returns **per-sample losses**, a 1-D
     tensor of shape ``(batch,)`` such as ``F.cross_entropy(logits, y, reduction="none")`` (or a
     dict whose ``"loss"`` is such a tensor). At fit start the callback wraps the module's
-    ``training_step`` (restored when fit ends or fails) so that, for each batch, with L_g the mean loss of
-    group g's samples in the batch, q_g ← q_g · exp(η · (L_g + C/√n_g)) for every group present,
-    q is renormalized, and the loss Lightning back-propagates is Σ_g q_g · L_g. To train the
+    ``training_step`` (restored when fit ends or fails) so that, for each batch, with L_g the
+    mean loss of group g's samples in the batch, q_g ← q_g · exp(η · (L_g + C/√n_g)) for every
+    group present, q is renormalized, and the loss Lightning back-propagates is Σ_g q_g · L_g. To train the
     same module by plain ERM without this callback, return ``losses.mean()`` instead (Lightning
     needs a scalar).
 
