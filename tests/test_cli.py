@@ -105,7 +105,7 @@ def test_sweep_params_parse_values_and_drop_non_science():
         (["trainer.max_epochs=-3"], 2, ["aca-run: error: trainer.max_epochs must be a positive int"]),
         (["seed=-2"], 2, ["aca-run: error: seed must be a non-negative int, got -2"]),
         (["collective=nope"], 1, ["Could not find 'collective/nope'"]),
-        (["collective.strategy.target=12"], 2, ["12 is not a class"]),
+        (["collective.strategy.target_class=12"], 2, ["target_class=12 is not a class"]),
     ],
 )
 def test_bad_overrides_fail_fast_and_readably(tmp_path, args, rc, fragments):

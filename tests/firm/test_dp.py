@@ -14,7 +14,7 @@ from lightning_aca.firm.dp import DPSGD
 
 def _planting_on_digits(injection="item"):
     return CollectiveDataModule(
-        SignalPlanting(PixelPatch(2), target=0), 0.05, datamodule=DigitsDataModule(), injection=injection
+        SignalPlanting(PixelPatch(2), target_class=0), 0.05, datamodule=DigitsDataModule(), injection=injection
     )
 
 

@@ -158,10 +158,10 @@ def test_membership_groups_are_read_counted_and_kept_from_the_users_training_ste
             return super().training_step(batch, batch_idx)
 
     base = TensorDataset(torch.rand(200, 1, 4, 4), torch.arange(200) % 2)
-    keys = {"input_key": "x", "target_key": "y"} if dict_items else {}
+    keys = {"input_key": "x", "label_key": "y"} if dict_items else {}
     collective = CollectiveDataset(
         _Pairs(base) if dict_items else base,
-        SignalPlanting(PixelPatch(2), target=0),
+        SignalPlanting(PixelPatch(2), target_class=0),
         alpha=0.1,
         return_membership=True,
         **keys,
