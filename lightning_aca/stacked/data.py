@@ -53,7 +53,9 @@ def _tensors(dataset: Dataset, split: str) -> tuple[Tensor, ...]:
 def _loader(datamodule: Any, hook: str) -> DataLoader:
     loader = getattr(datamodule, hook)()
     if not isinstance(loader, DataLoader):
-        raise TypeError(f"the datamodule's {hook}() must return one DataLoader for stacking, got {type(loader).__name__}.")
+        raise TypeError(
+            f"the datamodule's {hook}() must return one DataLoader for stacking, got {type(loader).__name__}."
+        )
     return loader
 
 
@@ -80,7 +82,13 @@ def tensors_of(datamodule: Any, num_groups: int | None = None) -> TensorData:
             raise ValueError(f"data.num_groups={num_groups} but the test set has no group tensor (third item).")
         groups = test[2].long()
     return TensorData(
-        train[0].float(), train[1].long(), test[0].float(), test[1].long(), groups, loader.batch_size, len(loader),
+        train[0].float(),
+        train[1].long(),
+        test[0].float(),
+        test[1].long(),
+        groups,
+        loader.batch_size,
+        len(loader),
         loader.dataset,
     )
 
@@ -119,6 +127,8 @@ def poisson_indices(
     width = max(int(counts.max()), 1)  # one host sync per epoch
     width = -(-width // multiple) * multiple
     width = min(width, n) if n >= 1 else width
-    index = torch.stack([torch.argsort(m.to(torch.int8), dim=1, descending=True, stable=True)[:, :width] for m in masks])
+    index = torch.stack(
+        [torch.argsort(m.to(torch.int8), dim=1, descending=True, stable=True)[:, :width] for m in masks]
+    )
     valid = torch.arange(width, device=device) < counts[..., None]
     return index, valid

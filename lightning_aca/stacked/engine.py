@@ -69,7 +69,9 @@ def _trainer_device(device: torch.device) -> dict[str, Any]:
 class _Job:
     """One configuration's per-model numbers: initial network, members, learning rate, DP settings."""
 
-    def __init__(self, cfg: DictConfig, resolved: dict[str, Any], data: TensorData, eligible: np.ndarray | None) -> None:
+    def __init__(
+        self, cfg: DictConfig, resolved: dict[str, Any], data: TensorData, eligible: np.ndarray | None
+    ) -> None:
         import lightning as L
         from hydra.utils import instantiate
 
@@ -91,7 +93,9 @@ class _Job:
             sigma = self.dp.noise_multiplier
             if self.dp.target_epsilon is not None:
                 epochs = self.dp.epochs or cfg.trainer.max_epochs
-                sigma = noise_multiplier_for(self.dp.target_epsilon, self.delta, plan.sample_rate, epochs, self.dp.accountant)
+                sigma = noise_multiplier_for(
+                    self.dp.target_epsilon, self.delta, plan.sample_rate, epochs, self.dp.accountant
+                )
             self.sigma = float(sigma)
 
 
@@ -113,7 +117,8 @@ def _evaluation(cfg: DictConfig, strategy: Any, data: TensorData) -> Evaluation:
         y=data.y_test if with_clean else None,
         groups=data.groups_test if with_clean else None,
         num_groups=num_groups,
-        erasure_agreement=isinstance(strategy, SignalErasing) if metrics.get("erasure_agreement") is None
+        erasure_agreement=isinstance(strategy, SignalErasing)
+        if metrics.get("erasure_agreement") is None
         else bool(metrics.get("erasure_agreement")),
         top_k=int(metrics.get("top_k", 1)),
     )
@@ -198,9 +203,8 @@ def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], st
     _close(loggers)
 
 
-def _train_chunk(jobs: list[_Job], data: TensorData, device: torch.device, evaluation: Evaluation) -> StackedClassifier:
-    import lightning as L
-
+def build_module(jobs: list[_Job], data: TensorData, evaluation: Evaluation) -> StackedClassifier:
+    """The stacked model of ``jobs``: their initial networks, members, learning rates and DP settings."""
     strategy = jobs[0].strategy
     params, buffers, base = stack([job.model.net for job in jobs])
     is_member = torch.zeros(len(jobs), data.n, dtype=torch.bool)
@@ -208,17 +212,16 @@ def _train_chunk(jobs: list[_Job], data: TensorData, device: torch.device, evalu
         is_member[i, torch.as_tensor(job.members, dtype=torch.long)] = True
     x_member, y_member = _member_view(strategy, data)
     hp = jobs[0].model.hparams
-    private = jobs[0].dp is not None
     seeds = [int(job.cfg.seed) for job in jobs]
     extra: dict[str, Any] = {}
-    if private:
+    if jobs[0].dp is not None:
         extra = dict(
             poisson=PoissonPlan.for_loader(data.n, data.batches),
             max_grad_norm=torch.tensor([float(job.dp.max_grad_norm) for job in jobs]),
             noise_multiplier=torch.tensor([job.sigma for job in jobs]),
             noise_seed=int(np.random.SeedSequence([*seeds, len(seeds)]).generate_state(1)[0]),
         )
-    module = StackedClassifier(
+    return StackedClassifier(
         params,
         buffers,
         base,
@@ -226,7 +229,7 @@ def _train_chunk(jobs: list[_Job], data: TensorData, device: torch.device, evalu
         data.y_train,
         x_member,
         y_member,
-        is_member,
+        is_member.to(data.x_train.device),
         seeds,
         lr=torch.tensor([float(job.model.hparams.lr) for job in jobs]),
         momentum=hp.momentum,
@@ -236,7 +239,12 @@ def _train_chunk(jobs: list[_Job], data: TensorData, device: torch.device, evalu
         evaluation=evaluation,
         **extra,
     )
-    cfg = jobs[0].cfg
+
+
+def fit(module: StackedClassifier, cfg: DictConfig, device: torch.device) -> StackedClassifier:
+    """Train ``module`` for ``cfg.trainer.max_epochs`` epochs with a Lightning Trainer on ``device``."""
+    import lightning as L
+
     trainer = L.Trainer(
         **_trainer_device(device),
         max_epochs=int(cfg.trainer.max_epochs),
@@ -254,6 +262,38 @@ def _train_chunk(jobs: list[_Job], data: TensorData, device: torch.device, evalu
     return module
 
 
+class _Group:
+    """What the configurations of one group share: device, data, strategy, evaluation set, ξ̂."""
+
+    def __init__(self, cfgs: list[DictConfig], resolved: list[dict[str, Any]], device: str | None) -> None:
+        from hydra.utils import instantiate
+
+        from lightning_aca.cli import _uniqueness
+
+        first = cfgs[0]
+        self.device = _device(first, device)
+        data = load_tensors(first.data)
+        self.strategy = instantiate(first.collective.strategy)
+        eligible = self.strategy.eligible(data.y_train).numpy() if self.strategy.uses_labels else None
+        self.jobs = [_Job(cfg, r, data, eligible) for cfg, r in zip(cfgs, resolved, strict=True)]
+        model = self.jobs[0].model
+        check_stackable(model.net, tuple(model.hparams.input_shape), self.jobs[0].dp is not None)
+        self.evaluation = _evaluation(first, self.strategy, data)
+        namespace = SimpleNamespace(strategy=self.strategy, train_dataset=SimpleNamespace(dataset=data.train_dataset))
+        self.xi = _uniqueness(namespace)
+        self.data_on_host = data
+        self.data = TensorData(
+            **{**vars(data), "x_train": data.x_train.to(self.device), "y_train": data.y_train.to(self.device)}
+        )
+
+
+def build_stacked(cfgs: Sequence[DictConfig], device: str | None = "cpu") -> StackedClassifier:
+    """The untrained stacked model of a group of configurations (as :func:`run_stacked` builds each chunk)."""
+    cfgs = list(cfgs)
+    group = _Group(cfgs, check_group(cfgs), device)
+    return build_module(group.jobs, group.data, group.evaluation)
+
+
 def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_models: int | None = None) -> list[dict]:
     """Train the configs (identical except STACKABLE_KEYS) as one stacked model and write their records.
 
@@ -263,9 +303,8 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     Raises ``ValueError`` if the configs differ in a non-stackable key (naming it), cannot be
     stacked (the reason), or if ``max_models`` models do not fit in memory (the chunk size that fits).
     """
-    from hydra.utils import instantiate
 
-    from lightning_aca.cli import RECORD_NAME, _quiet, _uniqueness, validate, write_record
+    from lightning_aca.cli import RECORD_NAME, _quiet, validate, write_record
 
     cfgs = list(cfgs)
     if not cfgs:
@@ -294,20 +333,13 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     if first.get("torch_threads"):
         torch.set_num_threads(first.torch_threads)
     os.environ.setdefault("WANDB_MODE", "offline")
-    dev = _device(first, device)
-    data = load_tensors(first.data)
-    strategy = instantiate(first.collective.strategy)
-    eligible = strategy.eligible(data.y_train).numpy() if strategy.uses_labels else None
-    jobs = [_Job(cfgs[i], resolved[i], data, eligible) for i in pending]
-    check_stackable(jobs[0].model.net, tuple(jobs[0].model.hparams.input_shape), jobs[0].dp is not None)
-    evaluation = _evaluation(first, strategy, data)
-    xi = _uniqueness(SimpleNamespace(strategy=strategy, train_dataset=SimpleNamespace(dataset=data.train_dataset)))
-    size = _chunk_size(jobs, data, dev, max_models)
-    data = TensorData(**{**vars(data), "x_train": data.x_train.to(dev), "y_train": data.y_train.to(dev)})
+    group = _Group([cfgs[i] for i in pending], [resolved[i] for i in pending], device)
+    jobs, data = group.jobs, group.data
+    size = _chunk_size(jobs, group.data_on_host, group.device, max_models)
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         began = time.perf_counter()
-        module = _train_chunk(chunk, data, dev, evaluation)
+        module = fit(build_module(chunk, data, group.evaluation), chunk[0].cfg, group.device)
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
@@ -322,7 +354,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
                 plan = module.poisson
                 steps = plan.steps_per_epoch * int(job.cfg.trainer.max_epochs)
                 epsilon = epsilon_spent(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
-            record = _record(job, metrics, epsilon, xi, data.n, wall)
+            record = _record(job, metrics, epsilon, group.xi, data.n, wall)
             path = write_record(record, Path(job.cfg.output_dir))
             final = dict(metrics) if epsilon is None else {**metrics, "aca/epsilon": epsilon}
             _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad, grad_and_value, stack_module_state, vmap
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 Params = dict[str, Tensor]
 

@@ -163,7 +163,9 @@ class StackedClassifier(L.LightningModule):
         n = len(self.y_train)
         if self.poisson is None:
             return shuffled_indices(self.seeds, epoch, n, self.device), None
-        return poisson_indices(self.seeds, epoch, n, self.poisson.sample_rate, self.poisson.steps_per_epoch, self.device)
+        return poisson_indices(
+            self.seeds, epoch, n, self.poisson.sample_rate, self.poisson.steps_per_epoch, self.device
+        )
 
     def step_indices(self, step: int) -> tuple[Tensor, Tensor | None]:
         """Indices ``(K, B)`` of step ``step`` of the current epoch (and the Poisson mask under DP)."""

@@ -52,7 +52,9 @@ def noise_multiplier_for(
     )
 
 
-def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp") -> float:
+def epsilon_spent(
+    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
+) -> float:
     """ε after ``steps`` Poisson-sampled Gaussian steps, from an Opacus accountant with history [(σ, q, steps)]."""
     from opacus.accountants import create_accountant
 
@@ -68,8 +70,10 @@ def clipped_sum(per_sample: dict[str, Tensor], weights: Tensor, max_grad_norm: T
     ``weights`` ``(K, B)`` is the Poisson mask (1 for sampled rows, 0 for padding); ``max_grad_norm``
     ``(K,)`` is each model's C. The norm is over all parameters of one example (Abadi et al. 2016).
     """
-    squares = torch.stack([g.flatten(2).pow(2).sum(2) for g in per_sample.values()]).sum(0)
-    factor = (max_grad_norm[:, None] / (squares.sqrt() + _NORM_EPS)).clamp(max=1.0) * weights
+    norms = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.flatten(2), dim=2) for g in per_sample.values()]), dim=0
+    )
+    factor = (max_grad_norm[:, None] / (norms + _NORM_EPS)).clamp(max=1.0) * weights
     return {name: torch.einsum("kb,kb...->k...", factor, g) for name, g in per_sample.items()}
 
 
