@@ -303,14 +303,14 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     Raises ``ValueError`` if the configs differ in a non-stackable key (naming it), cannot be
     stacked (the reason), or if ``max_models`` models do not fit in memory (the chunk size that fits).
     """
-
     from lightning_aca.cli import RECORD_NAME, _quiet, validate, write_record
+    from lightning_aca.validation import positive_int
 
     cfgs = list(cfgs)
     if not cfgs:
         return []
-    if max_models is not None and (isinstance(max_models, bool) or not isinstance(max_models, int) or max_models < 1):
-        raise ValueError(f"max_models must be a positive int or None, got {max_models!r}.")
+    if max_models is not None:
+        max_models = positive_int("max_models", max_models)
     resolved = check_group(cfgs)
     reason = stackable_reason(cfgs[0])
     if reason is not None:
