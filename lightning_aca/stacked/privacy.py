@@ -10,6 +10,7 @@ target ε, and ε from an accountant whose history is [(σ, q, steps)].
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,7 @@ class PoissonPlan:
         return cls(n, sample_rate, int(1 / sample_rate), int(n * sample_rate))
 
 
+@functools.lru_cache(maxsize=256)  # a sweep asks for the same ε many times; each search costs seconds
 def noise_multiplier_for(
     target_epsilon: float, delta: float, sample_rate: float, epochs: int, accountant: str = "rdp"
 ) -> float:
