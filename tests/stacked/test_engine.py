@@ -8,8 +8,8 @@ from torch import nn
 
 from lightning_aca import models
 from lightning_aca.metrics.functional import collective_success, worst_group_accuracy
-from lightning_aca.stacked import run_stacked, stackable_reason
 from lightning_aca.stacked import engine as engine_module
+from lightning_aca.stacked import run_stacked, stackable_reason
 from lightning_aca.stacked.engine import build_stacked, fit
 
 CPU = torch.device("cpu")
@@ -232,14 +232,14 @@ def test_a_module_torch_func_cannot_stack_fails_before_training(compose_cfg, mon
     cfg = compose_cfg("model.arch=branchy")
     reason = stackable_reason(cfg)
     assert reason is not None and "torch.func cannot train _Branchy" in reason
-    with pytest.raises(ValueError, match="torch.func cannot train _Branchy"):
+    with pytest.raises(ValueError, match=r"torch\.func cannot train _Branchy"):
         run_stacked([cfg])
     assert not (tmp_path / "run" / "record.json").exists()
 
 
 def test_two_architectures_are_not_mixed(compose_cfg):
     cfgs = [compose_cfg("model=mlp", name="a"), compose_cfg("model=cnn", name="b")]
-    with pytest.raises(ValueError, match="differ in 'model.arch'"):
+    with pytest.raises(ValueError, match=r"differ in 'model\.arch'"):
         run_stacked(cfgs)
 
 
