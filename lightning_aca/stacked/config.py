@@ -40,10 +40,40 @@ _TRAINER_DEFAULTS = {
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved configuration as a dict, without Hydra's node (what a run record stores)."""
+    """The resolved configuration as a dict, without Hydra's node (what a run record stores).
+
+    A value whose interpolation cannot be resolved here (a ``${hydra:...}`` outside a Hydra job)
+    is kept as its interpolation string.
+    """
     data = OmegaConf.to_container(cfg, resolve=False)
     data.pop("hydra", None)
-    return OmegaConf.to_container(OmegaConf.create(data), resolve=True)
+    return _resolved(OmegaConf.create(data))
+
+
+def _resolved(node: Any) -> Any:
+    if isinstance(node, DictConfig):
+        return {key: _resolved_item(node, key) for key in node}
+    if OmegaConf.is_list(node):
+        return [_resolved_item(node, i) for i in range(len(node))]
+    return node
+
+
+def _resolved_item(node: Any, key: Any) -> Any:
+    try:
+        value = node[key]
+    except Exception:  # an unresolvable interpolation: keep its text
+        return node._get_node(key)._value()
+    return _resolved(value) if OmegaConf.is_config(value) else value
+
+
+def _comparable(cfg: DictConfig) -> dict[str, Any]:
+    """The configuration as written (interpolations unresolved), without keys that cannot change results."""
+    data = OmegaConf.to_container(cfg, resolve=False)
+    for key in _NOT_COMPARED:
+        data.pop(key, None)
+    for key in STACKABLE_KEYS:
+        _set(data, key, None)
+    return data
 
 
 def _trainer_reason(trainer: Any) -> str | None:
@@ -143,21 +173,17 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
 
 
 def check_group(cfgs: list[DictConfig]) -> list[dict[str, Any]]:
-    """The configs' resolved dicts; ``ValueError`` naming the key if two differ outside :data:`STACKABLE_KEYS`."""
-    resolved = [plain(cfg) for cfg in cfgs]
-    reference = None
-    for i, data in enumerate(resolved):
-        masked = {k: v for k, v in data.items() if k not in _NOT_COMPARED}
-        masked = OmegaConf.to_container(OmegaConf.create(masked))
-        for key in STACKABLE_KEYS:
-            _set(masked, key, None)
-        if reference is None:
-            reference = masked
-            continue
-        key = _first_difference(reference, masked)
+    """The configs' resolved dicts; ``ValueError`` naming the key if two differ outside :data:`STACKABLE_KEYS`.
+
+    Configurations are compared as written, so values interpolated from ``output_dir`` (a logger's
+    ``save_dir``) or from a stackable key (``collective.seed: ${seed}``) do not split a group.
+    """
+    reference = _comparable(cfgs[0])
+    for i, cfg in enumerate(cfgs[1:], start=1):
+        key = _first_difference(reference, _comparable(cfg))
         if key is not None:
             raise ValueError(
                 f"configs 0 and {i} differ in {key!r}, which is not stackable (stackable: {', '.join(STACKABLE_KEYS)}); "
                 "train them in separate groups."
             )
-    return resolved
+    return [plain(cfg) for cfg in cfgs]

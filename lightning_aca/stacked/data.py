@@ -120,15 +120,20 @@ def poisson_indices(
     ``UniformWithReplacementSampler``); B is the largest batch of the epoch over all models,
     rounded up to ``multiple``, and rows past a batch's size are padding.
     """
-    masks = [
-        torch.rand(steps, n, generator=epoch_generator(s, epoch, device), device=device) < sample_rate for s in seeds
-    ]
-    counts = torch.stack([m.sum(1) for m in masks])
+
+    def sample(seed: int) -> Tensor:
+        return torch.rand(steps, n, generator=epoch_generator(seed, epoch, device), device=device) < sample_rate
+
+    # each model's (steps, n) mask is drawn twice (count, then index) rather than held for all K at once
+    counts = torch.stack([sample(s).sum(1) for s in seeds])
     width = max(int(counts.max()), 1)  # one host sync per epoch
-    width = -(-width // multiple) * multiple
-    width = min(width, n) if n >= 1 else width
-    index = torch.stack(
-        [torch.argsort(m.to(torch.int8), dim=1, descending=True, stable=True)[:, :width] for m in masks]
-    )
+    width = min(-(-width // multiple) * multiple, max(n, 1))
+    positions = torch.arange(n, device=device).expand(steps, n)
+    index = torch.zeros(len(seeds), steps, width + 1, dtype=torch.long, device=device)
+    for k, seed in enumerate(seeds):
+        mask = sample(seed)
+        # the j-th sampled point of a step goes to column j; unsampled points to the spare last column
+        column = torch.where(mask, mask.cumsum(1) - 1, width)
+        index[k].scatter_(1, column, positions)
     valid = torch.arange(width, device=device) < counts[..., None]
-    return index, valid
+    return index[..., :width].contiguous(), valid

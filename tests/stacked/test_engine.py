@@ -262,3 +262,12 @@ def test_too_many_models_for_memory_names_the_chunk_size_that_fits(compose_cfg, 
     real_fit = engine_module.fit
     monkeypatch.setattr(engine_module, "fit", lambda module, *a: chunks.append(module.k) or real_fit(module, *a))
     assert len(run_stacked(cfgs)) == 3 and chunks == [2, 1]
+
+
+def test_each_configuration_logs_into_its_own_csv(compose_cfg, tmp_path):
+    cfgs = [compose_cfg("logger=csv", f"seed={s}", name=str(s)) for s in (0, 1)]
+    run_stacked(cfgs)
+    for s in (0, 1):
+        lines = (tmp_path / str(s) / "csv" / "metrics.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        assert {"train/loss", "aca/success", "aca/clean_acc", "epoch"} <= set(header) and len(lines) == 1 + 2 + 1
