@@ -85,7 +85,8 @@ class _Job:
         self.model = instantiate(cfg.model)
         self.members = select_members(data.n, cfg.collective.alpha, cfg.collective.seed, eligible)
         self.dp = None
-        dp_cfg = cfg.firm.get("callbacks", {}).get("dpsgd") if cfg.firm.get("callbacks") else None
+        # stackable_reason admits DPSGD as the only firm callback
+        dp_cfg = next(iter((cfg.firm.get("callbacks") or {}).values()), None)
         if dp_cfg is not None:
             self.dp = instantiate(dp_cfg)  # DPSGD validates its arguments
             plan = PoissonPlan.for_loader(data.n, data.batches)
