@@ -141,6 +141,7 @@ class StackedClassifier(L.LightningModule):
         self.results: list[dict[str, float]] = []
         self._index: Tensor | None = None
         self._valid: Tensor | None = None
+        self._widths: list[int] = []
         self._noise: torch.Generator | None = None
 
     # -- state as dicts ------------------------------------------------------------------------
@@ -171,7 +172,8 @@ class StackedClassifier(L.LightningModule):
         """Indices ``(K, B)`` of step ``step`` of the current epoch (and the Poisson mask under DP)."""
         if self.poisson is None:
             return self._index[:, step * self.batch_size : (step + 1) * self.batch_size], None
-        return self._index[:, step], self._valid[:, step]
+        width = self._widths[step]  # the step's largest batch over models: less padding than the epoch's
+        return self._index[:, step, :width], self._valid[:, step, :width]
 
     def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """Inputs ``(K, B, ...)`` and labels ``(K, B)``: each model's points, members' as h(x, y)."""
@@ -191,6 +193,9 @@ class StackedClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._index, self._valid = self.epoch_indices(self.current_epoch)
+        if self._valid is not None:  # per-step widths, rounded up to 8, read once per epoch
+            counts = self._valid.sum(2).amax(0).clamp(min=1)
+            self._widths = ((counts + 7) // 8 * 8).clamp(max=self._index.shape[2]).tolist()
         self.loss_sum.zero_()
 
     def gradients(self, x: Tensor, y: Tensor, valid: Tensor | None) -> tuple[Params, Tensor]:

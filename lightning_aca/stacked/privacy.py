@@ -76,7 +76,9 @@ def clipped_sum(per_sample: dict[str, Tensor], weights: Tensor, max_grad_norm: T
         torch.stack([torch.linalg.vector_norm(g.flatten(2), dim=2) for g in per_sample.values()]), dim=0
     )
     factor = (max_grad_norm[:, None] / (norms + _NORM_EPS)).clamp(max=1.0) * weights
-    return {name: torch.einsum("kb,kb...->k...", factor, g) for name, g in per_sample.items()}
+    return {
+        name: torch.bmm(factor[:, None], g.flatten(2)).view(g.shape[:1] + g.shape[2:]) for name, g in per_sample.items()
+    }
 
 
 def privatize(
