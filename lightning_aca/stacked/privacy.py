@@ -31,7 +31,12 @@ class PoissonPlan:
 
     @classmethod
     def for_loader(cls, n: int, batches: int) -> PoissonPlan:
-        """q = 1/batches, steps = int(1/q), expected batch = int(n·q) (``PrivacyEngine.make_private``)."""
+        """q = 1/batches, steps = int(1/q), expected batch = int(n·q) (``PrivacyEngine.make_private``).
+
+        Example:
+            >>> PoissonPlan.for_loader(n=1347, batches=22)  # digits' training set, batch size 64
+            PoissonPlan(n=1347, sample_rate=0.045454545454545456, steps_per_epoch=22, expected_batch_size=61)
+        """
         sample_rate = 1 / batches
         return cls(n, sample_rate, int(1 / sample_rate), int(n * sample_rate))
 
