@@ -226,7 +226,9 @@ class StackedClassifier(L.LightningModule):
         self.loss_sum += loss.detach()
 
     def on_train_epoch_end(self) -> None:
-        self.history.append(self.loss_sum / self.steps_per_epoch)  # read once, after training
+        losses = self.loss_sum / self.steps_per_epoch
+        self.history.append(losses)  # per model; read once, after training
+        self.log("train/loss", losses.mean(), prog_bar=True)  # the progress bar shows the mean over models
 
     def on_train_end(self) -> None:
         self.results = self.evaluate()
