@@ -42,12 +42,13 @@ _TRAINER_DEFAULTS = {
 def plain(cfg: DictConfig) -> dict[str, Any]:
     """The resolved configuration as a dict, without Hydra's node (what a run record stores).
 
-    A value whose interpolation cannot be resolved here (a ``${hydra:...}`` outside a Hydra job)
-    is kept as its interpolation string.
+    Interpolations into the ``hydra`` node (a launcher's per-job values) resolve before the node
+    is dropped; a value that cannot be resolved here (a ``${hydra:...}`` outside a Hydra job) is
+    kept as its interpolation string.
     """
-    data = OmegaConf.to_container(cfg, resolve=False)
+    data = _resolved(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
     data.pop("hydra", None)
-    return _resolved(OmegaConf.create(data))
+    return data
 
 
 def _resolved(node: Any) -> Any:

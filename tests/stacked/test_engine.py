@@ -271,3 +271,16 @@ def test_each_configuration_logs_into_its_own_csv(compose_cfg, tmp_path):
         lines = (tmp_path / str(s) / "csv" / "metrics.csv").read_text().splitlines()
         header = lines[0].split(",")
         assert {"train/loss", "aca/success", "aca/clean_acc", "epoch"} <= set(header) and len(lines) == 1 + 2 + 1
+
+
+def test_a_launchers_hydra_node_gives_the_records_overrides(compose_cfg):
+    from omegaconf import open_dict
+
+    cfg = compose_cfg("collective.alpha=0.05", "seed=1", "trainer.max_epochs=1")
+    with open_dict(cfg):
+        cfg.hydra = {"overrides": {"task": ["collective.alpha=0.05", "seed=1"]}, "job": {"name": "j7"}}
+        cfg.note = "${hydra.job.name}"
+    (record,) = run_stacked([cfg])
+    assert record["overrides"] == ["collective.alpha=0.05", "seed=1"]
+    assert record["sweep"] == {"collective.alpha": 0.05, "seed": 1}
+    assert "hydra" not in record["config"] and record["config"]["note"] == "j7"
