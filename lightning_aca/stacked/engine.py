@@ -144,15 +144,30 @@ def _chunk_size(jobs: list[_Job], data: TensorData, device: torch.device, max_mo
     free = int(MEMORY_FRACTION * available_memory(device)) - fixed
     fits = max(free // per_model, 0)
     wanted = len(jobs) if max_models is None else min(max_models, len(jobs))
-    if fits < 1 or (max_models is not None and wanted > fits):
+    if fits < 1:
         raise ValueError(
-            f"{wanted} stacked models need about {wanted * per_model / 2**30:.2f} GiB on {device} "
-            f"(~{per_model / 2**20:.1f} MiB each) but about {max(free, 0) / 2**30:.2f} GiB is free: "
-            f"the chunk size that fits is max_models={fits}"
-            + ("" if fits >= 1 else " (not even one model: use a smaller batch or the standard launcher)")
-            + "."
+            f"one stacked model needs about {per_model / 2**20:.1f} MiB on {device} but about "
+            f"{max(free, 0) / 2**20:.1f} MiB is free: the chunk size that fits is max_models=0; "
+            "use a smaller batch or the standard launcher."
+        )
+    if fits < wanted:
+        print(
+            f"aca-run[stacked]: {wanted} models need about {wanted * per_model / 2**30:.2f} GiB on {device}, "
+            f"{free / 2**30:.2f} GiB is free: chunks of {fits}",
+            flush=True,
         )
     return min(wanted, fits)
+
+
+def _fit_or_explain(module: StackedClassifier, cfg: DictConfig, device: torch.device) -> StackedClassifier:
+    """:func:`fit`, with an out-of-memory error turned into one that names a chunk size to try."""
+    try:
+        return fit(module, cfg, device)
+    except torch.OutOfMemoryError as err:
+        raise ValueError(
+            f"{module.k} stacked models ran out of memory on {device} (the estimate was too optimistic): "
+            f"the chunk size that fits is at most max_models={max(module.k // 2, 1)}."
+        ) from err
 
 
 def _overrides(cfg: DictConfig) -> list[str]:
@@ -302,7 +317,9 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     schema plus ``"engine": "stacked"``) is written atomically into its ``output_dir``, and a config
     whose record exists is skipped, as ``aca-run`` skips it. Returns the records in order.
     Raises ``ValueError`` if the configs differ in a non-stackable key (naming it), cannot be
-    stacked (the reason), or if ``max_models`` models do not fit in memory (the chunk size that fits).
+    stacked (the reason), or do not fit in memory (naming the chunk size that fits: the estimate
+    lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
+    or a chunk runs out of memory).
     """
     from lightning_aca.cli import RECORD_NAME, _quiet, validate, write_record
     from lightning_aca.validation import positive_int
@@ -340,7 +357,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         began = time.perf_counter()
-        module = fit(build_module(chunk, data, group.evaluation), chunk[0].cfg, group.device)
+        module = _fit_or_explain(build_module(chunk, data, group.evaluation), chunk[0].cfg, group.device)
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):

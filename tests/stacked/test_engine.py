@@ -250,18 +250,32 @@ def test_group_dro_and_online_collectives_are_refused_with_one_line(compose_cfg)
     assert stackable_reason(compose_cfg()) is None
 
 
-def test_too_many_models_for_memory_names_the_chunk_size_that_fits(compose_cfg, monkeypatch):
+def test_memory_estimate_chunks_and_an_overflow_names_the_chunk_size_that_fits(compose_cfg, monkeypatch):
     cfgs = [compose_cfg(f"seed={s}", "trainer.max_epochs=1", name=str(s)) for s in range(3)]
     model = models.Classifier()
     per_model = engine_module.bytes_per_model(model.net, (1, 8, 8), 64, 512, False)
     data = 4 * 2 * (1347 + 450) * 64
-    monkeypatch.setattr(engine_module, "available_memory", lambda device: int((data + 2.5 * per_model) / 0.8))
-    with pytest.raises(ValueError, match="the chunk size that fits is max_models=2"):
-        run_stacked(cfgs, max_models=3)
+
+    def budget(models):
+        monkeypatch.setattr(engine_module, "available_memory", lambda device: int((data + models * per_model) / 0.8))
+
+    budget(0.5)
+    with pytest.raises(ValueError, match="the chunk size that fits is max_models=0"):
+        run_stacked(cfgs)
     chunks = []
     real_fit = engine_module.fit
     monkeypatch.setattr(engine_module, "fit", lambda module, *a: chunks.append(module.k) or real_fit(module, *a))
-    assert len(run_stacked(cfgs)) == 3 and chunks == [2, 1]
+    budget(2.5)
+    assert len(run_stacked(cfgs, max_models=3)) == 3 and chunks == [2, 1]
+
+    def out_of_memory(module, *args):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(engine_module, "fit", out_of_memory)
+    budget(10)
+    again = [compose_cfg(f"seed={s}", name=f"again{s}") for s in range(3)]
+    with pytest.raises(ValueError, match="the chunk size that fits is at most max_models=1"):
+        run_stacked(again)
 
 
 def test_each_configuration_logs_into_its_own_csv(compose_cfg, tmp_path):
