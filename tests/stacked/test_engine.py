@@ -298,3 +298,20 @@ def test_a_launchers_hydra_node_gives_the_records_overrides(compose_cfg):
     assert record["overrides"] == ["collective.alpha=0.05", "seed=1"]
     assert record["sweep"] == {"collective.alpha": 0.05, "seed": 1}
     assert "hydra" not in record["config"] and record["config"]["note"] == "j7"
+
+
+def test_erasing_reports_agreement_and_label_flip_gathers_one_input(compose_cfg):
+    from lightning_aca.metrics.functional import prediction_agreement
+
+    erasing = build_stacked([compose_cfg("collective=erasing", "collective.alpha=0.05")])
+    (values,) = erasing.evaluate()
+    ev = erasing.evaluation
+    net = _net(erasing, 0).eval()
+    with torch.no_grad():
+        agreement = prediction_agreement(net(ev.signal_inputs), net(ev.clean_inputs)).item()
+    assert values["aca/erasure_agreement"] == pytest.approx(agreement) and len(ev.success_labels) == 450
+    flip = build_stacked([compose_cfg("collective=label_flip", "collective.alpha=0.3", name="flip")])
+    index = flip.epoch_indices(0)[0][:, :64]
+    x, y = flip.gather(index)
+    member = torch.gather(flip.is_member, 1, index)
+    assert flip._same_inputs and torch.equal(x[0], flip.x_train[index[0]]) and torch.all(y[member] == 0)
