@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import sys
 import time
 import warnings
@@ -24,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, write_record
+from lightning_aca.analysis.records import RECORD_NAME, make_record, write_record
 from lightning_aca.validation import non_negative_int, positive_int
 
 
@@ -32,34 +31,10 @@ class ConfigError(ValueError):
     """A configuration value that cannot run; the message names the key and the fix."""
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _overrides() -> list[str]:
     if not HydraConfig.initialized():
         return []
     return list(HydraConfig.get().overrides.task)
-
-
-_NOT_SCIENCE = ("quiet", "output_dir", "hydra.")
-
-
-def sweep_params(overrides: list[str]) -> dict[str, Any]:
-    """``["collective.alpha=0.01", "seed=1"]`` → ``{"collective.alpha": 0.01, "seed": 1}``.
-
-    Overrides that cannot change results (``quiet``, ``output_dir``, ``hydra.*``) are left out.
-    """
-    params = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
-        if not key.startswith(_NOT_SCIENCE):
-            params[key] = _parse_value(value)
-    return params
 
 
 def validate(cfg: DictConfig) -> None:
@@ -84,18 +59,6 @@ def _quiet() -> None:
     warnings.filterwarnings(
         "ignore", message=r".*(does not have many workers|Secure RNG turned off|Full backward hook).*"
     )
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for package in ("lightning-aca", "torch", "lightning", "torchmetrics", "hydra-core", "opacus"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 def _uniqueness(dm: Any) -> float | None:
@@ -167,22 +130,19 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     results = metrics.results.get(stage) or metrics.results.get("validate") or metrics.results.get("fit", {})
     for callback in collective_callbacks:  # e.g. aca/param_distance, aca/alpha_star
         results = {**getattr(callback, "results", {}), **results}
-    overrides = _overrides()
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "overrides": overrides,
-        "sweep": sweep_params(overrides),
-        "alpha": float(cfg.collective.alpha),
-        "seed": int(cfg.seed),
-        "strategy": type(dm.strategy).__name__,
-        "target_class": dm.strategy.target_class,
-        "metrics": results,
-        "epsilon": next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
-        "theory": {"xi": _uniqueness(dm), "n_train": len(dm.train_dataset)},
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "wall_time_s": round(time.perf_counter() - start, 3),
-        "versions": _versions(),
-    }
+    record = make_record(
+        engine="trainer",
+        overrides=_overrides(),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        alpha=cfg.collective.alpha,
+        seed=cfg.seed,
+        strategy=dm.strategy,
+        metrics=results,
+        epsilon=next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
+        xi=_uniqueness(dm),
+        n_train=len(dm.train_dataset),
+        wall_time_s=time.perf_counter() - start,
+    )
     path = write_record(record, out_dir)
     _close(loggers)
     success, clean = results.get("aca/success", float("nan")), results.get("aca/clean_acc", float("nan"))

@@ -8,8 +8,8 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from lightning_aca import cli
-from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION
-from lightning_aca.cli import ConfigError, run_experiment, sweep_params, validate
+from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, sweep_params
+from lightning_aca.cli import ConfigError, run_experiment, validate
 
 FAST = ["trainer.max_epochs=3", "quiet=true", "logger=none"]
 

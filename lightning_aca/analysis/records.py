@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
 import warnings
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ __all__ = [
     "group_key",
     "group_label",
     "load_records",
+    "make_record",
+    "sweep_params",
     "target_class",
     "write_atomically",
     "write_record",
@@ -56,6 +59,79 @@ def write_record(record: dict[str, Any], directory: str | os.PathLike[str]) -> P
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=2, sort_keys=True, default=str)
     return write_atomically(directory / RECORD_NAME, text.encode())
+
+
+_NOT_SCIENCE = ("quiet", "output_dir", "hydra.")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def sweep_params(overrides: list[str]) -> dict[str, Any]:
+    """``["collective.alpha=0.01", "seed=1"]`` → ``{"collective.alpha": 0.01, "seed": 1}``.
+
+    Overrides that cannot change results (``quiet``, ``output_dir``, ``hydra.*``) are left out.
+
+    Example:
+        >>> sweep_params(["collective.alpha=0.01", "seed=1", "firm=erm", "quiet=true"])
+        {'collective.alpha': 0.01, 'seed': 1, 'firm': 'erm'}
+    """
+    params = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if not key.startswith(_NOT_SCIENCE):
+            params[key] = _parse_value(value)
+    return params
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("lightning-aca", "torch", "lightning", "torchmetrics", "hydra-core", "opacus"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def make_record(
+    *,
+    engine: str,
+    overrides: list[str],
+    config: dict[str, Any],
+    alpha: float,
+    seed: int,
+    strategy: Any,
+    metrics: dict[str, float],
+    epsilon: float | None,
+    xi: float | None,
+    n_train: int,
+    wall_time_s: float,
+) -> dict[str, Any]:
+    """One run's record, the same for every engine (``"trainer"``: one Lightning Trainer per run; ``"stacked"``)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "engine": engine,
+        "overrides": list(overrides),
+        "sweep": sweep_params(list(overrides)),
+        "alpha": float(alpha),
+        "seed": int(seed),
+        "strategy": type(strategy).__name__,
+        "target_class": strategy.target_class,
+        "metrics": metrics,
+        "epsilon": epsilon,
+        "theory": {"xi": xi, "n_train": int(n_train)},
+        "config": config,
+        "wall_time_s": round(wall_time_s, 3),
+        "versions": _versions(),
+    }
 
 
 def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -176,26 +176,22 @@ def _overrides(cfg: DictConfig) -> list[str]:
 
 
 def _record(job: _Job, metrics: dict[str, float], epsilon: float | None, xi: float | None, n: int, wall: float) -> dict:
-    from lightning_aca.cli import SCHEMA_VERSION, _versions, sweep_params
+    from lightning_aca.analysis.records import make_record
 
-    cfg, overrides = job.cfg, _overrides(job.cfg)
-    target = getattr(job.strategy, "target_class", None)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "overrides": overrides,
-        "sweep": sweep_params(overrides),
-        "alpha": float(cfg.collective.alpha),
-        "seed": int(cfg.seed),
-        "strategy": type(job.strategy).__name__,
-        "target": target if target is not None else job.strategy.target,
-        "metrics": metrics,
-        "epsilon": epsilon,
-        "theory": {"xi": xi, "n_train": n},
-        "config": job.resolved,
-        "wall_time_s": round(wall, 3),
-        "versions": _versions(),
-        "engine": "stacked",
-    }
+    cfg = job.cfg
+    return make_record(
+        engine="stacked",
+        overrides=_overrides(cfg),
+        config=job.resolved,
+        alpha=cfg.collective.alpha,
+        seed=cfg.seed,
+        strategy=job.strategy,
+        metrics=metrics,
+        epsilon=epsilon,
+        xi=xi,
+        n_train=n,
+        wall_time_s=wall,
+    )
 
 
 def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int) -> None:
@@ -321,7 +317,8 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
     or a chunk runs out of memory).
     """
-    from lightning_aca.cli import RECORD_NAME, _quiet, validate, write_record
+    from lightning_aca.analysis.records import RECORD_NAME, write_record
+    from lightning_aca.cli import _quiet, validate
     from lightning_aca.validation import positive_int
 
     cfgs = list(cfgs)

@@ -10,6 +10,7 @@ from lightning_aca.analysis.records import (
     find_records,
     group_key,
     load_records,
+    make_record,
     write_atomically,
     write_record,
 )
@@ -97,8 +98,7 @@ def test_group_key_drops_alpha_seed_and_hydra_keys_and_sorts_the_rest():
 
 
 def test_one_record_name_and_schema_version_shared_by_writer_and_reader():
-    assert cli.RECORD_NAME is RECORD_NAME and cli.SCHEMA_VERSION is SCHEMA_VERSION
-    assert cli.write_record is write_record
+    assert cli.RECORD_NAME is RECORD_NAME and cli.write_record is write_record and cli.make_record is make_record
     assert (RECORD_NAME, SCHEMA_VERSION) == ("record.json", 1)
 
 

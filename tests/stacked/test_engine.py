@@ -20,7 +20,7 @@ RECORD_KEYS = {  # aca-run's record (lightning_aca.cli.run_experiment), plus the
     "alpha",
     "seed",
     "strategy",
-    "target",
+    "target_class",
     "metrics",
     "epsilon",
     "theory",
