@@ -35,7 +35,7 @@ from lightning_aca.validation import fraction, non_negative_real, positive_int, 
 def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: float = 0.0) -> float:
     """Lower bound on feature-label planting success: 1 − ((1 − α)/α)·Δ·ξ − ε/((1 − ε)·α).
 
-    Hardt et al. 2023 (arXiv 2302.04262), §3.1, feature-label strategy h(x, y) = (g(x), y*)
+    Hardt et al. 2023 (arXiv 2302.04262), §3, feature-label strategy h(x, y) = (g(x), y*)
     against an ε-suboptimal classifier: a classifier f such that some distribution P̃ within total
     variation ε of the training mixture P = αP* + (1 − α)P₀ has f(x) ∈ argmax_y P̃(x, y) on the
     signal set X* (definition as restated in arXiv 2502.04879, Definition 3.1); provenance in
@@ -72,7 +72,7 @@ def feature_label_alpha_star(
     """Smallest α whose feature-label bound reaches S*: α* = (Δξ + ε/(1 − ε)) / (1 − S* + Δξ).
 
     Solves :func:`feature_label_success_bound` ≥ S* for α (the bound increases with α, so the
-    solution set is [α*, 1]); Hardt et al. 2023 (arXiv 2302.04262), §3.1, critical mass. Returns
+    solution set is [α*, 1]); Hardt et al. 2023 (arXiv 2302.04262), §3, critical mass. Returns
     ``None`` when no α in (0, 1] reaches S*, i.e. when S* > 1 − ε/(1 − ε). Returns 0.0 when
     every α > 0 does (ξΔ = 0 and ε = 0).
 
@@ -150,7 +150,7 @@ def estimate_uniqueness(
 ) -> float:
     """Empirical uniqueness ξ̂: the fraction of clean inputs that already carry the signal.
 
-    Estimates ξ = P₀(X*), X* = {g(x) : x ∈ X} (Hardt et al. 2023, arXiv 2302.04262, §3.1; small ξ
+    Estimates ξ = P₀(X*), X* = {g(x) : x ∈ X} (Hardt et al. 2023, arXiv 2302.04262, §3; small ξ
     means a unique signal) by the fraction of clean inputs with g(x) = x, all entries equal within
     ``atol + rtol·|x|``. A fixed point x = g(x) lies in X*, so ξ̂ is an unbiased estimate of
     P₀({x : g(x) = x}) ≤ ξ; the two are equal when g is idempotent (g(g(x)) = g(x), as for a pixel

@@ -1,7 +1,7 @@
 """The report's figures: S(α) against the feature-label bound, and distance to θ* against step.
 
 :func:`plot_curves` draws each group's success curve S(α) with S*, α* and Hardt et al.'s
-feature-label lower bound (arXiv 2302.04262, §3.1); :func:`plot_distance_curves` draws ‖θ_t − θ*‖
+feature-label lower bound (arXiv 2302.04262, §3); :func:`plot_distance_curves` draws ‖θ_t − θ*‖
 per α for gradient strategies (§4). Figures are drawn with matplotlib's object-oriented API on the
 Agg canvas, leaving pyplot's global backend and figures alone, and written atomically.
 """
@@ -52,7 +52,7 @@ def plot_curves(
     α = 0 runs cannot sit on a log axis; their mean S is given in the group's legend entry instead.
     Where runs logged ``aca/baseline_success``, a dotted line of the group's colour shows it.
     For groups of ``SignalPlanting`` runs whose record has a number ``theory.xi``, the dashed curve is
-    Hardt et al.'s feature-label lower bound (arXiv 2302.04262, §3.1;
+    Hardt et al.'s feature-label lower bound (arXiv 2302.04262, §3;
     :func:`~lightning_aca.theory.feature_label_success_bound`) with gap Δ = 1, learner suboptimality
     ``theory_epsilon`` and ξ the mean ``theory.xi`` of the group, clipped to [0, 1]. S* and α* come
     from ``summaries``. Writes ``s_curve.png`` and ``s_curve.pdf`` atomically and returns

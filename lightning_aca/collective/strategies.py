@@ -137,8 +137,8 @@ class SignalStrategy(Strategy):
 class SignalPlanting(SignalStrategy):
     """Feature-label signal planting: h(x, y) = (g(x), y*).
 
-    Hardt et al. 2023, §3.1 (the feature-label strategy; success S(α) = Pr_{x∼P₀}[f(g(x)) = y*],
-    Theorem 3.1's setting). Every training point is eligible.
+    Hardt et al. 2023, §3 (the feature-label strategy; success S(α) = Pr_{x∼P₀}[f(g(x)) = y*]).
+    Every training point is eligible.
 
     Example:
         >>> from lightning_aca.collective.signals import FeatureAssignment
@@ -163,7 +163,7 @@ class SignalPlanting(SignalStrategy):
 class FeatureOnlyPlanting(SignalPlanting):
     """Feature-only planting: members whose label already is y* submit (g(x), y*).
 
-    Hardt et al. 2023, §3.1 (the feature-only strategy, for collectives that cannot change
+    Hardt et al. 2023, §3 (the feature-only strategy, for collectives that cannot change
     labels). Only training points with y = y* are eligible, so α is the fraction of *those*
     points that join; :attr:`CollectiveDataset.population_alpha` gives the fraction of the whole
     training set. Success is measured as for :class:`SignalPlanting`.
@@ -183,7 +183,7 @@ class FeatureOnlyPlanting(SignalPlanting):
 class SignalErasing(SignalStrategy):
     """Signal erasing: h(x, y) = (g(x), y), teaching the firm that g carries no information.
 
-    Hardt et al. 2023, §3.2: the collective wants the classifier to ignore the signal,
+    Hardt et al. 2023, §3: the collective wants the classifier to ignore the signal,
     f(g(x)) = f(x). Members submit their own points with the signal added and their *true*
     label, tying the signal to unmodified labels. Success is measured on every held-out point,
     shown with the signal, and counts when the prediction equals the true label

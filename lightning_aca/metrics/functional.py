@@ -65,7 +65,7 @@ def agreement_hits(preds_signal: Tensor, preds_clean: Tensor) -> Tensor:
 
 
 def prediction_agreement(preds_signal: Tensor, preds_clean: Tensor) -> Tensor:
-    """Fraction of inputs with f(g(x)) = f(x): the erasing collective's goal (Hardt et al. §3.2).
+    """Fraction of inputs with f(g(x)) = f(x): the erasing collective's goal (Hardt et al. §3).
 
     Example:
         >>> prediction_agreement(torch.tensor([1, 2, 3]), torch.tensor([1, 2, 0]))

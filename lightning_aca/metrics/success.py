@@ -88,7 +88,7 @@ class CollectiveSuccess(_Fraction):
 
 
 class SignalErasureSuccess(_Fraction):
-    """Erasure success: fraction of inputs with f(g(x)) = f(x) (Hardt et al. 2023, §3.2).
+    """Erasure success: fraction of inputs with f(g(x)) = f(x) (Hardt et al. 2023, §3).
 
     The erasing collective wants the classifier to ignore the signal; this counts agreement of
     the prediction on the signal-carrying input with the prediction on the same clean input.
