@@ -10,7 +10,9 @@ directory, ``.hydra/`` files and log, with a no-op task). Then
 - the other jobs are grouped by their resolved configs without
   :data:`lightning_aca.stacked.STACKABLE_KEYS` (per-job Hydra values — output directory,
   ``override_dirname``, job id — fixed, so a ``save_dir: ${output_dir}`` does not split a group),
-  and each group is trained by :func:`lightning_aca.stacked.run_stacked`.
+  and each group is trained by :func:`lightning_aca.stacked.run_stacked`, which gets each job's
+  task config fully resolved (its own ``output_dir``) with ``hydra.overrides.task`` (the job's
+  overrides, which its record keeps) as the only Hydra value.
 
 Returns one ``JobReturn`` per job, in job order; a stacked job's return value is its record.
 """
@@ -52,7 +54,7 @@ class _Job:
     num: int
     config: DictConfig  # the composed sweep config, hydra node included
     ret: JobReturn
-    cfg: DictConfig | None = None  # the task config, every interpolation resolved
+    cfg: DictConfig | None = None  # the task config, resolved, plus hydra.overrides.task
     key: str | None = None  # the stack it joins: the resolved config less the stackable keys
     reason: str | None = None  # why it runs through the standard path
     done: bool = False  # its record exists
@@ -164,6 +166,9 @@ def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
     except Exception as err:  # the standard path reports it as aca-run does
         job.reason = f"its config does not resolve ({type(err).__name__}: {err})"
         return
+    # the one Hydra value a record keeps: this job's overrides (aca-run reads them from HydraConfig)
+    with open_dict(job.cfg):
+        job.cfg.hydra = {"overrides": {"task": [str(o) for o in job.ret.overrides]}}
     out_dir = Path(job.cfg.get("output_dir") or job.ret.hydra_cfg.hydra.runtime.output_dir)
     if (out_dir / RECORD_NAME).exists():
         job.done = True

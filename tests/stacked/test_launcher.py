@@ -332,7 +332,7 @@ def test_quickstart_with_the_real_engine_end_to_end(tmp_path):
     assert sorted((r["alpha"], r["seed"]) for r in records) == sorted(
         (a, s) for a in (0.0025, 0.005, 0.01, 0.02, 0.05) for s in (0, 1)
     )
-    assert all(r["sweep"] == {"collective.alpha": r["alpha"], "seed": r["seed"]} for r in records)
+    assert all(r["sweep"]["collective.alpha"] == r["alpha"] and r["sweep"]["seed"] == r["seed"] for r in records)
     assert all(0 <= r["metrics"]["aca/success"] <= 1 and r["metrics"]["aca/clean_acc"] > 0.3 for r in records)
     assert (sweep / "s_curve.png").exists() and "alpha" in proc.stdout
     # re-run: every job is found done
