@@ -108,7 +108,8 @@ def _aca_run(args: list[str], env: dict[str, str] | None = None) -> tuple[float,
     with tempfile.TemporaryDirectory() as tmp:
         sweep = Path(tmp) / "sweep"
         command = [sys.executable, "-m", "lightning_aca.cli", "-m", *args, f"hydra.sweep.dir={sweep}"]
-        command.append("~hydra.callbacks.report")
+        # run directories by job number: the MNIST-scale overrides make too long a directory name
+        command += ["~hydra.callbacks.report", "hydra.sweep.subdir=${hydra.job.num}"]
         # the launcher plugin is found on PYTHONPATH when the package is not installed
         paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
         full_env = {**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": os.pathsep.join(paths), **(env or {})}

@@ -157,6 +157,9 @@ def test_jobs_differing_in_stackable_keys_are_one_stack_with_their_own_directori
     # each config resolved with its own output directory (and so the csv logger's save_dir)
     assert len({c.output_dir for c in cfgs}) == 4
     assert all(c.logger.csv.save_dir == c.output_dir and Path(c.output_dir).parent == sweep for c in cfgs)
+    # and its own overrides, which its record keeps
+    assert all(f"collective.alpha={c.collective.alpha}" in c.hydra.overrides.task for c in cfgs)
+    assert all(f"model.lr={c.model.lr}" in c.hydra.overrides.task for c in cfgs)
     out = capsys.readouterr().out
     assert "4 jobs: 4 in 1 stack(s) on cpu (at most 3 models a stack), 0 on the standard path, 0 done" in out
     assert "stack 1/1: 4 runs (collective.alpha, model.lr varying)" in out
