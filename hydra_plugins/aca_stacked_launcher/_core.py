@@ -10,9 +10,12 @@ directory, ``.hydra/`` files and log, with a no-op task). Then
 - the other jobs are grouped by their resolved configs without
   :data:`lightning_aca.stacked.STACKABLE_KEYS` (per-job Hydra values — output directory,
   ``override_dirname``, job id — fixed, so a ``save_dir: ${output_dir}`` does not split a group),
-  and each group is trained by :func:`lightning_aca.stacked.run_stacked`, which gets each job's
-  task config fully resolved (its own ``output_dir``) with ``hydra.overrides.task`` (the job's
-  overrides, which its record keeps) as the only Hydra value.
+  and each group is trained by :func:`lightning_aca.stacked.run_stacked`.
+
+``run_stacked`` gets each job's task config as written (so configs of one group stay equal outside
+the stackable keys) but self-contained: ``output_dir`` is the job's directory, each
+``${hydra:key}`` reads a ``hydra`` node holding that job's value of ``key``, and
+``hydra.overrides.task`` holds the job's overrides, which its record keeps.
 
 Returns one ``JobReturn`` per job, in job order; a stacked job's return value is its record.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +33,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from hydra._internal.callbacks import Callbacks
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, run_job, setup_globals
 from hydra.types import HydraContext
@@ -47,6 +50,17 @@ _PER_JOB = {
     "job.num": 0,
 }
 _PREFIX = "aca-run: stacked launcher:"
+_HYDRA_RESOLVER = re.compile(r"\$\{hydra:\s*([^{}:]+?)\s*\}")
+
+
+class _NoCallbacks:
+    """Hydra callbacks of a job being laid out: none (they run when the job trains)."""
+
+    def on_job_start(self, **kwargs: Any) -> None:
+        pass
+
+    def on_job_end(self, **kwargs: Any) -> None:
+        pass
 
 
 @dataclass
@@ -54,7 +68,8 @@ class _Job:
     num: int
     config: DictConfig  # the composed sweep config, hydra node included
     ret: JobReturn
-    cfg: DictConfig | None = None  # the task config, resolved, plus hydra.overrides.task
+    cfg: DictConfig | None = None  # what run_stacked gets: see engine_config
+    resolved: dict | None = None  # the task config resolved, as aca-run records it
     key: str | None = None  # the stack it joins: the resolved config less the stackable keys
     reason: str | None = None  # why it runs through the standard path
     done: bool = False  # its record exists
@@ -101,6 +116,45 @@ def _resolve(config: DictConfig) -> DictConfig:
         return OmegaConf.create(OmegaConf.to_container(task, resolve=True))
 
 
+def engine_config(config: DictConfig) -> DictConfig:
+    """The task config of ``config`` as written, with the job's Hydra values made local.
+
+    ``output_dir`` becomes the job's directory; each ``${hydra:key}`` becomes ``${hydra.key}``,
+    read from a ``hydra`` node holding this job's value of ``key``; ``hydra.overrides.task`` holds
+    the job's overrides. Other interpolations (``save_dir: ${output_dir}``, ``seed: ${seed}``) stay
+    as written, so the configs of one group differ only in stackable keys, ``output_dir`` and ``hydra``.
+    """
+    task = OmegaConf.to_container(config, resolve=False)
+    del task["hydra"]
+    referenced: set[str] = set()
+
+    def localize(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: localize(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [localize(value) for value in node]
+        if isinstance(node, str) and "${hydra:" in node:
+            referenced.update(_HYDRA_RESOLVER.findall(node))
+            return _HYDRA_RESOLVER.sub(lambda match: "${hydra." + match.group(1) + "}", node)
+        return node
+
+    task = localize(task)
+    hydra = OmegaConf.create()
+    with _hydra_config(config):
+        for key in sorted(referenced):
+            value = OmegaConf.select(config.hydra, key)
+            OmegaConf.update(
+                hydra, key, OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            )
+        output_dir = str(OmegaConf.select(config, "output_dir", default=None) or config.hydra.runtime.output_dir)
+    OmegaConf.update(hydra, "overrides.task", [str(o) for o in config.hydra.overrides.task], merge=False)
+    local = OmegaConf.create(task)
+    with open_dict(local):
+        local.output_dir = output_dir
+        local.hydra = hydra
+    return local
+
+
 def group_key(config: DictConfig, stackable_keys: Sequence[str]) -> str:
     """The job's resolved task config less ``stackable_keys``, per-job Hydra values stood in for, as JSON.
 
@@ -130,8 +184,7 @@ def _lay_out(launcher: StackedLauncher, overrides: Sequence[str], num: int) -> _
     with open_dict(config):
         config.hydra.job.id = num
         config.hydra.job.num = num
-    # no callbacks here: they see the job when it trains
-    quiet_context = HydraContext(config_loader=launcher.hydra_context.config_loader, callbacks=Callbacks())
+    quiet_context = HydraContext(config_loader=launcher.hydra_context.config_loader, callbacks=_NoCallbacks())
     ret = run_job(
         task_function=lambda cfg: None,
         config=config,
@@ -162,15 +215,12 @@ def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
     from lightning_aca.cli import RECORD_NAME, validate
 
     try:
-        job.cfg = _resolve(job.config)
+        job.cfg = engine_config(job.config)
+        job.resolved = OmegaConf.to_container(_resolve(job.config))
     except Exception as err:  # the standard path reports it as aca-run does
         job.reason = f"its config does not resolve ({type(err).__name__}: {err})"
         return
-    # the one Hydra value a record keeps: this job's overrides (aca-run reads them from HydraConfig)
-    with open_dict(job.cfg):
-        job.cfg.hydra = {"overrides": {"task": [str(o) for o in job.ret.overrides]}}
-    out_dir = Path(job.cfg.get("output_dir") or job.ret.hydra_cfg.hydra.runtime.output_dir)
-    if (out_dir / RECORD_NAME).exists():
+    if (Path(job.cfg.output_dir) / RECORD_NAME).exists():
         job.done = True
         return
     try:
@@ -208,10 +258,11 @@ def _train_stack(launcher: StackedLauncher, jobs: list[_Job], engine: ModuleType
             job.ret.status, job.ret.return_value = JobStatus.FAILED, err
     else:
         for job, record in zip(jobs, records, strict=True):
-            # the overrides of this job (not of the whole command line), as aca-run records them
+            # what aca-run records from its Hydra job: the job's overrides and its resolved config
             overrides = [str(o) for o in job.ret.overrides]
-            if record.get("overrides") != overrides:
-                record.update(overrides=overrides, sweep=sweep_params(overrides))
+            expected = {"overrides": overrides, "sweep": sweep_params(overrides), "config": job.resolved}
+            if any(record.get(key) != value for key, value in expected.items()):
+                record.update(expected)
                 write_record(record, Path(job.cfg.output_dir))
             job.ret.status, job.ret.return_value = JobStatus.COMPLETED, record
     for job in jobs:

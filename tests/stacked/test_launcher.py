@@ -60,7 +60,7 @@ def engine(monkeypatch):
         fake.calls.append({"cfgs": list(cfgs), "device": device, "max_models": max_models})
         records = []
         for cfg in cfgs:
-            assert not OmegaConf.is_missing(cfg, "output_dir") and "${" not in json.dumps(OmegaConf.to_container(cfg))
+            assert Path(cfg.output_dir).is_absolute() and OmegaConf.to_container(cfg, resolve=True)
             records.append(_record(cfg, "stacked", []))  # the launcher puts in each job's overrides
             cli.write_record(records[-1], Path(cfg.output_dir))
         return records
@@ -141,6 +141,7 @@ def test_jobs_differing_in_stackable_keys_are_one_stack_with_their_own_directori
         monkeypatch,
         *TINY,
         "firm=dpsgd",
+        "logger=wandb",
         "collective.alpha=0.01,0.05",
         "model.lr=0.05,0.1",
         "hydra.launcher.max_models=3",
@@ -154,9 +155,13 @@ def test_jobs_differing_in_stackable_keys_are_one_stack_with_their_own_directori
     assert sorted((c.collective.alpha, c.model.lr) for c in cfgs) == [
         (a, lr) for a in (0.01, 0.05) for lr in (0.05, 0.1)
     ]
-    # each config resolved with its own output directory (and so the csv logger's save_dir)
+    # each config as written (equal outside the stackable keys, as the engine checks) ...
+    written = {json.dumps(OmegaConf.to_container(c.logger), sort_keys=True) for c in cfgs}
+    assert len(written) == 1 and "${output_dir}" in written.pop()
+    # ... resolving to its own output directory and Hydra values
     assert len({c.output_dir for c in cfgs}) == 4
     assert all(c.logger.csv.save_dir == c.output_dir and Path(c.output_dir).parent == sweep for c in cfgs)
+    assert all(c.logger.wandb.name == Path(c.output_dir).name and c.logger.wandb.group == str(sweep) for c in cfgs)
     # and its own overrides, which its record keeps
     assert all(f"collective.alpha={c.collective.alpha}" in c.hydra.overrides.task for c in cfgs)
     assert all(f"model.lr={c.model.lr}" in c.hydra.overrides.task for c in cfgs)
@@ -244,6 +249,8 @@ def test_output_directories_hydra_files_and_records_match_the_basic_launcher(tmp
         if path.endswith("record.json"):
             mine, theirs = json.loads(stacked[path]), json.loads(text)
             assert mine["overrides"] == theirs["overrides"] and mine["sweep"] == theirs["sweep"]
+            here = json.dumps(theirs["config"]).replace(str(tmp_path / "basic"), str(tmp_path / "stacked"))
+            assert mine["config"] == json.loads(here)  # aca-run's resolved config, in its own directory
             assert mine["engine"] == "stacked" and "engine" not in theirs
 
 
