@@ -186,19 +186,24 @@ def sweep(sizes: Sizes, device: torch.device) -> list[Row]:
 
 # -- per model-step time and memory --------------------------------------------------------------------
 def _configs(sizes: Sizes, k: int, private: bool, tmp: str):
-    """``k`` composed ``aca-run`` configs of the MNIST-scale DP run, differing in α, C and seed."""
+    """``k`` ``aca-run`` configs of the MNIST-scale DP run (σ = 1), differing in α, C and seed."""
+    import copy
+
     from hydra import compose, initialize_config_module
 
-    overrides = [*_mnist_scale(sizes), "firm.callbacks.dpsgd.noise_multiplier=1.0"]
+    overrides = [*_mnist_scale(sizes), "firm.callbacks.dpsgd.noise_multiplier=1.0", f"output_dir={tmp}"]
     if not private:
         overrides = [o for o in overrides if not o.startswith("firm")] + ["firm=erm"]
-    cfgs = []
     with initialize_config_module("lightning_aca.conf", version_base="1.3"):
-        for i in range(k):
-            extra = [f"collective.alpha={sizes.alphas[i % len(sizes.alphas)]}", f"seed={i}", f"output_dir={tmp}/{i}"]
-            if private:
-                extra.append(f"firm.callbacks.dpsgd.max_grad_norm={(0.5, 1.0, 2.0)[i % 3]}")
-            cfgs.append(compose("config", overrides=[*overrides, *extra]))
+        base = compose("config", overrides=overrides)
+    cfgs = []
+    for i in range(k):
+        cfg = copy.deepcopy(base)
+        cfg.seed, cfg.output_dir = i, f"{tmp}/{i}"  # collective.seed follows seed
+        cfg.collective.alpha = sizes.alphas[i % len(sizes.alphas)]
+        if private:
+            cfg.firm.callbacks.dpsgd.max_grad_norm = (0.5, 1.0, 2.0)[i % 3]
+        cfgs.append(cfg)
     return cfgs
 
 
