@@ -288,9 +288,14 @@ def launch(launcher: StackedLauncher, job_overrides: Sequence[Sequence[str]], in
             groups.setdefault(job.key, []).append(job)
     standard = [j for j in jobs if j.key is None and j.ret.status is JobStatus.UNKNOWN]
     done = sum(j.done for j in standard)
+    size = (
+        "as many models a stack as fit"
+        if launcher.max_models is None
+        else f"at most {launcher.max_models} models a stack"
+    )
     print(
         f"{_PREFIX} {len(jobs)} jobs: {sum(map(len, groups.values()))} in {len(groups)} stack(s) on {device} "
-        f"(at most {launcher.max_models} models a stack), {len(standard) - done} on the standard path, "
+        f"({size}), {len(standard) - done} on the standard path, "
         f"{done} done",
         flush=True,
     )

@@ -16,8 +16,8 @@ class StackedLauncherConf:
     """Arguments of :class:`~hydra_plugins.aca_stacked_launcher.stacked_launcher.StackedLauncher`."""
 
     _target_: str = "hydra_plugins.aca_stacked_launcher.stacked_launcher.StackedLauncher"
-    # most models trained as one stack; larger groups are split into chunks of at most this size
-    max_models: int = 256
+    # most models trained as one stack (larger groups are split); null: as many as fit in memory
+    max_models: int | None = None
     # torch device of the stacked models ("cuda", "cuda:1", "cpu"); null: cuda if available, else cpu
     device: str | None = None
 

@@ -303,13 +303,13 @@ def test_launcher_config_composes_with_its_defaults():
         cfg = compose("config", overrides=["hydra/launcher=stacked"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.aca_stacked_launcher.stacked_launcher.StackedLauncher"
-    assert launcher.max_models == 256 and launcher.device is None
+    assert launcher.max_models is None and launcher.device is None
 
 
 def test_launcher_rejects_a_non_positive_max_models():
     from hydra_plugins.aca_stacked_launcher.stacked_launcher import StackedLauncher
 
-    with pytest.raises(ValueError, match="max_models must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="max_models must be a positive int or null, got 0"):
         StackedLauncher(max_models=0)
 
 
