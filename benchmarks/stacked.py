@@ -173,7 +173,7 @@ def sweep(sizes: Sizes, device: torch.device) -> list[Row]:
         ),
         _row(
             comparison,
-            "stacked launcher (one stack)",
+            "stacked launcher",
             size,
             [stacked_wall],
             basic_wall,
