@@ -16,8 +16,9 @@ class StackedLauncherConf:
     """Arguments of :class:`~hydra_plugins.aca_stacked_launcher.stacked_launcher.StackedLauncher`."""
 
     _target_: str = "hydra_plugins.aca_stacked_launcher.stacked_launcher.StackedLauncher"
-    # most models trained as one stack (larger groups are split); null: as many as fit in memory
-    max_models: int | None = None
+    # most models trained as one stack (larger groups are split; the engine's memory estimate may
+    # lower it); null: as many as fit in memory
+    max_models: int | None = 256
     # torch device of the stacked models ("cuda", "cuda:1", "cpu"); null: cuda if available, else cpu
     device: str | None = None
 

@@ -15,12 +15,12 @@ class StackedLauncher(Launcher):
 
     Args:
         max_models: most models in one stack (:func:`lightning_aca.stacked.run_stacked` chunks
-            larger groups, and refuses a number its memory estimate says does not fit, naming the
-            number that does); ``None``: as many as the memory estimate allows.
+            larger groups, smaller where its memory estimate says so); ``None``: as many as the
+            memory estimate allows.
         device: torch device of the stacks; ``None`` picks ``cuda`` when available, else ``cpu``.
     """
 
-    def __init__(self, max_models: int | None = None, device: str | None = None) -> None:
+    def __init__(self, max_models: int | None = 256, device: str | None = None) -> None:
         if max_models is not None and (
             not isinstance(max_models, int) or isinstance(max_models, bool) or max_models < 1
         ):

@@ -303,7 +303,7 @@ def test_launcher_config_composes_with_its_defaults():
         cfg = compose("config", overrides=["hydra/launcher=stacked"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.aca_stacked_launcher.stacked_launcher.StackedLauncher"
-    assert launcher.max_models is None and launcher.device is None
+    assert launcher.max_models == 256 and launcher.device is None
 
 
 def test_launcher_rejects_a_non_positive_max_models():
