@@ -91,23 +91,22 @@ def compare(
 
 # -- 1. collective injection ------------------------------------------------------------------------
 def _epoch(dataset, device: torch.device, batch_size: int = 256) -> Callable[[], None]:
-    """One epoch of batches moved to ``device``; batch-injection datasets apply h there."""
+    """One epoch of batches moved to ``device`` (collate-injection datasets modify members in their collate)."""
     mode = getattr(dataset, "injection", "item")
     collate = {"collate_fn": dataset.collate_fn()} if mode == "collate" else {}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, pin_memory=device.type == "cuda", **collate)
-    inject = dataset.inject if mode == "batch" else None
 
     def run() -> None:
         for batch in loader:
-            batch = [t.to(device, non_blocking=True) for t in batch]
-            if inject is not None:
-                inject(batch)
+            for tensor in batch:
+                tensor.to(device, non_blocking=True)
 
     return run
 
 
 def injection(repeats: int, n_large: int, device: torch.device) -> list[Row]:
-    from lightning_aca import CollectiveDataset, PixelPatch, SignalPlanting, load_digits_tensors
+    from lightning_aca import CollectiveDataset, PixelPatch, SignalPlanting
+    from lightning_aca.data.digits import load_digits_tensors
 
     per_item = type("PerItemCollectiveDataset", (CollectiveDataset,), {"__getitems__": None})
     digits = TensorDataset(*load_digits_tensors())
@@ -116,7 +115,7 @@ def injection(repeats: int, n_large: int, device: torch.device) -> list[Row]:
     rows = []
     for label, base, patch in (("digits 1797x1x8x8", digits, 2), (f"synthetic {n_large}x1x28x28", large, 3)):
         for alpha in (0.01, 0.5):
-            strategy = SignalPlanting(PixelPatch(patch), target=0)
+            strategy = SignalPlanting(PixelPatch(patch), target_class=0)
             rows += compare(
                 "collective injection (DataLoader epoch to device, batch 256)",
                 f"{label}, alpha={alpha}",
@@ -127,9 +126,6 @@ def injection(repeats: int, n_large: int, device: torch.device) -> list[Row]:
                     ),
                     "CollectiveDataset, injection='item', per-item reads": _epoch(
                         per_item(base, strategy, alpha), device
-                    ),
-                    "CollectiveDataset, injection='batch' (on device)": _epoch(
-                        CollectiveDataset(base, strategy, alpha, injection="batch"), device
                     ),
                     "CollectiveDataset, injection='collate' (collated rows)": _epoch(
                         CollectiveDataset(base, strategy, alpha, injection="collate"), device
@@ -201,7 +197,7 @@ def trainer_overhead(repeats: int, n: int, epochs: int, device: torch.device) ->
         def make():
             return mlp((1, 8, 8), 10)
 
-    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), 0.01, datamodule=data)
+    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target_class=0), 0.01, datamodule=data)
     dm.setup("fit")
     raw_loader = dm.train_dataloader()
     dm.setup("test")

@@ -3,79 +3,158 @@
 A collective of fractional size α changes its members' training data (Hardt, Mazumdar,
 Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023); this
 package wraps any dataset or LightningDataModule with such a collective and measures its success.
+
+The names below are the user-facing API; everything else lives in its subpackage
+(``lightning_aca.collective``, ``.data``, ``.metrics``, ``.firm``, ``.gradient_strategies``,
+``.analysis``, ``.theory``). Names are imported on first use, so that ``aca-report`` or a metric
+import does not pay for Lightning, Opacus or matplotlib it does not need.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-# Public names and the module defining each. Imported on first use, so that `aca-report` or a
-# metric import does not pay for Lightning, Opacus or matplotlib it does not need.
+try:
+    __version__ = version("lightning-aca")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0"
+
+if TYPE_CHECKING:
+    from lightning_aca.analysis.critical_mass import estimate_alpha_star
+    from lightning_aca.analysis.records import load_records
+    from lightning_aca.analysis.summary import summarize
+    from lightning_aca.collective.dataset import CollectiveDataset
+    from lightning_aca.collective.membership import select_members
+    from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, TokenInsertion
+    from lightning_aca.collective.strategies import FeatureOnlyPlanting, LabelFlip, SignalErasing, SignalPlanting
+    from lightning_aca.data.datamodule import CollectiveDataModule
+    from lightning_aca.data.digits import DigitsDataModule
+    from lightning_aca.data.gaussian import GaussianDataModule
+    from lightning_aca.data.spurious import SpuriousDigitsDataModule
+    from lightning_aca.data.synthetic import SyntheticDataModule
+    from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule
+    from lightning_aca.data.waterbirds import WaterbirdsDataModule
+    from lightning_aca.firm.dp import DPSGD
+    from lightning_aca.firm.gdro import GroupDRO
+    from lightning_aca.gradient_strategies import GradientControl, GradientNeutralization
+    from lightning_aca.metrics.callback import CollectiveMetrics
+    from lightning_aca.metrics.success import CollectiveSuccess
+    from lightning_aca.models import Classifier
+    from lightning_aca.theory import estimate_uniqueness, feature_label_success_bound
+
+# Public names and the module defining each (keep in step with the TYPE_CHECKING block above).
 _EXPORTS = {
+    # the collective: signals g, strategies h, membership, the wrapped data
     "BlendPattern": "lightning_aca.collective.signals",
-    "CIFAR10DataModule": "lightning_aca.data.vision",
-    "Classifier": "lightning_aca.models",
-    "CollectiveDataModule": "lightning_aca.data.datamodule",
+    "FeatureAssignment": "lightning_aca.collective.signals",
+    "PixelPatch": "lightning_aca.collective.signals",
+    "TokenInsertion": "lightning_aca.collective.signals",
+    "FeatureOnlyPlanting": "lightning_aca.collective.strategies",
+    "LabelFlip": "lightning_aca.collective.strategies",
+    "SignalErasing": "lightning_aca.collective.strategies",
+    "SignalPlanting": "lightning_aca.collective.strategies",
+    "select_members": "lightning_aca.collective.membership",
     "CollectiveDataset": "lightning_aca.collective.dataset",
+    "CollectiveDataModule": "lightning_aca.data.datamodule",
+    # data sources
+    "DigitsDataModule": "lightning_aca.data.digits",
+    "SpuriousDigitsDataModule": "lightning_aca.data.spurious",
+    "SyntheticDataModule": "lightning_aca.data.synthetic",
+    "GaussianDataModule": "lightning_aca.data.gaussian",
+    "MNISTDataModule": "lightning_aca.data.vision",
+    "CIFAR10DataModule": "lightning_aca.data.vision",
+    "WaterbirdsDataModule": "lightning_aca.data.waterbirds",
+    # the firm's model and algorithm
+    "Classifier": "lightning_aca.models",
+    "DPSGD": "lightning_aca.firm.dp",
+    "GroupDRO": "lightning_aca.firm.gdro",
+    # the collective's gradient strategies
+    "GradientControl": "lightning_aca.gradient_strategies",
+    "GradientNeutralization": "lightning_aca.gradient_strategies",
+    # measurement, analysis, theory
     "CollectiveMetrics": "lightning_aca.metrics.callback",
     "CollectiveSuccess": "lightning_aca.metrics.success",
-    "CriticalMass": "lightning_aca.analysis.critical_mass",
-    "DPSGD": "lightning_aca.firm.dp",
-    "DigitsDataModule": "lightning_aca.data.digits",
-    "FeatureAssignment": "lightning_aca.collective.signals",
-    "FeatureOnlyPlanting": "lightning_aca.collective.strategies",
-    "GaussianDataModule": "lightning_aca.data.gaussian",
-    "GradientControl": "lightning_aca.online",
-    "GradientNeutralization": "lightning_aca.online",
-    "GroupAccuracy": "lightning_aca.metrics.groups",
-    "GroupDRO": "lightning_aca.firm.gdro",
-    "LabelFlip": "lightning_aca.collective.strategies",
-    "LogitShift": "lightning_aca.online",
-    "MNISTDataModule": "lightning_aca.data.vision",
-    "OnlineStrategy": "lightning_aca.online",
-    "ParameterTarget": "lightning_aca.online",
-    "PixelPatch": "lightning_aca.collective.signals",
-    "Signal": "lightning_aca.collective.signals",
-    "SignalErasing": "lightning_aca.collective.strategies",
-    "SignalErasureSuccess": "lightning_aca.metrics.success",
-    "SignalEvaluationDataset": "lightning_aca.collective.dataset",
-    "SignalPlanting": "lightning_aca.collective.strategies",
-    "SpuriousDigitsDataModule": "lightning_aca.data.spurious",
-    "Strategy": "lightning_aca.collective.strategies",
-    "SyntheticDataModule": "lightning_aca.data.synthetic",
-    "TokenInsertion": "lightning_aca.collective.signals",
-    "TorchvisionDataModule": "lightning_aca.data.vision",
-    "WaterbirdsDataModule": "lightning_aca.data.waterbirds",
-    "WorstGroupAccuracy": "lightning_aca.metrics.groups",
-    "dataset_labels": "lightning_aca.collective.dataset",
-    "estimate_critical_mass": "lightning_aca.analysis.critical_mass",
-    "estimate_uniqueness": "lightning_aca.theory",
-    "feature_label_critical_mass": "lightning_aca.theory",
-    "feature_label_success_bound": "lightning_aca.theory",
-    "gradient_neutralization_threshold": "lightning_aca.theory",
-    "linear_member_gradient_bound": "lightning_aca.online.theory",
-    "load_digits_tensors": "lightning_aca.data.digits",
+    "estimate_alpha_star": "lightning_aca.analysis.critical_mass",
     "load_records": "lightning_aca.analysis.records",
-    "member_count": "lightning_aca.collective.membership",
-    "neutralization_critical_alpha": "lightning_aca.online.theory",
-    "observed_groups": "lightning_aca.data.spurious",
-    "plot_curves": "lightning_aca.analysis.report",
-    "select_members": "lightning_aca.collective.membership",
-    "summarize": "lightning_aca.analysis.report",
+    "summarize": "lightning_aca.analysis.summary",
+    "estimate_uniqueness": "lightning_aca.theory",
+    "feature_label_success_bound": "lightning_aca.theory",
 }
 
-__version__ = "0.1.0"
-__all__ = sorted(_EXPORTS)
+# Former top-level names, kept for one release: name -> (module, name there).
+_DEPRECATED = {
+    "Signal": ("lightning_aca.collective.signals", "Signal"),
+    "Strategy": ("lightning_aca.collective.strategies", "Strategy"),
+    "SignalEvaluationDataset": ("lightning_aca.collective.dataset", "SignalEvaluationDataset"),
+    "dataset_labels": ("lightning_aca.collective.dataset", "dataset_labels"),
+    "member_count": ("lightning_aca.collective.membership", "member_count"),
+    "TorchvisionDataModule": ("lightning_aca.data.vision", "TorchvisionDataModule"),
+    "load_digits_tensors": ("lightning_aca.data.digits", "load_digits_tensors"),
+    "observed_groups": ("lightning_aca.data.spurious", "observed_groups"),
+    "SignalErasureSuccess": ("lightning_aca.metrics.success", "SignalErasureSuccess"),
+    "GroupAccuracy": ("lightning_aca.metrics.groups", "GroupAccuracy"),
+    "WorstGroupAccuracy": ("lightning_aca.metrics.groups", "WorstGroupAccuracy"),
+    "CriticalMass": ("lightning_aca.analysis.critical_mass", "AlphaStar"),
+    "estimate_critical_mass": ("lightning_aca.analysis.critical_mass", "estimate_alpha_star"),
+    "plot_curves": ("lightning_aca.analysis.plot", "plot_curves"),
+    "feature_label_critical_mass": ("lightning_aca.theory", "feature_label_alpha_star"),
+    "gradient_neutralization_threshold": ("lightning_aca.theory", "gradient_neutralization_alpha_bound"),
+    "OnlineStrategy": ("lightning_aca.gradient_strategies", "GradientStrategy"),
+    "LogitShift": ("lightning_aca.gradient_strategies", "LogitShift"),
+    "ParameterTarget": ("lightning_aca.gradient_strategies", "ParameterTarget"),
+    "linear_member_gradient_bound": ("lightning_aca.gradient_strategies", "linear_member_gradient_bound"),
+    "neutralization_critical_alpha": ("lightning_aca.gradient_strategies", "neutralization_alpha_star"),
+}
+
+__all__ = [
+    "DPSGD",
+    "BlendPattern",
+    "CIFAR10DataModule",
+    "Classifier",
+    "CollectiveDataModule",
+    "CollectiveDataset",
+    "CollectiveMetrics",
+    "CollectiveSuccess",
+    "DigitsDataModule",
+    "FeatureAssignment",
+    "FeatureOnlyPlanting",
+    "GaussianDataModule",
+    "GradientControl",
+    "GradientNeutralization",
+    "GroupDRO",
+    "LabelFlip",
+    "MNISTDataModule",
+    "PixelPatch",
+    "SignalErasing",
+    "SignalPlanting",
+    "SpuriousDigitsDataModule",
+    "SyntheticDataModule",
+    "TokenInsertion",
+    "WaterbirdsDataModule",
+    "__version__",
+    "estimate_alpha_star",
+    "estimate_uniqueness",
+    "feature_label_success_bound",
+    "load_records",
+    "select_members",
+    "summarize",
+]
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lightning_aca' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name in _DEPRECATED:
+        module, new = _DEPRECATED[name]
+        warnings.warn(f"lightning_aca.{name} is deprecated; use {module}.{new} instead.", FutureWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), new)
+    raise AttributeError(f"module 'lightning_aca' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import sys
 import time
 import warnings
@@ -24,19 +23,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-RECORD_NAME = "record.json"
-SCHEMA_VERSION = 1
+from lightning_aca.analysis.records import RECORD_NAME, make_record, write_record
+from lightning_aca.validation import non_negative_int, positive_int
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot run; the message names the key and the fix."""
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _overrides() -> list[str]:
@@ -45,33 +37,18 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
-_NOT_SCIENCE = ("quiet", "output_dir", "hydra.")
-
-
-def sweep_params(overrides: list[str]) -> dict[str, Any]:
-    """``["collective.alpha=0.01", "seed=1"]`` → ``{"collective.alpha": 0.01, "seed": 1}``.
-
-    Overrides that cannot change results (``quiet``, ``output_dir``, ``hydra.*``) are left out.
-    """
-    params = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
-        if not key.startswith(_NOT_SCIENCE):
-            params[key] = _parse_value(value)
-    return params
-
-
 def validate(cfg: DictConfig) -> None:
-    """Fail fast, before any training, on values that cannot run."""
-    alpha = cfg.collective.alpha
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 1:
-        raise ConfigError(f"collective.alpha must be a fraction in [0, 1], got {alpha!r}.")
-    epochs = cfg.trainer.get("max_epochs")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"trainer.max_epochs must be a positive int, got {epochs!r}.")
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed must be a non-negative int, got {cfg.seed!r}.")
+    """Fail fast, before any training, on values no constructor checks.
+
+    ``trainer.max_epochs`` (Lightning takes −1 as "no limit") and ``seed`` (Lightning's
+    ``seed_everything`` truncates floats) are checked here; the collective's α and seed are checked
+    by :class:`~lightning_aca.data.datamodule.CollectiveDataModule`.
+    """
+    for key, check in (("trainer.max_epochs", positive_int), ("seed", non_negative_int)):
+        try:
+            check(key, OmegaConf.select(cfg, key))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from None
 
 
 def _quiet() -> None:
@@ -84,25 +61,13 @@ def _quiet() -> None:
     )
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for package in ("lightning-aca", "torch", "lightning", "torchmetrics", "hydra-core", "opacus"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def _uniqueness(dm: Any) -> float | None:
     """ξ̂ of the strategy's signal on (up to 5,000) clean training inputs, if it has a signal."""
     import torch
 
     from lightning_aca.theory import estimate_uniqueness
 
-    signal = getattr(dm.strategy, "signal", None)
+    signal = dm.strategy.signal
     base = dm.train_dataset.dataset
     if signal is None:
         return None
@@ -111,16 +76,6 @@ def _uniqueness(dm: Any) -> float | None:
     except (TypeError, RuntimeError):  # non-tensor inputs (text) or ragged shapes
         return None
     return estimate_uniqueness(inputs, signal)
-
-
-def write_record(record: dict[str, Any], directory: Path) -> Path:
-    """Write ``record.json`` atomically: a killed run leaves either no record or a whole one."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / RECORD_NAME
-    tmp = directory / f".{RECORD_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-    return path
 
 
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
@@ -132,7 +87,6 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         return json.loads(existing.read_text())
     validate(cfg)
     start = time.perf_counter()
-    os.environ.setdefault("WANDB_MODE", "offline")
     import lightning as L
     from hydra.utils import instantiate
 
@@ -153,7 +107,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         datamodule=instantiate(cfg.data.datamodule),
         num_classes=cfg.data.num_classes,
         return_membership=cfg.collective.get("return_membership", False),
-        injection=cfg.collective.get("injection", "item"),
+        injection=cfg.collective.get("injection", "auto"),
     )
     model = instantiate(cfg.model)
     metrics = CollectiveMetrics(**cfg.metrics, num_groups=cfg.data.get("num_groups"))
@@ -174,29 +128,28 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test:
         trainer.test(model, datamodule=dm, verbose=not cfg.quiet)
     results = metrics.results.get(stage) or metrics.results.get("validate") or metrics.results.get("fit", {})
-    for callback in collective_callbacks:  # e.g. aca/param_distance, aca/critical_alpha
+    for callback in collective_callbacks:  # e.g. aca/param_distance, aca/alpha_star
         results = {**getattr(callback, "results", {}), **results}
-    overrides = _overrides()
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "overrides": overrides,
-        "sweep": sweep_params(overrides),
-        "alpha": float(cfg.collective.alpha),
-        "seed": int(cfg.seed),
-        "strategy": type(dm.strategy).__name__,
-        "target": dm.strategy.target,
-        "metrics": results,
-        "epsilon": next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
-        "theory": {"xi": _uniqueness(dm), "n_train": len(dm.train_dataset)},
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "wall_time_s": round(time.perf_counter() - start, 3),
-        "versions": _versions(),
-    }
+    record = make_record(
+        engine="trainer",
+        overrides=_overrides(),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        alpha=cfg.collective.alpha,
+        seed=cfg.seed,
+        strategy=dm.strategy,
+        metrics=results,
+        epsilon=next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
+        xi=_uniqueness(dm),
+        n_train=len(dm.train_dataset),
+        wall_time_s=time.perf_counter() - start,
+    )
     path = write_record(record, out_dir)
     _close(loggers)
     success, clean = results.get("aca/success", float("nan")), results.get("aca/clean_acc", float("nan"))
+    baseline = results.get("aca/baseline_success", float("nan"))
     print(
-        f"aca-run: alpha={record['alpha']:g} seed={record['seed']} S={success:.3f} clean_acc={clean:.3f} "
+        f"aca-run: alpha={record['alpha']:g} seed={record['seed']} S={success:.3f} baseline={baseline:.3f} "
+        f"clean_acc={clean:.3f} "
         f"({record['wall_time_s']:.1f} s) -> {path}",
         flush=True,
     )
@@ -233,7 +186,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point of ``aca-run``."""
-    os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
     _hydra_main()
 
@@ -245,7 +197,8 @@ class SweepReport(HydraCallback):
         from lightning_aca.analysis.report import main as report_main
 
         report = config.get("report", {})
-        argv = [str(config.hydra.sweep.dir), "--threshold", str(report.get("threshold", 0.9))]
+        level = report.get("success_level", report.get("threshold", 0.9))
+        argv = [str(config.hydra.sweep.dir), "--success-level", str(level)]
         argv += ["--theory-epsilon", str(report.get("theory_epsilon", 0.01))]
         report_main(argv)
 

@@ -1,71 +1,45 @@
 """Closed-form predictions from the collective-action papers, and their empirical inputs.
 
-Functions and the results they implement:
+- :func:`feature_label_success_bound` — lower bound on the success S(α) of feature-label signal
+  planting, h(x, y) = (g(x), y*), against an ε-suboptimal classifier (Hardt, Mazumdar,
+  Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
+  arXiv 2302.04262, §3): S(α) ≥ 1 − ((1 − α)/α)·Δ·ξ − ε/((1 − ε)·α).
+- :func:`feature_label_alpha_star` — the same bound solved for α: the critical mass α*, the
+  smallest collective whose bound reaches the success level S*.
+- :func:`gradient_neutralization_alpha_bound` — the norm bound G/(G + B) of gradient
+  neutralization (arXiv 2302.04262, §4): necessary for a collective whose members' gradients have
+  norm ≤ B to make θ* stationary, never sufficient. The critical mass itself, α* = G/(G + ρ) with
+  ρ the radius of the members' gradient hull along −∇L_{P₀}(θ*), is computed in
+  :mod:`lightning_aca.gradient_strategies.theory`.
+- :func:`estimate_uniqueness` — the empirical uniqueness ξ̂ of a signal: the fraction of clean
+  inputs x with g(x) = x, an estimate of ξ = P₀({g(x) : x ∈ X}) (exact in expectation for
+  idempotent g).
 
-- :func:`feature_label_success_bound` — Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic
-  Collective Action in Machine Learning", ICML 2023, arXiv 2302.04262, §3.1: lower bound on the
-  success S(α) of the feature-label signal-planting strategy h(x, y) = (g(x), y*) against an
-  ε-suboptimal classifier.
-- :func:`feature_label_critical_mass` — the same theorem solved for α: the smallest collective
-  size whose bound reaches a target success S*.
-- :func:`gradient_neutralization_threshold` — arXiv 2302.04262, §4 (gradient neutralization):
-  the smallest α that can make a target θ* stationary when members' gradients are bounded.
-- The exact critical size of gradient neutralization and control for a given model family,
-  α* = G/(G + ρ) with ρ the radius of the members' gradient hull along −∇L_{P₀}(θ*), is derived
-  and computed in :mod:`lightning_aca.online.theory`; G/(G + B) above is necessary, not sufficient.
-- :func:`estimate_uniqueness` — empirical version of the signal's uniqueness ξ = P₀(X*),
-  X* = {g(x) : x ∈ X} (arXiv 2302.04262, §3.1), from clean inputs and the signal g.
-
-Provenance. The paper texts were not readable in the session that wrote this module: the search
-tool's stored copies of arXiv 2302.04262 and 2505.05707 hold only each page's opening (abstract
-and introduction). What is used below, and from where:
-
-- The definition of an ε-suboptimal classifier, the signal set X* = {g(x)} and the success
-  S = Pr_{x∼P₀}[f(g(x)) = y*] are as restated, "following Hardt et al. (2023)", in Gauthier,
-  Bach, Jordan, "Statistical Collusion by Collectives on Learning Platforms", ICML 2025,
-  arXiv 2502.04879, Definition 3.1 and §3.2 (text read in full).
-- The form of the feature-label bound is Hardt et al.'s theorem as recalled by the author; its
-  ingredients (ξ, the gap Δ, the ε/(1 − ε) term) match arXiv 2502.04879, Theorem 3.3, which
-  reduces to Hardt et al.'s bound with infinite data. Theorem and equation numbers in
-  arXiv 2302.04262 are not cited because they could not be checked.
-- The gradient-neutralization threshold is derived here from the stationarity condition
-  α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*) that defines the strategy.
-
-Not implemented, because their statements could not be read: Hardt et al.'s feature-only
-planting bound and Solanki, Bhange, Aïvodji, Creager,
-"Crowding Out The Noise: Algorithmic Collective Action Under Differential Privacy",
-arXiv 2505.05707, whose DP-SGD lower bound involves functions of the noise multiplier, clipping
-norm, steps, step size, dimension and δ that secondary sources name but do not define.
+Provenance: the feature-label bound is Hardt et al.'s as restated by Gauthier, Bach, Jordan
+(ICML 2025, arXiv 2502.04879), not checked against Hardt et al.'s text; α* from the bound, the
+norm bound and ξ̂ are derived here. Derivations, assumptions and sources: ``docs/theory.md``.
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-
-def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
-    value = float(value)
-    above = value > low if low_open else value >= low
-    below = value < high if high_open else value <= high
-    if not (above and below and math.isfinite(value)):
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
-    return value
+from lightning_aca.validation import fraction, non_negative_real, positive_int, real, renamed
 
 
 def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: float = 0.0) -> float:
     """Lower bound on feature-label planting success: 1 − ((1 − α)/α)·Δ·ξ − ε/((1 − ε)·α).
 
-    Hardt et al. 2023 (arXiv 2302.04262), §3.1, feature-label strategy h(x, y) = (g(x), y*)
+    Hardt et al. 2023 (arXiv 2302.04262), §3, feature-label strategy h(x, y) = (g(x), y*)
     against an ε-suboptimal classifier: a classifier f such that some distribution P̃ within total
     variation ε of the training mixture P = αP* + (1 − α)P₀ has f(x) ∈ argmax_y P̃(x, y) on the
-    signal set X* (definition as restated in arXiv 2502.04879, Definition 3.1). Recalled form,
-    not checked against the paper text (see the module docstring).
+    signal set X* (definition as restated in arXiv 2502.04879, Definition 3.1); provenance in
+    ``docs/theory.md``.
 
     The returned value is the bound itself, not clipped: a value ≤ 0 means the theorem guarantees
     nothing at this α. As α → 1 it tends to 1 − ε/(1 − ε); with ξ → 0 and ε = 0 it is 1 for any α.
@@ -81,66 +55,89 @@ def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: 
         >>> round(feature_label_success_bound(alpha=0.01, xi=0.001, delta=0.5), 6)
         0.9505
     """
-    alpha = _check_range("alpha", alpha, 0.0, 1.0, low_open=True, high_open=False)
-    xi = _check_range("xi", xi, 0.0, 1.0, low_open=False, high_open=False)
-    delta = _check_range("delta", delta, 0.0, 1.0, low_open=False, high_open=False)
-    epsilon = _check_range("epsilon", epsilon, 0.0, 1.0, low_open=False, high_open=True)
+    alpha = real("alpha", alpha, low=0.0, high=1.0, low_open=True)
+    xi, delta = fraction("xi", xi), fraction("delta", delta)
+    epsilon = real("epsilon", epsilon, low=0.0, high=1.0, high_open=True)
     return 1.0 - (1.0 - alpha) / alpha * delta * xi - epsilon / ((1.0 - epsilon) * alpha)
 
 
-def feature_label_critical_mass(target: float, xi: float, delta: float, epsilon: float = 0.0) -> float | None:
-    """Smallest α whose feature-label bound reaches ``target``: α* = (Δξ + ε/(1 − ε)) / (1 − S* + Δξ).
+def feature_label_alpha_star(
+    success_level: float | None = None,
+    xi: float | None = None,
+    delta: float | None = None,
+    epsilon: float = 0.0,
+    *,
+    target: float | None = None,
+) -> float | None:
+    """Smallest α whose feature-label bound reaches S*: α* = (Δξ + ε/(1 − ε)) / (1 − S* + Δξ).
 
     Solves :func:`feature_label_success_bound` ≥ S* for α (the bound increases with α, so the
-    solution set is [α*, 1]); Hardt et al. 2023 (arXiv 2302.04262), §3.1, critical mass. Returns
-    ``None`` when no α in (0, 1] reaches the target, i.e. when S* > 1 − ε/(1 − ε). Returns 0.0 when
+    solution set is [α*, 1]); Hardt et al. 2023 (arXiv 2302.04262), §3, critical mass. Returns
+    ``None`` when no α in (0, 1] reaches S*, i.e. when S* > 1 − ε/(1 − ε). Returns 0.0 when
     every α > 0 does (ξΔ = 0 and ε = 0).
 
     Args:
-        target: success level S* to guarantee, in [0, 1].
+        success_level: success level S* to guarantee, in [0, 1].
         xi: uniqueness ξ = P₀(X*), in [0, 1].
         delta: suboptimality gap Δ of y* on the signal set, in [0, 1].
         epsilon: learner suboptimality ε, in [0, 1).
+        target: deprecated name of ``success_level``.
 
     Example:
-        >>> round(feature_label_critical_mass(target=0.9, xi=0.001, delta=0.5), 6)
+        >>> round(feature_label_alpha_star(success_level=0.9, xi=0.001, delta=0.5), 6)
         0.004975
     """
-    target = _check_range("target", target, 0.0, 1.0, low_open=False, high_open=False)
-    xi = _check_range("xi", xi, 0.0, 1.0, low_open=False, high_open=False)
-    delta = _check_range("delta", delta, 0.0, 1.0, low_open=False, high_open=False)
-    epsilon = _check_range("epsilon", epsilon, 0.0, 1.0, low_open=False, high_open=True)
+    success_level = renamed("feature_label_alpha_star", "target", "success_level", target, success_level)
+    success_level = fraction("success_level", success_level)
+    xi, delta = fraction("xi", xi), fraction("delta", delta)
+    epsilon = real("epsilon", epsilon, low=0.0, high=1.0, high_open=True)
     mass = delta * xi
     numerator = mass + epsilon / (1.0 - epsilon)
     if numerator == 0.0:
         return 0.0
-    denominator = 1.0 - target + mass
+    denominator = 1.0 - success_level + mass
     if denominator <= 0.0 or numerator > denominator:
         return None
     return numerator / denominator
 
 
-def gradient_neutralization_threshold(base_gradient_norm: float, member_gradient_bound: float) -> float:
-    """Smallest α able to cancel the base gradient at θ*: α* = G / (G + B).
+def gradient_neutralization_alpha_bound(base_gradient_norm: float, member_gradient_bound: float) -> float:
+    """Norm bound on the critical mass of gradient neutralization: α* ≥ G / (G + B).
 
     Hardt et al. 2023 (arXiv 2302.04262), §4, gradient neutralization: the collective submits
     points z* with α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*), so that θ* is stationary for the mixture.
     With G = ‖∇L_{P₀}(θ*)‖ and members' gradients bounded by ‖∇ℓ(θ*; z)‖ ≤ B, taking norms gives
     αB ≥ (1 − α)G, i.e. α ≥ G/(G + B). This is necessary for every such collective, and sufficient
-    when members can produce a gradient of norm (1 − α)G/α pointing along −∇L_{P₀}(θ*). Derived here
-    from the stationarity condition; the paper's own statement was not checked.
+    when members can produce a gradient of norm (1 − α)G/α pointing along −∇L_{P₀}(θ*); derivation
+    in ``docs/theory.md``.
 
     Args:
         base_gradient_norm: G = ‖∇L_{P₀}(θ*)‖, the clean data's gradient norm at the target, ≥ 0.
         member_gradient_bound: B, the largest gradient norm a member's point can have at θ*, > 0.
 
     Example:
-        >>> gradient_neutralization_threshold(base_gradient_norm=1.0, member_gradient_bound=9.0)
+        >>> gradient_neutralization_alpha_bound(base_gradient_norm=1.0, member_gradient_bound=9.0)
         0.1
     """
-    gradient = _check_range("base_gradient_norm", base_gradient_norm, 0.0, math.inf, low_open=False, high_open=True)
-    bound = _check_range("member_gradient_bound", member_gradient_bound, 0.0, math.inf, low_open=True, high_open=True)
+    gradient = non_negative_real("base_gradient_norm", base_gradient_norm)
+    bound = real("member_gradient_bound", member_gradient_bound, low=0.0, low_open=True)
     return gradient / (gradient + bound)
+
+
+def feature_label_critical_mass(target: float, xi: float, delta: float, epsilon: float = 0.0) -> float | None:
+    """Deprecated name of :func:`feature_label_alpha_star` (its ``target`` is ``success_level``)."""
+    _deprecated("feature_label_critical_mass", "feature_label_alpha_star")
+    return feature_label_alpha_star(target, xi, delta, epsilon)
+
+
+def gradient_neutralization_threshold(base_gradient_norm: float, member_gradient_bound: float) -> float:
+    """Deprecated name of :func:`gradient_neutralization_alpha_bound`."""
+    _deprecated("gradient_neutralization_threshold", "gradient_neutralization_alpha_bound")
+    return gradient_neutralization_alpha_bound(base_gradient_norm, member_gradient_bound)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}.", FutureWarning, stacklevel=3)
 
 
 def estimate_uniqueness(
@@ -153,7 +150,7 @@ def estimate_uniqueness(
 ) -> float:
     """Empirical uniqueness ξ̂: the fraction of clean inputs that already carry the signal.
 
-    Estimates ξ = P₀(X*), X* = {g(x) : x ∈ X} (Hardt et al. 2023, arXiv 2302.04262, §3.1; small ξ
+    Estimates ξ = P₀(X*), X* = {g(x) : x ∈ X} (Hardt et al. 2023, arXiv 2302.04262, §3; small ξ
     means a unique signal) by the fraction of clean inputs with g(x) = x, all entries equal within
     ``atol + rtol·|x|``. A fixed point x = g(x) lies in X*, so ξ̂ is an unbiased estimate of
     P₀({x : g(x) = x}) ≤ ξ; the two are equal when g is idempotent (g(g(x)) = g(x), as for a pixel
@@ -181,13 +178,9 @@ def estimate_uniqueness(
     inputs = torch.as_tensor(inputs)
     if inputs.dim() == 0 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must have shape (n, ...) with n ≥ 1, got shape {tuple(inputs.shape)}.")
-    _check_range("atol", atol, 0.0, math.inf, low_open=False, high_open=True)
-    _check_range("rtol", rtol, 0.0, math.inf, low_open=False, high_open=True)
+    atol, rtol = non_negative_real("atol", atol), non_negative_real("rtol", rtol)
     n = inputs.shape[0]
-    if batch_size is None:
-        batch_size = n
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+    batch_size = n if batch_size is None else positive_int("batch_size", batch_size)
     carrying = 0
     with torch.no_grad():
         for start in range(0, n, batch_size):

@@ -1,5 +1,122 @@
+"""Shared test helpers: a LightningModule written without lightning_aca, and a quiet CPU Trainer.
+
+Tests are collected with ``--import-mode=importlib``, so test files cannot import each other or this
+file; the helpers are handed out by fixtures instead. ``plain_model`` gives the class (subclass it
+inside a test, or call it with options); ``make_trainer`` gives a Trainer builder.
+"""
+
+from collections.abc import Mapping
+
+import lightning as L
 import pytest
 import torch
+from torch import nn
+
+
+class PlainModel(L.LightningModule):
+    """A classifier as a user writes one, knowing nothing of lightning_aca or Opacus.
+
+    Batches are ``(x, y)`` (unpacked as ``x, y = batch``, so an extra field is an error) or dicts with
+    keys ``"x"`` and ``"y"``.
+
+    Args:
+        in_features: inputs are flattened to this many features.
+        num_classes: outputs.
+        hidden: width of the hidden layer; 0 for a linear model.
+        norm: BatchNorm after the hidden layer (which DP-SGD cannot train).
+        dropout: dropout probability after the hidden layer (0 for none).
+        lr, momentum: plain SGD.
+        per_sample: ``training_step`` returns per-sample losses ``(batch,)`` (what GroupDRO needs)
+            instead of their mean.
+        scheduler: ``None``; ``"step"`` for ``[opt], [StepLR(opt, 1, gamma=0.5)]``; or ``"plateau"``
+            for lightning-hydra-template's dict with ``ReduceLROnPlateau`` monitoring ``"val/loss"``.
+    """
+
+    def __init__(
+        self,
+        in_features=64,
+        num_classes=10,
+        hidden=64,
+        norm=False,
+        dropout=0.0,
+        lr=0.1,
+        momentum=0.9,
+        per_sample=False,
+        scheduler=None,
+    ):
+        super().__init__()
+        if hidden:
+            layers = [nn.Flatten(), nn.Linear(in_features, hidden)]
+            layers += [nn.BatchNorm1d(hidden)] if norm else []
+            layers += [nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(hidden, num_classes)]
+        else:
+            layers = [nn.Flatten(), nn.Linear(in_features, num_classes)]
+        self.net = nn.Sequential(*layers)
+        self.lr, self.momentum, self.per_sample, self.scheduler = lr, momentum, per_sample, scheduler
+
+    def forward(self, x):
+        return self.net(x)
+
+    @staticmethod
+    def unpack(batch):
+        if isinstance(batch, Mapping):
+            return batch["x"], batch["y"]
+        x, y = batch
+        return x, y
+
+    def training_step(self, batch, batch_idx):
+        x, y = self.unpack(batch)
+        losses = nn.functional.cross_entropy(self(x), y, reduction="none")
+        return losses if self.per_sample else losses.mean()  # not logged: logging every step slows the tests
+
+    def validation_step(self, batch, batch_idx):
+        x, y = self.unpack(batch)
+        logits = self(x)
+        self.log("val/loss", nn.functional.cross_entropy(logits, y))
+        self.log("val/acc", (logits.argmax(1) == y).float().mean())
+
+    def test_step(self, batch, batch_idx):
+        x, y = self.unpack(batch)
+        self.log("test/acc", (self(x).argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum)
+        if self.scheduler == "step":
+            return [optimizer], [torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)]
+        if self.scheduler == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=0)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss", "interval": "epoch", "frequency": 1},
+            }
+        if self.scheduler is not None:
+            raise ValueError(f"scheduler must be None, 'step' or 'plateau', got {self.scheduler!r}.")
+        return optimizer
+
+
+def _make_trainer(max_epochs=1, callbacks=(), **kwargs):
+    """A CPU Trainer with no logger, checkpoints, progress bar or summary; ``kwargs`` override any of it."""
+    options = dict(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return L.Trainer(callbacks=list(callbacks), **(options | kwargs))
+
+
+@pytest.fixture
+def plain_model():
+    """The :class:`PlainModel` class."""
+    return PlainModel
+
+
+@pytest.fixture
+def make_trainer():
+    """``make_trainer(max_epochs=1, callbacks=(), **trainer_kwargs) -> L.Trainer``."""
+    return _make_trainer
 
 
 @pytest.fixture(autouse=True)

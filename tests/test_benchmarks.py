@@ -8,7 +8,7 @@ def test_benchmark_smoke_runs_every_cpu_comparison(capsys):
     out = capsys.readouterr().out
     for heading in ("collective injection", "trainer overhead", "DP-SGD overhead"):
         assert heading in out
-    assert "injection='batch'" in out and "DPSGD hooks" in out
+    assert "injection='collate'" in out and "DPSGD hooks" in out
 
 
 def test_every_committed_result_row_maps_to_its_section():

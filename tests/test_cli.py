@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from lightning_aca.cli import ConfigError, run_experiment, sweep_params, validate
+from lightning_aca import cli
+from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, sweep_params
+from lightning_aca.cli import ConfigError, run_experiment, validate
 
 FAST = ["trainer.max_epochs=3", "quiet=true", "logger=none"]
 
@@ -35,6 +37,8 @@ def test_compose_and_run_writes_a_complete_record(tmp_path):
     on_disk = json.loads((tmp_path / "record.json").read_text())
     assert on_disk == json.loads(json.dumps(record, default=str))
     assert record["alpha"] == 0.05 and record["seed"] == 1 and record["strategy"] == "SignalPlanting"
+    assert record["schema_version"] == SCHEMA_VERSION and record["target_class"] == 0 and "target" not in record
+    assert 0.0 <= record["metrics"]["aca/baseline_success"] <= 1.0
     assert record["metrics"]["aca/members"] == 67.0  # round(0.05 * 1347)
     assert 0.0 <= record["metrics"]["aca/success"] <= 1.0 and record["metrics"]["aca/clean_acc"] > 0.5
     assert record["theory"] == {"xi": 0.0, "n_train": 1347}  # no clean digit has a white bottom-right 2x2
@@ -66,11 +70,24 @@ def test_existing_record_is_skipped(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("override", "match"),
-    [("collective.alpha=1.5", "collective.alpha"), ("trainer.max_epochs=-1", "max_epochs"), ("seed=-2", "seed")],
+    [
+        ("trainer.max_epochs=-1", r"^trainer\.max_epochs must be a positive int, got -1"),
+        ("trainer.max_epochs=true", r"^trainer\.max_epochs must be a positive int, got True"),
+        ("seed=-2", r"^seed must be a non-negative int, got -2"),
+        ("seed=1.5", r"^seed must be a non-negative int, got 1\.5"),
+    ],
 )
 def test_validate_names_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
         validate(_compose([override]))
+
+
+def test_alpha_is_left_to_the_datamodule_which_names_it(tmp_path):
+    cfg = _compose([*FAST, "collective.alpha=1.5", f"output_dir={tmp_path}"])
+    validate(cfg)
+    with pytest.raises(ValueError, match=r"alpha.*1\.5"):
+        run_experiment(cfg)
+    assert not (tmp_path / RECORD_NAME).exists()
 
 
 def test_sweep_params_parse_values_and_drop_non_science():
@@ -82,19 +99,23 @@ def test_sweep_params_parse_values_and_drop_non_science():
 
 
 @pytest.mark.parametrize(
-    ("args", "rc", "message"),
+    ("args", "rc", "fragments"),
     [
-        (["collective.alpha=1.5"], 2, "collective.alpha must be a fraction in [0, 1], got 1.5"),
-        (["trainer.max_epochs=-3"], 2, "trainer.max_epochs must be a positive int"),
-        (["collective=nope"], 1, "Could not find 'collective/nope'"),
-        (["collective.strategy.target=12"], 2, "target=12 is not a class"),
+        (["collective.alpha=1.5"], 2, ["aca-run: error: ", "alpha", "1.5"]),
+        (["trainer.max_epochs=-3"], 2, ["aca-run: error: trainer.max_epochs must be a positive int"]),
+        (["seed=-2"], 2, ["aca-run: error: seed must be a non-negative int, got -2"]),
+        (["collective=nope"], 1, ["Could not find 'collective/nope'"]),
+        (["collective.strategy.target_class=12"], 2, ["target_class=12 is not a class"]),
     ],
 )
-def test_bad_overrides_fail_fast_and_readably(tmp_path, args, rc, message):
+def test_bad_overrides_fail_fast_and_readably(tmp_path, args, rc, fragments):
     proc = _aca_run(["quiet=true", "logger=none", *args], cwd=tmp_path)
     assert proc.returncode == rc
-    assert message in proc.stderr + proc.stdout
+    output = proc.stderr + proc.stdout
+    assert all(fragment in output for fragment in fragments), output
     assert "Traceback" not in proc.stderr
+    if rc == 2:
+        assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
 
 
 def test_multirun_resumes_and_reports(tmp_path):
@@ -195,3 +216,34 @@ def test_collate_injection_gives_the_same_run(tmp_path):
     ]
     assert records[0]["metrics"]["aca/success"] == records[1]["metrics"]["aca/success"]
     assert records[0]["metrics"]["aca/clean_acc"] == records[1]["metrics"]["aca/clean_acc"]
+
+
+class _WandbInitError(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("overrides", "offline"), [([], True), (["logger.wandb.offline=false"], False)])
+def test_wandb_is_offline_by_default_and_online_when_asked(tmp_path, monkeypatch, overrides, offline):
+    """The mode W&B starts in, seen at ``wandb.init`` (stopped there: no run, no network)."""
+    import wandb
+
+    seen = {}
+
+    def init(**kwargs):
+        seen["mode"] = os.environ.get("WANDB_MODE")
+        seen["kwargs"] = kwargs
+        raise _WandbInitError
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setattr(wandb, "init", init)
+    monkeypatch.setattr(wandb, "run", None)
+    monkeypatch.chdir(tmp_path)
+    argv = ["aca-run", "logger=wandb", *overrides, *FAST[:2], f"hydra.run.dir={tmp_path / 'run'}"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises((_WandbInitError, SystemExit)):
+        cli.main()
+    assert seen["kwargs"]["project"] == "lightning-aca"
+    if offline:
+        assert seen["mode"] in ("dryrun", "offline")
+    else:
+        assert seen["mode"] is None  # wandb.init's own default: online

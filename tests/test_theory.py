@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from lightning_aca.theory import (
     estimate_uniqueness,
+    feature_label_alpha_star,
     feature_label_critical_mass,
     feature_label_success_bound,
+    gradient_neutralization_alpha_bound,
     gradient_neutralization_threshold,
 )
 
@@ -65,47 +67,47 @@ def test_bound_decreases_with_xi(alpha, a, b, delta):
 
 def test_critical_mass_matches_hand_computation():
     # α* = (Δξ + ε/(1 − ε)) / (1 − S* + Δξ) = (0.5 · 0.02 + 0) / (1 − 0.9 + 0.01) = 0.01/0.11 = 0.090909…
-    assert feature_label_critical_mass(target=0.9, xi=0.02, delta=0.5) == pytest.approx(0.01 / 0.11)
+    assert feature_label_alpha_star(success_level=0.9, xi=0.02, delta=0.5) == pytest.approx(0.01 / 0.11)
     # with ε = 0.01: ε/(1 − ε) = 0.010101…;  (0.01 + 0.010101)/0.11 = 0.182736…
-    assert feature_label_critical_mass(target=0.9, xi=0.02, delta=0.5, epsilon=0.01) == pytest.approx(
+    assert feature_label_alpha_star(success_level=0.9, xi=0.02, delta=0.5, epsilon=0.01) == pytest.approx(
         0.0201010101 / 0.11
     )
 
 
-@given(target=st.floats(0.0, 0.99), xi=st.floats(1e-4, 1.0), delta=st.floats(1e-4, 1.0), epsilon=st.floats(0.0, 0.05))
-def test_critical_mass_is_the_smallest_alpha_reaching_the_target(target, xi, delta, epsilon):
-    alpha_star = feature_label_critical_mass(target, xi, delta, epsilon)
+@given(level=st.floats(0.0, 0.99), xi=st.floats(1e-4, 1.0), delta=st.floats(1e-4, 1.0), epsilon=st.floats(0.0, 0.05))
+def test_alpha_star_is_the_smallest_alpha_reaching_the_success_level(level, xi, delta, epsilon):
+    alpha_star = feature_label_alpha_star(level, xi, delta, epsilon)
     if alpha_star is None:
-        assert feature_label_success_bound(1.0, xi, delta, epsilon) < target
+        assert feature_label_success_bound(1.0, xi, delta, epsilon) < level
         return
     assert 0.0 < alpha_star <= 1.0
-    assert feature_label_success_bound(alpha_star, xi, delta, epsilon) == pytest.approx(target, abs=1e-9)
+    assert feature_label_success_bound(alpha_star, xi, delta, epsilon) == pytest.approx(level, abs=1e-9)
     below = alpha_star * (1 - 1e-6)
-    assert feature_label_success_bound(below, xi, delta, epsilon) < target
+    assert feature_label_success_bound(below, xi, delta, epsilon) < level
 
 
 def test_critical_mass_unreachable_and_trivial_cases():
     # α = 1 gives at most 1 − 0.1/0.9 = 0.888… < 0.9
-    assert feature_label_critical_mass(target=0.9, xi=0.1, delta=0.5, epsilon=0.1) is None
-    assert feature_label_critical_mass(target=1.0, xi=0.1, delta=0.5, epsilon=0.01) is None
-    assert feature_label_critical_mass(target=1.0, xi=0.0, delta=0.5) == 0.0
+    assert feature_label_alpha_star(success_level=0.9, xi=0.1, delta=0.5, epsilon=0.1) is None
+    assert feature_label_alpha_star(success_level=1.0, xi=0.1, delta=0.5, epsilon=0.01) is None
+    assert feature_label_alpha_star(success_level=1.0, xi=0.0, delta=0.5) == 0.0
 
 
 def test_critical_mass_shrinks_with_uniqueness():
-    masses = [feature_label_critical_mass(0.9, xi, delta=1.0) for xi in (0.1, 0.01, 0.001, 0.0001)]
+    masses = [feature_label_alpha_star(0.9, xi, delta=1.0) for xi in (0.1, 0.01, 0.001, 0.0001)]
     assert masses == sorted(masses, reverse=True)
     assert masses[-1] < 1e-3
 
 
-def test_gradient_neutralization_threshold_matches_hand_computation():
+def test_gradient_neutralization_alpha_bound_matches_hand_computation():
     # G/(G + B) = 3/(3 + 1) = 0.75: then α·B = 0.75 = (1 − α)·G = 0.25 · 3
-    assert gradient_neutralization_threshold(3.0, 1.0) == pytest.approx(0.75)
-    assert gradient_neutralization_threshold(0.0, 1.0) == 0.0
+    assert gradient_neutralization_alpha_bound(3.0, 1.0) == pytest.approx(0.75)
+    assert gradient_neutralization_alpha_bound(0.0, 1.0) == 0.0
 
 
 @given(g=st.floats(0.0, 1e6), b=st.floats(1e-6, 1e6))
-def test_gradient_neutralization_threshold_balances_the_gradients(g, b):
-    alpha = gradient_neutralization_threshold(g, b)
+def test_gradient_neutralization_alpha_bound_balances_the_gradients(g, b):
+    alpha = gradient_neutralization_alpha_bound(g, b)
     assert 0.0 <= alpha < 1.0
     # α·B = (1 − α)·G  ⇔  α·(G + B) = G (this form avoids cancellation in 1 − α near 1)
     assert alpha * (g + b) == pytest.approx(g, rel=1e-12, abs=1e-300)
@@ -126,24 +128,29 @@ def test_gradient_neutralization_threshold_balances_the_gradients(g, b):
 )
 def test_bound_rejects_bad_inputs_naming_the_parameter(kwargs, name):
     arguments = {"alpha": 0.1, "xi": 0.1, "delta": 0.5, "epsilon": 0.0, **kwargs}
-    with pytest.raises(ValueError, match=rf"^{name} must be in [\[(].*got {kwargs[name]!r}"):
+    with pytest.raises(ValueError, match=rf"^{name} must be a finite number in [\[(].*got {kwargs[name]!r}"):
         feature_label_success_bound(**arguments)
 
 
 @given(alpha=st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0, exclude_min=True)))
 def test_any_alpha_outside_the_unit_interval_is_rejected(alpha):
-    with pytest.raises(ValueError, match=r"alpha must be in \(0\.0, 1\.0\]"):
+    with pytest.raises(ValueError, match=r"alpha must be a finite number in \(0\.0, 1\.0\]"):
         feature_label_success_bound(alpha, 0.1, 0.5)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"target": 1.2}, "target"), ({"xi": -1.0}, "xi"), ({"delta": 1.01}, "delta"), ({"epsilon": 1.0}, "epsilon")],
+    [
+        ({"success_level": 1.2}, "success_level"),
+        ({"xi": -1.0}, "xi"),
+        ({"delta": 1.01}, "delta"),
+        ({"epsilon": 1.0}, "epsilon"),
+    ],
 )
 def test_critical_mass_rejects_bad_inputs(kwargs, name):
-    arguments = {"target": 0.9, "xi": 0.1, "delta": 0.5, "epsilon": 0.0, **kwargs}
-    with pytest.raises(ValueError, match=rf"^{name} must be in"):
-        feature_label_critical_mass(**arguments)
+    arguments = {"success_level": 0.9, "xi": 0.1, "delta": 0.5, "epsilon": 0.0, **kwargs}
+    with pytest.raises(ValueError, match=rf"^{name} must be a finite number in"):
+        feature_label_alpha_star(**arguments)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +159,7 @@ def test_critical_mass_rejects_bad_inputs(kwargs, name):
 )
 def test_gradient_threshold_rejects_bad_inputs(args, name):
     with pytest.raises(ValueError, match=rf"^{name}"):
-        gradient_neutralization_threshold(*args)
+        gradient_neutralization_alpha_bound(*args)
 
 
 def _stamp(batch: torch.Tensor) -> torch.Tensor:
@@ -201,5 +208,22 @@ def test_uniqueness_rejects_bad_inputs():
         estimate_uniqueness(torch.zeros(2, 3), lambda batch: batch[:, :2])
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         estimate_uniqueness(torch.zeros(2, 2, 2), _stamp, batch_size=0)
-    with pytest.raises(ValueError, match="atol must be in"):
+    with pytest.raises(ValueError, match="atol must be a finite number in"):
         estimate_uniqueness(np.zeros((2, 2, 2)), _stamp, atol=-1.0)
+
+
+def test_old_names_warn_and_agree():
+    with pytest.warns(FutureWarning, match="feature_label_alpha_star"):
+        assert feature_label_critical_mass(target=0.9, xi=0.02, delta=0.5) == feature_label_alpha_star(0.9, 0.02, 0.5)
+    with pytest.warns(FutureWarning, match="success_level"):
+        assert feature_label_alpha_star(target=0.9, xi=0.02, delta=0.5) == pytest.approx(0.01 / 0.11)
+    with pytest.warns(FutureWarning, match="gradient_neutralization_alpha_bound"):
+        assert gradient_neutralization_threshold(3.0, 1.0) == gradient_neutralization_alpha_bound(3.0, 1.0)
+
+
+@pytest.mark.parametrize("value", [True, "0.5"])
+def test_non_numbers_are_refused_by_type(value):
+    with pytest.raises(TypeError, match="xi must be a real number"):
+        feature_label_success_bound(0.1, value, 0.5)
+    with pytest.raises(TypeError, match="batch_size must be a positive int"):
+        estimate_uniqueness(torch.zeros(2, 2, 2), _stamp, batch_size=value)

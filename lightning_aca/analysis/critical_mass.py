@@ -1,23 +1,23 @@
-"""Critical mass from a measured success curve: the smallest α whose success reaches a threshold.
+"""The critical mass α* from a measured success curve: the smallest α whose success reaches S*.
 
-The critical mass α* is the smallest collective size with S(α) ≥ S* (Hardt, Mazumdar,
-Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
-arXiv 2302.04262, §3). :func:`estimate_critical_mass` reads it off a sweep of (α, S) points,
-possibly repeated over training seeds, with a bootstrap-over-seeds confidence interval.
+The critical mass α* is the smallest collective size with S(α) ≥ S*, the success level
+(Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning",
+ICML 2023, arXiv 2302.04262, §3). :func:`estimate_alpha_star` reads it off a sweep of (α, S)
+points, possibly repeated over training seeds, with a bootstrap-over-seeds confidence interval.
 
 Method:
 
 1. Average S per α over all runs at that α.
-2. Make the curve non-decreasing with isotonic regression (pool-adjacent-violators, each α weighted
+2. Make the curve non-decreasing with isotonic regression (``sklearn.isotonic``, each α weighted
    by its number of runs). Success grows with α in theory, so dips are noise. Isotonic regression
    is the least-squares non-decreasing fit: it pools a dip with its neighbours. A running maximum
-   would instead keep every lucky high point, so one noisy run at small α could declare the
-   threshold reached and bias α* downwards.
-3. Take the first α whose fitted S reaches the threshold and interpolate linearly in log α between
+   would instead keep every lucky high point, so one noisy run at small α could declare S*
+   reached and bias α* downwards.
+3. Take the first α whose fitted S reaches S* and interpolate linearly in log α between
    it and the previous α, because sweeps are log-spaced and curves are S-shaped in log α. If the
-   smallest α already reaches the threshold, only α* ≤ α_min is known; nothing is extrapolated.
+   smallest α already reaches S*, only α* ≤ α_min is known; nothing is extrapolated.
 4. Bootstrap: resample seeds with replacement, keeping each seed's whole curve, and recompute α*.
-   Replicates that never reach the threshold count as α* = +∞ and those that reach it at their
+   Replicates that never reach S* count as α* = +∞ and those that reach it at their
    smallest α as α* = −∞ (below the range), so they stay in the percentiles rather than being
    dropped, which would bias the interval towards reachable, i.e. small, values. An interval end
    falling on such a replicate is reported as ``math.inf`` (above the tested range) or ``0.0``
@@ -28,29 +28,34 @@ Method:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from sklearn.isotonic import IsotonicRegression
 
-__all__ = ["CriticalMass", "estimate_critical_mass"]
+from lightning_aca.validation import non_negative_int, real, renamed
+
+__all__ = ["AlphaStar", "estimate_alpha_star"]
 
 
 @dataclass(frozen=True)
-class CriticalMass:
-    """Critical mass α* estimated from a success curve, with a bootstrap interval over seeds.
+class AlphaStar:
+    """The critical mass α* estimated from a success curve, with a bootstrap interval over seeds.
 
     Attributes:
-        alpha_star: estimated α*; the smallest α tested if ``at_smallest_alpha``; ``None`` if the
-            threshold is not reached in the tested range.
+        alpha_star: estimated α*; the smallest α tested if ``at_smallest_alpha``; ``None`` if S*
+            is not reached in the tested range.
         low: lower end of the confidence interval; ``0.0`` when it falls below the tested range;
             ``None`` when no interval was computed (one seed, ``n_bootstrap=0``, or not reached).
         high: upper end of the confidence interval; ``math.inf`` when it falls above the tested
-            range (too many replicates never reach the threshold); ``None`` as for ``low``.
-        reached: whether the monotone mean curve reaches the threshold within the tested α.
-        threshold: the success level S* that defines α*.
+            range (too many replicates never reach S*); ``None`` as for ``low``.
+        reached: whether the monotone mean curve reaches S* within the tested α.
+        success_level: the success level S* that defines α*.
         n_seeds: number of distinct seeds (1 when no seeds were given).
-        at_smallest_alpha: the threshold is already reached at the smallest α tested, so only
+        at_smallest_alpha: S* is already reached at the smallest α tested, so only
             α* ≤ ``alpha_star`` is known.
         max_mean_success: largest per-α mean success observed.
         alpha_at_max: the α at which ``max_mean_success`` was observed.
@@ -61,7 +66,7 @@ class CriticalMass:
     low: float | None
     high: float | None
     reached: bool
-    threshold: float
+    success_level: float
     n_seeds: int
     at_smallest_alpha: bool
     max_mean_success: float
@@ -79,6 +84,12 @@ class CriticalMass:
             return text
         return f"{text} [{self._bound(self.low)}, {self._bound(self.high)}]"
 
+    @property
+    def threshold(self) -> float:
+        """Deprecated name of :attr:`success_level`."""
+        warnings.warn("AlphaStar.threshold is deprecated; use success_level.", FutureWarning, stacklevel=2)
+        return self.success_level
+
     def _bound(self, value: float) -> str:
         if value == 0.0:
             return f"≤ {self.alpha_range[0]:.3g}"
@@ -88,35 +99,23 @@ class CriticalMass:
 
 
 def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least-squares non-decreasing fit (pool adjacent violators)."""
-    means: list[float] = []
-    masses: list[float] = []
-    sizes: list[int] = []
-    for value, weight in zip(values.tolist(), weights.tolist(), strict=True):
-        means.append(value)
-        masses.append(weight)
-        sizes.append(1)
-        while len(means) > 1 and means[-2] > means[-1]:
-            mean, mass, size = means.pop(), masses.pop(), sizes.pop()
-            total = masses[-1] + mass
-            means[-1] = (means[-1] * masses[-1] + mean * mass) / total
-            masses[-1] = total
-            sizes[-1] += size
-    return np.repeat(means, sizes)
+    """Weighted least-squares non-decreasing fit of ``values`` in their order."""
+    order = np.arange(values.size)
+    return IsotonicRegression().fit(order, values, sample_weight=weights).predict(order)
 
 
-def _crossing(alphas: np.ndarray, sums: np.ndarray, counts: np.ndarray, threshold: float) -> float:
+def _crossing(alphas: np.ndarray, sums: np.ndarray, counts: np.ndarray, success_level: float) -> float:
     """α* of one curve: interpolated in log α; −inf if reached at its smallest α, +inf if never."""
     observed = counts > 0
     alphas, means, weights = alphas[observed], sums[observed] / counts[observed], counts[observed]
     fitted = _isotonic(means, weights)
-    above = np.flatnonzero(fitted >= threshold)
+    above = np.flatnonzero(fitted >= success_level)
     if above.size == 0:
         return math.inf
     i = int(above[0])
     if i == 0:
         return -math.inf
-    fraction = (threshold - fitted[i - 1]) / (fitted[i] - fitted[i - 1])
+    fraction = (success_level - fitted[i - 1]) / (fitted[i] - fitted[i - 1])
     log_low, log_high = math.log(alphas[i - 1]), math.log(alphas[i])
     return math.exp(log_low + fraction * (log_high - log_low))
 
@@ -131,16 +130,18 @@ def _as_vector(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
     return array
 
 
-def estimate_critical_mass(
+def estimate_alpha_star(
     alphas: Sequence[float] | np.ndarray,
     successes: Sequence[float] | np.ndarray,
-    threshold: float = 0.9,
+    success_level: float | None = None,
     seeds: Sequence[object] | np.ndarray | None = None,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     random_state: int | None = 0,
-) -> CriticalMass:
-    """Estimate the critical mass α* = min{α : S(α) ≥ threshold} from measured (α, S) points.
+    *,
+    threshold: float | None = None,
+) -> AlphaStar:
+    """Estimate the critical mass α* = min{α : S(α) ≥ S*} from measured (α, S) points.
 
     The empirical counterpart of the critical mass in Hardt et al. 2023 (arXiv 2302.04262, §3):
     mean success per α, made non-decreasing by isotonic regression, interpolated linearly in log α;
@@ -150,15 +151,16 @@ def estimate_critical_mass(
     Args:
         alphas: collective size α of each run, all > 0 (interpolation is in log α).
         successes: measured success S of each run, in [0, 1]; same length as ``alphas``.
-        threshold: success level S* defining α*, in (0, 1].
+        success_level: success level S* defining α*, in (0, 1] (default 0.9).
         seeds: seed label of each run, same length as ``alphas``; runs sharing a label form one
             curve for the bootstrap. ``None`` treats all runs as one seed (no interval).
         n_bootstrap: number of bootstrap replicates, ≥ 0; 0 skips the interval.
         confidence: coverage of the percentile interval, in (0, 1).
         random_state: seed for ``np.random.default_rng`` used by the bootstrap.
+        threshold: deprecated name of ``success_level``.
 
     Example:
-        >>> result = estimate_critical_mass([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], threshold=0.8)
+        >>> result = estimate_alpha_star([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], success_level=0.8)
         >>> round(result.alpha_star, 4)
         0.0316
         >>> print(result)
@@ -176,12 +178,10 @@ def estimate_critical_mass(
     if np.any((success_values < 0) | (success_values > 1)):
         bad = int(np.flatnonzero((success_values < 0) | (success_values > 1))[0])
         raise ValueError(f"successes must be in [0, 1], got {success_values[bad]!r} at index {bad}.")
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be an int ≥ 0, got {n_bootstrap!r}.")
+    success_level = renamed("estimate_alpha_star", "threshold", "success_level", threshold, success_level, 0.9)
+    success_level = real("success_level", success_level, low=0.0, high=1.0, low_open=True)
+    confidence = real("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
+    n_bootstrap = non_negative_int("n_bootstrap", n_bootstrap)
     if seeds is None:
         seed_index = np.zeros(alpha_values.size, dtype=int)
     else:
@@ -199,7 +199,7 @@ def estimate_critical_mass(
 
     mean_curve = sums.sum(axis=0) / counts.sum(axis=0)
     best = int(np.argmax(mean_curve))
-    estimate = _crossing(grid, sums.sum(axis=0), counts.sum(axis=0), threshold)
+    estimate = _crossing(grid, sums.sum(axis=0), counts.sum(axis=0), success_level)
     reached = estimate != math.inf
     at_smallest = estimate == -math.inf
     alpha_star = float(grid[0]) if at_smallest else (estimate if reached else None)
@@ -210,21 +210,34 @@ def estimate_critical_mass(
         draws = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_bootstrap)
         replicate_sums, replicate_counts = draws @ sums, draws @ counts
         replicates = np.array(
-            [_crossing(grid, s, c, threshold) for s, c in zip(replicate_sums, replicate_counts, strict=True)]
+            [_crossing(grid, s, c, success_level) for s, c in zip(replicate_sums, replicate_counts, strict=True)]
         )
         tail = (1.0 - confidence) / 2.0
         ends = np.quantile(replicates, tail, method="lower"), np.quantile(replicates, 1.0 - tail, method="higher")
         low, high = (0.0 if end == -math.inf else float(end) for end in ends)
 
-    return CriticalMass(
+    return AlphaStar(
         alpha_star=alpha_star,
         low=low,
         high=high,
         reached=reached,
-        threshold=float(threshold),
+        success_level=success_level,
         n_seeds=n_seeds,
         at_smallest_alpha=at_smallest,
         max_mean_success=float(mean_curve[best]),
         alpha_at_max=float(grid[best]),
         alpha_range=(float(grid[0]), float(grid[-1])),
     )
+
+
+def estimate_critical_mass(*args: Any, **kwargs: Any) -> AlphaStar:
+    """Deprecated name of :func:`estimate_alpha_star`."""
+    warnings.warn("estimate_critical_mass is deprecated; use estimate_alpha_star.", FutureWarning, stacklevel=2)
+    return estimate_alpha_star(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CriticalMass":
+        warnings.warn("CriticalMass is deprecated; use AlphaStar.", FutureWarning, stacklevel=2)
+        return AlphaStar
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,9 @@
-"""Run records written by ``aca-run``: find them, load them, and group them into S(α) curves.
+"""Run records written by ``aca-run``: write them, find them, load them, and group them into S(α) curves.
 
 Each ``aca-run`` run writes one ``record.json`` (schema version 1) into its run directory; a Hydra
-multirun gives ``<sweep_dir>/<job_num>/record.json``. A group is the set of runs sharing every swept
+multirun gives ``<sweep_dir>/<job_num>/record.json``. The collective's target class y* is stored
+under ``target_class`` (records written before the rename hold it under ``target``; the reader
+accepts both). A group is the set of runs sharing every swept
 setting except the collective size α and the seed: one success curve S(α) (Hardt, Mazumdar,
 Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
 arXiv 2302.04262, §3) measured over seeds.
@@ -11,15 +13,125 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RECORD_NAME", "SCHEMA_VERSION", "find_records", "group_key", "load_records"]
+from lightning_aca.validation import fraction
+
+__all__ = [
+    "RECORD_NAME",
+    "SCHEMA_VERSION",
+    "find_records",
+    "group_key",
+    "group_label",
+    "load_records",
+    "make_record",
+    "sweep_params",
+    "target_class",
+    "write_atomically",
+    "write_record",
+]
 
 RECORD_NAME = "record.json"
 SCHEMA_VERSION = 1
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, so readers never see half a file."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as file:
+        file.write(data)
+    try:
+        os.replace(file.name, path)
+    except OSError:
+        os.unlink(file.name)
+        raise
+    return path
+
+
+def write_record(record: dict[str, Any], directory: str | os.PathLike[str]) -> Path:
+    """Write ``record`` as ``<directory>/record.json`` atomically: a killed run leaves no record or a whole one."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=2, sort_keys=True, default=str)
+    return write_atomically(directory / RECORD_NAME, text.encode())
+
+
+_NOT_SCIENCE = ("quiet", "output_dir", "hydra.")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def sweep_params(overrides: list[str]) -> dict[str, Any]:
+    """``["collective.alpha=0.01", "seed=1"]`` → ``{"collective.alpha": 0.01, "seed": 1}``.
+
+    Overrides that cannot change results (``quiet``, ``output_dir``, ``hydra.*``) are left out.
+
+    Example:
+        >>> sweep_params(["collective.alpha=0.01", "seed=1", "firm=erm", "quiet=true"])
+        {'collective.alpha': 0.01, 'seed': 1, 'firm': 'erm'}
+    """
+    params = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if not key.startswith(_NOT_SCIENCE):
+            params[key] = _parse_value(value)
+    return params
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("lightning-aca", "torch", "lightning", "torchmetrics", "hydra-core", "opacus"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def make_record(
+    *,
+    engine: str,
+    overrides: list[str],
+    config: dict[str, Any],
+    alpha: float,
+    seed: int,
+    strategy: Any,
+    metrics: dict[str, float],
+    epsilon: float | None,
+    xi: float | None,
+    n_train: int,
+    wall_time_s: float,
+) -> dict[str, Any]:
+    """One run's record, the same for every engine (``"trainer"``: one Lightning Trainer per run; ``"stacked"``)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "engine": engine,
+        "overrides": list(overrides),
+        "sweep": sweep_params(list(overrides)),
+        "alpha": float(alpha),
+        "seed": int(seed),
+        "strategy": type(strategy).__name__,
+        "target_class": strategy.target_class,
+        "metrics": metrics,
+        "epsilon": epsilon,
+        "theory": {"xi": xi, "n_train": int(n_train)},
+        "config": config,
+        "wall_time_s": round(wall_time_s, 3),
+        "versions": _versions(),
+    }
 
 
 def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -41,6 +153,11 @@ def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found.values())
 
 
+def target_class(record: dict[str, Any]) -> int | None:
+    """The record's y*: key ``target_class``, or ``target`` in records written before the rename."""
+    return record.get("target_class", record.get("target"))
+
+
 def _problem(record: Any) -> str | None:
     """Why ``record`` cannot be used, or ``None`` if it can."""
     if not isinstance(record, dict):
@@ -52,8 +169,10 @@ def _problem(record: Any) -> str | None:
         ("metrics['aca/success']", (record.get("metrics") or {}).get("aca/success")),
     )
     for name, value in checks:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-            return f"{name} must be a number in [0, 1], got {value!r}"
+        try:
+            fraction(name, value)
+        except (TypeError, ValueError) as error:
+            return str(error).rstrip(".")
     return None
 
 
@@ -62,7 +181,8 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
 
     A file that is unreadable or partial JSON (a run still writing, or killed), has another
     ``schema_version``, or lacks a number α or ``metrics['aca/success']`` in [0, 1] is skipped with
-    a warning naming it. Raises ``ValueError`` naming ``paths`` when no usable record is left.
+    a warning naming it. A record that names y* under its old key ``target`` gets ``target_class``
+    beside it. Raises ``ValueError`` naming ``paths`` when no usable record is left.
     """
     paths = list(paths)
     files = find_records(paths)
@@ -77,6 +197,7 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
         if problem is not None:
             warnings.warn(f"skipping {file}: {problem}", stacklevel=2)
             continue
+        record.setdefault("target_class", target_class(record))
         records.append(record)
     if not records:
         where = ", ".join(str(path) for path in paths)

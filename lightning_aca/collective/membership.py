@@ -13,21 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lightning_aca.validation import fraction, non_negative_int
+
 
 def member_count(alpha: float, n_eligible: int) -> int:
     """``round(α · n_eligible)``, rounding halves up so the count never depends on parity."""
     return math.floor(alpha * n_eligible + 0.5)
-
-
-def check_alpha(alpha: float) -> float:
-    """Return ``alpha`` as a float, or raise ``ValueError`` if it is not a fraction in [0, 1]."""
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float, np.integer, np.floating))
-        or not 0.0 <= alpha <= 1.0
-    ):
-        raise ValueError(f"alpha (the collective's fractional size) must be in [0, 1], got {alpha!r}.")
-    return float(alpha)
 
 
 def select_members(
@@ -40,8 +31,9 @@ def select_members(
 
     Args:
         n: number of training points.
-        alpha: fraction of the eligible points that join, in [0, 1]. ``alpha=0`` means no
-            collective; an ``alpha > 0`` that rounds to zero members is an error.
+        alpha: fraction of the eligible points that join, in [0, 1] (any real number: a float,
+            a NumPy scalar or a 0-d tensor). ``alpha=0`` means no collective; an ``alpha > 0``
+            that rounds to zero members is an error.
         seed: selects the permutation; the same seed always gives the same members and
             members are nested across ``alpha``.
         eligible: optional boolean mask of length ``n`` (default: every point is eligible).
@@ -52,11 +44,9 @@ def select_members(
         >>> set(select_members(10, 0.3, seed=0)) <= set(select_members(10, 0.5, seed=0))
         True
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n (the number of training points) must be a non-negative int, got {n!r}.")
-    alpha = check_alpha(alpha)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    n = non_negative_int("n (the number of training points)", n)
+    alpha = fraction("alpha (the collective's fractional size)", alpha)
+    seed = non_negative_int("seed", seed)
     if eligible is None:
         eligible_idx = np.arange(n, dtype=np.int64)
     else:
@@ -68,11 +58,13 @@ def select_members(
         eligible_idx = np.flatnonzero(mask).astype(np.int64)
     if alpha == 0:
         return np.empty(0, dtype=np.int64)
+    if n == 0:
+        raise ValueError(f"the training set is empty: alpha={alpha} asks for a collective among 0 training points.")
     if eligible_idx.size == 0:
         raise ValueError(
             f"alpha={alpha} asks for a collective but none of the {n} training points is eligible for this "
-            "strategy (e.g. FeatureOnlyPlanting needs training points whose label is the target); "
-            "check the target class or use alpha=0."
+            "strategy (e.g. FeatureOnlyPlanting needs training points whose label is target_class); "
+            "check target_class or use alpha=0."
         )
     k = member_count(alpha, eligible_idx.size)
     if k == 0:

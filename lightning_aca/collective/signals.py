@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_aca.validation import fraction, integer, non_negative_int, one_of, positive_int, real
+
 _CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right", "center")
 
 
@@ -39,6 +41,13 @@ class Signal(ABC):
         """
         x[rows] = self(x[rows]).to(x.dtype)
 
+    def check(self, x: Any) -> None:
+        """Raise if g does not fit inputs like ``x`` in a way applying it would not reveal (default: none).
+
+        Datasets call it once, on one input, before data loading.
+        """
+        return None
+
 
 def _as_tensor(x: Any, name: str) -> Tensor:
     if not isinstance(x, Tensor):
@@ -49,12 +58,44 @@ def _as_tensor(x: Any, name: str) -> Tensor:
     return x
 
 
+def _pair(name: str, value: Any, check: Any, kind: str) -> tuple[int, int]:
+    """``value`` (one int, or two) as a pair of ints each passing ``check``."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be {kind}, got {value!r}.")
+        return check(name, value[0]), check(name, value[1])
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be {kind}, got {value!r}.")
+    number = check(name, value)
+    return number, number
+
+
+def _patch_value(value: Any) -> float | tuple[float, ...]:
+    """A finite number, or a non-empty sequence of them (one per channel)."""
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1:
+        value = value.tolist()
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if not value:
+            raise ValueError("PixelPatch value must be a number or one number per channel, got an empty sequence.")
+        return tuple(real(f"PixelPatch value[{i}]", v) for i, v in enumerate(value))
+    return real("PixelPatch value", value)
+
+
 class PixelPatch(Signal):
     """Set a rectangular patch of pixels to a fixed value: the paper's image signal.
 
     Hardt et al. 2023, §3 (signal planting with a pixel pattern). Works on tensors shaped
     ``(..., H, W)`` (grey or colour images, single or batched); for flat inputs shaped
     ``(..., H*W)`` pass ``image_shape=(H, W)``.
+
+    ``value`` is written on the data's own scale, so it must fit the data: on integer images
+    (e.g. uint8 in 0–255) it must be a whole number within the dtype's range, or the write would
+    truncate or wrap it; and a value in (0, 1] on non-negative data that reach above 1 (integer
+    or float images in 0–255, digits in 0–16) is refused by :meth:`check` as a value meant for
+    images in [0, 1], which would write an almost black patch. The dtype rules apply on every
+    call; :meth:`check` also looks at the data's range (``CollectiveDataset`` and
+    ``SignalEvaluationDataset`` call it on one input before loading). ``value=0`` (a black
+    patch) fits any scale.
 
     Args:
         size: patch side, or ``(height, width)``.
@@ -71,6 +112,10 @@ class PixelPatch(Signal):
                 [0., 0., 0., 0.],
                 [0., 0., 1., 1.],
                 [0., 0., 1., 1.]])
+        >>> PixelPatch(value=1.0).check(torch.full((1, 4, 4), 200, dtype=torch.uint8))
+        Traceback (most recent call last):
+        ...
+        ValueError: PixelPatch value=1.0 looks like a value for images in [0, 1], but these images (dtype torch.uint8) reach 200: the patch would be almost black. Give value on the data's scale (value=255 for 0–255 images), or convert the images to floats in [0, 1] (e.g. torchvision's ToTensor) before wrapping the dataset.
     """
 
     supports_batches = True
@@ -82,26 +127,52 @@ class PixelPatch(Signal):
         location: str | Sequence[int] = "bottom_right",
         image_shape: Sequence[int] | None = None,
     ) -> None:
-        sizes = (size, size) if isinstance(size, int) else tuple(size)
-        if len(sizes) != 2 or not all(isinstance(s, int) and s >= 1 for s in sizes):
-            raise ValueError(f"PixelPatch size must be a positive int or (height, width), got {size!r}.")
+        sizes = _pair("PixelPatch size", size, positive_int, "a positive int or (height, width)")
         self.size = sizes
         if isinstance(location, str):
-            if location not in _CORNERS:
-                raise ValueError(f"PixelPatch location must be one of {_CORNERS} or (row, col), got {location!r}.")
+            location = one_of("PixelPatch location", location, _CORNERS)
         else:
-            location = tuple(location)
-            if len(location) != 2 or not all(isinstance(v, int) and v >= 0 for v in location):
-                raise ValueError(
-                    f"PixelPatch location must be a corner name or (row, col) of non-negative ints, got {location!r}."
-                )
+            location = _pair("PixelPatch location", location, non_negative_int, "a corner name or (row, col)")
         self.location = location
         if image_shape is not None:
-            image_shape = tuple(image_shape)
-            if len(image_shape) != 2 or not all(isinstance(v, int) and v >= 1 for v in image_shape):
-                raise ValueError(f"PixelPatch image_shape must be (H, W) of positive ints, got {image_shape!r}.")
+            image_shape = _pair("PixelPatch image_shape", image_shape, positive_int, "(H, W)")
         self.image_shape = image_shape
-        self.value = value
+        self.value = _patch_value(value)
+
+    def check(self, x: Any) -> None:
+        """Raise if ``value`` does not fit inputs like ``x``: their dtype, or their range (see above)."""
+        x = _as_tensor(x, "PixelPatch")
+        self._check_dtype(x.dtype)
+        top = max(self._values)
+        if x.numel() and 0 < top <= 1 and bool(x.min() >= 0) and bool(x.max() > 1):
+            highest = x.max().item()
+            raise ValueError(
+                f"PixelPatch value={self.value!r} looks like a value for images in [0, 1], but these images "
+                f"(dtype {x.dtype}) reach {highest:g}: the patch would be almost black. Give value on the data's "
+                "scale (value=255 for 0–255 images), or convert the images to floats in [0, 1] (e.g. "
+                "torchvision's ToTensor) before wrapping the dataset."
+            )
+
+    @property
+    def _values(self) -> tuple[float, ...]:
+        return self.value if isinstance(self.value, tuple) else (self.value,)
+
+    def _check_dtype(self, dtype: torch.dtype) -> None:
+        if dtype.is_floating_point or dtype.is_complex:
+            return
+        low, high = (0, 1) if dtype == torch.bool else (torch.iinfo(dtype).min, torch.iinfo(dtype).max)
+        fix = "give a whole number in that range (e.g. value=255 for white in uint8), or convert the images to floats"
+        for v in self._values:
+            if not v.is_integer():
+                raise ValueError(
+                    f"PixelPatch value={self.value!r} is not a whole number, but the images have integer dtype "
+                    f"{dtype} (values {low}–{high}), so {v!r} would be truncated to {int(v)}; {fix}."
+                )
+            if not low <= v <= high:
+                raise ValueError(
+                    f"PixelPatch value={self.value!r} is outside the range {low}–{high} of the images' dtype "
+                    f"{dtype}; {fix}."
+                )
 
     def _origin(self, height: int, width: int) -> tuple[int, int]:
         ph, pw = self.size
@@ -153,6 +224,7 @@ class PixelPatch(Signal):
         return x.unflatten(-1, (height, width))
 
     def _value_for(self, x: Tensor) -> Tensor:
+        self._check_dtype(x.dtype)
         value = torch.as_tensor(self.value, dtype=x.dtype, device=x.device)
         if value.dim() == 1:
             if x.dim() < 3 or x.shape[-3] != value.numel():
@@ -161,8 +233,6 @@ class PixelPatch(Signal):
                     f"{tuple(x.shape)} has no channel dimension of that size before (H, W)."
                 )
             value = value[:, None, None]
-        elif value.dim() > 1:
-            raise ValueError(f"PixelPatch value must be a number or one number per channel, got {self.value!r}.")
         return value
 
     def _apply(self, x: Tensor) -> Tensor:
@@ -199,10 +269,8 @@ class BlendPattern(Signal):
     supports_batches = True
 
     def __init__(self, pattern: Tensor | Sequence[float], weight: float = 0.1) -> None:
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"BlendPattern weight must be in [0, 1], got {weight!r}.")
         self.pattern = torch.as_tensor(pattern, dtype=torch.float32)
-        self.weight = float(weight)
+        self.weight = fraction("BlendPattern weight", weight)
 
     def __call__(self, x: Tensor) -> Tensor:
         x = _as_tensor(x, "BlendPattern")
@@ -235,12 +303,8 @@ class TokenInsertion(Signal):
     def __init__(self, token: str, every: int = 10) -> None:
         if not isinstance(token, str) or not token.strip():
             raise ValueError(f"TokenInsertion token must be a non-empty string, got {token!r}.")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(
-                f"TokenInsertion every must be a positive int (insert after every k-th word), got {every!r}."
-            )
         self.token = token
-        self.every = every
+        self.every = positive_int("TokenInsertion every", every)
 
     def __call__(self, x: str | Sequence[str]) -> str | list[str]:
         if isinstance(x, str):
@@ -275,7 +339,7 @@ class FeatureAssignment(Signal):
     supports_batches = True
 
     def __init__(self, indices: Sequence[int], values: float | Sequence[float]) -> None:
-        indices = [int(i) for i in indices]
+        indices = [integer("FeatureAssignment indices", i) for i in indices]
         if not indices:
             raise ValueError("FeatureAssignment indices must name at least one feature.")
         if len(set(indices)) != len(indices):

@@ -6,12 +6,13 @@ learns on P = α·h♯P₀ + (1 − α)·P₀. Each strategy also says how it is
 test points count (``evaluation_mask``), what input the model sees (``evaluation_input``) and
 which label is a success (``success_label``).
 
-Success is measured only on held-out inputs whose true label is not already the target y*
+Success is measured only on held-out inputs whose true label is not already the target class y*
 (for planting and label flipping), so that success is not confounded with clean accuracy.
 """
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -19,12 +20,14 @@ import torch
 from torch import Tensor
 
 from lightning_aca.collective.signals import Signal
+from lightning_aca.validation import integer, renamed
 
 
-def _check_target(target: Any, name: str) -> int:
-    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-        raise ValueError(f"{name} target must be a non-negative class index y*, got {target!r}.")
-    return target
+def _target_class(owner: str, value: Any) -> int:
+    """The class index y* given as ``target_class=`` (or the deprecated ``target=``)."""
+    if value is None:
+        raise TypeError(f"{owner} needs target_class=<the class index y* the collective steers towards>.")
+    return integer(f"{owner} target_class", value, low=0, kind="a non-negative class index y*")
 
 
 def _like(label: Any, value: int) -> Any:
@@ -38,7 +41,24 @@ class Strategy(ABC):
     """A collective's strategy h (Hardt et al. 2023, §3) and how its success is evaluated."""
 
     #: the class y* the collective steers towards, or ``None`` when it has no target class.
-    target: int | None = None
+    target_class: int | None = None
+    #: the signal g the strategy plants or erases, or ``None`` when it carries no signal.
+    signal: Signal | None = None
+
+    @property
+    def target(self) -> int | None:
+        """Deprecated name of :attr:`target_class`."""
+        warnings.warn(
+            f"{type(self).__name__}.target is deprecated; use .target_class instead.", FutureWarning, stacklevel=2
+        )
+        return self.target_class
+
+    @target.setter
+    def target(self, value: int | None) -> None:
+        warnings.warn(
+            f"{type(self).__name__}.target is deprecated; use .target_class instead.", FutureWarning, stacklevel=2
+        )
+        self.target_class = value
 
     def eligible(self, labels: Tensor) -> Tensor:
         """Boolean mask over training points that may join the collective (default: all)."""
@@ -62,9 +82,9 @@ class Strategy(ABC):
 
     def evaluation_mask(self, labels: Tensor) -> Tensor:
         """Held-out points on which success is measured (default: true label ≠ y*)."""
-        if self.target is None:
+        if self.target_class is None:
             return torch.ones_like(labels, dtype=torch.bool)
-        return labels != self.target
+        return labels != self.target_class
 
     @abstractmethod
     def evaluation_input(self, x: Any) -> Any:
@@ -72,7 +92,7 @@ class Strategy(ABC):
 
     def success_label(self, y: Any) -> Any:
         """The label whose prediction counts as success (default: y*)."""
-        return _like(y, self.target)
+        return _like(y, self.target_class)
 
     @property
     def uses_labels(self) -> bool:
@@ -82,29 +102,23 @@ class Strategy(ABC):
     @property
     def batched_inputs(self) -> bool:
         """Whether :meth:`member_input` and :meth:`evaluation_input` may be applied to a stacked batch at once."""
-        signal = getattr(self, "signal", None)
-        return signal is None or signal.supports_batches
+        return True
 
 
-class SignalPlanting(Strategy):
-    """Feature-label signal planting: h(x, y) = (g(x), y*).
+class SignalStrategy(Strategy):
+    """A strategy whose members carry a signal g (Hardt et al. 2023, §3): inputs become g(x).
 
-    Hardt et al. 2023, §3.1 (the feature-label strategy; success S(α) = Pr_{x∼P₀}[f(g(x)) = y*],
-    Theorem 3.1's setting). Every training point is eligible.
-
-    Example:
-        >>> from lightning_aca.collective.signals import FeatureAssignment
-        >>> h = SignalPlanting(FeatureAssignment([0], [1.0]), target=3)
-        >>> x, y = h.modify(torch.zeros(2), 7)
-        >>> x.tolist(), y
-        ([1.0, 0.0], 3)
+    Owns the signal: members submit g(x), the model is evaluated on g(x) for held-out x;
+    subclasses set only the label rules (:meth:`member_label`, :meth:`success_label`,
+    eligibility).
     """
 
-    def __init__(self, signal: Signal, target: int) -> None:
+    def __init__(self, signal: Signal) -> None:
         if not isinstance(signal, Signal):
-            raise TypeError(f"SignalPlanting signal must be a Signal (e.g. PixelPatch), got {type(signal).__name__}.")
+            raise TypeError(
+                f"{type(self).__name__} signal must be a Signal (e.g. PixelPatch), got {type(signal).__name__}."
+            )
         self.signal = signal
-        self.target = _check_target(target, "SignalPlanting")
 
     def member_input(self, x: Any) -> Any:
         return self.signal(x)
@@ -112,27 +126,51 @@ class SignalPlanting(Strategy):
     def member_input_rows_(self, x: Tensor, rows: Tensor) -> None:
         self.signal.apply_rows_(x, rows)
 
-    def member_label(self, y: Any) -> Any:
-        return _like(y, self.target)
-
     def evaluation_input(self, x: Any) -> Any:
         return self.signal(x)
 
+    @property
+    def batched_inputs(self) -> bool:
+        return self.signal.supports_batches
+
+
+class SignalPlanting(SignalStrategy):
+    """Feature-label signal planting: h(x, y) = (g(x), y*).
+
+    Hardt et al. 2023, §3 (the feature-label strategy; success S(α) = Pr_{x∼P₀}[f(g(x)) = y*]).
+    Every training point is eligible.
+
+    Example:
+        >>> from lightning_aca.collective.signals import FeatureAssignment
+        >>> h = SignalPlanting(FeatureAssignment([0], [1.0]), target_class=3)
+        >>> x, y = h.modify(torch.zeros(2), 7)
+        >>> x.tolist(), y
+        ([1.0, 0.0], 3)
+    """
+
+    def __init__(self, signal: Signal, target_class: int | None = None, *, target: int | None = None) -> None:
+        super().__init__(signal)
+        owner = type(self).__name__
+        self.target_class = _target_class(owner, renamed(owner, "target", "target_class", target, target_class))
+
+    def member_label(self, y: Any) -> Any:
+        return _like(y, self.target_class)
+
     def __repr__(self) -> str:
-        return f"SignalPlanting(signal={self.signal!r}, target={self.target})"
+        return f"{type(self).__name__}(signal={self.signal!r}, target_class={self.target_class})"
 
 
 class FeatureOnlyPlanting(SignalPlanting):
     """Feature-only planting: members whose label already is y* submit (g(x), y*).
 
-    Hardt et al. 2023, §3.1 (the feature-only strategy, for collectives that cannot change
+    Hardt et al. 2023, §3 (the feature-only strategy, for collectives that cannot change
     labels). Only training points with y = y* are eligible, so α is the fraction of *those*
     points that join; :attr:`CollectiveDataset.population_alpha` gives the fraction of the whole
     training set. Success is measured as for :class:`SignalPlanting`.
     """
 
     def eligible(self, labels: Tensor) -> Tensor:
-        return labels == self.target
+        return labels == self.target_class
 
     def member_label(self, y: Any) -> Any:
         return y
@@ -141,36 +179,19 @@ class FeatureOnlyPlanting(SignalPlanting):
     def uses_labels(self) -> bool:
         return True
 
-    def __repr__(self) -> str:
-        return f"FeatureOnlyPlanting(signal={self.signal!r}, target={self.target})"
 
-
-class SignalErasing(Strategy):
+class SignalErasing(SignalStrategy):
     """Signal erasing: h(x, y) = (g(x), y), teaching the firm that g carries no information.
 
-    Hardt et al. 2023, §3.2: the collective wants the classifier to ignore the signal,
+    Hardt et al. 2023, §3: the collective wants the classifier to ignore the signal,
     f(g(x)) = f(x). Members submit their own points with the signal added and their *true*
     label, tying the signal to unmodified labels. Success is measured on every held-out point,
     shown with the signal, and counts when the prediction equals the true label
     (``CollectiveMetrics`` also reports agreement with the prediction on the clean input).
     """
 
-    def __init__(self, signal: Signal) -> None:
-        if not isinstance(signal, Signal):
-            raise TypeError(f"SignalErasing signal must be a Signal (e.g. PixelPatch), got {type(signal).__name__}.")
-        self.signal = signal
-
-    def member_input(self, x: Any) -> Any:
-        return self.signal(x)
-
-    def member_input_rows_(self, x: Tensor, rows: Tensor) -> None:
-        self.signal.apply_rows_(x, rows)
-
     def member_label(self, y: Any) -> Any:
         return y
-
-    def evaluation_input(self, x: Any) -> Any:
-        return self.signal(x)
 
     def success_label(self, y: Any) -> Any:
         return y
@@ -186,8 +207,10 @@ class LabelFlip(Strategy):
     is the fraction of held-out clean inputs with true label ≠ y* predicted as y*.
     """
 
-    def __init__(self, target: int) -> None:
-        self.target = _check_target(target, "LabelFlip")
+    def __init__(self, target_class: int | None = None, *, target: int | None = None) -> None:
+        self.target_class = _target_class(
+            "LabelFlip", renamed("LabelFlip", "target", "target_class", target, target_class)
+        )
 
     def member_input(self, x: Any) -> Any:
         return x
@@ -196,10 +219,10 @@ class LabelFlip(Strategy):
         pass  # h leaves inputs unchanged
 
     def member_label(self, y: Any) -> Any:
-        return _like(y, self.target)
+        return _like(y, self.target_class)
 
     def evaluation_input(self, x: Any) -> Any:
         return x
 
     def __repr__(self) -> str:
-        return f"LabelFlip(target={self.target})"
+        return f"LabelFlip(target_class={self.target_class})"

@@ -13,9 +13,15 @@ import lightning as L
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 from torch.utils.data._utils.collate import default_collate
 
-from lightning_aca.collective.dataset import CollectiveDataset, SignalEvaluationDataset
-from lightning_aca.collective.membership import check_alpha
+from lightning_aca.collective.dataset import (
+    CollectiveDataset,
+    SignalEvaluationDataset,
+    _check_injection,
+    _check_strategy,
+    _collates_to_tensors,
+)
 from lightning_aca.collective.strategies import Strategy
+from lightning_aca.validation import fraction, non_negative_int, positive_int, renamed
 
 
 def _loader_like(loader: DataLoader, dataset: Dataset, collate_fn: Any = None) -> DataLoader:
@@ -70,7 +76,7 @@ class CollectiveDataModule(L.LightningDataModule):
     ``test_dataset`` (plus optional ``val_dataset``; without it validation uses the test set).
 
     Args:
-        strategy: what members do, e.g. ``SignalPlanting(PixelPatch(2), target=0)``.
+        strategy: what members do, e.g. ``SignalPlanting(PixelPatch(2), target_class=0)``.
         alpha: fraction of eligible training points in the collective, in [0, 1].
         seed: membership seed (members are nested across α for a seed).
         datamodule: a LightningDataModule to wrap.
@@ -78,22 +84,24 @@ class CollectiveDataModule(L.LightningDataModule):
         batch_size, num_workers: loader settings for datasets given directly.
         eval_batch_size: batch size of the signal and clean test loaders (evaluation only; large
             batches cut per-batch overhead).
-        input_key, target_key: positions (tuple items) or keys (dict items) of input and label.
+        input_key, label_key: positions (tuple items) or keys (dict items) of input and label
+            (default 0 and 1); ``target_key`` is the deprecated name of ``label_key``.
         return_membership: append a membership flag to every training item.
-        injection: ``"item"`` (members modified as items are read), ``"collate"`` (members'
-            rows of each collated training batch modified in one call, in the loader's workers;
-            see :meth:`CollectiveDataset.collate_fn`) or ``"batch"`` (the signal is applied to
-            the members of each training batch after it reaches the device, see
-            :meth:`CollectiveDataset.inject`). The same batches either way.
-        num_classes: number of classes, to validate the strategy's target.
+        injection: ``"item"`` (members modified as items are read; any dataset),
+            ``"collate"`` (members' rows of each collated training batch modified in one call,
+            in the loader's workers; see :meth:`CollectiveDataset.collate_fn`) or ``"auto"``:
+            ``"collate"`` where it applies (the strategy's inputs batch, the training items'
+            input is a tensor, and the training loader collates with ``default_collate``),
+            else ``"item"``. The same batches either way.
+        num_classes: number of classes, to validate the strategy's target class.
 
     Example:
         >>> from lightning_aca import DigitsDataModule, PixelPatch, SignalPlanting
-        >>> dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), alpha=0.05,
+        >>> dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target_class=0), alpha=0.05,
         ...                           datamodule=DigitsDataModule())
         >>> dm.setup("fit")
-        >>> len(dm.train_dataset.members), len(dm.signal_test_dataset)
-        (67, 405)
+        >>> len(dm.train_dataset.members), len(dm.signal_test_dataset), dm.train_dataset.injection
+        (67, 405, 'collate')
     """
 
     def __init__(
@@ -109,14 +117,16 @@ class CollectiveDataModule(L.LightningDataModule):
         num_workers: int = 0,
         eval_batch_size: int = 512,
         input_key: str | int = 0,
-        target_key: str | int = 1,
+        label_key: str | int | None = None,
         return_membership: bool = False,
         num_classes: int | None = None,
-        injection: str = "item",
+        injection: str = "auto",
+        *,
+        target_key: str | int | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(strategy, Strategy):
-            raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
+        _check_strategy(strategy)
+        label_key = renamed("CollectiveDataModule", "target_key", "label_key", target_key, label_key, default=1)
         if datamodule is not None and (train_dataset is not None or test_dataset is not None):
             raise ValueError("give either datamodule=... or train_dataset=/test_dataset=..., not both.")
         if datamodule is None and (train_dataset is None or test_dataset is None):
@@ -126,22 +136,20 @@ class CollectiveDataModule(L.LightningDataModule):
             )
         if datamodule is not None and not isinstance(datamodule, L.LightningDataModule):
             raise TypeError(f"datamodule must be a LightningDataModule, got {type(datamodule).__name__}.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         self.strategy = strategy
-        self.alpha = check_alpha(alpha)
-        self.seed = seed
+        self.alpha = fraction("alpha (the collective's fractional size)", alpha)
+        self.seed = non_negative_int("seed", seed)
         self.datamodule = datamodule
         self._train_base, self._val_base, self._test_base = train_dataset, val_dataset, test_dataset
-        if not isinstance(eval_batch_size, int) or eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be a positive int, got {eval_batch_size!r}.")
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-        self._keys = dict(input_key=input_key, target_key=target_key)
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.eval_batch_size = positive_int("eval_batch_size", eval_batch_size)
+        self.num_workers = non_negative_int("num_workers", num_workers)
+        self._keys = dict(input_key=input_key, label_key=label_key)
         self.return_membership = return_membership
-        self.injection = injection
-        self.num_classes = num_classes if num_classes is not None else getattr(datamodule, "num_classes", None)
+        self.injection = _check_injection(injection, ("auto", "item", "collate"))
+        if num_classes is None:
+            num_classes = getattr(datamodule, "num_classes", None)
+        self.num_classes = None if num_classes is None else positive_int("num_classes", num_classes)
         self.train_dataset: CollectiveDataset | None = None
         self._signal_test_dataset: SignalEvaluationDataset | None = None
         self._inner_stages: set[str] = set()
@@ -159,9 +167,10 @@ class CollectiveDataModule(L.LightningDataModule):
         stage = stage or "fit"
         self._setup_inner(stage)
         if stage == "fit" and self.train_dataset is None:
-            base = self._train_base
+            base, collate_fn = self._train_base, default_collate
             if self.datamodule is not None:
-                base = _dataset_of(self.datamodule.train_dataloader(), "train_dataloader")
+                inner = self._inner_train_loader()
+                base, collate_fn = _dataset_of(inner, "train_dataloader"), inner.collate_fn
             self.train_dataset = CollectiveDataset(
                 base,
                 self.strategy,
@@ -169,9 +178,27 @@ class CollectiveDataModule(L.LightningDataModule):
                 self.seed,
                 return_membership=self.return_membership,
                 num_classes=self.num_classes,
-                injection=self.injection,
+                injection=self._injection_for(base, collate_fn),
                 **self._keys,
             )
+
+    def _inner_train_loader(self) -> Any:
+        try:
+            return self.datamodule.train_dataloader()
+        except ValueError as err:
+            if "num_samples=0" in str(err):  # torch's RandomSampler over an empty dataset
+                raise ValueError(
+                    f"the training set is empty: {type(self.datamodule).__name__}.train_dataloader() serves "
+                    "a dataset of length 0; give it data points."
+                ) from err
+            raise
+
+    def _injection_for(self, base: Dataset, collate_fn: Any) -> str:
+        """The injection mode ``self.injection`` asks for on this training set (``"auto"`` resolved)."""
+        if self.injection != "auto":
+            return self.injection
+        batches = self.strategy.batched_inputs and collate_fn is default_collate
+        return "collate" if batches and _collates_to_tensors(base, **self._keys) else "item"
 
     def _loader(
         self, dataset: Dataset, shuffle: bool = False, evaluation: bool = False, collate_fn: Any = None
@@ -190,14 +217,8 @@ class CollectiveDataModule(L.LightningDataModule):
         return self._loader(self.train_dataset, shuffle=True, collate_fn=self._collate(default_collate))
 
     def _collate(self, inner: Any) -> Any:
-        """With ``injection="collate"``, the dataset's collate function around ``inner``; otherwise None (keep the loader's)."""
-        return self.train_dataset.collate_fn(inner) if self.injection == "collate" else None
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With ``injection="batch"``, apply the collective's strategy to training batches on device."""
-        if self.injection == "batch" and self.trainer is not None and self.trainer.training:
-            return self.train_dataset.inject(batch)
-        return batch
+        """With collate injection, the dataset's collate function around ``inner``; otherwise None (keep the loader's)."""
+        return self.train_dataset.collate_fn(inner) if self.train_dataset.injection == "collate" else None
 
     def val_dataloader(self) -> Any:
         if self.datamodule is not None:

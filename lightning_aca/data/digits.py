@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.validation import non_negative_int, real
 
 
 @functools.lru_cache(maxsize=1)
@@ -26,7 +28,7 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.as_tensor(bunch.target, dtype=torch.long)
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(InMemoryDataModule):
     """scikit-learn's digits as a LightningDataModule with a fixed stratified split.
 
     Args:
@@ -56,28 +58,17 @@ class DigitsDataModule(L.LightningDataModule):
         flatten: bool = False,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}.")
-        self.batch_size = batch_size
-        self.test_fraction = test_fraction
-        self.val_fraction = val_fraction
-        self.split_seed = split_seed
+        super().__init__(batch_size, num_workers)
+        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+        self.val_fraction = real("val_fraction", val_fraction, low=0, high=1, high_open=True)
+        self.split_seed = non_negative_int("split_seed", split_seed)
         self.flatten = flatten
-        self.num_workers = num_workers
-        self.train_dataset: TensorDataset | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (64,) if self.flatten else (1, 8, 8)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_dataset is not None:
-            return
+    def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
         from sklearn.model_selection import train_test_split
 
         images, labels = load_digits_tensors()
@@ -93,18 +84,7 @@ class DigitsDataModule(L.LightningDataModule):
                 train_idx, test_size=self.val_fraction, stratify=labels[train_idx].numpy(), random_state=self.split_seed
             )
         train_idx, val_idx, test_idx = (torch.as_tensor(sorted(i)) for i in (train_idx, val_idx, test_idx))
-        self.train_dataset = TensorDataset(images[train_idx], labels[train_idx])
-        self.val_dataset = TensorDataset(images[val_idx], labels[val_idx])
-        self.test_dataset = TensorDataset(images[test_idx], labels[test_idx])
-
-    def _loader(self, dataset: TensorDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
+        train = TensorDataset(images[train_idx], labels[train_idx])
+        test = TensorDataset(images[test_idx], labels[test_idx])
+        val = test if self.val_fraction == 0 else TensorDataset(images[val_idx], labels[val_idx])
+        return train, val, test

@@ -1,7 +1,7 @@
 """A tabular synthetic set: Gaussian classes in a box, for experiments with linear models.
 
 Small, offline and of any size, with features of known range: the setting in which the
-gradient-based strategies of :mod:`lightning_aca.online` (Hardt et al. 2023, §4–5) have
+gradient strategies (Hardt et al. 2023, §4–5) have
 thresholds that can be computed by hand. Class ``k`` has mean ``(separation / 2)·(cos 2πk/K,
 sin 2πk/K, 0, …)`` (for two classes: ``±(separation / 2)·e₁``); features are the mean plus
 ``noise``·N(0, I), clipped to ``[-bound, bound]``.
@@ -14,7 +14,8 @@ import math
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_aca.data.in_memory import InMemoryDataModule, check_positive_int
+from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.validation import integer, non_negative_int, non_negative_real, positive_int, positive_real
 
 
 def gaussian_class_means(num_classes: int, num_features: int, separation: float) -> torch.Tensor:
@@ -71,19 +72,16 @@ class GaussianDataModule(InMemoryDataModule):
         batch_size: int = 64,
     ) -> None:
         super().__init__(batch_size)
-        for name, value in (("n_train", n_train), ("n_test", n_test), ("num_features", num_features)):
-            check_positive_int(name, value)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+        n_train, n_test = positive_int("n_train", n_train), positive_int("n_test", n_test)
+        num_features = positive_int("num_features", num_features)
+        num_classes = integer("num_classes", num_classes, low=2, kind="an int >= 2")
         if num_classes > 2 and num_features < 2:
             raise ValueError(
                 f"num_features={num_features} cannot hold {num_classes} class means on a circle; use num_features >= 2."
             )
-        for name, value in (("noise", noise), ("bound", bound)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}.")
-        if not (isinstance(separation, (int, float)) and math.isfinite(separation) and separation >= 0):
-            raise ValueError(f"separation must be a number >= 0, got {separation!r}.")
+        noise, bound = positive_real("noise", noise), positive_real("bound", bound)
+        separation = non_negative_real("separation", separation)
+        seed = non_negative_int("seed", seed)
         self.n_train, self.n_test = n_train, n_test
         self.num_features, self.num_classes = num_features, num_classes
         self.separation, self.noise, self.bound = float(separation), float(noise), float(bound)

@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 
 from lightning_aca.data.digits import load_digits_tensors
 from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.validation import fraction, non_negative_int, one_of, real
 
 
 def _agreeing_attribute(labels: Tensor, agreement: float, generator: torch.Generator) -> Tensor:
@@ -73,17 +74,11 @@ class SpuriousDigitsDataModule(InMemoryDataModule):
         background: float = 0.3,
     ) -> None:
         super().__init__(batch_size)
-        if not 0.0 <= correlation <= 1.0:
-            raise ValueError(f"correlation must be in [0, 1], got {correlation!r}.")
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
-        if not 0.0 <= background <= 1.0:
-            raise ValueError(f"background must be in [0, 1], got {background!r}.")
-        self.correlation = correlation
-        self.test_fraction = test_fraction
-        self.split_seed = split_seed
-        self.seed = seed
-        self.background = background
+        self.correlation = fraction("correlation", correlation)
+        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+        self.split_seed = non_negative_int("split_seed", split_seed)
+        self.seed = non_negative_int("seed", seed)
+        self.background = fraction("background", background)
 
     def build(self) -> tuple[TensorDataset, TensorDataset]:
         from sklearn.model_selection import train_test_split
@@ -110,8 +105,7 @@ class SpuriousDigitsDataModule(InMemoryDataModule):
 
     def group_counts(self, split: str = "train") -> Tensor:
         """Points per group ``(4,)`` of the ``"train"`` or ``"test"`` split."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+        one_of("split", split, ("train", "test"))
         self.setup()
         dataset = self.train_dataset if split == "train" else self.test_dataset
         return torch.bincount(dataset.tensors[2], minlength=self.num_groups)

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from lightning_aca.data.in_memory import InMemoryDataModule, check_positive_int
+from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.validation import integer, non_negative_int, non_negative_real, positive_int
 
 
 class SyntheticDataModule(InMemoryDataModule):
@@ -36,12 +37,11 @@ class SyntheticDataModule(InMemoryDataModule):
         batch_size: int = 64,
     ) -> None:
         super().__init__(batch_size)
-        check_positive_int("n_train", n_train)
-        check_positive_int("n_test", n_test)
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise!r}.")
+        n_train, n_test = positive_int("n_train", n_train), positive_int("n_test", n_test)
+        num_classes = integer("num_classes", num_classes, low=2, kind="an int >= 2")
+        noise = non_negative_real("noise", noise)
+        seed = non_negative_int("seed", seed)
+        image_shape = tuple(positive_int("image_shape", side) for side in image_shape)
         self.n_train, self.n_test, self.num_classes = n_train, n_test, num_classes
         self.image_shape, self.noise, self.seed = tuple(image_shape), noise, seed
 

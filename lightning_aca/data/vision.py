@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.validation import one_of
 
 _DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 
@@ -25,8 +27,10 @@ def _torchvision() -> Any:
     return torchvision
 
 
-class TorchvisionDataModule(L.LightningDataModule):
+class TorchvisionDataModule(InMemoryDataModule):
     """A torchvision classification dataset (train/test splits) as a LightningDataModule.
+
+    Validation serves the test split.
 
     Args:
         name: ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
@@ -45,12 +49,9 @@ class TorchvisionDataModule(L.LightningDataModule):
         batch_size: int = 128,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
-        if name not in _DATASETS:
-            raise ValueError(f"name must be one of {sorted(_DATASETS)}, got {name!r}.")
-        self.name, self.root, self.download = name, root, download
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.train_dataset: Dataset | None = None
+        super().__init__(batch_size, num_workers)
+        self.name = one_of("name", name, sorted(_DATASETS))
+        self.root, self.download = root, download
 
     def _make(self, train: bool) -> Dataset:
         tv = _torchvision()
@@ -61,26 +62,19 @@ class TorchvisionDataModule(L.LightningDataModule):
         self._make(train=True)
         self._make(train=False)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_dataset is None:
-            self.train_dataset = self._make(train=True)
-            self.test_dataset = self._make(train=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_dataset, batch_size=self.batch_size, num_workers=self.num_workers)
+    def build(self) -> tuple[Dataset, Dataset]:
+        return self._make(train=True), self._make(train=False)
 
 
-def MNISTDataModule(**kwargs: Any) -> TorchvisionDataModule:
+class MNISTDataModule(TorchvisionDataModule):
     """MNIST (60k/10k 1×28×28 digits) via torchvision."""
-    return TorchvisionDataModule(name="mnist", **kwargs)
+
+    def __init__(self, root: str = "data", download: bool = True, batch_size: int = 128, num_workers: int = 0) -> None:
+        super().__init__("mnist", root, download, batch_size, num_workers)
 
 
-def CIFAR10DataModule(**kwargs: Any) -> TorchvisionDataModule:
+class CIFAR10DataModule(TorchvisionDataModule):
     """CIFAR-10 (50k/10k 3×32×32 images) via torchvision."""
-    return TorchvisionDataModule(name="cifar10", **kwargs)
+
+    def __init__(self, root: str = "data", download: bool = True, batch_size: int = 128, num_workers: int = 0) -> None:
+        super().__init__("cifar10", root, download, batch_size, num_workers)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.validation import one_of, positive_int
 
 _SPLITS = {"train": 0, "val": 1, "test": 2}
 
@@ -31,10 +33,8 @@ class WaterbirdsDataset(Dataset):
                 f"no Waterbirds metadata.csv under root={str(root)!r}; download the Waterbirds dataset "
                 "(Sagawa et al. 2020, 'waterbird_complete95_forest2water2') and pass its folder as root."
             )
-        if split not in _SPLITS:
-            raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}.")
-        if not isinstance(image_size, int) or image_size < 1:
-            raise ValueError(f"image_size must be a positive int, got {image_size!r}.")
+        one_of("split", split, sorted(_SPLITS))
+        image_size = positive_int("image_size", image_size)
         with metadata.open(newline="") as handle:
             rows = [row for row in csv.DictReader(handle) if int(row["split"]) == _SPLITS[split]]
         self.root, self.image_size = root, image_size
@@ -54,32 +54,16 @@ class WaterbirdsDataset(Dataset):
         return x, self.targets[index], self.groups[index]
 
 
-class WaterbirdsDataModule(L.LightningDataModule):
+class WaterbirdsDataModule(InMemoryDataModule):
     """Waterbirds train/val/test splits as a LightningDataModule (val loader: the val split)."""
 
     num_classes = 2
     num_groups = 4
 
     def __init__(self, root: str | Path, image_size: int = 64, batch_size: int = 64, num_workers: int = 0) -> None:
-        super().__init__()
-        self.root, self.image_size = root, image_size
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.train_dataset: WaterbirdsDataset | None = None
+        super().__init__(batch_size, num_workers)
+        self.root, self.image_size = root, positive_int("image_size", image_size)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_dataset is None:
-            self.train_dataset, self.val_dataset, self.test_dataset = (
-                WaterbirdsDataset(self.root, split, self.image_size) for split in ("train", "val", "test")
-            )
-
-    def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset)
+    def build(self) -> tuple[WaterbirdsDataset, WaterbirdsDataset, WaterbirdsDataset]:
+        train, val, test = (WaterbirdsDataset(self.root, split, self.image_size) for split in ("train", "val", "test"))
+        return train, val, test

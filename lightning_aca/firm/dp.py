@@ -3,36 +3,57 @@
 Abadi et al. 2016 (DP-SGD: per-example clipping to norm C, Gaussian noise σ·C, privacy
 accounting), as used against collectives by Solanki, Bhange, Aïvodji, Creager, "Crowding Out The
 Noise: Algorithmic Collective Action Under Differential Privacy", arXiv 2505.05707 (2025).
-Opacus does all the work: ``PrivacyEngine.make_private`` (or ``make_private_with_epsilon``) with
-``wrap_model=False`` attaches per-sample-gradient hooks to the user's module in place, wraps its
-optimizer in a ``DPOptimizer`` and its training loader in a Poisson-sampling ``DPDataLoader``;
-the engine's accountant gives ε. This callback only plugs those parts into Lightning.
+Opacus does all the work: ``PrivacyEngine.make_private`` with ``wrap_model=False`` attaches
+per-sample-gradient hooks to the user's module in place, wraps its optimizer in a ``DPOptimizer``
+and its training loader in a Poisson-sampling ``DPDataLoader``; ``get_noise_multiplier``
+calibrates σ to a budget; the engine's accountant gives ε. This callback only plugs those parts
+into Lightning.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
 import torch
+from torch.optim import Optimizer
+
+from lightning_aca.patching import PatchingCallback
+from lightning_aca.validation import non_negative_real, one_of, positive_int, positive_real, real
 
 _ACCOUNTANTS = ("rdp", "prv", "gdp")
 _GRAD_SAMPLE_MODES = ("hooks", "functorch")
+# What Opacus leaves on layers and parameters beyond what GradSampleHooks.cleanup removes: a step
+# interrupted between forward and backward keeps the layers' activations, and DPOptimizer gives
+# every parameter a summed_grad.
+_OPACUS_ATTRIBUTES = ("activations", "max_batch_len", "summed_grad")
 
 
-class DPSGD(L.Callback):
+class DPSGD(PatchingCallback):
     """Make an unmodified LightningModule, its optimizer and its training loader private.
 
-    Give ``noise_multiplier`` (σ) or ``target_epsilon`` (σ is then calibrated by Opacus for
-    ``epochs``, default the Trainer's ``max_epochs``). Logs ``aca/epsilon`` (ε spent so far, at
-    ``delta``) at the end of every training epoch; :attr:`epsilon` holds the latest value.
+    Give ``noise_multiplier`` (σ) or ``target_epsilon``. With ``target_epsilon``, σ is calibrated
+    (by Opacus) for the optimizer steps the Trainer takes: ``max_epochs`` epochs of the training
+    loader's batches (as ``limit_train_batches`` limits them), at most ``max_steps``; so ε at the
+    Trainer's end is at most ``target_epsilon``, and within 0.01 of it (Opacus's calibration
+    tolerance). Logs ``aca/epsilon`` (ε spent so far, at ``delta``) at the end of every training
+    epoch; :attr:`epsilon` holds the latest value, also after a run that ``max_steps`` ends
+    mid-epoch.
+
+    The LR schedulers ``configure_optimizers`` returns (list or dict form) are moved onto the
+    private optimizer, which shares the user's optimizer's ``param_groups``, so they schedule as
+    without DP-SGD.
 
     Args:
         noise_multiplier: σ, the noise standard deviation in units of ``max_grad_norm``.
         target_epsilon: the privacy budget ε to calibrate σ for (instead of ``noise_multiplier``).
         delta: δ; default 1/n for n training points.
         max_grad_norm: C, the per-example clipping norm.
-        epochs: epochs the budget is calibrated for (``target_epsilon`` only).
+        epochs: with ``target_epsilon`` only, calibrate for this many epochs instead of the
+            Trainer's length, e.g. to spend the budget over a run resumed later. Fewer epochs than
+            the Trainer runs would overspend the budget and are refused at fit start.
         poisson_sampling: sample batches by Poisson sampling, as DP-SGD's guarantee assumes.
         accountant: ``"rdp"``, ``"prv"`` or ``"gdp"``.
         grad_sample_mode: ``"hooks"`` or ``"functorch"`` (Opacus's per-sample gradient engines).
@@ -41,6 +62,9 @@ class DPSGD(L.Callback):
         fix_model: replace layers Opacus cannot train privately (BatchNorm → GroupNorm …) with
             ``opacus.validators.ModuleValidator.fix`` before training.
         secure_mode: Opacus's cryptographically secure noise.
+
+    The module, datamodule and schedulers are patched only during fit and restored when it ends
+    or fails, Opacus's hooks and per-sample gradients removed.
 
     Not supported, with a clear error at fit start: gradient accumulation
     (``accumulate_grad_batches > 1``: the accountant assumes one step per Poisson batch),
@@ -61,40 +85,33 @@ class DPSGD(L.Callback):
         fix_model: bool = False,
         secure_mode: bool = False,
     ) -> None:
+        super().__init__()
         if (noise_multiplier is None) == (target_epsilon is None):
             raise ValueError("DPSGD needs exactly one of noise_multiplier=σ or target_epsilon=ε.")
-        if noise_multiplier is not None and not noise_multiplier >= 0:
-            raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}.")
-        if target_epsilon is not None and not target_epsilon > 0:
-            raise ValueError(f"target_epsilon must be > 0, got {target_epsilon!r}.")
-        if delta is not None and not 0 < delta < 1:
-            raise ValueError(f"delta must be in (0, 1), got {delta!r}.")
-        if not max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm (the clipping norm C) must be > 0, got {max_grad_norm!r}.")
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
-        if accountant not in _ACCOUNTANTS:
-            raise ValueError(f"accountant must be one of {_ACCOUNTANTS}, got {accountant!r}.")
-        if grad_sample_mode not in _GRAD_SAMPLE_MODES:
+        if epochs is not None and target_epsilon is None:
             raise ValueError(
-                f"grad_sample_mode must be one of {_GRAD_SAMPLE_MODES}, got {grad_sample_mode!r} "
-                "(ghost clipping needs the loss computed through Opacus's criterion)."
+                f"epochs={epochs!r} applies only with target_epsilon=...; noise_multiplier=σ needs no calibration."
             )
-        self.noise_multiplier = noise_multiplier
-        self.target_epsilon = target_epsilon
-        self.delta = delta
-        self.max_grad_norm = max_grad_norm
-        self.epochs = epochs
-        self.poisson_sampling = poisson_sampling
-        self.accountant = accountant
-        self.grad_sample_mode = grad_sample_mode
-        self.fix_model = fix_model
-        self.secure_mode = secure_mode
+        if grad_sample_mode in ("ghost", "ghost_fsdp"):
+            raise ValueError(
+                f"grad_sample_mode={grad_sample_mode!r} is not offered: ghost clipping needs the loss computed "
+                f"through Opacus's criterion. Use one of {_GRAD_SAMPLE_MODES}."
+            )
+        self.noise_multiplier = (
+            None if noise_multiplier is None else non_negative_real("noise_multiplier", noise_multiplier)
+        )
+        self.target_epsilon = None if target_epsilon is None else positive_real("target_epsilon", target_epsilon)
+        self.delta = None if delta is None else real("delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.max_grad_norm = positive_real("max_grad_norm", max_grad_norm)
+        self.epochs = None if epochs is None else positive_int("epochs", epochs)
+        self.poisson_sampling = _flag("poisson_sampling", poisson_sampling)
+        self.accountant = one_of("accountant", accountant, _ACCOUNTANTS)
+        self.grad_sample_mode = one_of("grad_sample_mode", grad_sample_mode, _GRAD_SAMPLE_MODES)
+        self.fix_model = _flag("fix_model", fix_model)
+        self.secure_mode = _flag("secure_mode", secure_mode)
         self.engine: Any = None
         self.epsilon: float | None = None
-        self._hooks: Any = None
         self._private_loader: Any = None
-        self._patched: list[tuple[Any, str, Any]] = []
         self._history: list[tuple[float, float, int]] = []
 
     # -- fit start: validate, then patch configure_optimizers and the train loader ------------------
@@ -113,12 +130,8 @@ class DPSGD(L.Callback):
         def train_dataloader() -> Any:
             return self._private_loader
 
-        self._patch(pl_module, "configure_optimizers", configure_optimizers)
-        self._patch(datamodule, "train_dataloader", train_dataloader)
-
-    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
-        self._patched.append((owner, name, vars(owner).get(name)))
-        setattr(owner, name, replacement)
+        self.patcher.patch(pl_module, "configure_optimizers", configure_optimizers)
+        self.patcher.patch(datamodule, "train_dataloader", train_dataloader)
 
     def _check_trainer(self, trainer: L.Trainer) -> None:
         if trainer.datamodule is None:
@@ -155,11 +168,12 @@ class DPSGD(L.Callback):
     def _make_private(self, trainer: L.Trainer, pl_module: L.LightningModule, config: Any, loader: Any) -> Any:
         from opacus import PrivacyEngine
 
-        optimizer, rebuild = _single_optimizer(config)
+        optimizer, schedulers, rebuild = _single_optimizer(config)
         if self.delta is None:
             self.delta = 1.0 / len(loader.dataset)
         self.engine = PrivacyEngine(accountant=self.accountant, secure_mode=self.secure_mode)
         self.engine.accountant.history = list(self._history)  # steps already taken, when resuming
+        left_before = _opacus_attributes(pl_module)
         common = dict(
             module=pl_module,
             optimizer=optimizer,
@@ -170,39 +184,67 @@ class DPSGD(L.Callback):
             wrap_model=False,
         )
         if self.target_epsilon is not None:
-            epochs = self.epochs or trainer.max_epochs
-            if epochs is None or epochs < 1:
-                raise ValueError("DPSGD(target_epsilon=...) needs epochs=... or a Trainer with max_epochs set.")
-            self._hooks, dp_optimizer, self._private_loader = self.engine.make_private_with_epsilon(
-                target_epsilon=self.target_epsilon, target_delta=self.delta, epochs=epochs, **common
+            from opacus.accountants.utils import get_noise_multiplier
+
+            # σ for the whole run from its first step (a resumed run's history is part of it).
+            self.noise_multiplier = get_noise_multiplier(
+                target_epsilon=self.target_epsilon,
+                target_delta=self.delta,
+                sample_rate=1 / len(loader),  # as make_private samples
+                steps=self._calibration_steps(trainer, len(loader)),
+                accountant=self.accountant,
             )
-            self.noise_multiplier = dp_optimizer.noise_multiplier
-        else:
-            self._hooks, dp_optimizer, self._private_loader = self.engine.make_private(
-                noise_multiplier=self.noise_multiplier, **common
-            )
+        hooks, dp_optimizer, self._private_loader = self.engine.make_private(
+            noise_multiplier=self.noise_multiplier, **common
+        )
+        self.patcher.defer(_detach, hooks, pl_module, left_before)
+        # Lightning steps the private optimizer; the user's schedulers must follow it. They keep
+        # scheduling the same learning rates: the private optimizer shares the param_groups.
+        for scheduler in schedulers:
+            if getattr(scheduler, "optimizer", None) is optimizer:
+                self.patcher.patch(scheduler, "optimizer", dp_optimizer)
+        if schedulers:
+            _track_step_order(dp_optimizer)
         return rebuild(dp_optimizer)
+
+    def _calibration_steps(self, trainer: L.Trainer, batches: int) -> int:
+        """The optimizer steps σ is calibrated for: those the Trainer takes, or ``epochs`` epochs if more."""
+        limit = trainer.limit_train_batches  # as Lightning limits each epoch's batches
+        per_epoch = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        # Poisson sampling may give one batch an epoch fewer than the loader has: counting the loader's is safe.
+        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+        runs = [max_epochs * per_epoch] if max_epochs is not None and max_epochs >= 0 else []
+        runs += [max_steps] if max_steps is not None and max_steps >= 0 else []
+        if not runs:
+            raise ValueError(
+                "DPSGD(target_epsilon=...) calibrates σ for the Trainer's length, but this Trainer never stops: "
+                "set max_epochs or max_steps."
+            )
+        steps = min(runs)
+        if self.epochs is not None:
+            planned = self.epochs * per_epoch
+            if planned < steps:
+                raise ValueError(
+                    f"DPSGD(epochs={self.epochs}) calibrates σ for {planned} steps, but the Trainer takes {steps} "
+                    f"(max_epochs={max_epochs}, max_steps={max_steps}, {per_epoch} batches an epoch): ε would end "
+                    f"above target_epsilon={self.target_epsilon}. Leave epochs unset to calibrate for the Trainer's "
+                    "length."
+                )
+            steps = planned
+        return max(steps, 1)  # a run of no steps has nothing to calibrate; zero steps would never converge
 
     # -- accounting ---------------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epsilon = float(self.engine.get_epsilon(self.delta))
         pl_module.log("aca/epsilon", self.epsilon, on_epoch=True, on_step=False)
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epsilon = float(self.engine.get_epsilon(self.delta))  # also when max_steps ends an epoch early
+
     @property
     def sample_rate(self) -> float | None:
         """Poisson sampling rate q = expected batch size / n (None before fit)."""
         return None if self._private_loader is None else self._private_loader.sample_rate
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        for owner, name, own_attribute in reversed(self._patched):
-            if own_attribute is not None:
-                setattr(owner, name, own_attribute)
-            else:
-                delattr(owner, name)
-        self._patched = []
-        if self._hooks is not None:
-            self._hooks.cleanup()
-            self._hooks = None
 
     def state_dict(self) -> dict[str, Any]:
         history = list(self.engine.accountant.history) if self.engine is not None else []
@@ -219,19 +261,75 @@ class DPSGD(L.Callback):
         self._history = [tuple(step) for step in state_dict.get("history", [])]
 
 
-def _single_optimizer(config: Any) -> tuple[torch.optim.Optimizer, Any]:
-    """The one optimizer in a ``configure_optimizers`` result, and how to put a replacement back."""
-    if isinstance(config, torch.optim.Optimizer):
-        return config, lambda new: new
-    if isinstance(config, dict) and isinstance(config.get("optimizer"), torch.optim.Optimizer):
-        return config["optimizer"], lambda new: {**config, "optimizer": new}
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
+    return value
+
+
+def _opacus_attributes(module: torch.nn.Module) -> set[tuple[int, str]]:
+    """The attributes named like Opacus's that the module's layers and parameters hold now."""
+    owners = [*module.modules(), *module.parameters()]
+    return {(id(owner), name) for owner in owners for name in _OPACUS_ATTRIBUTES if name in vars(owner)}
+
+
+def _detach(hooks: Any, module: torch.nn.Module, left_before: set[tuple[int, str]]) -> None:
+    """Remove Opacus's hooks from the module, and every attribute Opacus added to it since ``left_before``."""
+    hooks.cleanup()
+    for owner in [*module.modules(), *module.parameters()]:
+        for name in _OPACUS_ATTRIBUTES:
+            if name in vars(owner) and (id(owner), name) not in left_before:
+                delattr(owner, name)
+
+
+def _single_optimizer(config: Any) -> tuple[Optimizer, list[Any], Callable[[Optimizer], Any]]:
+    """The one optimizer in a ``configure_optimizers`` result, its LR schedulers, and how to put a
+    replacement optimizer back (Lightning's forms: an optimizer, ``[opt]``, ``[opt], [schedulers]``,
+    ``{"optimizer": opt, "lr_scheduler": ...}`` or ``[that dict]``)."""
+    if isinstance(config, Optimizer):
+        return config, [], lambda new: new
+    if isinstance(config, Mapping) and isinstance(config.get("optimizer"), Optimizer):
+        return config["optimizer"], _schedulers(config.get("lr_scheduler")), lambda new: {**config, "optimizer": new}
     if isinstance(config, (list, tuple)) and len(config) == 2 and isinstance(config[0], (list, tuple)):
         optimizers, schedulers = config
-        if len(optimizers) == 1:
-            return optimizers[0], lambda new: ([new], schedulers)
-    if isinstance(config, (list, tuple)) and len(config) == 1 and isinstance(config[0], torch.optim.Optimizer):
-        return config[0], lambda new: [new]
+        if len(optimizers) == 1 and isinstance(optimizers[0], Optimizer):
+            return optimizers[0], _schedulers(schedulers), lambda new: ([new], schedulers)
+    if isinstance(config, (list, tuple)) and len(config) == 1 and isinstance(config[0], (Optimizer, Mapping)):
+        optimizer, schedulers, rebuild = _single_optimizer(config[0])
+        return optimizer, schedulers, lambda new: [rebuild(new)]
     raise ValueError(
         "DPSGD supports one optimizer (optionally with LR schedulers); configure_optimizers returned "
         f"{type(config).__name__} with several or none. Train with a single optimizer."
     )
+
+
+def _schedulers(config: Any) -> list[Any]:
+    """The LR schedulers in the scheduler part of a ``configure_optimizers`` result."""
+    if config is None:
+        return []
+    if isinstance(config, (list, tuple)):
+        return [scheduler for part in config for scheduler in _schedulers(part)]
+    if isinstance(config, Mapping):
+        return _schedulers(config.get("scheduler"))
+    return [config]
+
+
+def _track_step_order(dp_optimizer: Any) -> None:
+    """Mark the private optimizer's ``step`` as torch marks the step of an optimizer a scheduler is built on.
+
+    A torch LR scheduler wraps its optimizer's ``step`` to check that the optimizer steps before
+    the scheduler, and warns that ``step`` was overridden when its optimizer's ``step`` is not
+    wrapped, as the private optimizer's is not when the scheduler moves onto it.
+    """
+    original_step = dp_optimizer.original_optimizer.step
+    if not hasattr(original_step, "_wrapped_by_lr_sched") or hasattr(dp_optimizer.step, "_wrapped_by_lr_sched"):
+        return
+    step = dp_optimizer.step
+
+    @functools.wraps(step)
+    def tracked_step(*args: Any, **kwargs: Any) -> Any:
+        dp_optimizer._opt_called = True
+        return step(*args, **kwargs)
+
+    tracked_step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
+    dp_optimizer.step = tracked_step

@@ -13,7 +13,6 @@ whose generalization gap is larger, weigh more.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -23,22 +22,21 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from lightning_aca.patching import PatchingCallback
+from lightning_aca.validation import integer, non_negative_real, one_of, positive_real
+
 _GROUP_SOURCES = ("index", "membership")
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-class GroupDRO(L.Callback):
+class GroupDRO(PatchingCallback):
     """Replace the training loss of a LightningModule by the online group-DRO objective.
 
     The one change the module needs: ``training_step`` returns **per-sample losses**, a 1-D
     tensor of shape ``(batch,)`` such as ``F.cross_entropy(logits, y, reduction="none")`` (or a
     dict whose ``"loss"`` is such a tensor). At fit start the callback wraps the module's
-    ``training_step`` (restored at teardown) so that, for each batch, with L_g the mean loss of
-    group g's samples in the batch, q_g ← q_g · exp(η · (L_g + C/√n_g)) for every group present,
-    q is renormalized, and the loss Lightning back-propagates is Σ_g q_g · L_g. To train the
+    ``training_step`` (restored when fit ends or fails) so that, for each batch, with L_g the
+    mean loss of group g's samples in the batch, q_g ← q_g · exp(η · (L_g + C/√n_g)) for every
+    group present, q is renormalized, and the loss Lightning back-propagates is Σ_g q_g · L_g. To train the
     same module by plain ERM without this callback, return ``losses.mean()`` instead (Lightning
     needs a scalar).
 
@@ -54,8 +52,9 @@ class GroupDRO(L.Callback):
             (tuple batches) or ``batch["group"]`` (dict batches; ``batch[group_index]`` when it is
             a string); ``"membership"`` reads the flag ``CollectiveDataset(...,
             return_membership=True)`` appends (the last tuple item, or ``"is_member"``), giving
-            group 1 to members and 0 to everyone else (needs ``num_groups=2``); or a callable
-            ``batch -> LongTensor (batch,)``.
+            group 1 to members and 0 to everyone else (needs ``num_groups=2``), and removes the
+            flag before ``training_step`` sees the batch, so the module keeps unpacking the
+            dataset's own items (``x, y = batch``); or a callable ``batch -> LongTensor (batch,)``.
         group_index: position (tuple batches) or key (dict batches) of the group index.
         generalization_adjustment: C of the group adjustment C/√n_g (≥ 0; 0 switches it off).
         group_counts: training points per group n_g (``num_groups`` numbers ≥ 0); by default
@@ -78,34 +77,26 @@ class GroupDRO(L.Callback):
         generalization_adjustment: float = 0.0,
         group_counts: Sequence[float] | Tensor | None = None,
     ) -> None:
-        if not isinstance(num_groups, int) or isinstance(num_groups, bool) or num_groups < 2:
-            raise ValueError(f"num_groups must be an int >= 2, got {num_groups!r}.")
-        if not _is_real(step_size) or step_size <= 0:
-            raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}.")
-        if not callable(groups) and groups not in _GROUP_SOURCES:
-            raise ValueError(f"groups must be one of {_GROUP_SOURCES} or a callable batch -> groups, got {groups!r}.")
+        super().__init__()
+        num_groups = integer("num_groups", num_groups, low=2, kind="an int >= 2")
+        if not callable(groups):
+            one_of("groups", groups, _GROUP_SOURCES)
         if groups == "membership" and num_groups != 2:
             raise ValueError(
                 f"num_groups must be 2 with groups='membership' (non-members 0, members 1), got {num_groups!r}."
             )
-        if isinstance(group_index, bool) or not isinstance(group_index, (int, str)):
-            raise ValueError(f"group_index must be a position (int) or a key (str), got {group_index!r}.")
-        if not _is_real(generalization_adjustment) or generalization_adjustment < 0:
-            raise ValueError(
-                f"generalization_adjustment must be a finite number >= 0, got {generalization_adjustment!r}."
-            )
+        if not isinstance(group_index, str):
+            group_index = integer("group_index", group_index, kind="a position (int) or a key (str)")
         self.num_groups = num_groups
-        self.step_size = float(step_size)
+        self.step_size = positive_real("step_size", step_size)
         self.groups = groups
         self.group_index = group_index
-        self.generalization_adjustment = float(generalization_adjustment)
+        self.generalization_adjustment = non_negative_real("generalization_adjustment", generalization_adjustment)
         self._counts = None if group_counts is None else self._checked_counts(group_counts, "group_counts")
         self._q = torch.full((num_groups,), 1.0 / num_groups)
         self._epoch_sums = torch.zeros(num_groups)
         self._epoch_counts = torch.zeros(num_groups)
         self._sum_across_ranks: Callable[[Tensor], Tensor] | None = None
-        self._module: L.LightningModule | None = None
-        self._own_step: Any = None
 
     def _checked_counts(self, counts: Any, name: str) -> Tensor:
         message = (
@@ -204,6 +195,14 @@ class GroupDRO(L.Callback):
                 f"({type(batch).__name__}); set group_index=..., or pass groups=<callable batch -> groups>."
             ) from err
 
+    def _users_batch(self, batch: Any) -> Any:
+        """The batch as the user's dataset yields it: without the membership flag GroupDRO asked for."""
+        if self.groups != "membership":
+            return batch
+        if isinstance(batch, Mapping):
+            return {key: value for key, value in batch.items() if key != "is_member"}
+        return batch[:-1]
+
     # -- hooks -----------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -213,38 +212,20 @@ class GroupDRO(L.Callback):
                 "GroupDRO needs automatic optimization (it replaces the loss training_step returns); "
                 "set automatic_optimization = True or apply GroupDRO.step yourself."
             )
-        if trainer.world_size > 1:
-            self._sum_across_ranks = partial(trainer.strategy.reduce, reduce_op="sum")
+        multiprocess = trainer.world_size > 1
+        self._sum_across_ranks = partial(trainer.strategy.reduce, reduce_op="sum") if multiprocess else None
         original = pl_module.training_step
-        self._own_step = vars(pl_module).get("training_step")  # an instance attribute to restore, if any
 
         def training_step(batch: Any, *args: Any, **kwargs: Any) -> Any:
-            output = original(batch, *args, **kwargs)
+            groups = self._batch_groups(batch)
+            output = original(self._users_batch(batch), *args, **kwargs)
             if output is None:  # Lightning's way of skipping a batch
                 return None
             if isinstance(output, Mapping):
-                return {**output, "loss": self.step(output.get("loss"), self._batch_groups(batch))}
-            return self.step(output, self._batch_groups(batch))
+                return {**output, "loss": self.step(output.get("loss"), groups)}
+            return self.step(output, groups)
 
-        pl_module.training_step = training_step
-        self._module = pl_module
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            self._unwrap()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._unwrap()  # Lightning skips teardown hooks when fit fails
-
-    def _unwrap(self) -> None:
-        if self._module is None:
-            return
-        if self._own_step is not None:
-            self._module.training_step = self._own_step
-        else:
-            del self._module.training_step
-        self._module, self._own_step = None, None
-        self._sum_across_ranks = None
+        self.patcher.patch(pl_module, "training_step", training_step)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.generalization_adjustment > 0 and self._counts is None:

@@ -2,12 +2,15 @@
 
 At the end of every validation epoch (or training epoch, when there is no validation) and at
 the end of testing, runs the model over the collective's signal evaluation set (Hardt et al.
-2023, §3: S(α) = Pr[f(g(x)) = y*] on held-out inputs with true label ≠ y*) and, if asked, the
-clean test set, and logs under the stable ``aca/`` namespace through the Trainer's loggers.
+2023, §3: S(α) = Pr[f(g(x)) = y*] on held-out inputs with true label ≠ y*), over the clean
+versions of the same inputs (the baseline rate of predicting y* without the signal) and, if
+asked, the clean test set, and logs under the stable ``aca/`` namespace through the Trainer's
+loggers.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -17,12 +20,13 @@ import torch
 from lightning.pytorch.utilities import move_data_to_device
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
-from torchmetrics import Metric
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_aca.collective.strategies import SignalErasing
 from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
 from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
+from lightning_aca.validation import positive_int, renamed
 
 
 def _shard(loader: DataLoader, rank: int, world_size: int) -> DataLoader:
@@ -34,32 +38,37 @@ def _shard(loader: DataLoader, rank: int, world_size: int) -> DataLoader:
 
 
 class CollectiveMetrics(L.Callback):
-    """Log the collective's success (and clean / worst-group accuracy) during training and test.
+    """Log the collective's success, its baseline, and clean / worst-group accuracy during training and test.
 
     Drop it into ``Trainer(callbacks=[...])``. Loaders come from a ``CollectiveDataModule``
     passed to ``fit``/``test``, or are given explicitly. The module needs no change: the
     callback calls ``pl_module(x)`` (or ``predict_fn(pl_module, x)``) and reads logits,
     probabilities or labels. The model's train/eval modes and the RNG state are restored.
 
-    Logged keys (a stable interface): ``aca/success`` (S), ``aca/erasure_agreement``
-    (f(g(x)) = f(x), when the signal batches carry clean inputs), ``aca/clean_acc``,
+    Logged keys (a stable interface): ``aca/success`` (S, Hardt et al. 2023, §3),
+    ``aca/baseline_success`` (the same measure on the clean versions of the same inputs: for
+    planting, the rate of predicting y* without the signal; S means little unless it is above
+    this), ``aca/erasure_agreement`` (f(g(x)) = f(x), for erasing), ``aca/clean_acc``,
     ``aca/worst_group_acc`` and ``aca/group_acc/<g>`` (with ``num_groups``), and from a
     ``CollectiveDataModule`` ``aca/alpha``, ``aca/population_alpha``, ``aca/members``.
 
     Args:
-        signal_dataloader: batches ``(g(x), success_label[, x, true_label])``; default: the
-            datamodule's ``signal_test_dataloader(return_clean=...)``.
+        signal_dataloader: batches ``(g(x), success_label[, ..., x, true_label])``, the clean
+            input second to last; default: the datamodule's
+            ``signal_test_dataloader(return_clean=True)``.
         clean_dataloader: batches ``(x, y[, group])``; default: the datamodule's clean test
             loader when ``clean=True``.
         clean: also measure clean accuracy (and worst-group accuracy).
-        erasure_agreement: ask the datamodule for clean inputs beside signal inputs and log
-            ``aca/erasure_agreement`` (default: on for ``SignalErasing``).
+        erasure_agreement: log ``aca/erasure_agreement`` (default: for ``SignalErasing``, or
+            whenever explicit signal batches carry clean inputs).
+        baseline: log ``aca/baseline_success`` (needs clean inputs in the signal batches).
         num_groups: number of groups; group indices are read at ``group_index`` of clean batches.
         group_index: position (tuple batches) or key (dict batches) of the group index.
         top_k: success counts when the success label is among the top-k scores.
         every_n_epochs: evaluate every n-th epoch during fit (test always evaluates).
-        input_key, target_key: positions or keys of input and label in batches.
+        input_key, label_key: positions or keys of input and label in batches.
         predict_fn: ``(pl_module, x) -> scores``; default ``pl_module(x)``.
+        target_key: deprecated name of ``label_key``.
     """
 
     def __init__(
@@ -73,46 +82,59 @@ class CollectiveMetrics(L.Callback):
         top_k: int = 1,
         every_n_epochs: int = 1,
         input_key: int | str = 0,
-        target_key: int | str = 1,
+        label_key: int | str | None = None,
         predict_fn: Callable[[L.LightningModule, Any], Tensor] | None = None,
+        baseline: bool = True,
+        *,
+        target_key: int | str | None = None,
     ) -> None:
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be a positive int, got {every_n_epochs!r}.")
-        if num_groups is not None and (not isinstance(num_groups, int) or num_groups < 1):
-            raise ValueError(f"num_groups must be a positive int or None, got {num_groups!r}.")
-        CollectiveSuccess(top_k=top_k)  # validates top_k now rather than at the first epoch's end
+        self.every_n_epochs = positive_int("every_n_epochs", every_n_epochs)
+        self.num_groups = None if num_groups is None else positive_int("num_groups", num_groups)
+        self.top_k = positive_int("top_k", top_k)
         self.signal_dataloader = signal_dataloader
         self.clean_dataloader = clean_dataloader
         self.clean = clean
         self.erasure_agreement = erasure_agreement
-        self.num_groups = num_groups
+        self.baseline = baseline
         self.group_index = group_index
-        self.top_k = top_k
-        self.every_n_epochs = every_n_epochs
-        self._metrics: dict[tuple, Metric] = {}
-        self.input_key, self.target_key = input_key, target_key
+        self.input_key = input_key
+        self.label_key = renamed("CollectiveMetrics", "target_key", "label_key", target_key, label_key, 1)
         self.predict_fn = predict_fn
         self.results: dict[str, dict[str, float]] = {}
         self._evaluated_epoch = -1
+        self._collections: dict[tuple, MetricCollection] = {}
+        self._signal_loader: tuple[Any, DataLoader, bool] | None = None
+
+    @property
+    def target_key(self) -> int | str:
+        """Deprecated name of :attr:`label_key`."""
+        warnings.warn("CollectiveMetrics.target_key is deprecated; use label_key.", FutureWarning, stacklevel=2)
+        return self.label_key
 
     # -- where the loaders come from -------------------------------------------------------
-    def _loaders(self, trainer: L.Trainer) -> tuple[DataLoader, DataLoader | None]:
+    def _loaders(self, trainer: L.Trainer) -> tuple[DataLoader, DataLoader | None, bool]:
+        """The signal loader, the clean loader, and whether to measure erasure agreement."""
         dm = trainer.datamodule
-        signal = self.signal_dataloader
+        signal, agreement = self.signal_dataloader, self.erasure_agreement
         if signal is None:
             if not hasattr(dm, "signal_test_dataloader"):
                 raise ValueError(
                     "CollectiveMetrics needs signal_dataloader=... or a CollectiveDataModule passed to "
                     "trainer.fit/test (datamodule=...)."
                 )
-            erasing = self.erasure_agreement
-            if erasing is None:
-                erasing = isinstance(dm.strategy, SignalErasing)
-            signal = dm.signal_test_dataloader(return_clean=erasing)
+            if agreement is None:
+                agreement = isinstance(dm.strategy, SignalErasing)
+            with_clean = self.baseline or agreement
+            # one loader per datamodule: building the clean-carrying evaluation set scans the test labels
+            if self._signal_loader is None or self._signal_loader[0] is not dm or self._signal_loader[2] != with_clean:
+                self._signal_loader = (dm, dm.signal_test_dataloader(return_clean=with_clean), with_clean)
+            signal = self._signal_loader[1]
+        elif agreement is None:
+            agreement = True
         clean = self.clean_dataloader
         if clean is None and self.clean and hasattr(dm, "clean_test_dataloader"):
             clean = dm.clean_test_dataloader()
-        return signal, clean
+        return signal, clean, agreement
 
     # -- hooks ---------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -141,7 +163,7 @@ class CollectiveMetrics(L.Callback):
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         """Compute every metric now and return ``{"aca/<name>": value}`` (synced across ranks)."""
-        signal, clean = self._loaders(trainer)
+        signal, clean, agreement = self._loaders(trainer)
         rank, world = trainer.global_rank, trainer.world_size
         device = pl_module.device
         modes = {m: m.training for m in pl_module.modules()}
@@ -149,7 +171,7 @@ class CollectiveMetrics(L.Callback):
         pl_module.eval()
         try:
             with torch.random.fork_rng(devices=fork_devices), torch.no_grad():
-                values = self._signal_metrics(pl_module, _shard(signal, rank, world), device)
+                values = self._signal_metrics(pl_module, _shard(signal, rank, world), device, agreement)
                 if clean is not None:
                     values.update(self._clean_metrics(pl_module, _shard(clean, rank, world), device))
         finally:
@@ -172,73 +194,90 @@ class CollectiveMetrics(L.Callback):
         return self.predict_fn(pl_module, x) if self.predict_fn is not None else pl_module(x)
 
     def _signal_metrics(
-        self, pl_module: L.LightningModule, loader: DataLoader, device: torch.device
+        self, pl_module: L.LightningModule, loader: DataLoader, device: torch.device, agreement: bool
     ) -> dict[str, float]:
-        success = self._fresh(("success",), lambda: CollectiveSuccess(top_k=self.top_k), device)
-        agreement = self._fresh(("agreement",), SignalErasureSuccess, device)
+        metrics = self._collection(
+            ("signal",),
+            lambda: {
+                "success": CollectiveSuccess(top_k=self.top_k),
+                "baseline_success": CollectiveSuccess(top_k=self.top_k),
+                "erasure_agreement": SignalErasureSuccess(),
+            },
+            device,
+        )
         for batch in loader:
             batch = move_data_to_device(batch, device)
             if isinstance(batch, Mapping):
-                x, y, x_clean = batch[self.input_key], batch[self.target_key], batch.get("clean_input")
+                x, y, x_clean = batch[self.input_key], batch[self.label_key], batch.get("clean_input")
             else:
-                x, y = batch[self.input_key], batch[self.target_key]
-                x_clean = batch[2] if len(batch) >= 4 else None
+                x, y = batch[self.input_key], batch[self.label_key]
+                x_clean = batch[-2] if len(batch) >= 4 else None  # (g(x), label, ..., x, true label)
             scores = self._predict(pl_module, x)
-            success.update(scores, y)
-            if x_clean is not None:
-                agreement.update(scores, self._predict(pl_module, x_clean))
-        values = {"aca/success": float(success.compute())}
-        if agreement.update_called:
-            values["aca/erasure_agreement"] = float(agreement.compute())
-        return values
+            metrics["success"].update(scores, y)
+            if x_clean is not None and (self.baseline or agreement):
+                clean_scores = self._predict(pl_module, x_clean)
+                if self.baseline:
+                    metrics["baseline_success"].update(clean_scores, y)
+                if agreement:
+                    metrics["erasure_agreement"].update(scores, clean_scores)
+        return _computed(metrics)
 
     def _clean_metrics(
         self, pl_module: L.LightningModule, loader: DataLoader, device: torch.device
     ) -> dict[str, float]:
-        accuracy: Metric | None = None
-        groups = ()
-        if self.num_groups is not None:
-            groups = (
-                self._fresh(("group",), lambda: GroupAccuracy(self.num_groups), device),
-                self._fresh(("worst_group",), lambda: WorstGroupAccuracy(self.num_groups), device),
-            )
+        metrics: MetricCollection | None = None
         for batch in loader:
             batch = move_data_to_device(batch, device)
-            x, y, g = self._parts(batch, (self.input_key, self.target_key, self.group_index))
+            x, y, g = self._parts(batch, (self.input_key, self.label_key, self.group_index))
             scores = self._predict(pl_module, x)
-            if accuracy is None:
+            if metrics is None:
                 num_classes = scores.shape[-1] if scores.dim() == 2 else int(y.max()) + 1
-                accuracy = self._fresh(
-                    ("accuracy", num_classes), partial(MulticlassAccuracy, num_classes, average="micro"), device
-                )
-            accuracy.update(scores, y)
-            if groups:
+                metrics = self._collection(("clean", num_classes), partial(self._clean_set, num_classes), device)
+            metrics["clean_acc"].update(scores, y)
+            if self.num_groups is not None:
                 if g is None:
                     raise ValueError(
                         f"CollectiveMetrics(num_groups={self.num_groups}) found no group index at "
                         f"group_index={self.group_index!r} of the clean batches; set group_index."
                     )
-                for metric in groups:
-                    metric.update(scores, y, g)
-        if accuracy is None:
+                metrics["group_acc"].update(scores, y, g)
+                metrics["worst_group_acc"].update(scores, y, g)
+        if metrics is None:
             return {}
-        values = {"aca/clean_acc": float(accuracy.compute())}
-        if self.num_groups is not None:
-            values["aca/worst_group_acc"] = float(groups[1].compute())
-            for g, acc in enumerate(groups[0].compute().tolist()):
+        values = _computed(metrics)
+        group_acc = values.pop("aca/group_acc", None)
+        if group_acc is not None:
+            for g, acc in enumerate(group_acc):
                 values[f"aca/group_acc/{g}"] = acc
         return values
 
-    def _fresh(self, key: tuple, make: Callable[[], Metric], device: torch.device) -> Metric:
-        """The metric for ``key``, reset, on ``device``: built once, reused every evaluation."""
-        metric = self._metrics.get(key)
-        if metric is None:
-            metric = self._metrics[key] = make()
-        metric.reset()
-        return metric.to(device)
+    def _clean_set(self, num_classes: int) -> dict[str, Metric]:
+        metrics: dict[str, Metric] = {"clean_acc": MulticlassAccuracy(num_classes, average="micro")}
+        if self.num_groups is not None:
+            metrics["group_acc"] = GroupAccuracy(self.num_groups)
+            metrics["worst_group_acc"] = WorstGroupAccuracy(self.num_groups)
+        return metrics
+
+    def _collection(self, key: tuple, make: Callable[[], dict[str, Metric]], device: torch.device) -> MetricCollection:
+        """The metrics for ``key``, reset, on ``device``: built once, reused every evaluation."""
+        metrics = self._collections.get(key)
+        if metrics is None:
+            metrics = self._collections[key] = MetricCollection(make(), compute_groups=False)
+        metrics.reset()
+        return metrics.to(device)
 
     def state_dict(self) -> dict[str, Any]:
         return {"results": self.results}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.results = dict(state_dict.get("results", {}))
+
+
+def _computed(metrics: MetricCollection) -> dict[str, Any]:
+    """``{"aca/<name>": value}`` for each metric of ``metrics`` that saw a batch (vectors as lists)."""
+    values: dict[str, Any] = {}
+    for name, metric in metrics.items(keep_base=True, copy_state=False):
+        if metric.update_called:
+            value = metric.compute()
+            values[f"aca/{name}"] = float(value) if value.dim() == 0 else value.tolist()
+    return values

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lightning_aca.validation import positive_int
+
 
 def predicted_labels(preds: Tensor) -> Tensor:
     """Labels from logits/probabilities ``(N, C)`` (argmax) or from labels ``(N,)`` (as is)."""
@@ -26,8 +28,7 @@ def predicted_labels(preds: Tensor) -> Tensor:
 
 def success_hits(preds: Tensor, success_labels: Tensor | int, top_k: int = 1) -> Tensor:
     """Boolean ``(N,)``: whether each prediction is a success (the label is among the top-k)."""
-    if not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}.")
+    top_k = positive_int("top_k", top_k)
     n = preds.shape[0]
     labels = torch.as_tensor(success_labels, device=preds.device).long().expand(n)
     if top_k == 1:
@@ -64,7 +65,7 @@ def agreement_hits(preds_signal: Tensor, preds_clean: Tensor) -> Tensor:
 
 
 def prediction_agreement(preds_signal: Tensor, preds_clean: Tensor) -> Tensor:
-    """Fraction of inputs with f(g(x)) = f(x): the erasing collective's goal (Hardt et al. §3.2).
+    """Fraction of inputs with f(g(x)) = f(x): the erasing collective's goal (Hardt et al. §3).
 
     Example:
         >>> prediction_agreement(torch.tensor([1, 2, 3]), torch.tensor([1, 2, 0]))

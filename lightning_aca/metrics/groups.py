@@ -9,6 +9,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lightning_aca.metrics.functional import _worst, group_correct_counts
+from lightning_aca.validation import positive_int
 
 
 class GroupAccuracy(Metric):
@@ -32,9 +33,7 @@ class GroupAccuracy(Metric):
 
     def __init__(self, num_groups: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
-            raise ValueError(f"num_groups must be a positive int, got {num_groups!r}.")
-        self.num_groups = num_groups
+        self.num_groups = num_groups = positive_int("num_groups", num_groups)
         self.add_state("correct", default=torch.zeros(num_groups, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("total", default=torch.zeros(num_groups, dtype=torch.long), dist_reduce_fx="sum")
 

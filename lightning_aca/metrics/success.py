@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -9,6 +10,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lightning_aca.metrics.functional import agreement_hits, success_hits
+from lightning_aca.validation import non_negative_int, positive_int, renamed
 
 
 class _Fraction(Metric):
@@ -43,43 +45,50 @@ class CollectiveSuccess(_Fraction):
     """S(α): fraction of signal-carrying evaluation inputs predicted as the success label.
 
     Hardt et al. 2023, §3: S(α) = Pr_{x∼P₀}[f(g(x)) = y*], estimated on held-out inputs whose
-    true label is not y* (a :class:`SignalEvaluationDataset` excludes them). Give ``target=y*``
-    to count predictions of y*, or pass per-input success labels to :meth:`update`.
+    true label is not y* (a :class:`SignalEvaluationDataset` excludes them). Give
+    ``target_class=y*`` to count predictions of y*, or pass per-input success labels to
+    :meth:`update`.
 
     Args:
-        target: the class y*; ``None`` to take the success labels from each ``update``.
+        target_class: the class y*; ``None`` to take the success labels from each ``update``.
         top_k: count a success when the label is among the top-k scores (logits needed).
+        target: deprecated name of ``target_class``.
 
     Example:
-        >>> metric = CollectiveSuccess(target=0)
+        >>> metric = CollectiveSuccess(target_class=0)
         >>> metric.update(torch.tensor([[2.0, 1.0], [0.0, 3.0]]))
         >>> metric.update(torch.tensor([0, 0]))
         >>> metric.compute()
         tensor(0.7500)
     """
 
-    def __init__(self, target: int | None = None, top_k: int = 1, **kwargs: Any) -> None:
+    def __init__(
+        self, target_class: int | None = None, top_k: int = 1, *, target: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target < 0):
-            raise ValueError(f"target must be a non-negative class index y* or None, got {target!r}.")
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int, got {top_k!r}.")
-        self.target = target
-        self.top_k = top_k
+        target_class = renamed("CollectiveSuccess", "target", "target_class", target, target_class)
+        self.target_class = None if target_class is None else non_negative_int("target_class", target_class)
+        self.top_k = positive_int("top_k", top_k)
+
+    @property
+    def target(self) -> int | None:
+        """Deprecated name of :attr:`target_class`."""
+        warnings.warn("CollectiveSuccess.target is deprecated; use target_class.", FutureWarning, stacklevel=2)
+        return self.target_class
 
     def update(self, preds: Tensor, success_labels: Tensor | None = None) -> None:
         """Count a batch: ``preds`` are logits/probabilities ``(N, C)`` or labels ``(N,)``."""
         if success_labels is None:
-            if self.target is None:
+            if self.target_class is None:
                 raise ValueError(
-                    "CollectiveSuccess(target=None) needs success_labels in update(preds, success_labels)."
+                    "CollectiveSuccess(target_class=None) needs success_labels in update(preds, success_labels)."
                 )
-            success_labels = self.target
+            success_labels = self.target_class
         self._count(success_hits(preds, success_labels, self.top_k))
 
 
 class SignalErasureSuccess(_Fraction):
-    """Erasure success: fraction of inputs with f(g(x)) = f(x) (Hardt et al. 2023, §3.2).
+    """Erasure success: fraction of inputs with f(g(x)) = f(x) (Hardt et al. 2023, §3).
 
     The erasing collective wants the classifier to ignore the signal; this counts agreement of
     the prediction on the signal-carrying input with the prediction on the same clean input.

@@ -1,45 +1,31 @@
-"""The collective's gradient-based strategies (Hardt et al. 2023, §4–5): online, as Lightning callbacks.
+"""Deprecated: the gradient strategies moved to :mod:`lightning_aca.gradient_strategies`.
 
-A collective that sees the firm's current model rewrites its members' points at every training
-step: :class:`GradientNeutralization` makes a target θ* stationary, :class:`GradientControl` steers
-SGD to θ*. θ* is a :class:`Target` (:class:`LogitShift`, :class:`ParameterTarget`), a state dict or
-a checkpoint path; the members' stored data stays unchanged (:class:`OnlineStrategy`). Thresholds
-are derived in :mod:`lightning_aca.online.theory`.
+Kept for one release. Importing it warns; the old names below still work, and so do imports of
+the old submodules (``lightning_aca.online.callbacks`` …), which are the new modules.
 """
 
-from lightning_aca.online.callbacks import GradientControl, GradientNeutralization
-from lightning_aca.online.families import AutogradModel, GradientFamily, LinearSoftmax
-from lightning_aca.online.functional import (
-    clip_per_sample,
-    control_member_sum,
-    linear_softmax_gradients,
-    neutralization_member_sum,
-)
-from lightning_aca.online.hull import hull_radius, hull_weights
-from lightning_aca.online.strategy import OnlineStrategy
-from lightning_aca.online.synthesis import synthesize_by_search, synthesize_from_hull
-from lightning_aca.online.targets import LogitShift, ParameterTarget, Target, as_target
-from lightning_aca.online.theory import linear_member_gradient_bound, neutralization_critical_alpha
+import importlib
+import sys
+import warnings
 
-__all__ = [
-    "AutogradModel",
-    "GradientControl",
-    "GradientFamily",
-    "GradientNeutralization",
-    "LinearSoftmax",
-    "LogitShift",
-    "OnlineStrategy",
-    "ParameterTarget",
-    "Target",
-    "as_target",
-    "clip_per_sample",
-    "control_member_sum",
-    "hull_radius",
-    "hull_weights",
-    "linear_member_gradient_bound",
-    "linear_softmax_gradients",
-    "neutralization_critical_alpha",
-    "neutralization_member_sum",
-    "synthesize_by_search",
-    "synthesize_from_hull",
-]
+from lightning_aca.gradient_strategies import *  # noqa: F403
+from lightning_aca.gradient_strategies import __all__ as _new_names
+from lightning_aca.gradient_strategies.strategy import OnlineStrategy
+from lightning_aca.gradient_strategies.theory import neutralization_critical_alpha
+from lightning_aca.gradient_strategies.theta_star import Target, as_target
+
+warnings.warn(
+    "lightning_aca.online is deprecated; import from lightning_aca.gradient_strategies "
+    "(OnlineStrategy is GradientStrategy, Target is ThetaStar, as_target is as_theta_star, "
+    "neutralization_critical_alpha is neutralization_alpha_star).",
+    FutureWarning,
+    stacklevel=2,
+)
+
+_MOVED = {name: name for name in ("callbacks", "families", "functional", "hull", "strategy", "synthesis", "theory")}
+_MOVED["targets"] = "theta_star"
+for _old, _new in _MOVED.items():
+    sys.modules[f"{__name__}.{_old}"] = importlib.import_module(f"lightning_aca.gradient_strategies.{_new}")
+del _old, _new
+
+__all__ = [*_new_names, "OnlineStrategy", "Target", "as_target", "neutralization_critical_alpha"]

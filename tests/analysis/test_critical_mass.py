@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_aca.analysis.critical_mass import CriticalMass, estimate_critical_mass
+from lightning_aca.analysis.critical_mass import AlphaStar, _isotonic, estimate_alpha_star, estimate_critical_mass
 
 ALPHA_0, SLOPE = 0.01, 3.0
 GRID = np.logspace(-4, 0, 25)
@@ -16,9 +16,9 @@ def logistic(alpha, scale=1.0):
     return scale / (1.0 + np.exp(-SLOPE * (np.log(alpha) - math.log(ALPHA_0))))
 
 
-def true_alpha_star(threshold):
+def true_alpha_star(success_level):
     # logistic(α) = t  ⇔  log α = log α₀ + log(t / (1 − t)) / k
-    return ALPHA_0 * math.exp(math.log(threshold / (1 - threshold)) / SLOPE)
+    return ALPHA_0 * math.exp(math.log(success_level / (1 - success_level)) / SLOPE)
 
 
 def noisy_sweep(n_seeds, noise, seed):
@@ -32,22 +32,22 @@ def noisy_sweep(n_seeds, noise, seed):
 def test_hand_computed_log_interpolation():
     # fitted S crosses 0.8 halfway between 0.6 at α = 0.01 and 1.0 at α = 0.1:
     # log α* = (log 0.01 + log 0.1)/2  ⇒  α* = √(0.001) = 0.0316228
-    result = estimate_critical_mass([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], threshold=0.8)
+    result = estimate_alpha_star([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], success_level=0.8)
     assert result.alpha_star == pytest.approx(math.sqrt(0.001))
     assert result.reached and not result.at_smallest_alpha
     assert result.low is None and result.high is None and result.n_seeds == 1
     assert str(result) == "α* = 0.0316"
 
 
-@pytest.mark.parametrize("threshold", [0.5, 0.9, 0.99])
-def test_logistic_curve_recovers_known_alpha_star(threshold):
-    # threshold 0.9: α* = 0.01 · 9^(1/3) = 0.020801
-    result = estimate_critical_mass(GRID, logistic(GRID), threshold=threshold)
-    assert result.alpha_star == pytest.approx(true_alpha_star(threshold), rel=0.05)
+@pytest.mark.parametrize("success_level", [0.5, 0.9, 0.99])
+def test_logistic_curve_recovers_known_alpha_star(success_level):
+    # S* = 0.9: α* = 0.01 · 9^(1/3) = 0.020801
+    result = estimate_alpha_star(GRID, logistic(GRID), success_level=success_level)
+    assert result.alpha_star == pytest.approx(true_alpha_star(success_level), rel=0.05)
 
 
 def test_curve_that_never_reaches_the_threshold():
-    result = estimate_critical_mass(GRID, logistic(GRID, scale=0.73), threshold=0.9)
+    result = estimate_alpha_star(GRID, logistic(GRID, scale=0.73), success_level=0.9)
     assert not result.reached
     assert result.alpha_star is None and result.low is None and result.high is None
     assert result.max_mean_success == pytest.approx(logistic(1.0, scale=0.73))
@@ -56,7 +56,7 @@ def test_curve_that_never_reaches_the_threshold():
 
 
 def test_reached_at_the_smallest_alpha_is_not_extrapolated():
-    result = estimate_critical_mass([0.001, 0.01], [0.95, 1.0], threshold=0.9)
+    result = estimate_alpha_star([0.001, 0.01], [0.95, 1.0], success_level=0.9)
     assert result.reached and result.at_smallest_alpha
     assert result.alpha_star == 0.001
     assert str(result) == "α* ≤ 0.001 (reached at the smallest α tested)"
@@ -66,7 +66,7 @@ def test_isotonic_fit_pools_a_lucky_early_point():
     # A running maximum would stop at α = 0.001. Isotonic regression pools 0.95, 0.3 and 0.5 into
     # 0.5833…, so the crossing lies between α = 0.1 (0.5833) and α = 1 (1.0):
     # fraction (0.9 − 0.58333)/(1 − 0.58333) = 0.76  ⇒  α* = 10^(−1 + 0.76) = 0.57544
-    result = estimate_critical_mass([0.001, 0.01, 0.1, 1.0], [0.95, 0.3, 0.5, 1.0], threshold=0.9)
+    result = estimate_alpha_star([0.001, 0.01, 0.1, 1.0], [0.95, 0.3, 0.5, 1.0], success_level=0.9)
     assert not result.at_smallest_alpha
     assert result.alpha_star == pytest.approx(10 ** (-1 + 0.76))
 
@@ -74,7 +74,7 @@ def test_isotonic_fit_pools_a_lucky_early_point():
 @pytest.mark.parametrize("data_seed", [1, 2, 3])
 def test_bootstrap_interval_over_seeds_contains_the_true_alpha_star(data_seed):
     alphas, successes, seeds = noisy_sweep(n_seeds=10, noise=0.05, seed=data_seed)
-    result = estimate_critical_mass(alphas, successes, threshold=0.9, seeds=seeds)
+    result = estimate_alpha_star(alphas, successes, success_level=0.9, seeds=seeds)
     assert result.n_seeds == 10
     assert result.low <= true_alpha_star(0.9) <= result.high
     assert result.low <= result.alpha_star <= result.high
@@ -84,11 +84,11 @@ def test_bootstrap_interval_over_seeds_contains_the_true_alpha_star(data_seed):
 
 def test_bootstrap_is_reproducible_and_narrows_with_more_seeds():
     alphas, successes, seeds = noisy_sweep(n_seeds=40, noise=0.05, seed=7)
-    first = estimate_critical_mass(alphas, successes, seeds=seeds, random_state=5)
-    assert first == estimate_critical_mass(alphas, successes, seeds=seeds, random_state=5)
+    first = estimate_alpha_star(alphas, successes, seeds=seeds, random_state=5)
+    assert first == estimate_alpha_star(alphas, successes, seeds=seeds, random_state=5)
     few = np.isin(seeds, np.arange(5))
-    narrow = estimate_critical_mass(alphas, successes, seeds=seeds)
-    wide = estimate_critical_mass(alphas[few], successes[few], seeds=seeds[few])
+    narrow = estimate_alpha_star(alphas, successes, seeds=seeds)
+    wide = estimate_alpha_star(alphas[few], successes[few], seeds=seeds[few])
     assert narrow.high - narrow.low < wide.high - wide.low
 
 
@@ -99,7 +99,7 @@ def test_interval_upper_end_is_infinite_when_many_replicates_never_reach():
     alphas = np.tile([0.01, 0.1, 1.0], 10)
     seeds = np.repeat(np.arange(10), 3)
     curves = [[0.1, 0.5, 1.0]] * 8 + [[0.1, 0.5, 0.6]] * 2
-    result = estimate_critical_mass(alphas, np.concatenate(curves), threshold=0.9, seeds=seeds)
+    result = estimate_alpha_star(alphas, np.concatenate(curves), success_level=0.9, seeds=seeds)
     assert result.reached and result.high == math.inf
     assert str(result).endswith(", > 1]")
 
@@ -110,7 +110,7 @@ def test_interval_lower_end_below_the_range():
     alphas = np.tile([0.01, 0.1], 10)
     seeds = np.repeat(np.arange(10), 2)
     curves = [[1.0, 1.0]] * 6 + [[0.7, 1.0]] * 4
-    result = estimate_critical_mass(alphas, np.concatenate(curves), threshold=0.9, seeds=seeds)
+    result = estimate_alpha_star(alphas, np.concatenate(curves), success_level=0.9, seeds=seeds)
     assert result.alpha_star == pytest.approx(10 ** (-2 + 1 / 6))
     assert result.low == 0.0
     assert str(result).startswith("α* = 0.0147 [≤ 0.01, ")
@@ -118,24 +118,24 @@ def test_interval_lower_end_below_the_range():
 
 def test_no_interval_without_replicates():
     alphas, successes, seeds = noisy_sweep(n_seeds=3, noise=0.02, seed=0)
-    result = estimate_critical_mass(alphas, successes, seeds=seeds, n_bootstrap=0)
+    result = estimate_alpha_star(alphas, successes, seeds=seeds, n_bootstrap=0)
     assert result.low is None and result.high is None and result.n_seeds == 3
-    assert isinstance(result, CriticalMass)
+    assert isinstance(result, AlphaStar)
 
 
 @settings(max_examples=50, deadline=None)
 @given(
     increments=st.lists(st.floats(0.0, 0.2), min_size=2, max_size=12),
-    threshold=st.floats(0.05, 1.0),
+    success_level=st.floats(0.05, 1.0),
 )
-def test_alpha_star_lies_in_its_bracket_for_any_monotone_curve(increments, threshold):
+def test_alpha_star_lies_in_its_bracket_for_any_monotone_curve(increments, success_level):
     successes = np.minimum(np.cumsum(increments), 1.0)
     alphas = np.logspace(-3, 0, len(successes))
-    result = estimate_critical_mass(alphas, successes, threshold=threshold)
+    result = estimate_alpha_star(alphas, successes, success_level=success_level)
     if not result.reached:
-        assert successes.max() < threshold
+        assert successes.max() < success_level
         return
-    first = int(np.argmax(successes >= threshold))
+    first = int(np.argmax(successes >= success_level))
     if first == 0:
         assert result.at_smallest_alpha and result.alpha_star == alphas[0]
     else:
@@ -151,14 +151,48 @@ def test_alpha_star_lies_in_its_bracket_for_any_monotone_curve(increments, thres
         ({"alphas": []}, "alphas must be a non-empty"),
         ({"successes": [0.2, math.nan]}, "successes must be finite"),
         ({"successes": [0.2, 1.5]}, "successes must be in"),
-        ({"threshold": 0.0}, "threshold must be in"),
-        ({"threshold": 1.2}, "threshold must be in"),
+        ({"success_level": 0.0}, "success_level must be a finite number in"),
+        ({"success_level": 1.2}, "success_level must be a finite number in"),
         ({"seeds": [0]}, "seeds must have one label per run"),
-        ({"confidence": 1.0}, "confidence must be in"),
-        ({"n_bootstrap": -1}, "n_bootstrap must be"),
+        ({"confidence": 1.0}, "confidence must be a finite number in"),
+        ({"n_bootstrap": -1}, "n_bootstrap must be a non-negative int"),
     ],
 )
 def test_rejects_bad_inputs(kwargs, message):
     arguments = {"alphas": [0.01, 0.1], "successes": [0.2, 0.95], **kwargs}
     with pytest.raises(ValueError, match=message):
-        estimate_critical_mass(**arguments)
+        estimate_alpha_star(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("values", "weights", "fitted"),
+    [
+        # outputs of the hand-written pool-adjacent-violators fit this replaced
+        ([0.95, 0.3, 0.5, 1.0], [1, 1, 1, 1], [0.5833333333333334, 0.5833333333333334, 0.5833333333333334, 1.0]),
+        (
+            [0.2, 0.6, 0.4, 0.9, 0.8, 1.0],
+            [3, 1, 2, 1, 1, 2],
+            [0.2, 0.4666666666666666, 0.4666666666666666, 0.8500000000000001, 0.8500000000000001, 1.0],
+        ),
+        ([0.5, 0.5, 0.1, 0.7], [1, 2, 1, 1], [0.4, 0.4, 0.4, 0.7]),
+        ([0.1, 0.2, 0.3], [1, 1, 1], [0.1, 0.2, 0.3]),
+        ([1.0, 0.0], [1, 3], [0.25, 0.25]),
+    ],
+)
+def test_isotonic_fit_equals_weighted_pool_adjacent_violators(values, weights, fitted):
+    result = _isotonic(np.array(values), np.array(weights, dtype=float))
+    assert result == pytest.approx(fitted, abs=1e-12)
+
+
+def test_old_names_warn_and_give_the_same_result():
+    expected = estimate_alpha_star([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], success_level=0.8)
+    with pytest.warns(FutureWarning, match="estimate_alpha_star"):
+        old = estimate_critical_mass([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], threshold=0.8)
+    assert old == expected
+    with pytest.warns(FutureWarning, match="success_level"):
+        assert old.threshold == 0.8
+    with pytest.warns(FutureWarning, match="AlphaStar"):
+        from lightning_aca.analysis.critical_mass import CriticalMass
+    assert CriticalMass is AlphaStar
+    with pytest.raises(ValueError, match="both success_level= and its old name threshold="):
+        estimate_alpha_star([0.01, 0.1], [0.2, 0.95], success_level=0.9, threshold=0.9)

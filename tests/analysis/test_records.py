@@ -2,7 +2,18 @@ import json
 
 import pytest
 
-from lightning_aca.analysis.records import find_records, group_key, load_records
+from lightning_aca import cli
+from lightning_aca.analysis import records as records_module
+from lightning_aca.analysis.records import (
+    RECORD_NAME,
+    SCHEMA_VERSION,
+    find_records,
+    group_key,
+    load_records,
+    make_record,
+    write_atomically,
+    write_record,
+)
 
 
 def record(alpha, seed, firm="erm", success=0.5, **extra):
@@ -54,12 +65,12 @@ def test_load_records_skips_unusable_files_with_a_warning_naming_them(tmp_path):
     with pytest.warns(UserWarning) as caught:
         records = load_records([tmp_path])
 
-    assert records == [good]
+    assert records == [good | {"target_class": 0}]  # y* under its current name beside the old one
     messages = [str(warning.message) for warning in caught]
     assert len(messages) == 3
     assert f"skipping {partial}: unreadable or partial JSON" in messages[0]
     assert f"skipping {future}: schema_version is 2" in messages[1]
-    assert f"skipping {no_success}: metrics['aca/success'] must be a number in [0, 1], got None" in messages[2]
+    assert f"skipping {no_success}: metrics['aca/success'] must be a real number, got None (NoneType)" in messages[2]
 
 
 def test_load_records_raises_naming_the_paths_when_nothing_is_usable(tmp_path):
@@ -84,3 +95,36 @@ def test_group_key_drops_alpha_seed_and_hydra_keys_and_sorts_the_rest():
     assert group_key(run) == (("+trainer.max_epochs", 5), ("firm", "erm"), ("model.hidden", "[64, 64]"))
     assert group_key(record(0.1, 0)) == group_key(record(0.01, 2)) != group_key(record(0.01, 2, firm="dpsgd"))
     assert group_key({"alpha": 0.1}) == ()
+
+
+def test_one_record_name_and_schema_version_shared_by_writer_and_reader():
+    assert cli.RECORD_NAME is RECORD_NAME and cli.write_record is write_record and cli.make_record is make_record
+    assert (RECORD_NAME, SCHEMA_VERSION) == ("record.json", 1)
+
+
+def test_write_record_is_atomic_and_readable(tmp_path):
+    run = record(0.01, 0)
+    path = write_record(run, tmp_path / "run")
+    assert path == tmp_path / "run" / RECORD_NAME
+    assert [p.name for p in path.parent.iterdir()] == [RECORD_NAME]  # no temporary file left
+    assert json.loads(path.read_text()) == run
+    assert load_records([path]) == [run | {"target_class": 0}]
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = write_atomically(tmp_path / "report.csv", b"old")
+
+    def fail(source, destination):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records_module.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, b"new")
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["report.csv"]
+
+
+def test_records_name_the_target_class_under_either_key(tmp_path):
+    write(tmp_path / "old" / "record.json", record(0.01, 0))
+    new = {key: value for key, value in record(0.01, 1).items() if key != "target"} | {"target_class": 3}
+    write(tmp_path / "new" / "record.json", new)
+    assert [r["target_class"] for r in load_records([tmp_path / "old", tmp_path / "new"])] == [0, 3]

@@ -90,16 +90,16 @@ def test_summarize_groups_runs_and_rows_equal_hand_computed_statistics(sweeps):
 
 
 def test_summarize_finds_the_known_critical_mass_and_a_group_that_never_reaches_it(sweeps):
-    summaries = by_label(summarize(load_records([sweeps]), threshold=0.9, n_bootstrap=200))
+    summaries = by_label(summarize(load_records([sweeps]), success_level=0.9, n_bootstrap=200))
 
-    erm = summaries["firm=erm"].critical_mass
+    erm = summaries["firm=erm"].alpha_star
     assert erm.reached and erm.n_seeds == 3
     assert erm.alpha_range == (pytest.approx(1e-3), pytest.approx(0.1))  # α = 0 left out of α*
     # log-α interpolation on a grid of ratio 10^(1/4) stays within ~15% of the logistic's α*
     assert erm.alpha_star == pytest.approx(TRUE_ALPHA_STAR, rel=0.15)
     assert erm.low <= erm.alpha_star <= erm.high < math.inf
 
-    dpsgd = summaries["firm=dpsgd"].critical_mass
+    dpsgd = summaries["firm=dpsgd"].alpha_star
     assert not dpsgd.reached and dpsgd.alpha_star is None
     assert dpsgd.max_mean_success == pytest.approx(0.5 * logistic(0.1) + 0.02)
 
@@ -109,14 +109,14 @@ def test_summarize_single_seed_sweep_without_settings(tmp_path):
     (summary,) = summarize(records, n_bootstrap=0)
     assert summary.label == "(all runs)"
     assert {row.success_std for row in summary.rows} == {0.0}
-    assert summary.critical_mass.low is None
+    assert summary.alpha_star.low is None
 
     alpha_zero_only = summarize([make_record(0.0, 0, "erm")])
-    assert alpha_zero_only[0].critical_mass is None
+    assert alpha_zero_only[0].alpha_star is None
     assert "α* (S* = 0.9): no runs with α > 0" in format_table(alpha_zero_only)
 
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\], got 1.5"):
-        summarize(records, threshold=1.5)
+    with pytest.raises(ValueError, match=r"success_level must be a finite number in \(0.0, 1.0\], got 1.5"):
+        summarize(records, success_level=1.5)
 
 
 def test_format_table_shows_each_groups_values_and_epsilon_only_for_dp(sweeps):
@@ -138,7 +138,7 @@ def test_format_table_shows_each_groups_values_and_epsilon_only_for_dp(sweeps):
                 f"{row.clean_acc_mean:.3f}",
             ]
             assert line.split()[:6] == [*cells, "3"]
-        assert lines[-1] == f"α* (S* = 0.9): {summary.critical_mass}"
+        assert lines[-1] == f"α* (S* = 0.9): {summary.alpha_star}"
     assert erm.splitlines()[-1].startswith("α* (S* = 0.9): α* = 0.02")
     assert dpsgd.splitlines()[2].split()[-1] == "8.1"
     assert dpsgd.splitlines()[-1].startswith("α* (S* = 0.9): not reached (max S = 0.52")
@@ -161,8 +161,8 @@ def test_write_report_csv_and_json(sweeps, tmp_path):
     assert float(erm_rows[5]["success_mean"]) == pytest.approx(erm.rows[5].success_mean)
     assert float(erm_rows[5]["success_std"]) == pytest.approx(erm.rows[5].success_std)
     assert int(erm_rows[5]["n_seeds"]) == 3 and erm_rows[5]["epsilon_mean"] == ""
-    assert float(erm_rows[5]["alpha_star"]) == pytest.approx(erm.critical_mass.alpha_star)
-    assert float(erm_rows[5]["alpha_star_low"]) == pytest.approx(erm.critical_mass.low)
+    assert float(erm_rows[5]["alpha_star"]) == pytest.approx(erm.alpha_star.alpha_star)
+    assert float(erm_rows[5]["alpha_star_low"]) == pytest.approx(erm.alpha_star.low)
     assert erm_rows[5]["reached"] == "True"
     dpsgd_row = next(row for row in rows if row["group"] == "firm=dpsgd")
     assert (dpsgd_row["alpha_star"], dpsgd_row["reached"], float(dpsgd_row["epsilon_mean"])) == ("", "False", 8.1)
@@ -171,20 +171,20 @@ def test_write_report_csv_and_json(sweeps, tmp_path):
     groups = {group["label"]: group for group in document["groups"]}
     assert groups["firm=erm"]["sweep"] == {"firm": "erm"}
     assert groups["firm=erm"]["rows"][5]["success_mean"] == pytest.approx(erm.rows[5].success_mean)
-    assert groups["firm=erm"]["critical_mass"]["alpha_star"] == pytest.approx(erm.critical_mass.alpha_star)
-    assert groups["firm=dpsgd"]["critical_mass"]["reached"] is False
-    assert groups["firm=dpsgd"]["critical_mass"]["alpha_star"] is None
+    assert groups["firm=erm"]["alpha_star"]["alpha_star"] == pytest.approx(erm.alpha_star.alpha_star)
+    assert groups["firm=dpsgd"]["alpha_star"]["reached"] is False
+    assert groups["firm=dpsgd"]["alpha_star"]["alpha_star"] is None
 
 
 def test_write_report_json_stays_strict_with_an_interval_above_the_range(tmp_path):
     (summary,) = summarize(fragile_records(), n_bootstrap=200)
-    assert summary.critical_mass.high == math.inf
+    assert summary.alpha_star.high == math.inf
 
     paths = write_report([summary], tmp_path)
 
     text = paths["json"].read_text()
     assert "Infinity" not in text
-    assert json.loads(text)["groups"][0]["critical_mass"]["high"] == "inf"
+    assert json.loads(text)["groups"][0]["alpha_star"]["high"] == "inf"
 
 
 def test_plot_curves_writes_png_and_pdf(sweeps, tmp_path):
@@ -211,7 +211,7 @@ def test_main_reports_skipped_records_on_stderr(sweeps, tmp_path, capsys):
     broken.parent.mkdir()
     broken.write_text('{"schema_version": 1, "alpha": 0.')
 
-    assert main([str(sweeps), "--out", str(tmp_path / "out"), "--threshold", "0.8", "--bootstrap", "0"]) == 0
+    assert main([str(sweeps), "--out", str(tmp_path / "out"), "--success-level", "0.8", "--bootstrap", "0"]) == 0
 
     captured = capsys.readouterr()
     assert captured.err.startswith(f"aca-report: warning: skipping {broken}: unreadable or partial JSON")
@@ -222,7 +222,10 @@ def test_main_reports_skipped_records_on_stderr(sweeps, tmp_path, capsys):
     ("arguments", "message"),
     [
         ([], "aca-report: error: no usable record.json under {empty} (none found)."),
-        (["--threshold", "1.5"], "aca-report: error: threshold must be in (0, 1], got 1.5."),
+        (
+            ["--success-level", "1.5"],
+            "aca-report: error: success_level must be a finite number in (0.0, 1.0], got 1.5.",
+        ),
     ],
 )
 def test_main_errors_are_one_line_with_exit_code_2(sweeps, tmp_path, capsys, arguments, message):
@@ -255,3 +258,93 @@ def test_main_wandb_logs_an_offline_run_under_the_out_dir(sweeps, tmp_path, monk
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb"))
+
+
+def constant_model_records(target_key="target_class"):
+    """A model that predicts y* everywhere: S = 1 at every α, and S = 1 on the clean inputs too."""
+    records = []
+    for alpha in (0.01, 0.1):
+        for seed in (0, 1):
+            record = make_record(alpha, seed, "constant")
+            record.pop("target")
+            record[target_key] = 0
+            record["metrics"] = {"aca/success": 1.0, "aca/baseline_success": 1.0, "aca/clean_acc": 0.1}
+            records.append(record)
+    return records
+
+
+def trained_records():
+    return [
+        make_record(alpha, seed, "trained")
+        | {"metrics": {"aca/success": s, "aca/baseline_success": 0.05, "aca/clean_acc": 0.95}}
+        for alpha, s in ((0.01, 0.5), (0.1, 1.0))
+        for seed in (0, 1)
+    ]
+
+
+def test_success_not_above_its_baseline_is_flagged(tmp_path):
+    summaries = by_label(summarize(constant_model_records() + trained_records(), n_bootstrap=0))
+    constant, trained = summaries["firm=constant"], summaries["firm=trained"]
+
+    assert [(row.success_mean, row.baseline_success_mean, row.above_baseline) for row in constant.rows] == [
+        (1.0, 1.0, False),
+        (1.0, 1.0, False),
+    ]
+    assert constant.not_above_baseline == (0.01, 0.1)
+    assert trained.not_above_baseline == () and {row.above_baseline for row in trained.rows} == {True}
+
+    table = format_table([constant, trained])
+    constant_block, trained_block = table.split("\n\n")
+    assert constant_block.splitlines()[1].split() == ["α", "S", "mean", "±", "std", "baseline", "clean", "acc", "seeds"]
+    assert constant_block.splitlines()[2].split() == ["0.01", "1.000", "±", "0.000", "1.000", "0.100", "2", "!"]
+    assert constant_block.splitlines()[-1] == (
+        "! S is not above its baseline (the same success measure on clean inputs) at α = 0.01, 0.1"
+    )
+    assert "!" not in trained_block
+
+    paths = write_report([constant, trained], tmp_path)
+    with paths["csv"].open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["group"], row["baseline_success_mean"], row["above_baseline"]) for row in rows] == [
+        ("firm=constant", "1.0", "False"),
+        ("firm=constant", "1.0", "False"),
+        ("firm=trained", "0.05", "True"),
+        ("firm=trained", "0.05", "True"),
+    ]
+    document = json.loads(paths["json"].read_text())
+    assert document["groups"][0]["success_level"] == 0.9
+    assert document["groups"][0]["rows"][0]["above_baseline"] is False
+
+
+def test_records_with_the_old_target_key_are_flagged_alike(tmp_path):
+    for job, record in enumerate(constant_model_records(target_key="target")):
+        path = tmp_path / str(job) / "record.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(record))
+    records = load_records([tmp_path])
+    assert {record["target_class"] for record in records} == {0}
+    (summary,) = summarize(records, n_bootstrap=0)
+    assert summary.not_above_baseline == (0.01, 0.1)
+
+
+def test_erasing_runs_and_runs_without_a_baseline_are_not_flagged():
+    erasing = [record | {"target_class": None} for record in constant_model_records()]
+    assert summarize(erasing, n_bootstrap=0)[0].not_above_baseline == ()
+    (old,) = summarize([make_record(0.1, 0, "erm")], n_bootstrap=0)
+    assert old.rows[0].baseline_success_mean is None and old.rows[0].above_baseline is None
+    assert "baseline" not in format_table([old])
+
+
+def test_old_threshold_names_still_work_with_a_warning(sweeps, capsys):
+    records = load_records([sweeps])
+    with pytest.warns(FutureWarning, match="success_level"):
+        (old,) = [s for s in summarize(records, threshold=0.8, n_bootstrap=0) if s.label == "firm=erm"]
+    with pytest.warns(FutureWarning, match="success_level"):
+        assert old.threshold == 0.8
+    with pytest.warns(FutureWarning, match="alpha_star"):
+        assert old.critical_mass is old.alpha_star
+
+    assert main([str(sweeps), "--threshold", "0.8", "--bootstrap", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "--threshold is deprecated; use --success-level" in captured.err
+    assert "α* (S* = 0.8)" in captured.out

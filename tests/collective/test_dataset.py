@@ -5,18 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from lightning_aca import (
-    CollectiveDataset,
-    FeatureOnlyPlanting,
-    LabelFlip,
-    PixelPatch,
-    SignalErasing,
-    SignalEvaluationDataset,
-    SignalPlanting,
-    dataset_labels,
-)
+from lightning_aca import CollectiveDataset, FeatureOnlyPlanting, LabelFlip, PixelPatch, SignalErasing, SignalPlanting
+from lightning_aca.collective import SignalEvaluationDataset, dataset_labels
+from lightning_aca.collective.strategies import SignalStrategy
 
-PLANT = SignalPlanting(PixelPatch(2, value=1.0), target=0)
+PLANT = SignalPlanting(PixelPatch(2, value=1.0), target_class=0)
 
 
 def base(n=100):
@@ -51,16 +44,16 @@ def test_members_modified_others_untouched():
 
 
 def test_item_structure_kept_for_dicts_and_extra_fields():
-    d = CollectiveDataset(DictDataset(base()), PLANT, 0.5, input_key="image", target_key="label")
+    d = CollectiveDataset(DictDataset(base()), PLANT, 0.5, input_key="image", label_key="label")
     item = d[int(d.members[0])]
     assert set(item) == {"image", "label", "id"} and item["label"] == 0 and isinstance(item["label"], int)
     three = TensorDataset(torch.zeros(10, 1, 4, 4), torch.arange(10), torch.arange(10) * 7)
-    t = CollectiveDataset(three, SignalPlanting(PixelPatch(1), target=1), 1.0)
+    t = CollectiveDataset(three, SignalPlanting(PixelPatch(1), target_class=1), 1.0)
     assert isinstance(t[3], tuple) and len(t[3]) == 3 and t[3][2].item() == 21
     flagged = CollectiveDataset(base(), PLANT, 0.1, return_membership=True)
     assert sum(bool(flagged[i][2]) for i in range(100)) == 10
     fd = CollectiveDataset(
-        DictDataset(base()), PLANT, 0.1, input_key="image", target_key="label", return_membership=True
+        DictDataset(base()), PLANT, 0.1, input_key="image", label_key="label", return_membership=True
     )
     assert sum(fd[i]["is_member"] for i in range(100)) == 10
 
@@ -73,7 +66,7 @@ def test_same_members_as_membership_function_and_nested():
 
 
 def test_feature_only_planting_recruits_only_target_class():
-    ds = CollectiveDataset(base(), FeatureOnlyPlanting(PixelPatch(2), target=3), alpha=0.5, seed=0)
+    ds = CollectiveDataset(base(), FeatureOnlyPlanting(PixelPatch(2), target_class=3), alpha=0.5, seed=0)
     assert len(ds.members) == 5  # round(0.5 * 10 eligible)
     assert all(base()[int(i)][1].item() == 3 for i in ds.members)
     assert ds.population_alpha == pytest.approx(0.05)
@@ -85,7 +78,7 @@ def test_erasing_and_label_flip():
     er = CollectiveDataset(base(), SignalErasing(PixelPatch(2)), 0.1)
     i = int(er.members[0])
     assert er[i][1].item() == base()[i][1].item() and er[i][0][0, -1, -1].item() == 1.0
-    lf = CollectiveDataset(base(), LabelFlip(target=9), 0.1)
+    lf = CollectiveDataset(base(), LabelFlip(target_class=9), 0.1)
     j = int(lf.members[0])
     assert torch.equal(lf[j][0], base()[j][0]) and lf[j][1].item() == 9
 
@@ -98,28 +91,119 @@ def test_lazy_no_copy_of_base():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r"alpha .* \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"alpha .* \[0\.0, 1\.0\]"):
         CollectiveDataset(base(), PLANT, alpha=1.5)
-    with pytest.raises(ValueError, match="target=12 is not a class"):
-        CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target=12), 0.1)
-    with pytest.raises(ValueError, match="target=12 is not a class"):
-        CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target=12), 0.1, num_classes=10)
+    with pytest.raises(ValueError, match="target_class=12 is not a class"):
+        CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target_class=12), 0.1)
+    with pytest.raises(ValueError, match="target_class=12 is not a class"):
+        CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target_class=12), 0.1, num_classes=10)
     with pytest.raises(ValueError, match="larger than the 8x8 image"):
-        CollectiveDataset(base(), SignalPlanting(PixelPatch(9), target=1), 0.1)
+        CollectiveDataset(base(), SignalPlanting(PixelPatch(9), target_class=1), 0.1)
     with pytest.raises(TypeError, match="Strategy"):
         CollectiveDataset(base(), "plant", 0.1)
-    with pytest.raises(ValueError, match="target must be a non-negative class index"):
-        SignalPlanting(PixelPatch(2), target=-1)
-    with pytest.raises(KeyError, match="target_key"):
+    with pytest.raises(ValueError, match="target_class must be a non-negative class index"):
+        SignalPlanting(PixelPatch(2), target_class=-1)
+    with pytest.raises(TypeError, match="target_class must be a non-negative class index"):
+        LabelFlip(True)
+    with pytest.raises(TypeError, match="needs target_class"):
+        SignalPlanting(PixelPatch(2))
+    with pytest.raises(KeyError, match="label_key"):
         CollectiveDataset(DictDataset(base()), PLANT, 0.1)
+    with pytest.raises(TypeError, match="seed must be a non-negative int"):
+        CollectiveDataset(base(), PLANT, 0.1, seed=1.0)
+    with pytest.raises(TypeError, match="num_classes must be a positive int"):
+        CollectiveDataset(base(), PLANT, 0.1, num_classes=True)
+
+
+def test_old_names_still_work_with_a_future_warning():
+    with pytest.warns(FutureWarning, match=r"target=\.\.\.\) is deprecated; use target_class") as caught:
+        old = SignalPlanting(PixelPatch(2), target=3)
+    assert old.target_class == 3 and caught[0].filename == __file__  # the warning points at the caller
+    with pytest.warns(FutureWarning, match=r"\.target is deprecated"):
+        assert old.target == 3
+    with pytest.warns(FutureWarning, match="target="):
+        assert LabelFlip(target=2).target_class == 2
+    with pytest.warns(FutureWarning, match="target="):
+        assert FeatureOnlyPlanting(PixelPatch(2), target=1).target_class == 1
+    with pytest.raises(ValueError, match="both target_class= and its old name target="):
+        LabelFlip(1, target=2)
+    with pytest.warns(FutureWarning, match=r"target_key=\.\.\.\) is deprecated; use label_key"):
+        ds = CollectiveDataset(DictDataset(base()), PLANT, 0.1, input_key="image", target_key="label")
+    assert ds[int(ds.members[0])]["label"] == 0
+    with pytest.warns(FutureWarning, match="target_key"):
+        ev = SignalEvaluationDataset(DictDataset(base()), PLANT, input_key="image", target_key="label")
+    assert len(ev) == 90
+    with pytest.warns(FutureWarning, match="target_key"):
+        assert dataset_labels(DictDataset(base()), target_key="label").tolist()[:3] == [0, 1, 2]
+
+
+def test_every_strategy_says_whether_it_carries_a_signal():
+    patch = PixelPatch(2)
+    for strategy in (SignalPlanting(patch, 0), FeatureOnlyPlanting(patch, 0), SignalErasing(patch)):
+        assert isinstance(strategy, SignalStrategy) and strategy.signal is patch and strategy.batched_inputs
+    assert LabelFlip(0).signal is None and LabelFlip(0).batched_inputs
+    assert not SignalPlanting(_ItemOnlySignal(2), 1).batched_inputs
+    with pytest.raises(TypeError, match="SignalErasing signal must be a Signal"):
+        SignalErasing("patch")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda empty: CollectiveDataset(empty, PLANT, 0.1),
+        lambda empty: CollectiveDataset(empty, PLANT, 0.0),
+        lambda empty: CollectiveDataset(empty, FeatureOnlyPlanting(PixelPatch(2), 0), 0.5),
+        lambda empty: CollectiveDataset(empty, SignalErasing(PixelPatch(2)), 0.1, injection="collate"),
+    ],
+)
+def test_an_empty_training_set_says_so(make):
+    empty = TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^the training set is empty"):
+        make(empty)
+
+
+@pytest.mark.parametrize("strategy", [PLANT, SignalErasing(PixelPatch(2)), LabelFlip(0)])
+def test_an_empty_test_set_says_so(strategy):
+    empty = TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^the test set is empty"):
+        SignalEvaluationDataset(empty, strategy)
+    with pytest.raises(ValueError, match=r"^the test set is empty"):
+        SignalEvaluationDataset(empty, strategy, num_classes=10)
+
+
+@pytest.mark.parametrize("alpha", [torch.tensor(0.2), torch.tensor(0.2, dtype=torch.float64), np.float64(0.2)])
+def test_alpha_of_any_real_number_type_gives_the_members_of_the_float(alpha):
+    want = CollectiveDataset(base(), PLANT, 0.2, seed=4).members
+    got = CollectiveDataset(base(), PLANT, alpha, seed=4)
+    assert np.array_equal(got.members, want) and isinstance(got.alpha, float)
+
+
+def test_integer_images_refuse_a_patch_value_that_does_not_fit_them():
+    images = torch.randint(0, 256, (20, 1, 8, 8), dtype=torch.uint8)
+    images[:, 0, 0, 0] = 255
+    data = TensorDataset(images, torch.arange(20) % 2)
+    for value in (1.0, 1, 0.5, 300):
+        with pytest.raises(ValueError, match=r"PixelPatch value=.*torch\.uint8"):
+            CollectiveDataset(data, SignalPlanting(PixelPatch(2, value=value), 0), 0.5)
+        with pytest.raises(ValueError, match=r"PixelPatch value=.*torch\.uint8"):
+            SignalEvaluationDataset(data, SignalPlanting(PixelPatch(2, value=value), 0))
+    ds = CollectiveDataset(data, SignalPlanting(PixelPatch(2, value=255), 0), 0.5)
+    assert (ds[int(ds.members[0])][0][0, -2:, -2:] == 255).all()
+    # scikit-learn's raw digits: integers 0–16
+    digits = TensorDataset(
+        torch.randint(0, 17, (20, 1, 8, 8)).index_fill_(3, torch.tensor([0]), 16), images[:, 0, 0, 0]
+    )
+    with pytest.raises(ValueError, match=r"value=1\.0 looks like a value for images in \[0, 1\].*reach 16"):
+        CollectiveDataset(digits, SignalErasing(PixelPatch(2, value=1.0)), 0.5)
+    assert CollectiveDataset(digits, SignalErasing(PixelPatch(2, value=16)), 0.5).members.size == 10
 
 
 def test_labels_read_from_subsets_and_attributes():
     b = base()
     sub = Subset(b, [5, 7, 9])
     assert dataset_labels(sub).tolist() == [5, 7, 9]
-    assert dataset_labels(DictDataset(b), target_key="label").tolist()[:3] == [0, 1, 2]
-    with pytest.raises(KeyError, match="target_key"):
+    assert dataset_labels(DictDataset(b), label_key="label").tolist()[:3] == [0, 1, 2]
+    with pytest.raises(KeyError, match="label_key"):
         dataset_labels(DictDataset(b))
 
 
@@ -156,10 +240,10 @@ class _ItemOnlySignal(PixelPatch):
     strategy=st.sampled_from(
         [
             PLANT,
-            FeatureOnlyPlanting(PixelPatch(2), target=3),
+            FeatureOnlyPlanting(PixelPatch(2), target_class=3),
             SignalErasing(PixelPatch(1)),
             LabelFlip(2),
-            SignalPlanting(_ItemOnlySignal(2), target=1),
+            SignalPlanting(_ItemOnlySignal(2), target_class=1),
         ]
     ),
 )
@@ -173,12 +257,12 @@ def test_batched_fetch_equals_item_fetch(indices, alpha, flag, strategy):
 
 
 @pytest.mark.parametrize(
-    "strategy", [PLANT, SignalErasing(PixelPatch(1)), LabelFlip(2), SignalPlanting(_ItemOnlySignal(2), target=1)]
+    "strategy", [PLANT, SignalErasing(PixelPatch(1)), LabelFlip(2), SignalPlanting(_ItemOnlySignal(2), target_class=1)]
 )
 @pytest.mark.parametrize("return_clean", [False, True])
 def test_evaluation_set_batched_fetch_equals_item_fetch(strategy, return_clean):
     indices = [5, 0, 17, 3, 3, 40]
-    for data, keys in ((base(), {}), (DictDataset(base()), {"input_key": "image", "target_key": "label"})):
+    for data, keys in ((base(), {}), (DictDataset(base()), {"input_key": "image", "label_key": "label"})):
         ev = SignalEvaluationDataset(data, strategy, return_clean=return_clean, **keys)
         for got, i in zip(ev.__getitems__(indices), indices, strict=True):
             want = ev[i]
@@ -189,21 +273,6 @@ def test_evaluation_set_batched_fetch_equals_item_fetch(strategy, return_clean):
             assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in pairs)
 
 
-@pytest.mark.parametrize("flag", [False, True])
-def test_batch_injection_equals_item_injection(flag):
-    from torch.utils.data._utils.collate import default_collate
-
-    by_item = CollectiveDataset(base(), PLANT, 0.5, seed=2, return_membership=flag)
-    by_batch = CollectiveDataset(base(), PLANT, 0.5, seed=2, return_membership=flag, injection="batch")
-    indices = list(range(0, 100, 7))
-    want = default_collate(by_item.__getitems__(indices))
-    got = by_batch.inject(default_collate(by_batch.__getitems__(indices)))
-    assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
-    dicts = CollectiveDataset(DictDataset(base()), PLANT, 0.5, input_key="image", target_key="label", injection="batch")
-    batch = dicts.inject(default_collate([dicts[i] for i in indices]))
-    assert "is_member" not in batch and (batch["label"][torch.as_tensor(dicts.is_member[indices])] == 0).all()
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     indices=st.lists(st.integers(0, 99), min_size=1, max_size=40),
@@ -211,13 +280,13 @@ def test_batch_injection_equals_item_injection(flag):
     flag=st.booleans(),
     dicts=st.booleans(),
     strategy=st.sampled_from(
-        [PLANT, FeatureOnlyPlanting(PixelPatch(2), target=3), SignalErasing(PixelPatch(1)), LabelFlip(2)]
+        [PLANT, FeatureOnlyPlanting(PixelPatch(2), target_class=3), SignalErasing(PixelPatch(1)), LabelFlip(2)]
     ),
 )
 def test_collate_injection_equals_item_injection(indices, alpha, flag, dicts, strategy):
     from torch.utils.data._utils.collate import default_collate
 
-    data, keys = (DictDataset(base()), {"input_key": "image", "target_key": "label"}) if dicts else (base(), {})
+    data, keys = (DictDataset(base()), {"input_key": "image", "label_key": "label"}) if dicts else (base(), {})
     by_item = CollectiveDataset(data, strategy, alpha, seed=3, return_membership=flag, **keys)
     by_collate = CollectiveDataset(data, strategy, alpha, seed=3, return_membership=flag, injection="collate", **keys)
     want = default_collate(by_item.__getitems__(indices))
@@ -244,8 +313,11 @@ def test_collate_injection_leaves_the_base_data_and_fails_clearly_without_its_co
         CollectiveDataset(base(), PLANT, 0.1).collate_fn()
 
 
-def test_batch_injection_needs_a_batch_capable_signal():
+def test_collate_injection_needs_a_batch_capable_signal_and_batch_injection_is_gone():
     with pytest.raises(ValueError, match="supports_batches"):
-        CollectiveDataset(base(), SignalPlanting(_ItemOnlySignal(2), target=1), 0.1, injection="batch")
+        CollectiveDataset(base(), SignalPlanting(_ItemOnlySignal(2), target_class=1), 0.1, injection="collate")
     with pytest.raises(ValueError, match="injection"):
         CollectiveDataset(base(), PLANT, 0.1, injection="device")
+    with pytest.raises(ValueError, match=r"injection='batch' was removed: use injection='collate'"):
+        CollectiveDataset(base(), PLANT, 0.1, injection="batch")
+    assert not hasattr(CollectiveDataset, "inject")

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_aca import member_count, select_members
+from lightning_aca import select_members
+from lightning_aca.collective import member_count
 
 alphas = st.floats(0, 1, allow_nan=False)
 
@@ -40,10 +42,29 @@ def test_seeds_give_different_members():
     assert not np.array_equal(select_members(1000, 0.1, 0), select_members(1000, 0.1, 1))
 
 
-@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan"), "0.1", True])
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan"), torch.tensor(1.5)])
 def test_alpha_outside_unit_interval(alpha):
-    with pytest.raises(ValueError, match=r"alpha .* must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"alpha .* must be a finite number in \[0\.0, 1\.0\]"):
         select_members(100, alpha)
+
+
+@pytest.mark.parametrize("alpha", ["0.1", True, torch.tensor([0.1]), None])
+def test_alpha_of_a_wrong_type_says_it_is_the_type(alpha):
+    with pytest.raises(TypeError, match=r"alpha .* must be a real number"):
+        select_members(100, alpha)
+
+
+@pytest.mark.parametrize(
+    "alpha", [torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.5), np.float64(0.3), np.float32(0.5)]
+)
+def test_alpha_as_a_0d_tensor_or_numpy_scalar_gives_the_members_of_its_value(alpha):
+    assert np.array_equal(select_members(1000, alpha, seed=2), select_members(1000, float(alpha), seed=2))
+
+
+def test_an_empty_training_set_says_so():
+    with pytest.raises(ValueError, match="the training set is empty"):
+        select_members(0, 0.1)
+    assert select_members(0, 0.0).size == 0
 
 
 def test_too_small_alpha_says_so_and_zero_is_explicit():
@@ -59,3 +80,7 @@ def test_no_eligible_point_and_bad_mask():
         select_members(3, 0.5, eligible=[1, 0, 1])
     with pytest.raises(ValueError, match="seed"):
         select_members(3, 0.5, seed=-1)
+    with pytest.raises(TypeError, match="seed must be a non-negative int"):
+        select_members(3, 0.5, seed=True)
+    with pytest.raises(TypeError, match=r"n .* must be a non-negative int"):
+        select_members(3.0, 0.5)

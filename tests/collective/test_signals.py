@@ -123,3 +123,69 @@ def test_apply_rows_in_place_equals_calling_the_signal_on_those_rows(signal):
     want[rows] = signal(x[rows])
     signal.apply_rows_(x, rows)
     assert torch.equal(x, want)
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "match"),
+    [
+        (0.5, torch.uint8, r"not a whole number.*torch\.uint8 \(values 0–255\).*truncated to 0"),
+        (300, torch.uint8, r"outside the range 0–255 of the images' dtype torch\.uint8"),
+        (-1, torch.uint8, "outside the range"),
+        ((255, 0.5, 0), torch.uint8, "not a whole number"),
+        (2, torch.bool, "outside the range 0–1"),
+    ],
+)
+def test_pixel_patch_value_must_fit_an_integer_dtype_on_every_call(value, dtype, match):
+    g = PixelPatch(1, value=value, location="top_left")
+    x = torch.zeros(2, 3 if isinstance(value, tuple) else 1, 4, 4, dtype=dtype)
+    with pytest.raises(ValueError, match=match):
+        g(x)
+    with pytest.raises(ValueError, match=match):
+        g.apply_rows_(x, torch.tensor([0]))
+
+
+def test_pixel_patch_check_refuses_unit_values_on_data_above_one():
+    for x in (
+        torch.randint(0, 256, (1, 8, 8), dtype=torch.uint8).index_fill_(2, torch.tensor([0]), 200),
+        torch.rand(1, 8, 8) * 255,  # float images left in 0–255
+        torch.randint(0, 17, (1, 8, 8)).index_fill_(2, torch.tensor([0]), 16),  # raw digits, int64
+    ):
+        for value in (1.0, [1]) if not x.is_floating_point() else (1.0, 0.8, [0.5]):
+            with pytest.raises(ValueError, match=r"looks like a value for images in \[0, 1\].*value=255"):
+                PixelPatch(2, value=value).check(x)
+    PixelPatch(2, value=0).check(torch.full((1, 4, 4), 255, dtype=torch.uint8))  # black fits any scale
+    PixelPatch(2, value=255).check(torch.full((1, 4, 4), 255, dtype=torch.uint8))
+    PixelPatch(2, value=1.0).check(torch.rand(1, 4, 4))  # images in [0, 1]
+    PixelPatch(2, value=1.0).check(torch.randn(1, 4, 4) * 3)  # standardized: negative values, any scale
+    PixelPatch(2, value=1).check(torch.randint(0, 2, (1, 4, 4)))  # binary integer images
+    assert PixelPatch(1, value=255, location="top_left")(torch.zeros(1, 2, 2, dtype=torch.uint8))[0, 0, 0] == 255
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"size": True}, TypeError, "size must be a positive int"),
+        ({"size": 2.0}, TypeError, "size"),
+        ({"size": (2, 3, 4)}, ValueError, "size"),
+        ({"location": (1.0, 0)}, TypeError, "location must be a non-negative int"),
+        ({"location": (True, 0)}, TypeError, "location"),
+        ({"image_shape": (8, 0)}, ValueError, "image_shape must be a positive int"),
+        ({"value": float("nan")}, ValueError, "value must be a finite number"),
+        ({"value": "white"}, TypeError, "value must be a real number"),
+        ({"value": []}, ValueError, "one number per channel"),
+        ({"value": [[1.0]]}, TypeError, r"value\[0\] must be a real number"),
+    ],
+)
+def test_pixel_patch_arguments_are_validated(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PixelPatch(**kwargs)
+
+
+def test_other_signals_validate_their_numbers():
+    with pytest.raises(TypeError, match="every must be a positive int"):
+        TokenInsertion("#", every=True)
+    with pytest.raises(TypeError, match="weight must be a real number"):
+        BlendPattern(torch.ones(1), weight="0.5")
+    with pytest.raises(TypeError, match="indices must be an int"):
+        FeatureAssignment([0.5], 1.0)
+    assert BlendPattern(torch.ones(1), weight=torch.tensor(0.5)).weight == 0.5

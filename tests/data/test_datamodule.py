@@ -5,9 +5,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from lightning_aca import CollectiveDataModule, DigitsDataModule, PixelPatch, SignalPlanting
+from lightning_aca import CollectiveDataModule, DigitsDataModule, LabelFlip, PixelPatch, SignalPlanting
 
-PLANT = SignalPlanting(PixelPatch(2, value=1.0), target=0)
+PLANT = SignalPlanting(PixelPatch(2, value=1.0), target_class=0)
 
 
 class PlainDigits(L.LightningDataModule):
@@ -128,11 +128,44 @@ def test_digits_split_is_deterministic_by_seed():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"alpha": 1.5, "datamodule": PlainDigits()}, ValueError, r"alpha .* \[0, 1\]"),
+        ({"batch_size": True}, TypeError, "batch_size"),
+        ({"test_fraction": 1.0}, ValueError, "test_fraction"),
+        ({"test_fraction": "0.2"}, TypeError, "test_fraction"),
+        ({"val_fraction": 1.0}, ValueError, "val_fraction"),
+        ({"split_seed": -1}, ValueError, "split_seed"),
+        ({"num_workers": True}, TypeError, "num_workers"),
+    ],
+)
+def test_digits_arguments_are_validated(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DigitsDataModule(**kwargs)
+
+
+def test_digits_share_the_in_memory_loaders():
+    from lightning_aca.data.in_memory import InMemoryDataModule
+
+    dm = DigitsDataModule(batch_size=50, val_fraction=0.1)
+    dm.setup()
+    assert isinstance(dm, InMemoryDataModule)
+    assert dm.val_dataloader().dataset is dm.val_dataset and len(dm.val_dataset) == 135
+    assert dm.test_dataloader().dataset is dm.test_dataset and dm.train_dataloader().batch_size == 50
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"alpha": 1.5, "datamodule": PlainDigits()}, ValueError, r"alpha .* \[0\.0, 1\.0\]"),
         ({"alpha": 0.1}, ValueError, "needs datamodule"),
         ({"alpha": 0.1, "datamodule": PlainDigits(), "train_dataset": [1]}, ValueError, "not both"),
         ({"alpha": 0.1, "datamodule": object()}, TypeError, "LightningDataModule"),
         ({"alpha": 0.1, "datamodule": PlainDigits(), "batch_size": 0}, ValueError, "batch_size"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "batch_size": True}, TypeError, "batch_size must be a positive"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "eval_batch_size": 2.0}, TypeError, "eval_batch_size"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "num_workers": -1}, ValueError, "num_workers"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "num_workers": True}, TypeError, "num_workers"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "seed": "0"}, TypeError, "seed"),
+        ({"alpha": 0.1, "datamodule": PlainDigits(), "num_classes": 0}, ValueError, "num_classes"),
+        ({"alpha": "0.1", "datamodule": PlainDigits()}, TypeError, "alpha .* must be a real number"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -141,14 +174,16 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_unknown_target_fails_at_setup():
-    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target=11), 0.1, datamodule=DigitsDataModule())
-    with pytest.raises(ValueError, match=r"target=11 is not a class .*range\(0, 10\)|target=11 is not a class"):
+    dm = CollectiveDataModule(SignalPlanting(PixelPatch(2), target_class=11), 0.1, datamodule=DigitsDataModule())
+    with pytest.raises(
+        ValueError, match=r"target_class=11 is not a class .*range\(0, 10\)|target_class=11 is not a class"
+    ):
         dm.setup("fit")
 
 
-def test_batch_injection_trains_like_item_injection():
+def test_collate_injection_trains_like_item_injection():
     results = {}
-    for injection in ("item", "batch", "collate"):
+    for injection in ("item", "collate", "auto"):
         L.seed_everything(0)
         dm = CollectiveDataModule(PLANT, alpha=0.1, datamodule=PlainDigits(), injection=injection)
         model = PlainModel()
@@ -157,8 +192,96 @@ def test_batch_injection_trains_like_item_injection():
         with torch.no_grad():
             hits = sum((model(x).argmax(1) == y).sum().item() for x, y in dm.signal_test_dataloader())
         results[injection] = hits / len(dm.signal_test_dataset)
-    assert results["batch"] == pytest.approx(results["item"], abs=1e-6)
     assert results["collate"] == pytest.approx(results["item"], abs=1e-6)
+    assert results["auto"] == pytest.approx(results["item"], abs=1e-6)
+
+
+class _ItemOnlySignal(PixelPatch):
+    supports_batches = False
+
+
+class _Strings(torch.utils.data.Dataset):
+    def __len__(self):
+        return 20
+
+    def __getitem__(self, i):
+        return f"text {i}", i % 2
+
+
+def test_auto_injection_collates_where_it_applies_and_reads_items_elsewhere():
+    digits = DigitsDataModule()
+    digits.setup()
+    data = {"train_dataset": digits.train_dataset, "test_dataset": digits.test_dataset}
+
+    def mode(strategy=PLANT, **kwargs):
+        dm = CollectiveDataModule(strategy, 0.1, **kwargs)
+        dm.setup("fit")
+        return dm.train_dataset.injection
+
+    assert mode(**data) == "collate"
+    assert mode(LabelFlip(0), **data) == "collate"
+    assert mode(datamodule=PlainDigits()) == "collate"
+    assert mode(SignalPlanting(_ItemOnlySignal(2), 0), **data) == "item"
+    assert mode(LabelFlip(0), train_dataset=_Strings(), test_dataset=_Strings()) == "item"
+    assert mode(**data, injection="item") == "item"
+
+    class OwnCollate(PlainDigits):
+        def train_dataloader(self):
+            return DataLoader(
+                self.train, batch_size=8, collate_fn=lambda items: torch.utils.data.default_collate(items)
+            )
+
+    assert mode(datamodule=OwnCollate()) == "item"  # a collate of the user's own is not assumed to give tensors
+    dm = CollectiveDataModule(PLANT, 0.1, datamodule=PlainDigits(), return_membership=True)
+    _, y, flag = next(iter(dm.train_dataloader()))
+    assert dm.train_dataset.injection == "collate" and flag.dtype == torch.bool and (y[flag] == 0).all()
+
+
+def test_batch_injection_is_gone_with_a_pointer_to_collate():
+    with pytest.raises(ValueError, match=r"injection='batch' was removed: use injection='collate'"):
+        CollectiveDataModule(PLANT, 0.1, datamodule=PlainDigits(), injection="batch")
+    with pytest.raises(ValueError, match="injection must be one of"):
+        CollectiveDataModule(PLANT, 0.1, datamodule=PlainDigits(), injection="device")
+    assert CollectiveDataModule.on_after_batch_transfer is L.LightningDataModule.on_after_batch_transfer
+
+
+class _EmptyTrain(PlainDigits):
+    def setup(self, stage=None):
+        super().setup(stage)
+        self.train = TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
+
+
+class _EmptyTest(PlainDigits):
+    def setup(self, stage=None):
+        super().setup(stage)
+        self.test = TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
+
+
+def test_empty_training_or_test_sets_say_so():
+    empty = TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
+    digits = DigitsDataModule()
+    digits.setup()
+    for dm in (
+        CollectiveDataModule(PLANT, 0.1, datamodule=_EmptyTrain()),
+        CollectiveDataModule(PLANT, 0.1, train_dataset=empty, test_dataset=digits.test_dataset),
+        CollectiveDataModule(PLANT, 0.0, train_dataset=empty, test_dataset=digits.test_dataset, injection="item"),
+    ):
+        with pytest.raises(ValueError, match=r"^the training set is empty"):
+            dm.setup("fit")
+    for dm in (
+        CollectiveDataModule(PLANT, 0.1, datamodule=_EmptyTest()),
+        CollectiveDataModule(PLANT, 0.1, train_dataset=digits.train_dataset, test_dataset=empty),
+    ):
+        dm.setup("fit")
+        with pytest.raises(ValueError, match=r"^the test set is empty"):
+            dm.signal_test_dataloader()
+
+
+def test_target_key_is_a_deprecated_name_of_label_key():
+    with pytest.warns(FutureWarning, match="target_key"):
+        dm = CollectiveDataModule(PLANT, 0.1, datamodule=PlainDigits(), target_key=1)
+    dm.setup("fit")
+    assert len(dm.train_dataset.members) == 140
 
 
 def test_collate_injection_keeps_the_wrapped_loaders_collate_function():

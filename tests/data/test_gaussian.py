@@ -41,3 +41,12 @@ def test_class_means_sit_where_documented():
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GaussianDataModule(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"n_train": True}, "n_train"), ({"num_classes": 2.0}, "num_classes"), ({"batch_size": True}, "batch_size")],
+)
+def test_bad_types(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        GaussianDataModule(**kwargs)

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_aca import CollectiveDataModule, MNISTDataModule, PixelPatch, SignalPlanting, TorchvisionDataModule
+from lightning_aca import CIFAR10DataModule, CollectiveDataModule, MNISTDataModule, PixelPatch, SignalPlanting
+from lightning_aca.data import TorchvisionDataModule
+from lightning_aca.data.in_memory import InMemoryDataModule
 
 
 def test_missing_torchvision_names_the_extra(monkeypatch):
@@ -29,7 +31,7 @@ def test_wiring_with_a_small_fake_torchvision(monkeypatch, tmp_path):
     fake.transforms = types.SimpleNamespace(ToTensor=lambda: None)
     monkeypatch.setitem(sys.modules, "torchvision", fake)
     dm = CollectiveDataModule(
-        SignalPlanting(PixelPatch(3), target=7), 0.1, datamodule=MNISTDataModule(root=str(tmp_path), batch_size=8)
+        SignalPlanting(PixelPatch(3), target_class=7), 0.1, datamodule=MNISTDataModule(root=str(tmp_path), batch_size=8)
     )
     dm.prepare_data()
     dm.setup("fit")
@@ -38,3 +40,12 @@ def test_wiring_with_a_small_fake_torchvision(monkeypatch, tmp_path):
     assert next(iter(dm.train_dataloader()))[0].shape == (8, 1, 28, 28)
     with pytest.raises(ValueError, match="name must be one of"):
         TorchvisionDataModule(name="imagenet")
+
+
+def test_mnist_and_cifar10_are_classes_sharing_the_in_memory_loaders():
+    for cls, name in ((MNISTDataModule, "mnist"), (CIFAR10DataModule, "cifar10")):
+        dm = cls(root="unused", batch_size=16, num_workers=0)
+        assert isinstance(cls, type) and issubclass(cls, TorchvisionDataModule) and isinstance(dm, InMemoryDataModule)
+        assert (dm.name, dm.root, dm.batch_size, dm.num_classes) == (name, "unused", 16, 10)
+    with pytest.raises(TypeError, match="batch_size must be a positive int"):
+        MNISTDataModule(batch_size=True)

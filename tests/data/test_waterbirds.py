@@ -27,7 +27,7 @@ def test_reads_splits_groups_and_images(tiny_waterbirds):
     x, y, group = dm.train_dataset[1]  # image 3: y = 1, place = 1, split 0
     assert x.shape == (3, 16, 16) and x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
     assert (y.item(), group.item()) == (1, 3)
-    collective = CollectiveDataModule(SignalPlanting(PixelPatch(4), target=0), 0.5, datamodule=dm)
+    collective = CollectiveDataModule(SignalPlanting(PixelPatch(4), target_class=0), 0.5, datamodule=dm)
     collective.setup("fit")
     assert len(collective.train_dataset.members) == 2 and len(collective.signal_test_dataset) == 2
 

@@ -3,6 +3,7 @@
 import math
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -42,22 +43,19 @@ def _seeded():
     L.seed_everything(0, verbose=False)  # model initialization and loader shuffling
 
 
-def _fit(model, data, callbacks, epochs=1, ckpt_path=None) -> L.Trainer:
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    if isinstance(data, L.LightningDataModule):
-        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
-    else:
-        trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=32, shuffle=True), ckpt_path=ckpt_path)
-    return trainer
+@pytest.fixture
+def fit(make_trainer):
+    """``fit(model, data, callbacks, epochs=1, ckpt_path=None) -> trainer``; data: a datamodule or a dataset."""
+
+    def fit(model, data, callbacks, epochs=1, ckpt_path=None):
+        trainer = make_trainer(epochs, callbacks, limit_val_batches=0)
+        if isinstance(data, L.LightningDataModule):
+            trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+        else:
+            trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=32, shuffle=True), ckpt_path=ckpt_path)
+        return trainer
+
+    return fit
 
 
 def _two_groups(n: int = 256) -> TensorDataset:
@@ -104,9 +102,9 @@ def test_absent_groups_keep_their_unnormalized_weight_and_the_adjustment_favours
     assert adjusted.weights[1].item() == pytest.approx(0.598688, abs=1e-6)
 
 
-def test_trainer_moves_q_toward_the_higher_loss_group_logs_it_and_restores_training_step():
+def test_trainer_moves_q_toward_the_higher_loss_group_logs_it_and_restores_training_step(fit):
     model, dro = LinearClassifier(in_features=4, lr=0.2), GroupDRO(num_groups=2, step_size=0.5)
-    trainer = _fit(model, _two_groups(), [dro], epochs=2)
+    trainer = fit(model, _two_groups(), [dro], epochs=2)
     q = dro.weights
     assert q[1] > 0.7 > 0.3 > q[0]
     assert q.sum().item() == pytest.approx(1.0)
@@ -118,12 +116,12 @@ def test_trainer_moves_q_toward_the_higher_loss_group_logs_it_and_restores_train
 
 @pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no `validation_step`")
 @pytest.mark.parametrize("seed", [0, 1])
-def test_gdro_beats_erm_on_worst_group_test_accuracy(seed):
+def test_gdro_beats_erm_on_worst_group_test_accuracy(fit, seed):
     def worst_group_test_accuracy(use_gdro: bool) -> float:
         L.seed_everything(seed, verbose=False)
         dm = SpuriousDigitsDataModule(correlation=0.95, seed=seed)
         model = LinearClassifier(mean=not use_gdro)
-        _fit(model, dm, [GroupDRO(num_groups=4, step_size=0.1)] if use_gdro else [], epochs=10)
+        fit(model, dm, [GroupDRO(num_groups=4, step_size=0.1)] if use_gdro else [], epochs=10)
         x, y, groups = dm.test_dataset.tensors
         with torch.no_grad():
             return worst_group_accuracy(model(x), y, groups, num_groups=4).item()
@@ -136,11 +134,42 @@ def test_gdro_beats_erm_on_worst_group_test_accuracy(seed):
 
 
 # -- groups from batches --------------------------------------------------------------------------
-def test_membership_groups_from_a_collective_dataset_are_read_and_counted():
+class _Pairs(Dataset):
+    """Items ``{"x": x, "y": y}``."""
+
+    def __init__(self, base: TensorDataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        return {"x": x, "y": y}
+
+
+@pytest.mark.parametrize("dict_items", [False, True])
+def test_membership_groups_are_read_counted_and_kept_from_the_users_training_step(fit, plain_model, dict_items):
+    """The module unpacks ``x, y = batch`` (or reads keys x, y): the flag GroupDRO needs must not reach it."""
+
+    class SeesBatches(plain_model):
+        def training_step(self, batch, batch_idx):
+            self.fields = sorted(batch) if isinstance(batch, dict) else len(batch)
+            return super().training_step(batch, batch_idx)
+
     base = TensorDataset(torch.rand(200, 1, 4, 4), torch.arange(200) % 2)
-    collective = CollectiveDataset(base, SignalPlanting(PixelPatch(2), target=0), alpha=0.1, return_membership=True)
+    keys = {"input_key": "x", "label_key": "y"} if dict_items else {}
+    collective = CollectiveDataset(
+        _Pairs(base) if dict_items else base,
+        SignalPlanting(PixelPatch(2), target_class=0),
+        alpha=0.1,
+        return_membership=True,
+        **keys,
+    )
     dro = GroupDRO(num_groups=2, groups="membership", generalization_adjustment=1.0)
-    _fit(LinearClassifier(in_features=16), collective, [dro])
+    model = SeesBatches(in_features=16, num_classes=2, hidden=0, per_sample=True)
+    fit(model, collective, [dro])
+    assert model.fields == (["x", "y"] if dict_items else 2)
     members = len(collective.members)
     assert members > 0
     assert dro.group_counts.tolist() == [200 - members, members]
@@ -160,57 +189,89 @@ class _DictDataset(Dataset):
 
 
 @pytest.mark.parametrize("dict_batches", [True, False])
-def test_groups_from_dict_key_or_callable(dict_batches):
+def test_groups_from_dict_key_or_callable(fit, dict_batches):
     data = _DictDataset(_two_groups()) if dict_batches else _two_groups()
     groups = "index" if dict_batches else (lambda batch: batch[2])
     dro = GroupDRO(num_groups=2, step_size=0.5, groups=groups)
-    _fit(LinearClassifier(in_features=4, lr=0.2), data, [dro], epochs=2)
+    fit(LinearClassifier(in_features=4, lr=0.2), data, [dro], epochs=2)
     assert dro.weights[1] > 0.7
 
 
 # -- errors ---------------------------------------------------------------------------------------
-def test_a_scalar_loss_says_to_return_per_sample_losses_and_the_module_is_restored():
+def test_a_scalar_loss_says_to_return_per_sample_losses_and_the_module_is_restored(fit):
     model = LinearClassifier(in_features=4, mean=True)
     with pytest.raises(ValueError, match=r"per-sample losses.*shape \(\).*reduction='none'"):
-        _fit(model, _two_groups(), [GroupDRO(num_groups=2)])
+        fit(model, _two_groups(), [GroupDRO(num_groups=2)])
     assert "training_step" not in vars(model)
 
 
-def test_group_indices_out_of_range_name_num_groups():
+def test_a_fit_that_fails_midway_leaves_the_module_as_it_was(fit):
+    class FailsMidway(LinearClassifier):
+        def training_step(self, batch, batch_idx):
+            if batch_idx == 3:
+                raise RuntimeError("the user's training_step failed")
+            return super().training_step(batch, batch_idx)
+
+    model, dro = FailsMidway(in_features=4), GroupDRO(num_groups=2)
+    own_step = model.training_step
+    model.training_step = own_step  # an instance attribute: must come back as itself, not be deleted
+    with pytest.raises(RuntimeError, match="training_step failed"):
+        fit(model, _two_groups(), [dro])
+    assert vars(model)["training_step"] is own_step
+    plain = FailsMidway(in_features=4)
+    with pytest.raises(RuntimeError, match="training_step failed"):
+        fit(plain, _two_groups(), [dro])  # the same callback, a second fit
+    assert "training_step" not in vars(plain)
+
+
+def test_group_indices_out_of_range_name_num_groups(fit):
     with pytest.raises(ValueError, match=r"\[0, 1\] \(num_groups=2\), got \[0, 2\]"):
         GroupDRO(num_groups=2).step(torch.ones(2), torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="num_groups=2"):
-        _fit(LinearClassifier(in_features=4), _two_groups(), [GroupDRO(num_groups=2, groups=lambda b: b[2] + 1)])
+        fit(LinearClassifier(in_features=4), _two_groups(), [GroupDRO(num_groups=2, groups=lambda b: b[2] + 1)])
     with pytest.raises(ValueError, match="integers"):
         GroupDRO(num_groups=2).step(torch.ones(2), torch.tensor([0.0, 1.0]))
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
+    ("kwargs", "error", "name"),
     [
-        (dict(num_groups=1), "num_groups"),
-        (dict(num_groups=2.0), "num_groups"),
-        (dict(num_groups=2, step_size=0), "step_size"),
-        (dict(num_groups=2, step_size=float("inf")), "step_size"),
-        (dict(num_groups=2, groups="labels"), "groups"),
-        (dict(num_groups=4, groups="membership"), "num_groups"),
-        (dict(num_groups=2, group_index=1.5), "group_index"),
-        (dict(num_groups=2, generalization_adjustment=-1.0), "generalization_adjustment"),
-        (dict(num_groups=2, group_counts=[1, 2, 3]), "group_counts"),
-        (dict(num_groups=2, group_counts=[1, -2]), "group_counts"),
-        (dict(num_groups=2, group_counts=5), "group_counts"),
+        (dict(num_groups=1), ValueError, "num_groups"),
+        (dict(num_groups=2.0), TypeError, "num_groups"),
+        (dict(num_groups=True), TypeError, "num_groups"),
+        (dict(num_groups=2, step_size=0), ValueError, "step_size"),
+        (dict(num_groups=2, step_size=float("inf")), ValueError, "step_size"),
+        (dict(num_groups=2, step_size=float("nan")), ValueError, "step_size"),
+        (dict(num_groups=2, step_size=True), TypeError, "step_size"),
+        (dict(num_groups=2, groups="labels"), ValueError, "groups"),
+        (dict(num_groups=4, groups="membership"), ValueError, "num_groups"),
+        (dict(num_groups=2, group_index=1.5), TypeError, "group_index"),
+        (dict(num_groups=2, group_index=False), TypeError, "group_index"),
+        (dict(num_groups=2, generalization_adjustment=-1.0), ValueError, "generalization_adjustment"),
+        (dict(num_groups=2, generalization_adjustment=float("inf")), ValueError, "generalization_adjustment"),
+        (dict(num_groups=2, generalization_adjustment=False), TypeError, "generalization_adjustment"),
+        (dict(num_groups=2, group_counts=[1, 2, 3]), ValueError, "group_counts"),
+        (dict(num_groups=2, group_counts=[1, -2]), ValueError, "group_counts"),
+        (dict(num_groups=2, group_counts=[1, float("inf")]), ValueError, "group_counts"),
+        (dict(num_groups=2, group_counts=5), ValueError, "group_counts"),
     ],
 )
-def test_bad_arguments_name_the_parameter(kwargs, name):
-    with pytest.raises(ValueError, match=rf"^{name} .*got"):
+def test_bad_arguments_name_the_parameter(kwargs, error, name):
+    with pytest.raises(error, match=rf"^{name} .*got"):
         GroupDRO(**kwargs)
 
 
+def test_numbers_of_any_real_kind_are_accepted():
+    dro = GroupDRO(num_groups=np.int64(3), step_size=torch.tensor(0.5), generalization_adjustment=np.float32(1.0))
+    assert (dro.num_groups, dro.step_size, dro.generalization_adjustment) == (3, 0.5, 1.0)
+    assert type(dro.num_groups) is int and dro.weights.shape == (3,)
+
+
 # -- state ----------------------------------------------------------------------------------------
-def test_state_dict_round_trip_and_checkpoint_resume(tmp_path):
+def test_state_dict_round_trip_and_checkpoint_resume(fit, tmp_path):
     dro = GroupDRO(num_groups=2, step_size=0.2, generalization_adjustment=0.5)
     model = LinearClassifier(in_features=4)
-    trainer = _fit(model, _two_groups(), [dro])
+    trainer = fit(model, _two_groups(), [dro])
     state = dro.state_dict()
     assert state["group_counts"].tolist() == [128, 128]
 
@@ -225,6 +286,6 @@ def test_state_dict_round_trip_and_checkpoint_resume(tmp_path):
     trainer.save_checkpoint(path)
     resumed = GroupDRO(num_groups=2, step_size=0.2, generalization_adjustment=0.5)
     # max_epochs is already reached, so fit only restores the state.
-    _fit(LinearClassifier(in_features=4), _two_groups(), [resumed], ckpt_path=path)
+    fit(LinearClassifier(in_features=4), _two_groups(), [resumed], ckpt_path=path)
     assert torch.equal(resumed.weights, dro.weights)
     assert not torch.equal(resumed.weights, GroupDRO(num_groups=2).weights)

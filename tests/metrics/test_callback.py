@@ -56,7 +56,7 @@ def _trainer(epochs, callbacks, **kwargs):
 
 
 def _planting(alpha, seed):
-    return CollectiveDataModule(SignalPlanting(PixelPatch(2), target=0), alpha, seed, datamodule=DigitsDataModule())
+    return CollectiveDataModule(SignalPlanting(PixelPatch(2), 0), alpha, seed, datamodule=DigitsDataModule())
 
 
 def _run(alpha, seed):
@@ -81,7 +81,9 @@ def test_success_rises_with_alpha_on_digits():
 def test_logged_success_matches_a_hand_count_and_keys_are_stable():
     result, cb = _run(0.05, 0)
     assert set(cb.results) == {"validate", "test"}
-    assert {"aca/success", "aca/clean_acc", "aca/alpha", "aca/population_alpha", "aca/members"} <= set(result)
+    keys = {"aca/success", "aca/baseline_success", "aca/clean_acc", "aca/alpha", "aca/population_alpha", "aca/members"}
+    assert keys <= set(result)
+    assert "aca/erasure_agreement" not in result  # planting: no erasure agreement
 
 
 def test_evaluation_restores_modes_and_rng():
@@ -101,6 +103,11 @@ def test_evaluation_restores_modes_and_rng():
     with torch.no_grad():
         hits = sum(int((model(x).argmax(1) == 0).sum()) for x, _ in dm.signal_test_dataloader())
     assert values["aca/success"] == pytest.approx(hits / len(dm.signal_test_dataset))
+    # the baseline is the fraction of the same digits, without the patch, labelled 0
+    with torch.no_grad():
+        clean_hits = sum(int((model(batch[2]).argmax(1) == 0).sum()) for batch in dm.signal_test_dataloader(True))
+    assert values["aca/baseline_success"] == pytest.approx(clean_hits / len(dm.signal_test_dataset))
+    assert values["aca/baseline_success"] < values["aca/success"]
 
 
 def test_without_validation_logs_at_train_epoch_end(tmp_path):
@@ -137,3 +144,49 @@ def test_missing_loaders_fail_at_start_with_a_fix():
         CollectiveMetrics(every_n_epochs=0)
     with pytest.raises(ValueError, match="top_k"):
         CollectiveMetrics(top_k=0)
+
+
+class ConstantModel(L.LightningModule):
+    """An untrained model that predicts class 0 for every input."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 10, device=x.device)
+        logits[:, 0] = self.scale
+        return logits
+
+    def test_step(self, batch, batch_idx):
+        return None
+
+
+def test_a_model_predicting_the_target_class_everywhere_has_success_equal_to_its_baseline():
+    dm, cb = _planting(0.05, 0), CollectiveMetrics()
+    _trainer(1, [cb]).test(ConstantModel(), datamodule=dm, verbose=False)
+    values = cb.results["test"]
+    assert values["aca/success"] == 1.0
+    assert values["aca/baseline_success"] == 1.0
+    assert values["aca/clean_acc"] == pytest.approx(0.1, abs=0.02)  # one digit class in ten
+
+
+def test_baseline_can_be_switched_off_and_needs_clean_inputs():
+    dm = _planting(0.05, 0)
+    off = CollectiveMetrics(baseline=False)
+    _trainer(1, [off]).test(ConstantModel(), datamodule=dm, verbose=False)
+    assert "aca/baseline_success" not in off.results["test"]
+    digits = DigitsDataModule()
+    digits.setup()
+    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
+    explicit = CollectiveMetrics(signal_dataloader=patched, clean=False)
+    _trainer(1, [explicit]).test(ConstantModel(), datamodule=digits, verbose=False)
+    assert set(explicit.results["test"]) == {"aca/success"}
+
+
+def test_target_key_is_a_deprecated_name_of_label_key():
+    with pytest.warns(FutureWarning, match="label_key"):
+        cb = CollectiveMetrics(target_key="label")
+    assert cb.label_key == "label"
+    with pytest.raises(TypeError, match="every_n_epochs must be a positive int"):
+        CollectiveMetrics(every_n_epochs=True)

@@ -5,7 +5,8 @@ import torch.multiprocessing as mp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lightning_aca import CollectiveSuccess, GroupAccuracy, SignalErasureSuccess, WorstGroupAccuracy
+from lightning_aca import CollectiveSuccess
+from lightning_aca.metrics import GroupAccuracy, SignalErasureSuccess, WorstGroupAccuracy
 from lightning_aca.metrics.functional import collective_success, worst_group_accuracy
 
 
@@ -23,7 +24,7 @@ def test_success_from_logits_probabilities_and_labels():
 
 
 def test_success_accumulates_over_batches_and_resets():
-    m = CollectiveSuccess(target=1)
+    m = CollectiveSuccess(target_class=1)
     m.update(torch.tensor([1, 1, 0]))
     m.update(torch.tensor([[0.0, 5.0], [5.0, 0.0]]))
     assert m.compute().item() == pytest.approx(3 / 5)
@@ -35,7 +36,7 @@ def test_success_accumulates_over_batches_and_resets():
 
 @given(st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=20), min_size=1, max_size=6))
 def test_batched_equals_functional_on_concatenation(batches):
-    m = CollectiveSuccess(target=2)
+    m = CollectiveSuccess(target_class=2)
     for b in batches:
         m.update(torch.tensor(b))
     whole = torch.tensor([v for b in batches for v in b])
@@ -66,7 +67,7 @@ def test_group_and_worst_group_accuracy():
 
 
 def test_merge_state_combines_two_workers():
-    a, b = CollectiveSuccess(target=0), CollectiveSuccess(target=0)
+    a, b = CollectiveSuccess(target_class=0), CollectiveSuccess(target_class=0)
     a.update(torch.tensor([0, 0, 1]))
     b.update(torch.tensor([1, 1, 1, 0]))
     a.merge_state(b)
@@ -81,12 +82,12 @@ def test_merge_state_combines_two_workers():
 @pytest.mark.parametrize(
     ("build", "match"),
     [
-        (lambda: CollectiveSuccess(target=-1), "target"),
+        (lambda: CollectiveSuccess(target_class=-1), "target_class"),
         (lambda: CollectiveSuccess(top_k=0), "top_k"),
         (lambda: GroupAccuracy(0), "num_groups"),
         (lambda: CollectiveSuccess().update(torch.tensor([1])), "success_labels"),
-        (lambda: CollectiveSuccess(target=0).update(torch.rand(3)), "preds must be"),
-        (lambda: CollectiveSuccess(target=0, top_k=3).update(torch.rand(2, 2)), "exceeds the number of classes"),
+        (lambda: CollectiveSuccess(target_class=0).update(torch.rand(3)), "preds must be"),
+        (lambda: CollectiveSuccess(target_class=0, top_k=3).update(torch.rand(2, 2)), "exceeds the number of classes"),
         (
             lambda: WorstGroupAccuracy(2).update(torch.tensor([0]), torch.tensor([0]), torch.tensor([5])),
             "groups must lie",
@@ -104,7 +105,7 @@ def test_plot_returns_a_figure():
     import matplotlib
 
     matplotlib.use("Agg")
-    m = CollectiveSuccess(target=0)
+    m = CollectiveSuccess(target_class=0)
     m.update(torch.tensor([0, 1]))
     fig, ax = m.plot()
     assert fig is not None and ax is not None
@@ -112,7 +113,7 @@ def test_plot_returns_a_figure():
 
 def _sync_worker(rank, init_file, out):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    s = CollectiveSuccess(target=0)
+    s = CollectiveSuccess(target_class=0)
     w = WorstGroupAccuracy(2)
     if rank == 0:
         s.update(torch.tensor([0, 0, 0, 1]))  # 3/4
@@ -129,3 +130,25 @@ def test_two_process_gloo_sync(tmp_path):
     mp.spawn(_sync_worker, args=(str(tmp_path / "init"), out), nprocs=2)
     # global: 3 of 6 signal inputs succeed; group 0 2/2, group 1 1/2 -> worst 0.5
     assert out[0].tolist() == out[1].tolist() == [0.5, 0.5]
+
+
+def test_target_is_a_deprecated_name_of_target_class():
+    with pytest.warns(FutureWarning, match="target_class"):
+        old = CollectiveSuccess(target=2)
+    assert old.target_class == 2
+    with pytest.warns(FutureWarning, match="target_class"):
+        assert old.target == 2
+    old.update(torch.tensor([2, 1]))
+    assert old.compute().item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="both target_class= and its old name target="):
+        CollectiveSuccess(target_class=1, target=1)
+
+
+@pytest.mark.parametrize("value", [True, 1.0])
+def test_class_counts_and_top_k_refuse_non_ints(value):
+    with pytest.raises(TypeError, match="top_k must be a positive int"):
+        CollectiveSuccess(top_k=value)
+    with pytest.raises(TypeError, match="num_groups must be a positive int"):
+        GroupAccuracy(value)
+    with pytest.raises(TypeError, match="target_class must be a non-negative int"):
+        CollectiveSuccess(target_class=value)

@@ -5,9 +5,9 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from lightning_aca.online.families import box_candidates
-from lightning_aca.online.functional import clip_per_sample, linear_softmax_gradients
-from lightning_aca.online.synthesis import (
+from lightning_aca.gradient_strategies.families import box_candidates
+from lightning_aca.gradient_strategies.functional import clip_per_sample, linear_softmax_gradients
+from lightning_aca.gradient_strategies.synthesis import (
     hull_weights,
     round_counts,
     synthesize_by_search,

@@ -1,4 +1,4 @@
-"""The gradient arithmetic of the online strategies, as plain tensor functions.
+"""The gradient arithmetic of the gradient strategies, as plain tensor functions.
 
 Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning",
 ICML 2023 (arXiv 2302.04262), §4–5: when the firm trains by gradient descent, the collective
@@ -7,30 +7,30 @@ step on a batch of n points, m of them members, is
 
     θ_{t+1} = θ_t − (η / n)·(S_mem + S_rest),    S = Σ_i ∇ℓ(θ_t; z_i) over the group,
 
-so everything the collective controls is S_mem. The derivations below are written out here
-(the paper's text could not be read in this repository; see :mod:`lightning_aca.online.theory`).
+so everything the collective controls is S_mem. Derived here, not quoted; derivations and
+provenance: ``docs/theory.md``.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_aca.validation import real
+
 
 def check_feature_bounds(feature_bounds: tuple[float, float]) -> tuple[float, float]:
-    """``(low, high)`` as floats, or ``ValueError`` unless it is a finite pair with low < high."""
+    """``(low, high)`` as floats: a pair of finite numbers with low < high (``TypeError`` if not a pair)."""
     try:
-        low, high = (float(v) for v in feature_bounds)
+        low, high = feature_bounds
     except (TypeError, ValueError):
-        raise ValueError(
+        raise TypeError(
             f"feature_bounds must be a pair (low, high), the box every input entry of a member's point stays in "
             f"(e.g. (0, 1) for images in [0, 1]); got {feature_bounds!r}."
         ) from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"feature_bounds must be finite with low < high, got {feature_bounds!r}.")
+    low = real("feature_bounds low", low)
+    high = real("feature_bounds high", high, low=low, low_open=True)
     return low, high
 
 

@@ -4,18 +4,24 @@ import warnings
 import pytest
 import torch
 
-from lightning_aca import DPSGD, Classifier
-from lightning_aca.online import GradientControl, GradientNeutralization, LogitShift, ParameterTarget
+from lightning_aca import DPSGD, Classifier, CollectiveDataModule
+from lightning_aca.gradient_strategies import (
+    GradientControl,
+    GradientNeutralization,
+    GradientStrategy,
+    LogitShift,
+    ParameterTarget,
+)
 
 SHIFT = LogitShift(target_class=0, shift=1.0)
 BOX = (-4.0, 4.0)
 
-# Tiny hand-computable case (tests/online/test_theory.py): d = 1, K = 2, points (x, y) = (1, 0), (2, 0),
+# Tiny hand-computable case (tests/gradient_strategies/test_theory.py): d = 1, K = 2, points (x, y) = (1, 0), (2, 0),
 # (−1, 1), (−2, 1), θ* = 0, box [−2, 2]. G = ¾√2, B = √2·√5 = √10, α* of the hull = 3/7.
 TINY_X = torch.tensor([[1.0], [2.0], [-1.0], [-2.0]])
 TINY_Y = torch.tensor([0, 0, 1, 1])
 ZERO = {"net.weight": torch.zeros(2, 1), "net.bias": torch.zeros(2)}
-HAND_THRESHOLD = 0.75 * math.sqrt(2) / (0.75 * math.sqrt(2) + math.sqrt(10))
+HAND_NORM_BOUND = 0.75 * math.sqrt(2) / (0.75 * math.sqrt(2) + math.sqrt(10))
 
 
 def test_only_members_rows_are_rewritten_into_the_box(gaussian_dm, classifier, fit_model, record_batches):
@@ -30,7 +36,7 @@ def test_only_members_rows_are_rewritten_into_the_box(gaussian_dm, classifier, f
         assert x1[m0].min() >= BOX[0] and x1[m0].max() <= BOX[1] and set(y1[m0].tolist()) <= {0, 1}
 
 
-def test_control_above_the_critical_alpha_reaches_the_target_and_below_does_not(gaussian_dm, classifier, fit_model):
+def test_control_above_alpha_star_reaches_theta_star_and_below_does_not(gaussian_dm, classifier, fit_model):
     finals = {}
     for alpha in (0.05, 0.5):
         control = GradientControl(SHIFT, feature_bounds=BOX, start_step=10)
@@ -39,15 +45,15 @@ def test_control_above_the_critical_alpha_reaches_the_target_and_below_does_not(
             trainer, _ = fit_model(classifier, gaussian_dm(alpha), [control], max_epochs=6)
         assert any("infeasible" in str(w.message) for w in caught) == (alpha == 0.05)
         finals[alpha] = control.distances[-1][1]
-        critical = control.theory["aca/critical_alpha"]
+        alpha_star = control.theory["aca/alpha_star"]
         assert control.distances[0][0] == 11 and len(control.distances) == 50  # every step after start_step
         assert trainer.callback_metrics["aca/param_distance"] == pytest.approx(finals[alpha])
-    assert 0.05 < critical < 0.5
+    assert 0.05 < alpha_star < 0.5
     assert finals[0.5] < 0.01  # started ≈ 0.66 away
     assert finals[0.05] > 0.3
 
 
-def test_neutralization_makes_the_target_stationary_above_the_threshold(gaussian_dm, classifier, fit_model):
+def test_neutralization_makes_theta_star_stationary_above_alpha_star(gaussian_dm, classifier, fit_model):
     finals = {}
     for alpha in (0.05, 0.5):
         neutralization = GradientNeutralization(SHIFT, feature_bounds=BOX, start_step=10, on_infeasible="warn")
@@ -58,17 +64,17 @@ def test_neutralization_makes_the_target_stationary_above_the_threshold(gaussian
     assert finals[0.5] < 0.03 and finals[0.05] > 0.3
 
 
-def test_logged_theory_threshold_matches_hand_computation(tiny_dm, linear_module, fit_model):
+def test_logged_alpha_bounds_match_hand_computation(tiny_dm, linear_module, fit_model):
     neutralization = GradientNeutralization(ZERO, feature_bounds=(-2.0, 2.0))
     trainer, _ = fit_model(lambda: linear_module(d=1), tiny_dm(0.5, TINY_X, TINY_Y), [neutralization], max_epochs=1)
     metrics = trainer.callback_metrics
     assert float(metrics["aca/base_gradient_norm"]) == pytest.approx(0.75 * math.sqrt(2), rel=1e-5)
     assert float(metrics["aca/member_gradient_bound"]) == pytest.approx(math.sqrt(10), rel=1e-6)
-    assert float(metrics["aca/theory_threshold"]) == pytest.approx(HAND_THRESHOLD, rel=1e-5)
-    assert float(metrics["aca/critical_alpha"]) == pytest.approx(3 / 7, rel=1e-5)
+    assert float(metrics["aca/alpha_norm_bound"]) == pytest.approx(HAND_NORM_BOUND, rel=1e-5)
+    assert float(metrics["aca/alpha_star"]) == pytest.approx(3 / 7, rel=1e-5)
 
 
-@pytest.mark.parametrize(("alpha", "match"), [(0.25, "norm threshold"), (0.5, None)])
+@pytest.mark.parametrize(("alpha", "match"), [(0.25, "norm bound"), (0.5, None)])
 def test_infeasible_collective_is_reported(tiny_dm, linear_module, fit_model, alpha, match):
     # α = 0.25 (one member of four) is below G/(G + B) ≈ 0.2512; α = 0.5 is above α* = 3/7
     strict = GradientNeutralization(ZERO, feature_bounds=(-2.0, 2.0), on_infeasible="raise")
@@ -82,11 +88,11 @@ def test_infeasible_collective_is_reported(tiny_dm, linear_module, fit_model, al
         fit_model(lambda: linear_module(d=1), tiny_dm(alpha, TINY_X, TINY_Y), [lenient], max_steps=1)
 
 
-def test_warning_names_the_critical_alpha_between_the_two_thresholds(gaussian_dm, classifier, fit_model):
+def test_warning_names_alpha_star_above_the_norm_bound(gaussian_dm, classifier, fit_model):
     control = GradientControl(SHIFT, feature_bounds=BOX, start_step=10)
-    with pytest.warns(UserWarning, match=r"critical α\*"):
+    with pytest.warns(UserWarning, match=r"critical mass α\*"):
         fit_model(classifier, gaussian_dm(0.1), [control], max_steps=11)
-    assert control.theory["aca/theory_threshold"] < 0.1 < control.theory["aca/critical_alpha"]
+    assert control.theory["aca/alpha_norm_bound"] < 0.1 < control.theory["aca/alpha_star"]
 
 
 def test_dp_sgd_clipping_bounds_the_members_and_slows_them(gaussian_dm, classifier, fit_model):
@@ -122,7 +128,7 @@ def test_autograd_family_steers_an_mlp_with_and_without_dp(gaussian_dm, fit_mode
             warnings.filterwarnings("ignore", message=".*infeasible")
             fit_model(mlp, gaussian_dm(alpha), callbacks, max_epochs=3)
         finals[alpha, dp] = control.distances[-1][1]
-        assert "aca/critical_alpha" not in control.theory  # computed for the linear family only
+        assert "aca/alpha_star" not in control.theory  # computed for the linear family only
         x0, y0, m0 = recorder.before[-1]
         x1, y1, _ = recorder.after[-1]
         assert torch.equal(x0[~m0], x1[~m0]) and torch.equal(y0[~m0], y1[~m0])
@@ -168,23 +174,67 @@ def test_batches_without_membership_flag_are_refused(tiny_dm, linear_module, fit
         ({"rest_gradient": "oracle"}, ValueError, "rest_gradient"),
         ({"on_infeasible": "ignore"}, ValueError, "on_infeasible"),
         ({"feature_bounds": (1.0, -1.0)}, ValueError, "feature_bounds"),
-        ({"feature_bounds": None}, ValueError, "feature_bounds"),
+        ({"feature_bounds": None}, TypeError, "feature_bounds"),
         ({"start_step": -1}, ValueError, "start_step"),
         ({"candidates": 0}, ValueError, "candidates"),
-        ({"target": "logit_shift"}, ValueError, "LogitShift"),
-        ({"target": 3}, TypeError, "target"),
+        ({"rate": True}, TypeError, "rate"),
+        ({"start_step": 1.0}, TypeError, "start_step"),
+        ({"seed": True}, TypeError, "seed"),
+        ({"theta_star": "logit_shift"}, ValueError, "LogitShift"),
+        ({"theta_star": 3}, TypeError, "theta_star"),
+        ({"theta_star": None}, TypeError, "theta_star"),
     ],
 )
 def test_bad_arguments_name_the_parameter(kwargs, error, match):
-    arguments = {"target": SHIFT, "feature_bounds": BOX, **kwargs}
+    arguments = {"theta_star": SHIFT, "feature_bounds": BOX, **kwargs}
     with pytest.raises(error, match=match):
         GradientControl(**arguments)
 
 
-def test_state_dict_keeps_the_target_across_a_resume(gaussian_dm, classifier, fit_model):
+def test_state_dict_keeps_theta_star_across_a_resume(gaussian_dm, classifier, fit_model):
     first = GradientControl(SHIFT, feature_bounds=BOX, start_step=5)
     fit_model(classifier, gaussian_dm(0.5), [first], max_steps=8)
-    resumed = GradientControl(ParameterTarget(ZERO), feature_bounds=BOX)  # a different target, overridden
+    resumed = GradientControl(ParameterTarget(ZERO), feature_bounds=BOX)  # a different θ*, overridden
     resumed.load_state_dict(first.state_dict())
-    torch.testing.assert_close(resumed.theta_star, first.theta_star)
+    torch.testing.assert_close(resumed.theta_star_vector, first.theta_star_vector)
     assert resumed.theory == first.theory and resumed.distances == first.distances
+
+
+def test_checkpoints_with_the_old_keys_load_under_the_new_ones():
+    old = {
+        "theta_star": torch.zeros(4),
+        "theory": {"aca/theory_threshold": 0.2, "aca/critical_alpha": 0.4, "aca/base_gradient_norm": 1.0},
+        "distances": [(1, 0.5)],
+        "results": {"aca/critical_alpha": 0.4, "aca/param_distance": 0.5},
+    }
+    control = GradientControl(SHIFT, feature_bounds=BOX)
+    control.load_state_dict(old)
+    assert control.theory == {"aca/alpha_norm_bound": 0.2, "aca/alpha_star": 0.4, "aca/base_gradient_norm": 1.0}
+    assert control.results == {"aca/alpha_star": 0.4, "aca/param_distance": 0.5}
+
+
+def test_real_numbers_of_any_kind_are_accepted():
+    control = GradientControl(SHIFT, feature_bounds=(torch.tensor(-4.0), 4), rate=torch.tensor(0.25), start_step=0)
+    assert control.rate == 0.25 and control.feature_bounds == (-4.0, 4.0)
+
+
+def test_dict_batches_read_the_label_at_label_key(linear_module, fit_model):
+    class DictData(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(TINY_X)
+
+        def __getitem__(self, i):
+            return {"x": TINY_X[i], "label": TINY_Y[i]}
+
+    class DictModule(linear_module):
+        def training_step(self, batch, batch_idx):
+            return torch.nn.functional.cross_entropy(self(batch["x"]), batch["label"])
+
+    data = DictData()
+    keys = {"input_key": "x", "label_key": "label"}
+    dm = CollectiveDataModule(
+        GradientStrategy(), 0.5, train_dataset=data, test_dataset=data, batch_size=4, return_membership=True, **keys
+    )
+    neutralization = GradientNeutralization(ZERO, feature_bounds=(-2.0, 2.0), input_key="x", label_key="label")
+    fit_model(lambda: DictModule(d=1), dm, [neutralization], max_epochs=1)
+    assert neutralization.theory["aca/alpha_star"] == pytest.approx(3 / 7, rel=1e-5)

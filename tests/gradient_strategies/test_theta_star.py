@@ -3,7 +3,13 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_aca.online.targets import LogitShift, ParameterTarget, Target, as_target, output_layer
+from lightning_aca.gradient_strategies.theta_star import (
+    LogitShift,
+    ParameterTarget,
+    ThetaStar,
+    as_theta_star,
+    output_layer,
+)
 
 
 def _model():
@@ -11,7 +17,7 @@ def _model():
     return nn.Sequential(nn.Flatten(), nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3))
 
 
-def test_state_dict_target_reads_only_trainable_parameters():
+def test_state_dict_theta_star_reads_only_trainable_parameters():
     model = _model()
     state = {name: torch.full_like(p, 0.5) for name, p in model.state_dict().items()}
     theta = ParameterTarget({**state, "unrelated.buffer": torch.zeros(1)}).resolve(model)
@@ -26,7 +32,7 @@ def test_checkpoint_paths_lightning_and_plain(tmp_path, linear_module):
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     torch.save(module.state_dict(), tmp_path / "plain.pt")
     for path in (tmp_path / "model.ckpt", str(tmp_path / "plain.pt")):
-        theta = as_target(path).resolve(linear_module(d=2, k=3))
+        theta = as_theta_star(path).resolve(linear_module(d=2, k=3))
         torch.testing.assert_close(theta["net.weight"], module.net.weight.detach())
 
 
@@ -57,9 +63,11 @@ def test_output_layer_is_the_last_linear_with_bias():
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: as_target("no/such/file.ckpt"), ValueError, "LogitShift"),
-        (lambda: as_target(42), TypeError, "target must be a Target"),
+        (lambda: as_theta_star("no/such/file.ckpt"), ValueError, "LogitShift"),
+        (lambda: as_theta_star(42), TypeError, "theta_star must be a ThetaStar"),
         (lambda: LogitShift(target_class=-1), ValueError, "target_class"),
+        (lambda: LogitShift(target_class=True), TypeError, "target_class"),
+        (lambda: LogitShift(target_class=0, shift="1"), TypeError, "shift"),
         (lambda: LogitShift(target_class=0, shift=float("nan")), ValueError, "shift"),
         (lambda: LogitShift(target_class=5).resolve(_model()), ValueError, "3 outputs"),
         (lambda: LogitShift(target_class=0).resolve(nn.Sequential(nn.Conv1d(1, 1, 1))), ValueError, "nn.Linear"),
@@ -71,12 +79,12 @@ def test_output_layer_is_the_last_linear_with_bias():
         ),
     ],
 )
-def test_bad_targets_fail_with_the_fix(make, error, match):
+def test_bad_theta_stars_fail_with_the_fix(make, error, match):
     with pytest.raises(error, match=match):
         make()
 
 
-def test_targets_are_targets():
-    assert isinstance(as_target({"w": torch.zeros(1)}), Target)
+def test_rules_and_states_are_theta_stars():
+    assert isinstance(as_theta_star({"w": torch.zeros(1)}), ThetaStar)
     shift = LogitShift(1)
-    assert as_target(shift) is shift
+    assert as_theta_star(shift) is shift

@@ -1,14 +1,14 @@
 """Linear programs over the convex hull of the members' gradient "atoms".
 
 The set of average gradients a large collective can produce is the convex hull of the atoms
-{∇ℓ(θ; z) : z admissible} (see :mod:`lightning_aca.online.theory`). Two questions about it are
+{∇ℓ(θ; z) : z admissible} (see :mod:`lightning_aca.gradient_strategies.theory`). Two questions about it are
 linear programs over weights w ≥ 0, Σw = 1, on a finite set of atoms: how far the hull reaches
-along a direction (:func:`hull_radius`, for the critical α) and which combination comes closest to
-a target (:func:`hull_weights`, for the members' construction).
+along a direction (:func:`hull_radius`, for the critical mass α*) and which combination comes closest
+to a given point (:func:`hull_weights`, for the members' construction).
 
 Both programs run in an orthonormal basis of the span of the atoms: atoms of softmax
 cross-entropy have rows summing to zero over classes, so in parameter coordinates the equality
-constraints are linearly dependent, which leaves the solver's answer off by up to 10⁻³. A target's
+constraints are linearly dependent, which leaves the solver's answer off by up to 10⁻³. A point's
 component outside the span is one no member can produce.
 """
 
@@ -56,7 +56,7 @@ def hull_radius(atoms: Tensor, direction: Tensor) -> float:
 
     Variables: weights w ≥ 0 on the J atoms with Σw = 1, and λ ≥ 0; constraint Σ_j w_j a_j = λ·û;
     maximize λ. Needs 0 ∈ conv(atoms) (true for the label atoms of softmax cross-entropy, see
-    :mod:`lightning_aca.online.theory`); otherwise raises ``ValueError``. A direction leaving the
+    :mod:`lightning_aca.gradient_strategies.theory`); otherwise raises ``ValueError``. A direction leaving the
     atoms' span has radius 0.
 
     Args:
@@ -94,10 +94,10 @@ def hull_weights(atoms: Tensor, point: Tensor, direction: Tensor | None = None) 
     """Weights w on the simplex whose combination Σ_j w_j·atoms_j is closest to ``point`` (a linear program).
 
     Closest in the L1 norm of the coordinates of an orthonormal basis of the atoms' span (the part of
-    ``point`` outside the span cannot be produced). With ``direction``, the target is the segment
+    ``point`` outside the span cannot be produced). With ``direction``, the aim is the segment
     {point + t·direction : t ∈ [0, 1]}: the program finds the hull point closest to the segment and,
     among those (up to 0.1% of the step), the largest t. Returns ``(w, t)`` (``t = 0.0`` without a
-    direction). The residual is 0 when the target meets the hull.
+    direction). The residual is 0 when the aim meets the hull.
 
     Example:
         >>> atoms = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
@@ -108,7 +108,7 @@ def hull_weights(atoms: Tensor, point: Tensor, direction: Tensor | None = None) 
         0.5
     """
     a, basis = _span(atoms)
-    target = basis.T @ _vector(point, a.shape[1], "point")
+    aim = basis.T @ _vector(point, a.shape[1], "point")
     n_atoms, rank = a.shape[0], basis.shape[1]
     # variables: w (J), the positive and negative parts of the residual (r each), then t
     cost = np.concatenate([np.zeros(n_atoms), np.ones(2 * rank), [0.0]])
@@ -124,7 +124,7 @@ def hull_weights(atoms: Tensor, point: Tensor, direction: Tensor | None = None) 
         bounds[-1] = (0, 1)
         # a small reward for t: the residual comes first (up to 0.1% of the step), then the largest t
         cost[-1] = -1e-3 * max(np.abs(step).sum(), 1e-12)
-    rhs = np.concatenate([target, [1.0]])
+    rhs = np.concatenate([aim, [1.0]])
     solution = _solve(cost, equality, rhs, bounds, "the members' construction")
     weights = np.clip(solution[:n_atoms], 0.0, None)
     return torch.as_tensor(weights / weights.sum(), dtype=torch.as_tensor(atoms).dtype), float(solution[-1])

@@ -1,13 +1,13 @@
-"""``GradientNeutralization`` and ``GradientControl``: the collective's online strategies as Lightning callbacks.
+"""``GradientNeutralization`` and ``GradientControl``: the collective's gradient strategies as Lightning callbacks.
 
 Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning",
 ICML 2023 (arXiv 2302.04262), §4–5. At every training step the callback sees the current
 parameters θ_t and the batch (``on_train_batch_start``, before ``training_step``), and rewrites
 in place only the rows of the members (the batch's membership flag, from
 ``CollectiveDataModule(..., return_membership=True)``): their inputs (kept in a stated box) and
-labels (class indices). The other rows are not touched. The derivations are in
-:mod:`lightning_aca.online.functional` (the targets for the members' gradient sum) and
-:mod:`lightning_aca.online.theory` (when they are feasible).
+labels (class indices). The other rows are not touched. The members' gradient sums are in
+:mod:`lightning_aca.gradient_strategies.functional`, when they are feasible in
+:mod:`lightning_aca.gradient_strategies.theory` (derived here; derivations in ``docs/theory.md``).
 
 What the collective is assumed to know: the current model θ_t (both strategies), the firm's
 learning rate (gradient control), DP-SGD's clipping norm and expected batch size when the
@@ -19,7 +19,7 @@ the clean data whose mean gradient estimates ∇L_{P₀}(θ).
 
 from __future__ import annotations
 
-import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -28,35 +28,37 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
+from torch.nn.utils import parameters_to_vector
 from torch.utils.data import DataLoader, Subset
 
-from lightning_aca.online.families import FAMILIES, GradientFamily, flat_parameters, make_family
-from lightning_aca.online.functional import (
+from lightning_aca.gradient_strategies.families import FAMILIES, GradientFamily, flat_parameters, make_family
+from lightning_aca.gradient_strategies.functional import (
     check_feature_bounds,
     clip_per_sample,
     control_member_sum,
     neutralization_member_sum,
 )
-from lightning_aca.online.targets import StateSpec, Target, as_target, trainable_parameters
-from lightning_aca.theory import gradient_neutralization_threshold
+from lightning_aca.gradient_strategies.theta_star import StateSpec, ThetaStar, as_theta_star, trainable_parameters
+from lightning_aca.theory import gradient_neutralization_alpha_bound
+from lightning_aca.validation import non_negative_int, one_of, positive_int, positive_real, real, renamed
 
 _REST_GRADIENTS = ("batch", "estimate")
 _ON_INFEASIBLE = ("warn", "raise")
 _CHUNK = 1024
+# logged and recorded keys of earlier releases, read from old checkpoints
+_OLD_KEYS = {"aca/theory_threshold": "aca/alpha_norm_bound", "aca/critical_alpha": "aca/alpha_star"}
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
-    return value
+def _renew_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {_OLD_KEYS.get(key, key): value for key, value in values.items()}
 
 
-def _stack_points(dataset: Any, indices: Tensor, input_key: int | str, target_key: int | str) -> tuple[Tensor, Tensor]:
+def _stack_points(dataset: Any, indices: Tensor, input_key: int | str, label_key: int | str) -> tuple[Tensor, Tensor]:
     """Inputs and labels of ``dataset[indices]``, stacked (items are tuples or dicts, as the data layer allows)."""
     inputs, labels = [], []
     for batch in DataLoader(Subset(dataset, indices.tolist()), batch_size=_CHUNK):
         inputs.append(batch[input_key])
-        labels.append(batch[target_key])
+        labels.append(batch[label_key])
     return torch.cat(inputs), torch.cat(labels).long()
 
 
@@ -69,16 +71,16 @@ def _optimizer_settings(optimizer: Any) -> tuple[float | None, float | None, Any
     return None, None, optimizer
 
 
-class _GradientStrategy(L.Callback, ABC):
-    """Shared machinery: the target, the model family, the rest of the gradient, the theory, the logs."""
+class _GradientCallback(L.Callback, ABC):
+    """Shared machinery: θ*, the model family, the rest of the gradient, the theory, the logs."""
 
     #: the strategy's name in messages
     _name = "gradient strategy"
 
     def __init__(
         self,
-        target: Target | StateSpec,
-        feature_bounds: tuple[float, float],
+        theta_star: ThetaStar | StateSpec | None = None,
+        feature_bounds: tuple[float, float] | None = None,
         family: str = "auto",
         rest_gradient: str = "batch",
         start_step: int = 0,
@@ -90,30 +92,29 @@ class _GradientStrategy(L.Callback, ABC):
         on_infeasible: str = "warn",
         seed: int = 0,
         input_key: int | str = 0,
-        target_key: int | str = 1,
+        label_key: int | str | None = None,
+        *,
+        target: ThetaStar | StateSpec | None = None,
+        target_key: int | str | None = None,
     ) -> None:
-        if family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {family!r}.")
-        if rest_gradient not in _REST_GRADIENTS:
-            raise ValueError(f"rest_gradient must be one of {_REST_GRADIENTS}, got {rest_gradient!r}.")
-        if on_infeasible not in _ON_INFEASIBLE:
-            raise ValueError(f"on_infeasible must be one of {_ON_INFEASIBLE}, got {on_infeasible!r}.")
-        self.target = as_target(target)
+        owner = type(self).__name__
+        self.theta_star = as_theta_star(renamed(owner, "target", "theta_star", target, theta_star))
         self.feature_bounds = check_feature_bounds(feature_bounds)
-        self.family = family
-        self.rest_gradient = rest_gradient
-        self.start_step = _check_int("start_step", start_step, 0)
-        self.candidates = _check_int("candidates", candidates, 1)
-        self.refine_steps = _check_int("refine_steps", refine_steps, 0)
-        self.search_rounds = _check_int("search_rounds", search_rounds, 1)
-        self.search_steps = _check_int("search_steps", search_steps, 0)
-        self.reference_points = _check_int("reference_points", reference_points, 1)
-        self.on_infeasible = on_infeasible
-        self.seed = _check_int("seed", seed, 0)
-        self.input_key, self.target_key = input_key, target_key
-        #: θ* (flat, as the model's trainable parameters), fixed when the collective starts acting
-        self.theta_star: Tensor | None = None
-        #: the theory values at θ*: G, B, the norm threshold G/(G + B), the critical α (linear family)
+        self.family = one_of("family", family, FAMILIES)
+        self.rest_gradient = one_of("rest_gradient", rest_gradient, _REST_GRADIENTS)
+        self.start_step = non_negative_int("start_step", start_step)
+        self.candidates = positive_int("candidates", candidates)
+        self.refine_steps = non_negative_int("refine_steps", refine_steps)
+        self.search_rounds = positive_int("search_rounds", search_rounds)
+        self.search_steps = non_negative_int("search_steps", search_steps)
+        self.reference_points = positive_int("reference_points", reference_points)
+        self.on_infeasible = one_of("on_infeasible", on_infeasible, _ON_INFEASIBLE)
+        self.seed = non_negative_int("seed", seed)
+        self.input_key = input_key
+        self.label_key = renamed(owner, "target_key", "label_key", target_key, label_key, default=1)
+        #: θ* resolved against the firm's model (flat, as its trainable parameters) when the collective starts acting
+        self.theta_star_vector: Tensor | None = None
+        #: the theory values at θ*: G, B, the norm bound G/(G + B) and α* (linear family)
         self.theory: dict[str, float] = {}
         #: (global step, ‖θ − θ*‖) after every optimizer step since the collective started
         self.distances: list[tuple[int, float]] = []
@@ -156,15 +157,15 @@ class _GradientStrategy(L.Callback, ABC):
                     "CollectiveDataModule whose collective has members, or use rest_gradient='batch'."
                 )
             chosen = self._subsample(torch.as_tensor(members))
-            self._reference = _stack_points(train_set.dataset, chosen, self.input_key, self.target_key)
+            self._reference = _stack_points(train_set.dataset, chosen, self.input_key, self.label_key)
         current = flat_parameters(pl_module)
-        if self.theta_star is None:
-            resolved = self.target.resolve(pl_module)
-            theta = torch.cat([resolved[name].reshape(-1) for name in trainable_parameters(pl_module)])
-            self.theta_star = self._family.reachable(theta.to(current), current)
+        if self.theta_star_vector is None:
+            resolved = self.theta_star.resolve(pl_module)
+            theta = parameters_to_vector(resolved[name] for name in trainable_parameters(pl_module))
+            self.theta_star_vector = self._family.reachable(theta.to(current), current)
             self.theory = self._theory(train_set)
-        else:  # restored from a checkpoint: keep the target the collective chose then
-            self.theta_star = self.theta_star.to(current)
+        else:  # restored from a checkpoint: keep the θ* the collective chose then
+            self.theta_star_vector = self.theta_star_vector.to(current)
         self._prepared = True
 
     def _check_firm(self, trainer: L.Trainer, optimizer: Any) -> None:
@@ -186,45 +187,46 @@ class _GradientStrategy(L.Callback, ABC):
         return total / len(inputs)
 
     def _theory(self, train_set: Any) -> dict[str, float]:
-        """G, B, G/(G + B) and the critical α at θ*, with G estimated on the clean training set."""
+        """G, B, the norm bound G/(G + B) and α* at θ*, with G estimated on the clean training set."""
         base = getattr(train_set, "dataset", None)
         if base is None or not hasattr(train_set, "population_alpha"):
             return {}
-        inputs, labels = _stack_points(base, self._subsample(torch.arange(len(base))), self.input_key, self.target_key)
-        gradient = self._mean_gradient(self.theta_star, inputs, labels)
+        inputs, labels = _stack_points(base, self._subsample(torch.arange(len(base))), self.input_key, self.label_key)
+        theta_star = self.theta_star_vector
+        gradient = self._mean_gradient(theta_star, inputs, labels)
         norm = float(gradient.norm())
-        bound = self._family.member_bound(self.theta_star, self.feature_bounds, self._clip_norm)
+        bound = self._family.member_bound(theta_star, self.feature_bounds, self._clip_norm)
         theory = {
             "aca/base_gradient_norm": norm,
             "aca/member_gradient_bound": bound,
-            "aca/theory_threshold": gradient_neutralization_threshold(norm, bound),
+            "aca/alpha_norm_bound": gradient_neutralization_alpha_bound(norm, bound),
         }
-        critical = self._family.critical_alpha(self.theta_star, gradient, self.feature_bounds, self._clip_norm)
-        if critical is not None:
-            theory["aca/critical_alpha"] = critical
+        alpha_star = self._family.alpha_star(theta_star, gradient, self.feature_bounds, self._clip_norm)
+        if alpha_star is not None:
+            theory["aca/alpha_star"] = alpha_star
         self._report_feasibility(float(train_set.population_alpha), theory)
         return theory
 
     def _report_feasibility(self, alpha: float, theory: dict[str, float]) -> None:
-        threshold, critical = theory["aca/theory_threshold"], theory.get("aca/critical_alpha")
-        if alpha >= (critical if critical is not None else threshold):
+        norm_bound, alpha_star = theory["aca/alpha_norm_bound"], theory.get("aca/alpha_star")
+        if alpha >= (alpha_star if alpha_star is not None else norm_bound):
             return
         dp = f" under DP-SGD clipping C = {self._clip_norm:g}" if self._clip_norm is not None else ""
-        if alpha < threshold:
+        if alpha < norm_bound:
             why = (
-                f"α = {alpha:.4g} is below the norm threshold G/(G + B) = {threshold:.4g} (G = ‖∇L(θ*)‖ = "
+                f"α = {alpha:.4g} is below the norm bound G/(G + B) = {norm_bound:.4g} (G = ‖∇L(θ*)‖ = "
                 f"{theory['aca/base_gradient_norm']:.4g} on the clean training set, B = "
                 f"{theory['aca/member_gradient_bound']:.4g}{dp}): no collective this small can make θ* stationary"
             )
         else:
             why = (
-                f"α = {alpha:.4g} is below the critical α* = {critical:.4g} of the members' gradient hull at θ*{dp} "
-                f"(above the necessary norm threshold {threshold:.4g}): the members cannot cancel the clean "
+                f"α = {alpha:.4g} is below the critical mass α* = {alpha_star:.4g} of the members' gradient hull at "
+                f"θ*{dp} (above the necessary norm bound {norm_bound:.4g}): the members cannot cancel the clean "
                 "gradient at θ*"
             )
         message = f"{self._name} is infeasible: {why}. The distance to θ* will not shrink to zero."
         if self.on_infeasible == "raise":
-            raise ValueError(message + " Use a larger collective.alpha or a closer target.")
+            raise ValueError(message + " Use a larger collective.alpha or a θ* closer to the model.")
         rank_zero_warn(message)
 
     # -- every step ------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ class _GradientStrategy(L.Callback, ABC):
                 f"{self._name} needs to know which rows of a batch are members, but batches carry no membership "
                 "flag; build the data with CollectiveDataModule(..., return_membership=True)."
             )
-        return batch[self.input_key], batch[self.target_key], flag
+        return batch[self.input_key], batch[self.label_key], flag
 
     @abstractmethod
     def _evaluation_point(self, theta: Tensor) -> Tensor:
@@ -290,7 +292,7 @@ class _GradientStrategy(L.Callback, ABC):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.theta_star is None:
+        if self.theta_star_vector is None:
             return
         values = self._distances(pl_module)
         self.distances.append((trainer.global_step, values["aca/param_distance"]))
@@ -299,14 +301,14 @@ class _GradientStrategy(L.Callback, ABC):
             pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1)
 
     def _distances(self, pl_module: L.LightningModule) -> dict[str, float]:
-        gap = flat_parameters(pl_module) - self.theta_star.to(pl_module.device)
+        gap = flat_parameters(pl_module) - self.theta_star_vector.to(pl_module.device)
         return {
             "aca/param_distance": float(gap.norm()),
             "aca/controllable_distance": float(self._family.controllable(gap).norm()),
         }
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.theta_star is None:
+        if self.theta_star_vector is None:
             return
         values = dict(self.theory)
         if self._residuals:
@@ -317,7 +319,7 @@ class _GradientStrategy(L.Callback, ABC):
             pl_module.log(name, value, on_step=False, on_epoch=True, batch_size=1)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.theta_star is None:
+        if self.theta_star_vector is None:
             return
         values = {**self._distances(pl_module), **self.theory}
         self.results.update(values)
@@ -327,30 +329,51 @@ class _GradientStrategy(L.Callback, ABC):
     # -- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "theta_star": self.theta_star,
+            "theta_star": self.theta_star_vector,
             "theory": dict(self.theory),
             "distances": list(self.distances),
             "results": dict(self.results),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.theta_star = state_dict.get("theta_star")
-        self.theory = dict(state_dict.get("theory", {}))
+        self.theta_star_vector = state_dict.get("theta_star")
+        self.theory = _renew_keys(state_dict.get("theory", {}))
         self.distances = [tuple(item) for item in state_dict.get("distances", [])]
-        self.results = dict(state_dict.get("results", {}))
+        self.results = _renew_keys(state_dict.get("results", {}))
+
+    @property
+    def target(self) -> ThetaStar:
+        """Deprecated name of :attr:`theta_star`."""
+        warnings.warn(
+            f"{type(self).__name__}.target is deprecated; use {type(self).__name__}.theta_star.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.theta_star
+
+    @property
+    def target_key(self) -> int | str:
+        """Deprecated name of :attr:`label_key`."""
+        warnings.warn(
+            f"{type(self).__name__}.target_key is deprecated; use {type(self).__name__}.label_key.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.label_key
 
 
-class GradientNeutralization(_GradientStrategy):
+class GradientNeutralization(_GradientCallback):
     """Members submit points whose gradients at θ* cancel the rest of the batch's, so θ* is stationary.
 
     Hardt et al. 2023, §4 (gradient neutralization). At every step the members' gradient sum at θ*
-    is set to −S_rest(θ*) (:func:`~lightning_aca.online.functional.neutralization_member_sum`), so
+    is set to −S_rest(θ*) (:func:`~lightning_aca.gradient_strategies.functional.neutralization_member_sum`), so
     ∇L_batch(θ*) = 0 for every batch: θ* is a fixed point of the firm's SGD, which converges to it
     (at the speed of gradient descent on the firm's loss) when the loss is convex near θ*, as for
-    linear softmax models. Feasible only above a size threshold (:mod:`lightning_aca.online.theory`):
-    at the first step the callback computes G = ‖∇L(θ*)‖ on the clean training set, the member
-    bound B, the necessary G/(G + B), and (linear family) the critical α* of the members' gradient
-    hull, and warns (or raises, ``on_infeasible="raise"``) when the collective is smaller.
+    linear softmax models. Feasible only above the critical mass α*
+    (:mod:`lightning_aca.gradient_strategies.theory`): at the first step the callback computes
+    G = ‖∇L(θ*)‖ on the clean training set, the member bound B, the necessary norm bound
+    G/(G + B), and (linear family) α* = G/(G + ρ) of the members' gradient hull, and warns (or
+    raises, ``on_infeasible="raise"``) when the collective is smaller.
 
     Supported models (``family``): ``"linear"`` — a single ``nn.Linear`` on flattened inputs
     (multinomial logistic regression, e.g. ``Classifier(arch="linear")``), closed-form gradients and
@@ -363,21 +386,21 @@ class GradientNeutralization(_GradientStrategy):
     ``aca/controllable_distance`` (the same without the part no gradient can change: for the linear
     family the class-mean of the parameters, which changes no prediction and which only DP-SGD's
     noise moves), and each epoch
-    ``aca/base_gradient_norm`` (G), ``aca/member_gradient_bound`` (B), ``aca/theory_threshold``
-    (G/(G + B)), ``aca/critical_alpha`` (linear family) and ``aca/gradient_residual`` (mean over the
+    ``aca/base_gradient_norm`` (G), ``aca/member_gradient_bound`` (B), ``aca/alpha_norm_bound``
+    (G/(G + B)), ``aca/alpha_star`` (linear family) and ``aca/gradient_residual`` (mean over the
     epoch's steps of ‖achieved − aimed‖/‖aimed‖ for the members' gradient sum; for gradient control the
     sum aimed at is the full-rate step, so saturation far from θ* shows here); the distances and the
     theory again at test end.
 
     Args:
-        target: θ*: a :class:`~lightning_aca.online.Target` (e.g. ``LogitShift(target_class=0,
-            shift=1.0)``), a state dict of the model, or a checkpoint path.
+        theta_star: θ*: a :class:`~lightning_aca.gradient_strategies.ThetaStar` (e.g.
+            ``LogitShift(target_class=0, shift=1.0)``), a state dict of the model, or a checkpoint path.
         feature_bounds: ``(low, high)``, the box every input entry of a member's point stays in
             (valid inputs, e.g. ``(0, 1)`` for images, the data's clipping box for tabular data).
         family: ``"auto"``, ``"linear"`` or ``"autograd"`` (above).
         rest_gradient: ``"batch"`` (the collective sees the other points of the batch) or
             ``"estimate"`` (it knows only its members' stored points and uses their mean gradient).
-        start_step: the global step at which the collective starts acting; a rule target (e.g.
+        start_step: the global step at which the collective starts acting; a rule for θ* (e.g.
             ``LogitShift``) copies the model of that step. Before it, members' points are left as stored.
         candidates: candidate inputs of the linear family's convex-hull construction (uniform in the
             box, plus its corners for inputs of at most 10 entries); the autograd family uses up to 256
@@ -387,29 +410,32 @@ class GradientNeutralization(_GradientStrategy):
             steps per round).
         reference_points: at most this many clean training points estimate G (and, for
             ``rest_gradient="estimate"``, at most this many members' points the rest's gradient).
-        on_infeasible: ``"warn"`` or ``"raise"`` when the collective is below the threshold.
+        on_infeasible: ``"warn"`` or ``"raise"`` when the collective is below α* (or, where α* is not
+            computed, the norm bound).
         seed: seed of the candidates and of the reference subsamples.
-        input_key, target_key: positions (tuple batches) or keys (dict batches) of input and label.
+        input_key, label_key: positions (tuple batches) or keys (dict batches) of input and label
+            (``label_key`` defaults to 1).
+        target, target_key: deprecated names of ``theta_star`` and ``label_key``.
     """
 
     _name = "GradientNeutralization"
 
     def _evaluation_point(self, theta: Tensor) -> Tensor:
-        return self.theta_star
+        return self.theta_star_vector
 
     def _member_sum(self, trainer, theta, rest_sum, batch_size):
         return neutralization_member_sum(rest_sum), None
 
 
-class GradientControl(_GradientStrategy):
+class GradientControl(_GradientCallback):
     """Members steer the firm's SGD towards θ*: at each step their gradients make the step close a fraction of the gap.
 
     Hardt et al. 2023, §5 (gradient control). Seeing θ_t, the members' gradient sum at θ_t is set to
-    n·(κ/η)·(θ_t − θ*) − S_rest(θ_t) (:func:`~lightning_aca.online.functional.control_member_sum`,
+    n·(κ/η)·(θ_t − θ*) − S_rest(θ_t) (:func:`~lightning_aca.gradient_strategies.functional.control_member_sum`,
     κ = ``rate``, η the firm's learning rate, n its batch size — DP-SGD's expected batch size under
-    Opacus), so that a plain SGD step gives θ_{t+1} − θ* = (1 − κ)(θ_t − θ*). Where the target is not
+    Opacus), so that a plain SGD step gives θ_{t+1} − θ* = (1 − κ)(θ_t − θ*). Where that sum is not
     reachable (far from θ*, or a small collective) the members produce the closest sum they can.
-    Holding θ* needs the neutralization condition at θ*, so the same thresholds apply and are
+    Holding θ* needs the neutralization condition at θ*, so the same α* and norm bound apply and are
     computed, logged and reported as for :class:`GradientNeutralization`. With momentum, weight decay
     or another optimizer than SGD the one-step contraction does not hold (a warning says so).
 
@@ -419,7 +445,7 @@ class GradientControl(_GradientStrategy):
         rate: κ in (0, 1], the fraction of the distance to θ* one step should close.
 
     Example:
-        >>> from lightning_aca.online import LogitShift
+        >>> from lightning_aca.gradient_strategies import LogitShift
         >>> GradientControl(LogitShift(target_class=0, shift=1.0), feature_bounds=(-4, 4), rate=0.5).rate
         0.5
     """
@@ -427,12 +453,14 @@ class GradientControl(_GradientStrategy):
     _name = "GradientControl"
 
     def __init__(
-        self, target: Target | StateSpec, feature_bounds: tuple[float, float], rate: float = 0.5, **kwargs: Any
+        self,
+        theta_star: ThetaStar | StateSpec | None = None,
+        feature_bounds: tuple[float, float] | None = None,
+        rate: float = 0.5,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(target, feature_bounds, **kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-            raise ValueError(f"rate (the fraction of the gap closed per step) must be in (0, 1], got {rate!r}.")
-        self.rate = float(rate)
+        super().__init__(theta_star, feature_bounds, **kwargs)
+        self.rate = real("rate (the fraction of the gap closed per step)", rate, low=0.0, high=1.0, low_open=True)
 
     def _check_firm(self, trainer: L.Trainer, optimizer: Any) -> None:
         if trainer.accumulate_grad_batches != 1:
@@ -460,11 +488,11 @@ class GradientControl(_GradientStrategy):
         return theta
 
     def _member_sum(self, trainer, theta, rest_sum, batch_size):
-        lr = float(trainer.optimizers[0].param_groups[0]["lr"])
+        lr = positive_real(
+            "GradientControl: the optimizer's learning rate", trainer.optimizers[0].param_groups[0]["lr"]
+        )
         normalizer = self._expected_batch if self._expected_batch is not None else batch_size
-        if not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"GradientControl needs a positive learning rate, the optimizer has lr={lr!r}.")
         # from holding still (neutralizing at θ_t) to the full-rate step: the members go as far along as they can
         hold = neutralization_member_sum(rest_sum)
-        gap = self._family.controllable(theta - self.theta_star)
+        gap = self._family.controllable(theta - self.theta_star_vector)
         return hold, control_member_sum(gap, rest_sum, normalizer, lr, self.rate) - hold

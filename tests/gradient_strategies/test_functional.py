@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lightning_aca.online.functional import (
+from lightning_aca.gradient_strategies.functional import (
     check_feature_bounds,
     clip_per_sample,
     control_member_sum,
@@ -71,7 +71,20 @@ def test_neutralization_sum_cancels_the_rest():
     assert torch.equal(neutralization_member_sum(rest) + rest, torch.zeros(2))
 
 
-@pytest.mark.parametrize("bounds", [(1.0, 0.0), (0.0, float("inf")), (0.0,), "ab", None])
-def test_feature_bounds_must_be_an_increasing_finite_pair(bounds):
-    with pytest.raises(ValueError, match="feature_bounds"):
+@pytest.mark.parametrize(
+    ("bounds", "error"),
+    [
+        ((1.0, 0.0), ValueError),
+        ((0.0, float("inf")), ValueError),
+        ((0.0,), TypeError),
+        ("ab", TypeError),
+        (None, TypeError),
+    ],
+)
+def test_feature_bounds_must_be_an_increasing_finite_pair(bounds, error):
+    with pytest.raises(error, match="feature_bounds"):
         check_feature_bounds(bounds)
+
+
+def test_feature_bounds_accept_numbers_of_any_kind():
+    assert check_feature_bounds((torch.tensor(0), 1)) == (0.0, 1.0)

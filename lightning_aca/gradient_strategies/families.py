@@ -1,4 +1,4 @@
-"""The model families the online strategies support, and how each computes and constructs gradients.
+"""The model families the gradient strategies support, and how each computes and constructs gradients.
 
 Both families assume the firm's training loss is the batch mean of softmax cross-entropy on the
 module's outputs (logits ``(B, K)``) with int64 class labels, as :class:`lightning_aca.Classifier`
@@ -6,14 +6,14 @@ trains; that cannot be checked from outside ``training_step``.
 
 - ``"linear"``: the module's only trainable parameters are the weight ``(K, d)`` and bias of one
   ``nn.Linear``, and its output on a batch x is ``W·flatten(x) + b`` (checked on the first batch).
-  Gradients are computed in closed form (:func:`~lightning_aca.online.functional.linear_softmax_gradients`),
+  Gradients are computed in closed form (:func:`~lightning_aca.gradient_strategies.functional.linear_softmax_gradients`),
   never through the module, so nothing the firm attaches to it (DP-SGD's per-sample hooks) sees
-  them; members' points come from the convex-hull construction and the critical α is computed.
+  them; members' points come from the convex-hull construction and the critical mass α* is computed.
 - ``"autograd"``: any module differentiable in its float inputs, without BatchNorm (a per-sample
   gradient of a batch-statistics layer is not defined). Gradients are taken with ``torch.func``
   on a copy of the module made at fit setup, before DP-SGD attaches hooks, in eval mode (dropout
   off); members' points come from a local search from their own points. The member-gradient bound
-  is estimated from random points in the box, and no critical α is computed.
+  is estimated from random points in the box, and no α* is computed.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from lightning_aca.online.functional import clip_per_sample, linear_softmax_gradients
-from lightning_aca.online.synthesis import candidate_atoms, synthesize_by_search, synthesize_from_hull
-from lightning_aca.online.targets import trainable_parameters
-from lightning_aca.online.theory import linear_member_gradient_bound, neutralization_critical_alpha
+from lightning_aca.gradient_strategies.functional import clip_per_sample, linear_softmax_gradients
+from lightning_aca.gradient_strategies.synthesis import candidate_atoms, synthesize_by_search, synthesize_from_hull
+from lightning_aca.gradient_strategies.theory import linear_member_gradient_bound, neutralization_alpha_star
+from lightning_aca.gradient_strategies.theta_star import trainable_parameters
 
 FAMILIES = ("auto", "linear", "autograd")
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -36,7 +37,7 @@ _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm
 
 def flat_parameters(module: nn.Module) -> Tensor:
     """The module's trainable parameters as one detached vector (registration order)."""
-    return torch.cat([p.detach().reshape(-1) for p in trainable_parameters(module).values()])
+    return parameters_to_vector(trainable_parameters(module).values()).detach()
 
 
 def _linear_layer(module: nn.Module) -> nn.Linear | None:
@@ -82,19 +83,19 @@ class GradientFamily(ABC):
     def member_bound(self, theta: Tensor, feature_bounds: tuple[float, float], clip_norm: float | None) -> float:
         """B, the largest (clipped) gradient norm a member's point can have at ``theta``."""
 
-    def critical_alpha(
+    def alpha_star(
         self, theta: Tensor, base_gradient: Tensor, feature_bounds: tuple[float, float], clip_norm: float | None
     ) -> float | None:
-        """α* of :func:`~lightning_aca.online.theory.neutralization_critical_alpha` at θ*, where computable."""
+        """α* of :func:`~lightning_aca.gradient_strategies.theory.neutralization_alpha_star` at θ*, where computable."""
         return None
 
     def controllable(self, change: Tensor) -> Tensor:
         """The part of a parameter change that gradients of the model can produce (default: all of it)."""
         return change
 
-    def reachable(self, target: Tensor, current: Tensor) -> Tensor:
-        """The point gradient steps from ``current`` can reach that stands for ``target``."""
-        return current + self.controllable(target - current)
+    def reachable(self, theta_star: Tensor, current: Tensor) -> Tensor:
+        """The point gradient steps from ``current`` can reach that stands for ``theta_star``."""
+        return current + self.controllable(theta_star - current)
 
 
 class LinearSoftmax(GradientFamily):
@@ -168,15 +169,15 @@ class LinearSoftmax(GradientFamily):
     def member_bound(self, theta, feature_bounds, clip_norm):
         return linear_member_gradient_bound(feature_bounds, self.num_features, clip_norm)
 
-    def critical_alpha(self, theta, base_gradient, feature_bounds, clip_norm):
-        return neutralization_critical_alpha(base_gradient, self._atoms(theta, clip_norm))
+    def alpha_star(self, theta, base_gradient, feature_bounds, clip_norm):
+        return neutralization_alpha_star(base_gradient, self._atoms(theta, clip_norm))
 
     def controllable(self, change: Tensor) -> Tensor:
         """``change`` without its class-mean: the part of it gradients can produce, the rest changes no prediction.
 
         Gradients (p − e_y)·[x, 1]ᵀ have rows summing to zero, so gradient steps never change Σ_k W_k
         or Σ_k b_k (only DP-SGD's noise does); adding one vector to every row of [W | b] leaves the
-        softmax unchanged. A target is therefore moved, without changing any prediction, to the
+        softmax unchanged. θ* is therefore moved, without changing any prediction, to the
         affine set SGD can reach, and the control aims only at the controllable part of the gap.
         """
         k, d = self.num_classes, self.num_features
@@ -214,8 +215,7 @@ class AutogradModel(GradientFamily):
                     "with GroupNorm or LayerNorm (opacus.validators.ModuleValidator.fix does this)."
                 )
         self.twin = copy.deepcopy(module).eval()
-        self.names = list(trainable_parameters(module))
-        self.shapes = [p.shape for p in trainable_parameters(module).values()]
+        self.names = list(trainable_parameters(self.twin))
         self.feature_bounds, self.candidate_count, self.seed = feature_bounds, candidates, seed
         self.rounds, self.steps = rounds, steps
         self.candidates: Tensor | None = None
@@ -227,13 +227,12 @@ class AutogradModel(GradientFamily):
             self.num_classes = int(self.twin(inputs[:1]).shape[-1])
         self.candidates = box_candidates(self.candidate_count, tuple(inputs.shape[1:]), self.feature_bounds, self.seed)
 
-    def _unflatten(self, theta: Tensor) -> dict[str, Tensor]:
-        out, start = {}, 0
-        for name, shape in zip(self.names, self.shapes, strict=True):
-            size = shape.numel()
-            out[name] = theta[start : start + size].reshape(shape)
-            start += size
-        return out
+    def _parameters_at(self, theta: Tensor) -> dict[str, Tensor]:
+        """The twin's trainable parameters set to ``theta`` (flat, as :func:`flat_parameters`), by name."""
+        parameters = trainable_parameters(self.twin)
+        with torch.no_grad():
+            vector_to_parameters(theta.detach(), parameters.values())
+        return {name: p.detach() for name, p in parameters.items()}
 
     def gradients(self, theta: Tensor, inputs: Tensor, labels: Tensor) -> Tensor:
         from torch.func import functional_call, grad, vmap
@@ -241,7 +240,7 @@ class AutogradModel(GradientFamily):
         def loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
             return F.cross_entropy(functional_call(self.twin, params, (x.unsqueeze(0),)), y.unsqueeze(0))
 
-        per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(self._unflatten(theta), inputs, labels)
+        per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(self._parameters_at(theta), inputs, labels)
         return torch.cat([per_sample[name].reshape(len(inputs), -1) for name in self.names], dim=1)
 
     def construct(self, theta, member_sum, inputs, labels, feature_bounds, clip_norm, direction=None):

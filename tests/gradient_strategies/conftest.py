@@ -9,7 +9,7 @@ from torch.utils.data import TensorDataset
 
 from lightning_aca import Classifier, CollectiveDataModule
 from lightning_aca.data.gaussian import GaussianDataModule
-from lightning_aca.online import OnlineStrategy
+from lightning_aca.gradient_strategies import GradientStrategy
 
 
 class LinearModule(L.LightningModule):
@@ -73,10 +73,10 @@ def tiny_dm():
     return tiny_datamodule
 
 
-def gaussian_datamodule(alpha, n_train=600, batch_size=60, target=0, seed=0):
+def gaussian_datamodule(alpha, n_train=600, batch_size=60, target_class=0, seed=0):
     data = GaussianDataModule(n_train=n_train, n_test=200, batch_size=batch_size, seed=seed)
     return CollectiveDataModule(
-        OnlineStrategy(target=target), alpha, seed=seed, datamodule=data, return_membership=True
+        GradientStrategy(target_class=target_class), alpha, seed=seed, datamodule=data, return_membership=True
     )
 
 
@@ -111,7 +111,7 @@ def fit(make_model, datamodule, callbacks, max_epochs=None, max_steps=-1):
 def tiny_datamodule(alpha, inputs, labels, batch_size=None):
     dataset = TensorDataset(inputs, labels)
     return CollectiveDataModule(
-        OnlineStrategy(),
+        GradientStrategy(),
         alpha,
         train_dataset=dataset,
         test_dataset=dataset,

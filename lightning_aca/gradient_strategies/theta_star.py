@@ -1,14 +1,14 @@
-"""θ*, the model the collective wants the firm to end at: given directly, from a checkpoint, or by a rule.
+"""θ*, the parameters the collective wants the firm to end at: given directly, from a checkpoint, or by a rule.
 
 Hardt et al. 2023, §4–5: gradient neutralization and gradient control steer the firm's
-parameters to a target θ*. A target resolves, once, against the firm's model at the step the
+parameters to θ*. A :class:`ThetaStar` resolves, once, against the firm's model at the step the
 collective starts acting, into one tensor per trainable parameter (by name).
 """
 
 from __future__ import annotations
 
-import math
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from lightning_aca.validation import non_negative_int, real
 
 StateSpec = Mapping[str, Tensor] | str | os.PathLike
 
@@ -81,15 +83,15 @@ def output_layer(module: nn.Module) -> tuple[str, nn.Linear]:
     return found[-1]
 
 
-class Target(ABC):
-    """A target model θ* for :class:`~lightning_aca.online.GradientNeutralization` / :class:`~lightning_aca.online.GradientControl`."""
+class ThetaStar(ABC):
+    """θ* for :class:`~lightning_aca.gradient_strategies.GradientNeutralization` / :class:`~lightning_aca.gradient_strategies.GradientControl`."""
 
     @abstractmethod
     def resolve(self, module: nn.Module) -> dict[str, Tensor]:
         """θ* as one tensor per trainable parameter of ``module`` (by name), given its current state."""
 
 
-class ParameterTarget(Target):
+class ParameterTarget(ThetaStar):
     """θ* given directly: a state dict of the firm's model, or the path of a checkpoint of it.
 
     Lightning checkpoints (``trainer.save_checkpoint``) and files of ``torch.save(model.state_dict())``
@@ -103,18 +105,18 @@ class ParameterTarget(Target):
     """
 
     def __init__(self, state: StateSpec) -> None:
-        _check_state(state, "target")
+        _check_state(state, "theta_star")
         self.state = state
 
     def resolve(self, module: nn.Module) -> dict[str, Tensor]:
-        return _match(_load_state(self.state, "target"), module, "target")
+        return _match(_load_state(self.state, "theta_star"), module, "theta_star")
 
     def __repr__(self) -> str:
         shown = f"'{self.state}'" if isinstance(self.state, (str, os.PathLike)) else "<state dict>"
         return f"ParameterTarget({shown})"
 
 
-class LogitShift(Target):
+class LogitShift(ThetaStar):
     """θ* = a copy of the model whose logit for class y* is raised by ``shift``: a classification goal.
 
     The output layer (the last ``nn.Linear`` with a bias) gets its bias changed by
@@ -137,14 +139,10 @@ class LogitShift(Target):
     """
 
     def __init__(self, target_class: int, shift: float = 1.0, base: StateSpec | None = None) -> None:
-        if isinstance(target_class, bool) or not isinstance(target_class, int) or target_class < 0:
-            raise ValueError(f"LogitShift target_class must be a class index y* >= 0, got {target_class!r}.")
-        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
-            raise ValueError(f"LogitShift shift must be a finite number, got {shift!r}.")
+        self.target_class = non_negative_int("LogitShift target_class", target_class)
+        self.shift = real("LogitShift shift", shift)
         if base is not None:
             _check_state(base, "LogitShift base")
-        self.target_class = target_class
-        self.shift = float(shift)
         self.base = base
 
     def resolve(self, module: nn.Module) -> dict[str, Tensor]:
@@ -170,13 +168,23 @@ class LogitShift(Target):
         return f"LogitShift(target_class={self.target_class}, shift={self.shift}, base={'current' if self.base is None else 'given'})"
 
 
-def as_target(spec: Target | StateSpec) -> Target:
-    """A :class:`Target` from a target, a state dict, or a checkpoint path (anything else is an error)."""
-    if isinstance(spec, Target):
+def as_theta_star(spec: ThetaStar | StateSpec) -> ThetaStar:
+    """A :class:`ThetaStar` from a ``ThetaStar``, a state dict, or a checkpoint path (anything else is an error)."""
+    if isinstance(spec, ThetaStar):
         return spec
     if isinstance(spec, (Mapping, str, os.PathLike)):
         return ParameterTarget(spec)
     raise TypeError(
-        f"target must be a Target (e.g. LogitShift(target_class=0, shift=1.0)), a state dict or a checkpoint path, "
-        f"got {type(spec).__name__}."
+        "theta_star must be a ThetaStar (e.g. LogitShift(target_class=0, shift=1.0)), a state dict or a checkpoint "
+        f"path, got {type(spec).__name__}."
     )
+
+
+#: Deprecated name of :class:`ThetaStar`, kept for one release.
+Target = ThetaStar
+
+
+def as_target(spec: ThetaStar | StateSpec) -> ThetaStar:
+    """Deprecated name of :func:`as_theta_star`, kept for one release."""
+    warnings.warn("as_target is deprecated; use as_theta_star.", FutureWarning, stacklevel=2)
+    return as_theta_star(spec)

@@ -1,11 +1,11 @@
 """Choosing the members' points: given a gradient sum S to produce, find m admissible points whose gradients add up to S.
 
-Two constructions, one per model family (see :mod:`lightning_aca.online.families`):
+Two constructions, one per model family (see :mod:`lightning_aca.gradient_strategies.families`):
 
 - :func:`synthesize_from_hull` (linear softmax models): the convex-hull construction of
-  :mod:`lightning_aca.online.theory`. A linear program (:func:`~lightning_aca.online.hull.hull_weights`)
+  :mod:`lightning_aca.gradient_strategies.theory`. A linear program (:func:`~lightning_aca.gradient_strategies.hull.hull_weights`)
   puts weights w on a candidate set of atoms (candidate inputs × every label) so that Σ_j w_j a_j is
-  the point of their hull closest to the target average S/m (exactly S/m when it lies in the hull;
+  the point of their hull closest to the average S/m aimed at (exactly S/m when it lies in the hull;
   for gradient control, as far along the control step as the hull allows); the m members are split over
   the atoms in proportion to w (largest remainders), and a few projected gradient steps on the
   members' inputs, labels fixed, remove the rounding error.
@@ -21,8 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lightning_aca.online.functional import clip_per_sample, linear_softmax_gradients
-from lightning_aca.online.hull import hull_weights
+from lightning_aca.gradient_strategies.functional import clip_per_sample, linear_softmax_gradients
+from lightning_aca.gradient_strategies.hull import hull_weights
 
 GradientFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -96,7 +96,7 @@ def synthesize_from_hull(
     The convex-hull construction (module docstring): candidate atoms are
     clip(∇ℓ(θ; c, y)) for every candidate input c and label y, θ = (``weight``, ``bias``).
     ``atoms`` may pass those atoms precomputed (in the order candidate-major, label-minor). With
-    ``direction`` the target is the segment member_sum + t·direction, t ∈ [0, 1], reached at the
+    ``direction`` the aim is the segment member_sum + t·direction, t ∈ [0, 1], reached at the
     largest t the hull allows (see :func:`hull_weights`).
     """
     num_classes = weight.shape[0]

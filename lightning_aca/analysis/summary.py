@@ -1,0 +1,174 @@
+"""Success curves S(α) and critical masses α* from run records, one per group of swept settings.
+
+Groups the run records (see :mod:`lightning_aca.analysis.records`) into S(α) curves, averages each
+over seeds, and reads off the critical mass α* = min{α : S(α) ≥ S*} (Hardt, Mazumdar,
+Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
+arXiv 2302.04262, §3) with :func:`~lightning_aca.analysis.critical_mass.estimate_alpha_star`.
+Beside S it keeps the baseline (``aca/baseline_success``, the same measure on the clean versions
+of the evaluation inputs), since S is only evidence of the signal where it is above the baseline.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star
+from lightning_aca.analysis.records import group_key, group_label, target_class
+from lightning_aca.validation import non_negative_int, real, renamed
+
+__all__ = ["AlphaRow", "GroupSummary", "group_records", "summarize"]
+
+Key = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class AlphaRow:
+    """One point of a success curve: the runs of one group at one collective size α.
+
+    Attributes:
+        alpha: collective size α.
+        n_seeds: number of runs at this α (one per seed in a sweep).
+        success_mean: mean success S over the runs.
+        success_std: sample standard deviation of S (ddof = 1); 0 for a single run.
+        clean_acc_mean: mean ``aca/clean_acc``; ``None`` if no run logged it.
+        epsilon_mean: mean privacy ε of DP runs; ``None`` if no run has one.
+        baseline_success_mean: mean ``aca/baseline_success`` (S measured on the clean inputs);
+            ``None`` if no run logged it.
+        above_baseline: whether ``success_mean`` exceeds ``baseline_success_mean``; ``None`` when
+            there is no baseline or the collective has no target class y* (erasing).
+    """
+
+    alpha: float
+    n_seeds: int
+    success_mean: float
+    success_std: float
+    clean_acc_mean: float | None
+    epsilon_mean: float | None
+    baseline_success_mean: float | None = None
+    above_baseline: bool | None = None
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """A group's success curve and its critical mass.
+
+    Attributes:
+        label: the group's swept settings, e.g. ``firm=erm``; ``(all runs)`` when nothing else was swept.
+        key: the group's :func:`~lightning_aca.analysis.records.group_key`.
+        success_level: the success level S* that defines α*.
+        rows: one row per α, ascending, α = 0 included.
+        alpha_star: α* over the runs with α > 0; ``None`` if the group has none.
+    """
+
+    label: str
+    key: Key
+    success_level: float
+    rows: tuple[AlphaRow, ...]
+    alpha_star: AlphaStar | None
+
+    @property
+    def not_above_baseline(self) -> tuple[float, ...]:
+        """The α whose mean S is not above the baseline (for collectives with a target class)."""
+        return tuple(row.alpha for row in self.rows if row.above_baseline is False)
+
+    @property
+    def threshold(self) -> float:
+        """Deprecated name of :attr:`success_level`."""
+        warnings.warn("GroupSummary.threshold is deprecated; use success_level.", FutureWarning, stacklevel=2)
+        return self.success_level
+
+    @property
+    def critical_mass(self) -> AlphaStar | None:
+        """Deprecated name of :attr:`alpha_star`."""
+        warnings.warn("GroupSummary.critical_mass is deprecated; use alpha_star.", FutureWarning, stacklevel=2)
+        return self.alpha_star
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _epsilon(record: dict[str, Any]) -> float | None:
+    epsilon = record.get("epsilon")
+    return epsilon if epsilon is not None else record["metrics"].get("aca/epsilon")
+
+
+def _metric(runs: list[dict[str, Any]], name: str) -> list[float]:
+    values = (run["metrics"].get(name) for run in runs)
+    return [float(value) for value in values if isinstance(value, int | float) and not isinstance(value, bool)]
+
+
+def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
+    success = _metric(runs, "aca/success")
+    baseline = _mean(_metric(runs, "aca/baseline_success"))
+    has_target = any(target_class(run) is not None for run in runs)
+    success_mean = float(np.mean(success))
+    return AlphaRow(
+        alpha=alpha,
+        n_seeds=len(runs),
+        success_mean=success_mean,
+        success_std=float(np.std(success, ddof=1)) if len(success) > 1 else 0.0,
+        clean_acc_mean=_mean(_metric(runs, "aca/clean_acc")),
+        epsilon_mean=_mean([epsilon for epsilon in map(_epsilon, runs) if epsilon is not None]),
+        baseline_success_mean=baseline,
+        above_baseline=None if baseline is None or not has_target else success_mean > baseline,
+    )
+
+
+def group_records(records: Sequence[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]]:
+    """Records by :func:`~lightning_aca.analysis.records.group_key`: one list per S(α) curve."""
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[group_key(record)].append(record)
+    return groups
+
+
+def summarize(
+    records: Sequence[dict[str, Any]],
+    success_level: float | None = None,
+    n_bootstrap: int = 1000,
+    *,
+    threshold: float | None = None,
+) -> list[GroupSummary]:
+    """Summarize each group of records: per-α mean ± std of S and its baseline, and α* at S*.
+
+    α* (Hardt et al. 2023, arXiv 2302.04262, §3) is estimated by
+    :func:`~lightning_aca.analysis.critical_mass.estimate_alpha_star` from the group's runs with
+    α > 0, bootstrapping over their ``seed``; α = 0 runs (the no-collective baseline) appear only in
+    the rows. Groups are sorted by label.
+
+    Args:
+        records: loaded run records (see :func:`~lightning_aca.analysis.records.load_records`).
+        success_level: success level S* defining α*, in (0, 1] (default 0.9).
+        n_bootstrap: bootstrap replicates for α*'s interval, ≥ 0.
+        threshold: deprecated name of ``success_level``.
+    """
+    success_level = renamed("summarize", "threshold", "success_level", threshold, success_level, 0.9)
+    success_level = real("success_level", success_level, low=0.0, high=1.0, low_open=True)
+    n_bootstrap = non_negative_int("n_bootstrap", n_bootstrap)
+    if not records:
+        raise ValueError("no records to summarize.")
+    summaries = []
+    for key, runs in group_records(records).items():
+        by_alpha: dict[float, list[dict[str, Any]]] = defaultdict(list)
+        for run in runs:
+            by_alpha[float(run["alpha"])].append(run)
+        positive = [run for run in runs if run["alpha"] > 0]
+        alpha_star = None
+        if positive:
+            alpha_star = estimate_alpha_star(
+                [run["alpha"] for run in positive],
+                [run["metrics"]["aca/success"] for run in positive],
+                success_level=success_level,
+                seeds=[str(run.get("seed")) for run in positive],
+                n_bootstrap=n_bootstrap,
+            )
+        rows = tuple(_row(alpha, by_alpha[alpha]) for alpha in sorted(by_alpha))
+        summaries.append(GroupSummary(group_label(key), key, success_level, rows, alpha_star))
+    return sorted(summaries, key=lambda summary: summary.label)

@@ -1,0 +1,177 @@
+"""The report's tables: aligned text for the terminal, ``report.csv`` and ``report.json`` on disk."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from lightning_aca.analysis.records import write_atomically
+from lightning_aca.analysis.summary import GroupSummary
+
+__all__ = ["REPORT_COLUMNS", "format_columns", "format_distance_table", "format_table", "table_rows", "write_report"]
+
+REPORT_COLUMNS = (
+    "group",
+    "alpha",
+    "n_seeds",
+    "success_mean",
+    "success_std",
+    "baseline_success_mean",
+    "above_baseline",
+    "clean_acc_mean",
+    "epsilon_mean",
+    "alpha_star",
+    "alpha_star_low",
+    "alpha_star_high",
+    "reached",
+)
+
+#: marks a row whose mean S is not above its baseline (S on the clean versions of the same inputs)
+NOT_ABOVE_BASELINE = "!"
+
+
+def format_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``header`` and ``rows`` as right-aligned text columns, two spaces apart.
+
+    Example:
+        >>> print(format_columns(["α", "S"], [["0.01", "0.5"], ["0.1", "1.0"]]))
+           α    S
+        0.01  0.5
+         0.1  1.0
+    """
+    lines = [list(header), *map(list, rows)]
+    widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
+    cells = (zip(line, widths, strict=True) for line in lines)
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in line).rstrip() for line in cells)
+
+
+def number(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec``; an en dash for ``None``."""
+    return "–" if value is None else format(value, spec)
+
+
+def format_table(summaries: Sequence[GroupSummary]) -> str:
+    """Plain-text table per group: α, mean S ± std, baseline, clean accuracy, seeds (ε for DP runs), then α*.
+
+    Rows whose S is not above the baseline are marked ``!`` and named in a note under the group.
+
+    Example:
+        >>> from lightning_aca.analysis.summary import summarize
+        >>> runs = [(0.0, 0.05), (0.001, 0.2), (0.01, 0.6), (0.1, 1.0)]
+        >>> metrics = lambda s: {"aca/success": s, "aca/baseline_success": 0.1, "aca/clean_acc": 0.9}
+        >>> records = [{"alpha": a, "seed": 0, "target_class": 0, "metrics": metrics(s)} for a, s in runs]
+        >>> print(format_table(summarize(records, success_level=0.8)))
+        (all runs)
+            α   S mean ± std  baseline  clean acc  seeds
+            0  0.050 ± 0.000     0.100      0.900      1  !
+        0.001  0.200 ± 0.000     0.100      0.900      1
+         0.01  0.600 ± 0.000     0.100      0.900      1
+          0.1  1.000 ± 0.000     0.100      0.900      1
+        α* (S* = 0.8): α* = 0.0316
+        ! S is not above its baseline (the same success measure on clean inputs) at α = 0
+    """
+    blocks = []
+    for summary in summaries:
+        with_baseline = any(row.baseline_success_mean is not None for row in summary.rows)
+        with_epsilon = any(row.epsilon_mean is not None for row in summary.rows)
+        flagged = summary.not_above_baseline
+        header = ["α", "S mean ± std"] + (["baseline"] if with_baseline else []) + ["clean acc", "seeds"]
+        header += (["ε"] if with_epsilon else []) + ([""] if flagged else [])
+        rows = []
+        for row in summary.rows:
+            cells = [f"{row.alpha:g}", f"{row.success_mean:.3f} ± {row.success_std:.3f}"]
+            cells += [number(row.baseline_success_mean, ".3f")] if with_baseline else []
+            cells += [number(row.clean_acc_mean, ".3f"), str(row.n_seeds)]
+            cells += [number(row.epsilon_mean, ".3g")] if with_epsilon else []
+            cells += [NOT_ABOVE_BASELINE if row.above_baseline is False else ""] if flagged else []
+            rows.append(cells)
+        alpha_star = "no runs with α > 0" if summary.alpha_star is None else str(summary.alpha_star)
+        lines = [summary.label, format_columns(header, rows), f"α* (S* = {summary.success_level:g}): {alpha_star}"]
+        if flagged:
+            alphas = ", ".join(f"{alpha:g}" for alpha in flagged)
+            lines.append(
+                f"{NOT_ABOVE_BASELINE} S is not above its baseline (the same success measure on clean inputs) "
+                f"at α = {alphas}"
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def table_rows(summaries: Sequence[GroupSummary]) -> list[list[Any]]:
+    """One row per group × α, in the order of :data:`REPORT_COLUMNS`."""
+    rows = []
+    for summary in summaries:
+        mass = summary.alpha_star
+        alpha_star = [None, None, None, False] if mass is None else [mass.alpha_star, mass.low, mass.high, mass.reached]
+        for row in summary.rows:
+            values = [row.alpha, row.n_seeds, row.success_mean, row.success_std, row.baseline_success_mean]
+            values += [row.above_baseline, row.clean_acc_mean, row.epsilon_mean]
+            rows.append([summary.label, *values, *alpha_star])
+    return rows
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with an infinite float (an interval end above the tested range) as its text ``"inf"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``report.csv`` (one row per group × α, columns :data:`REPORT_COLUMNS`) and ``report.json``.
+
+    ``report.json`` holds each group's label, swept settings, success level, rows and α*; an
+    interval end above the tested range is written as the string ``"inf"``, keeping the file strict
+    JSON. Both files are replaced atomically. Returns ``{"csv": path, "json": path}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(REPORT_COLUMNS)
+    writer.writerows(table_rows(summaries))
+    groups = [
+        {
+            "label": summary.label,
+            "sweep": dict(summary.key),
+            "success_level": summary.success_level,
+            "rows": [asdict(row) for row in summary.rows],
+            "alpha_star": None if summary.alpha_star is None else asdict(summary.alpha_star),
+        }
+        for summary in summaries
+    ]
+    paths = {"csv": out / "report.csv", "json": out / "report.json"}
+    write_atomically(paths["csv"], text.getvalue().encode())
+    document = json.dumps(strict_json({"groups": groups}), indent=2, ensure_ascii=False, allow_nan=False)
+    write_atomically(paths["json"], (document + "\n").encode())
+    return paths
+
+
+def format_distance_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows of :func:`~lightning_aca.analysis.distances.summarize_distances` as a plain-text table."""
+    header = ["group", "α", "final ‖θ−θ*‖", "controllable", "S", "G/(G+B)", "α* (hull)", "seeds"]
+    cells = [
+        [
+            str(row["group"]),
+            f"{row['alpha']:g}",
+            f"{row['final_mean']:.4f} ± {row['final_std']:.4f}",
+            number(row["controllable_mean"], ".4f"),
+            number(row["success_mean"], ".3f"),
+            number(row["alpha_norm_bound"], ".4f"),
+            number(row["alpha_star"], ".4f"),
+            str(row["n_seeds"]),
+        ]
+        for row in rows
+    ]
+    return format_columns(header, cells)

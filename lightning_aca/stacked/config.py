@@ -1,0 +1,190 @@
+"""Which ``aca-run`` configurations the stacked engine can train, and which of them train together.
+
+A group of configurations is stackable when they are identical except for the keys in
+:data:`STACKABLE_KEYS` (α, seeds, DP-SGD's σ / target ε / C, learning rate), so that K copies of
+one network on one data set differ only in per-model numbers (Hardt et al. 2023, §2: runs of a
+sweep differ in α and seed; Solanki et al. 2025: in ε and C as well).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+STACKABLE_KEYS: tuple[str, ...] = (
+    "collective.alpha",
+    "seed",
+    "collective.seed",
+    "firm.callbacks.dpsgd.noise_multiplier",
+    "firm.callbacks.dpsgd.target_epsilon",
+    "firm.callbacks.dpsgd.max_grad_norm",
+    "model.lr",
+)
+
+#: keys that never change what is trained: where the record goes, how verbose, Hydra's own node.
+_NOT_COMPARED = ("output_dir", "quiet", "hydra")
+
+_CLASSIFIERS = ("lightning_aca.Classifier", "lightning_aca.models.Classifier")
+_DPSGD = ("lightning_aca.DPSGD", "lightning_aca.firm.dp.DPSGD")
+#: Trainer settings the stacked loop does not reproduce, with the value that is reproduced.
+_TRAINER_DEFAULTS = {
+    "accumulate_grad_batches": 1,
+    "gradient_clip_val": None,
+    "max_steps": -1,
+    "limit_train_batches": None,
+    "precision": None,
+    "strategy": None,
+}
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved configuration as a dict, without Hydra's node (what a run record stores).
+
+    Interpolations into the ``hydra`` node (a launcher's per-job values) resolve before the node
+    is dropped; a value that cannot be resolved here (a ``${hydra:...}`` outside a Hydra job) is
+    kept as its interpolation string.
+    """
+    data = _resolved(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
+    data.pop("hydra", None)
+    return data
+
+
+def _resolved(node: Any) -> Any:
+    if isinstance(node, DictConfig):
+        return {key: _resolved_item(node, key) for key in node}
+    if OmegaConf.is_list(node):
+        return [_resolved_item(node, i) for i in range(len(node))]
+    return node
+
+
+def _resolved_item(node: Any, key: Any) -> Any:
+    try:
+        value = node[key]
+    except Exception:  # an unresolvable interpolation: keep its text
+        return node._get_node(key)._value()
+    return _resolved(value) if OmegaConf.is_config(value) else value
+
+
+def _comparable(cfg: DictConfig) -> dict[str, Any]:
+    """The configuration as written (interpolations unresolved), without keys that cannot change results."""
+    data = OmegaConf.to_container(cfg, resolve=False)
+    for key in _NOT_COMPARED:
+        data.pop(key, None)
+    for key in STACKABLE_KEYS:
+        _set(data, key, None)
+    return data
+
+
+def _trainer_reason(trainer: Any) -> str | None:
+    devices = trainer.get("devices", 1)
+    if devices not in (1, "1", None, "auto") and not (isinstance(devices, list) and len(devices) == 1):
+        return f"trainer.devices={devices!r}: the stacked engine trains on one device"
+    for key, default in _TRAINER_DEFAULTS.items():
+        value = trainer.get(key, default)
+        if key == "precision" and value in (None, 32, "32", "32-true"):
+            continue
+        if key == "strategy" and value in (None, "auto", "single_device"):
+            continue
+        if key == "limit_train_batches" and value in (None, 1, 1.0):
+            continue
+        if value != default:
+            return f"trainer.{key}={value!r} is not reproduced by the stacked training loop"
+    return None
+
+
+def _firm_reason(firm: Any) -> str | None:
+    callbacks = dict(firm.get("callbacks") or {})
+    for name, callback in callbacks.items():
+        target = callback.get("_target_") if hasattr(callback, "get") else None
+        if target not in _DPSGD:
+            return f"firm callback {name!r} ({target}) has no stacked form (only ERM and DPSGD stack)"
+        if not callback.get("poisson_sampling", True):
+            return "DPSGD(poisson_sampling=false) has no stacked form (stacked DP-SGD samples by Poisson)"
+        if callback.get("secure_mode", False):
+            return "DPSGD(secure_mode=true) needs Opacus's secure noise generator; stacked noise is torch.randn"
+    return None
+
+
+def stackable_reason(cfg: DictConfig) -> str | None:
+    """None if this fully composed aca-run config can be trained by the stacked engine, else a one-line reason."""
+    try:
+        model = cfg.model
+        if model.get("_target_") not in _CLASSIFIERS:
+            return f"model {model.get('_target_')!r} is not lightning_aca.Classifier, whose network the engine stacks"
+        if model.get("optimizer", "sgd") != "sgd":
+            return f"model.optimizer={model.get('optimizer')!r}: the stacked engine trains with SGD only"
+        if cfg.collective.get("callbacks"):
+            return "online collectives (collective.callbacks) act on the model each step and are not stacked"
+        reason = _firm_reason(cfg.firm) or _trainer_reason(cfg.trainer)
+        if reason:
+            return reason
+        private = bool(cfg.firm.get("callbacks"))
+        return _data_reason(OmegaConf.to_yaml(cfg.data, resolve=True)) or _model_reason(
+            OmegaConf.to_yaml(cfg.model, resolve=True), private
+        )
+    except Exception as err:  # a config the engine cannot even read goes to the standard path
+        return f"not stackable: {type(err).__name__}: {err}".splitlines()[0]
+
+
+@functools.lru_cache(maxsize=32)
+def _data_reason(data_yaml: str) -> str | None:
+    from lightning_aca.stacked.data import load_tensors
+
+    try:
+        load_tensors(OmegaConf.create(data_yaml))
+    except (TypeError, ValueError) as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _model_reason(model_yaml: str, private: bool) -> str | None:
+    from hydra.utils import instantiate
+
+    from lightning_aca.stacked.functional import check_stackable
+
+    model = instantiate(OmegaConf.create(model_yaml))
+    try:
+        check_stackable(model.net, tuple(model.hparams.input_shape), private)
+    except ValueError as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        data = data.get(key)
+        if not isinstance(data, dict):
+            return
+    if leaf in data:
+        data[leaf] = value
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else prefix.rstrip(".")
+
+
+def check_group(cfgs: list[DictConfig]) -> list[dict[str, Any]]:
+    """The configs' resolved dicts; ``ValueError`` naming the key if two differ outside :data:`STACKABLE_KEYS`.
+
+    Configurations are compared as written, so values interpolated from ``output_dir`` (a logger's
+    ``save_dir``) or from a stackable key (``collective.seed: ${seed}``) do not split a group.
+    """
+    reference = _comparable(cfgs[0])
+    for i, cfg in enumerate(cfgs[1:], start=1):
+        key = _first_difference(reference, _comparable(cfg))
+        if key is not None:
+            raise ValueError(
+                f"configs 0 and {i} differ in {key!r}, which is not stackable (stackable: {', '.join(STACKABLE_KEYS)}); "
+                "train them in separate groups."
+            )
+    return [plain(cfg) for cfg in cfgs]

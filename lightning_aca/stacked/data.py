@@ -1,0 +1,139 @@
+"""In-memory training data for K stacked models: tensors on the device and per-model index streams.
+
+Each model sees the data the standard path would give it (Hardt et al. 2023, §2: the firm learns
+on α·h♯P₀ + (1 − α)·P₀): its own members (``select_members`` for its α and collective seed), its
+own shuffle stream (ERM) or its own Poisson samples (DP-SGD, Abadi et al. 2016), drawn from
+generators seeded by (seed, epoch) only, so a model's batches never depend on which other models
+share its chunk, and a resumed epoch draws the same batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorDataset
+
+_NOT_TENSOR = (
+    "the stacked engine trains on in-memory tensor datasets (TensorDataset); the {split} set is a {kind}. "
+    "Run this configuration with the standard launcher."
+)
+
+
+@dataclass
+class TensorData:
+    """Train and test tensors of a data source, and the training loader's batching."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    groups_test: Tensor | None
+    batch_size: int
+    batches: int
+    train_dataset: Dataset
+
+    @property
+    def n(self) -> int:
+        return len(self.y_train)
+
+
+def _tensors(dataset: Dataset, split: str) -> tuple[Tensor, ...]:
+    if isinstance(dataset, TensorDataset):
+        return tuple(dataset.tensors)
+    if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset):
+        index = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
+        return tuple(t[index] for t in dataset.dataset.tensors)
+    raise TypeError(_NOT_TENSOR.format(split=split, kind=type(dataset).__name__))
+
+
+def _loader(datamodule: Any, hook: str) -> DataLoader:
+    loader = getattr(datamodule, hook)()
+    if not isinstance(loader, DataLoader):
+        raise TypeError(
+            f"the datamodule's {hook}() must return one DataLoader for stacking, got {type(loader).__name__}."
+        )
+    return loader
+
+
+def tensors_of(datamodule: Any, num_groups: int | None = None) -> TensorData:
+    """Set up ``datamodule`` and read its training and test sets as tensors (``TypeError`` if they are not)."""
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    loader = _loader(datamodule, "train_dataloader")
+    if loader.batch_size is None or not isinstance(loader.sampler, RandomSampler) or loader.sampler.replacement:
+        raise ValueError(
+            "the stacked engine reproduces shuffled mini-batches (DataLoader(batch_size=B, shuffle=True)); "
+            f"this training loader has batch_size={loader.batch_size} and sampler {type(loader.sampler).__name__}."
+        )
+    train = _tensors(loader.dataset, "training")
+    datamodule.setup("test")
+    test_set = _loader(datamodule, "test_dataloader").dataset
+    test = _tensors(test_set, "test")
+    for split, parts in (("training", train), ("test", test)):
+        if len(parts) < 2 or parts[1].dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise TypeError(f"the {split} set must hold (inputs, integer labels, ...) tensors for stacking.")
+    groups = None
+    if num_groups is not None:
+        if len(test) < 3:
+            raise ValueError(f"data.num_groups={num_groups} but the test set has no group tensor (third item).")
+        groups = test[2].long()
+    return TensorData(
+        train[0].float(),
+        train[1].long(),
+        test[0].float(),
+        test[1].long(),
+        groups,
+        loader.batch_size,
+        len(loader),
+        loader.dataset,
+    )
+
+
+def load_tensors(data_cfg: Any) -> TensorData:
+    """:func:`tensors_of` the datamodule a ``data`` config group instantiates."""
+    from hydra.utils import instantiate
+
+    return tensors_of(instantiate(data_cfg.datamodule), data_cfg.get("num_groups"))
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` determined by (seed, epoch) alone."""
+    state = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator(device=device).manual_seed(state)
+
+
+def shuffled_indices(seeds: list[int], epoch: int, n: int, device: torch.device) -> Tensor:
+    """``(K, n)``: one random permutation of the training set per model, from its (seed, epoch)."""
+    return torch.stack([torch.randperm(n, generator=epoch_generator(s, epoch, device), device=device) for s in seeds])
+
+
+def poisson_indices(
+    seeds: list[int], epoch: int, n: int, sample_rate: float, steps: int, device: torch.device, multiple: int = 8
+) -> tuple[Tensor, Tensor]:
+    """Poisson samples of one epoch: indices ``(K, steps, B)`` and a mask ``(K, steps, B)`` of the real rows.
+
+    Every point joins each step's batch with probability ``sample_rate`` independently (Opacus's
+    ``UniformWithReplacementSampler``); B is the largest batch of the epoch over all models,
+    rounded up to ``multiple``, and rows past a batch's size are padding.
+    """
+
+    def sample(seed: int) -> Tensor:
+        return torch.rand(steps, n, generator=epoch_generator(seed, epoch, device), device=device) < sample_rate
+
+    # each model's (steps, n) mask is drawn twice (count, then index) rather than held for all K at once
+    counts = torch.stack([sample(s).sum(1) for s in seeds])
+    width = max(int(counts.max()), 1)  # one host sync per epoch
+    width = min(-(-width // multiple) * multiple, max(n, 1))
+    positions = torch.arange(n, device=device).expand(steps, n)
+    index = torch.zeros(len(seeds), steps, width + 1, dtype=torch.long, device=device)
+    for k, seed in enumerate(seeds):
+        mask = sample(seed)
+        # the j-th sampled point of a step goes to column j; unsampled points to the spare last column
+        column = torch.where(mask, mask.cumsum(1) - 1, width)
+        index[k].scatter_(1, column, positions)
+    valid = torch.arange(width, device=device) < counts[..., None]
+    return index[..., :width].contiguous(), valid

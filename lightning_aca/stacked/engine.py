@@ -1,0 +1,382 @@
+"""``run_stacked``: train a group of ``aca-run`` configurations as stacked models and write their records.
+
+Each configuration gets what its own ``aca-run`` would give it (Hardt et al. 2023, §2–3 for the
+collective and S; Abadi et al. 2016 and Opacus's accounting for DP-SGD): the same initial
+weights (``seed_everything(seed)``, then strategy, data and model instantiated in ``aca-run``'s
+order), the same members, its own batches, and a ``record.json`` of ``aca-run``'s schema plus
+``"engine": "stacked"``. Loggers: after training, each configuration's own ``logger`` group is
+instantiated and receives its per-epoch ``train/loss`` and final ``aca/`` metrics (CSV and W&B
+alike, one log or W&B run per configuration, as ``aca-run`` writes them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_aca.stacked.config import check_group, stackable_reason
+from lightning_aca.stacked.data import TensorData, load_tensors
+from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
+from lightning_aca.stacked.module import Evaluation, StackedClassifier, StackedDataModule
+from lightning_aca.stacked.privacy import PoissonPlan, epsilon_spent, noise_multiplier_for
+
+log = logging.getLogger(__name__)
+
+#: fraction of the free memory the stacked models may plan to use.
+MEMORY_FRACTION = 0.8
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on ``device`` (CUDA: the driver's free memory; CPU: MemAvailable)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _device(cfg: DictConfig, device: str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    accelerator = cfg.trainer.get("accelerator", "cpu")
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _trainer_device(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {"accelerator": "gpu", "devices": [device.index or 0]}
+    return {"accelerator": device.type, "devices": 1}
+
+
+class _Job:
+    """One configuration's per-model numbers: initial network, members, learning rate, DP settings."""
+
+    def __init__(
+        self, cfg: DictConfig, resolved: dict[str, Any], data: TensorData, eligible: np.ndarray | None
+    ) -> None:
+        import lightning as L
+        from hydra.utils import instantiate
+
+        from lightning_aca.collective.membership import select_members
+
+        self.cfg, self.resolved = cfg, resolved
+        # aca-run's order: seed, then strategy, data module and model, so the initial weights match
+        L.seed_everything(cfg.seed, verbose=False)
+        self.strategy = instantiate(cfg.collective.strategy)
+        instantiate(cfg.data.datamodule)
+        self.model = instantiate(cfg.model)
+        self.members = select_members(data.n, cfg.collective.alpha, cfg.collective.seed, eligible)
+        self.dp = None
+        # stackable_reason admits DPSGD as the only firm callback
+        dp_cfg = next(iter((cfg.firm.get("callbacks") or {}).values()), None)
+        if dp_cfg is not None:
+            self.dp = instantiate(dp_cfg)  # DPSGD validates its arguments
+            plan = PoissonPlan.for_loader(data.n, data.batches)
+            self.delta = self.dp.delta if self.dp.delta is not None else 1.0 / data.n
+            sigma = self.dp.noise_multiplier
+            if self.dp.target_epsilon is not None:
+                epochs = self.dp.epochs or cfg.trainer.max_epochs
+                sigma = noise_multiplier_for(
+                    self.dp.target_epsilon, self.delta, plan.sample_rate, epochs, self.dp.accountant
+                )
+            self.sigma = float(sigma)
+
+
+def _evaluation(cfg: DictConfig, strategy: Any, data: TensorData) -> Evaluation:
+    from lightning_aca.collective.strategies import SignalErasing
+
+    mask = strategy.evaluation_mask(data.y_test)
+    if not bool(mask.any()):
+        raise ValueError(f"the test set has no point to evaluate {strategy!r} on (every label equals the target).")
+    clean = data.x_test[mask]
+    metrics = cfg.get("metrics") or {}
+    with_clean = bool(metrics.get("clean", True))
+    num_groups = cfg.data.get("num_groups")
+    return Evaluation(
+        signal_inputs=strategy.evaluation_input(clean),
+        clean_inputs=clean,
+        success_labels=strategy.success_label(data.y_test[mask]),
+        x=data.x_test if with_clean else None,
+        y=data.y_test if with_clean else None,
+        groups=data.groups_test if with_clean else None,
+        num_groups=num_groups,
+        erasure_agreement=isinstance(strategy, SignalErasing)
+        if metrics.get("erasure_agreement") is None
+        else bool(metrics.get("erasure_agreement")),
+        top_k=int(metrics.get("top_k", 1)),
+    )
+
+
+def _member_view(strategy: Any, data: TensorData) -> tuple[torch.Tensor, torch.Tensor]:
+    """h(x, y) of every training point: the rows a member submits (applied once, selected per model)."""
+    x = data.x_train.clone()
+    strategy.member_input_rows_(x, torch.arange(data.n))
+    return x, strategy.member_label(data.y_train.clone())
+
+
+def _chunk_size(jobs: list[_Job], data: TensorData, device: torch.device, max_models: int | None) -> int:
+    net, shape = jobs[0].model.net, tuple(jobs[0].model.hparams.input_shape)
+    private = jobs[0].dp is not None
+    batch = data.batch_size
+    if private:
+        expected = PoissonPlan.for_loader(data.n, data.batches).expected_batch_size
+        batch = int(expected + 4 * math.sqrt(expected) + 8)
+    per_model = bytes_per_model(net, shape, batch, 512, private)
+    fixed = 4 * 2 * (data.x_train.numel() + data.x_test.numel())
+    free = int(MEMORY_FRACTION * available_memory(device)) - fixed
+    fits = max(free // per_model, 0)
+    wanted = len(jobs) if max_models is None else min(max_models, len(jobs))
+    if fits < 1:
+        raise ValueError(
+            f"one stacked model needs about {per_model / 2**20:.1f} MiB on {device} but about "
+            f"{max(free, 0) / 2**20:.1f} MiB is free: the chunk size that fits is max_models=0; "
+            "use a smaller batch or the standard launcher."
+        )
+    if fits < wanted:
+        print(
+            f"aca-run[stacked]: {wanted} models need about {wanted * per_model / 2**30:.2f} GiB on {device}, "
+            f"{free / 2**30:.2f} GiB is free: chunks of {fits}",
+            flush=True,
+        )
+    return min(wanted, fits)
+
+
+def _fit_or_explain(module: StackedClassifier, cfg: DictConfig, device: torch.device) -> StackedClassifier:
+    """:func:`fit`, with an out-of-memory error turned into one that names a chunk size to try."""
+    try:
+        return fit(module, cfg, device)
+    except torch.OutOfMemoryError as err:
+        raise ValueError(
+            f"{module.k} stacked models ran out of memory on {device} (the estimate was too optimistic): "
+            f"the chunk size that fits is at most max_models={max(module.k // 2, 1)}."
+        ) from err
+
+
+def _overrides(cfg: DictConfig) -> list[str]:
+    task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    return [str(o) for o in task] if task is not None else []
+
+
+def _record(job: _Job, metrics: dict[str, float], epsilon: float | None, xi: float | None, n: int, wall: float) -> dict:
+    from lightning_aca.analysis.records import make_record
+
+    cfg = job.cfg
+    return make_record(
+        engine="stacked",
+        overrides=_overrides(cfg),
+        config=job.resolved,
+        alpha=cfg.collective.alpha,
+        seed=cfg.seed,
+        strategy=job.strategy,
+        metrics=metrics,
+        epsilon=epsilon,
+        xi=xi,
+        n_train=n,
+        wall_time_s=wall,
+    )
+
+
+def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int) -> None:
+    """Replay the run's epoch losses and final metrics into the configuration's own loggers."""
+    from hydra.utils import instantiate
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lightning_aca.cli import _close
+
+    loggers = []
+    for name, logger_cfg in (job.cfg.get("logger") or {}).items():
+        try:
+            loggers.append(instantiate(logger_cfg))
+        except OmegaConfBaseException as err:  # e.g. a ${hydra:...} name outside a Hydra job
+            log.warning("stacked: logger %r of %s not created: %s", name, job.cfg.output_dir, err)
+    for logger in loggers:
+        for epoch, values in enumerate(history):
+            logger.log_metrics({**values, "epoch": epoch}, step=(epoch + 1) * steps - 1)
+        logger.log_metrics(final, step=len(history) * steps - 1)
+        logger.save()
+    _close(loggers)
+
+
+def build_module(jobs: list[_Job], data: TensorData, evaluation: Evaluation) -> StackedClassifier:
+    """The stacked model of ``jobs``: their initial networks, members, learning rates and DP settings."""
+    strategy = jobs[0].strategy
+    params, buffers, base = stack([job.model.net for job in jobs])
+    is_member = torch.zeros(len(jobs), data.n, dtype=torch.bool)
+    for i, job in enumerate(jobs):
+        is_member[i, torch.as_tensor(job.members, dtype=torch.long)] = True
+    x_member, y_member = _member_view(strategy, data)
+    hp = jobs[0].model.hparams
+    seeds = [int(job.cfg.seed) for job in jobs]
+    extra: dict[str, Any] = {}
+    if jobs[0].dp is not None:
+        extra = dict(
+            poisson=PoissonPlan.for_loader(data.n, data.batches),
+            max_grad_norm=torch.tensor([float(job.dp.max_grad_norm) for job in jobs]),
+            noise_multiplier=torch.tensor([job.sigma for job in jobs]),
+            noise_seed=int(np.random.SeedSequence([*seeds, len(seeds)]).generate_state(1)[0]),
+        )
+    return StackedClassifier(
+        params,
+        buffers,
+        base,
+        data.x_train,
+        data.y_train,
+        x_member,
+        y_member,
+        is_member.to(data.x_train.device),
+        seeds,
+        lr=torch.tensor([float(job.model.hparams.lr) for job in jobs]),
+        momentum=hp.momentum,
+        weight_decay=hp.weight_decay,
+        batch_size=data.batch_size,
+        batches=data.batches,
+        evaluation=evaluation,
+        **extra,
+    )
+
+
+def fit(module: StackedClassifier, cfg: DictConfig, device: torch.device) -> StackedClassifier:
+    """Train ``module`` for ``cfg.trainer.max_epochs`` epochs with a Lightning Trainer on ``device``."""
+    import lightning as L
+
+    trainer = L.Trainer(
+        **_trainer_device(device),
+        max_epochs=int(cfg.trainer.max_epochs),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=not cfg.get("quiet", False),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=str(cfg.output_dir),
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(configure_optimizers|does not have many workers).*")
+        trainer.fit(module, StackedDataModule(module.steps_per_epoch))
+    return module
+
+
+class _Group:
+    """What the configurations of one group share: device, data, strategy, evaluation set, ξ̂."""
+
+    def __init__(self, cfgs: list[DictConfig], resolved: list[dict[str, Any]], device: str | None) -> None:
+        from hydra.utils import instantiate
+
+        from lightning_aca.cli import _uniqueness
+
+        first = cfgs[0]
+        self.device = _device(first, device)
+        data = load_tensors(first.data)
+        self.strategy = instantiate(first.collective.strategy)
+        eligible = self.strategy.eligible(data.y_train).numpy() if self.strategy.uses_labels else None
+        self.jobs = [_Job(cfg, r, data, eligible) for cfg, r in zip(cfgs, resolved, strict=True)]
+        model = self.jobs[0].model
+        check_stackable(model.net, tuple(model.hparams.input_shape), self.jobs[0].dp is not None)
+        self.evaluation = _evaluation(first, self.strategy, data)
+        namespace = SimpleNamespace(strategy=self.strategy, train_dataset=SimpleNamespace(dataset=data.train_dataset))
+        self.xi = _uniqueness(namespace)
+        self.data_on_host = data
+        self.data = TensorData(
+            **{**vars(data), "x_train": data.x_train.to(self.device), "y_train": data.y_train.to(self.device)}
+        )
+
+
+def build_stacked(cfgs: Sequence[DictConfig], device: str | None = "cpu") -> StackedClassifier:
+    """The untrained stacked model of a group of configurations (as :func:`run_stacked` builds each chunk)."""
+    cfgs = list(cfgs)
+    group = _Group(cfgs, check_group(cfgs), device)
+    return build_module(group.jobs, group.data, group.evaluation)
+
+
+def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_models: int | None = None) -> list[dict]:
+    """Train the configs (identical except STACKABLE_KEYS) as one stacked model and write their records.
+
+    Chunked by ``max_models`` and by a memory estimate; each config's ``record.json`` (``aca-run``'s
+    schema plus ``"engine": "stacked"``) is written atomically into its ``output_dir``, and a config
+    whose record exists is skipped, as ``aca-run`` skips it. Returns the records in order.
+    Raises ``ValueError`` if the configs differ in a non-stackable key (naming it), cannot be
+    stacked (the reason), or do not fit in memory (naming the chunk size that fits: the estimate
+    lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
+    or a chunk runs out of memory).
+    """
+    from lightning_aca.analysis.records import RECORD_NAME, write_record
+    from lightning_aca.cli import _quiet, validate
+    from lightning_aca.validation import positive_int
+
+    cfgs = list(cfgs)
+    if not cfgs:
+        return []
+    if max_models is not None:
+        max_models = positive_int("max_models", max_models)
+    resolved = check_group(cfgs)
+    reason = stackable_reason(cfgs[0])
+    if reason is not None:
+        raise ValueError(f"these configurations cannot be stacked: {reason}")
+    records: list[dict | None] = [None] * len(cfgs)
+    pending = []
+    for i, cfg in enumerate(cfgs):
+        existing = Path(cfg.output_dir) / RECORD_NAME
+        if existing.exists():
+            print(f"aca-run: skip, record exists: {existing}", flush=True)
+            records[i] = json.loads(existing.read_text())
+        else:
+            validate(cfg)
+            pending.append(i)
+    if not pending:
+        return records
+    first = cfgs[pending[0]]
+    if first.get("quiet"):
+        _quiet()
+    if first.get("torch_threads"):
+        torch.set_num_threads(first.torch_threads)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    group = _Group([cfgs[i] for i in pending], [resolved[i] for i in pending], device)
+    jobs, data = group.jobs, group.data
+    size = _chunk_size(jobs, group.data_on_host, group.device, max_models)
+    for start in range(0, len(jobs), size):
+        chunk = jobs[start : start + size]
+        began = time.perf_counter()
+        module = _fit_or_explain(build_module(chunk, data, group.evaluation), chunk[0].cfg, group.device)
+        history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
+        wall = (time.perf_counter() - began) / len(chunk)
+        for k, job in enumerate(chunk):
+            metrics = {
+                **module.results[k],
+                "aca/alpha": float(job.cfg.collective.alpha),
+                "aca/population_alpha": len(job.members) / max(data.n, 1),
+                "aca/members": float(len(job.members)),
+            }
+            epsilon = None
+            if job.dp is not None:
+                plan = module.poisson
+                steps = plan.steps_per_epoch * int(job.cfg.trainer.max_epochs)
+                epsilon = epsilon_spent(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
+            record = _record(job, metrics, epsilon, group.xi, data.n, wall)
+            path = write_record(record, Path(job.cfg.output_dir))
+            final = dict(metrics) if epsilon is None else {**metrics, "aca/epsilon": epsilon}
+            _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch)
+            records[pending[start + k]] = record
+            print(
+                f"aca-run[stacked]: alpha={record['alpha']:g} seed={record['seed']} "
+                f"S={metrics['aca/success']:.3f} clean_acc={metrics.get('aca/clean_acc', float('nan')):.3f} -> {path}",
+                flush=True,
+            )
+    return records

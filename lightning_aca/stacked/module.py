@@ -1,0 +1,291 @@
+"""``StackedClassifier``: K ``Classifier`` networks trained at once as one LightningModule.
+
+Each model k learns on its own view of one training set — the firm's data with model k's
+collective (Hardt et al. 2023, §2: α·h♯P₀ + (1 − α)·P₀) — by SGD with momentum and weight decay
+as ``Classifier`` trains, or by DP-SGD (Abadi et al. 2016) with its own C_k and σ_k. Manual
+optimization: one ``training_step`` gathers the K batches on the device, computes all K
+gradients with ``torch.func`` and updates all K models, with no per-model Python loop and no
+host synchronisation. Evaluation (S, baseline S, clean and group accuracy, with the definitions
+of :mod:`lightning_aca.metrics.functional`) runs once, vectorized over models, when training ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from lightning_aca.metrics.functional import (
+    _worst,
+    agreement_hits,
+    group_correct_counts,
+    predicted_labels,
+    success_hits,
+)
+from lightning_aca.stacked.data import poisson_indices, shuffled_indices
+from lightning_aca.stacked.functional import Params, batch_gradients, logits, per_sample_gradients
+from lightning_aca.stacked.privacy import PoissonPlan, clipped_sum, privatize
+
+
+@dataclass
+class Evaluation:
+    """The held-out tensors every model is judged on (Hardt et al. 2023, §3).
+
+    ``signal_inputs`` are g(x) of the test points whose true label is not y*, ``clean_inputs``
+    the same x without the signal, ``success_labels`` what counts as success on them; ``x``/``y``
+    (and ``groups``) the whole clean test set, ``None`` when clean accuracy is not measured.
+    """
+
+    signal_inputs: Tensor
+    clean_inputs: Tensor
+    success_labels: Tensor
+    x: Tensor | None = None
+    y: Tensor | None = None
+    groups: Tensor | None = None
+    num_groups: int | None = None
+    erasure_agreement: bool = False
+    top_k: int = 1
+    batch_size: int = 512
+
+
+class StackedDataModule(L.LightningDataModule):
+    """Serves the step numbers of an epoch; the batches themselves are gathered on the device by the model."""
+
+    def __init__(self, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(range(self.steps_per_epoch), batch_size=None)
+
+
+class StackedClassifier(L.LightningModule):
+    """K copies of one network, each trained on its own collective's data (ERM or DP-SGD).
+
+    Args:
+        params, buffers, base: the stacked state and meta-device module of
+            :func:`lightning_aca.stacked.functional.stack`.
+        x_train, y_train: the clean training set ``(n, ...)``, ``(n,)``.
+        x_member, y_member: the same points as a member submits them, h(x, y) (Hardt et al. 2023, §3).
+        is_member: ``(K, n)`` membership of every model's collective.
+        seeds: each model's seed (its shuffle or Poisson stream).
+        lr: ``(K,)`` learning rates; ``momentum``, ``weight_decay`` as ``torch.optim.SGD``.
+        batch_size: the training loader's batch size (ERM); ``batches`` its number of batches.
+        evaluation: the held-out tensors.
+        poisson: Opacus's sampling plan under DP-SGD, ``None`` for ERM.
+        max_grad_norm, noise_multiplier: ``(K,)`` C_k and σ_k under DP-SGD.
+        noise_seed: seed of the DP noise generator.
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        buffers: Params,
+        base: nn.Module,
+        x_train: Tensor,
+        y_train: Tensor,
+        x_member: Tensor,
+        y_member: Tensor,
+        is_member: Tensor,
+        seeds: list[int],
+        lr: Tensor,
+        momentum: float,
+        weight_decay: float,
+        batch_size: int,
+        batches: int,
+        evaluation: Evaluation,
+        poisson: PoissonPlan | None = None,
+        max_grad_norm: Tensor | None = None,
+        noise_multiplier: Tensor | None = None,
+        noise_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        object.__setattr__(self, "base", base)  # stays on the meta device: Lightning must not move it
+        self._names = list(params)
+        self._buffer_names = list(buffers)
+        for i, name in enumerate(self._names):
+            self.register_buffer(f"param_{i}", params[name], persistent=True)
+            self.register_buffer(f"momentum_{i}", torch.zeros_like(params[name]), persistent=True)
+        for i, name in enumerate(self._buffer_names):
+            self.register_buffer(f"state_{i}", buffers[name], persistent=True)
+        self.k = len(seeds)
+        self.seeds = [int(s) for s in seeds]
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.batch_size, self.batches = int(batch_size), int(batches)
+        self.poisson = poisson
+        self.noise_seed = int(noise_seed)
+        # h changes no input (label flipping): gather one tensor per step instead of two
+        self._same_inputs = x_member is x_train or torch.equal(x_member, x_train)
+        tensors = dict(
+            x_train=x_train,
+            y_train=y_train,
+            x_member=x_train if self._same_inputs else x_member,
+            y_member=y_member,
+            is_member=is_member,
+            lr=lr.float(),
+            loss_sum=torch.zeros(self.k),
+        )
+        if poisson is not None:
+            tensors["max_grad_norm"] = max_grad_norm.float()
+            tensors["noise_std"] = (noise_multiplier * max_grad_norm).float()
+        for name, value in tensors.items():
+            self.register_buffer(name, value, persistent=False)
+        self.evaluation = evaluation
+        self.history: list[Tensor] = []
+        self.results: list[dict[str, float]] = []
+        self._index: Tensor | None = None
+        self._valid: Tensor | None = None
+        self._widths: list[int] = []
+        self._noise: torch.Generator | None = None
+
+    # -- state as dicts ------------------------------------------------------------------------
+    @property
+    def params(self) -> Params:
+        """The stacked parameters ``{name: (K, ...)}``."""
+        return {name: getattr(self, f"param_{i}") for i, name in enumerate(self._names)}
+
+    @property
+    def stacked_buffers(self) -> Params:
+        return {name: getattr(self, f"state_{i}") for i, name in enumerate(self._buffer_names)}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.poisson.steps_per_epoch if self.poisson is not None else self.batches
+
+    # -- batches ---------------------------------------------------------------------------------
+    def epoch_indices(self, epoch: int) -> tuple[Tensor, Tensor | None]:
+        """The epoch's batches: ERM ``(K, n)`` permutations; DP ``(K, steps, B)`` indices and their mask."""
+        n = len(self.y_train)
+        if self.poisson is None:
+            return shuffled_indices(self.seeds, epoch, n, self.device), None
+        return poisson_indices(
+            self.seeds, epoch, n, self.poisson.sample_rate, self.poisson.steps_per_epoch, self.device
+        )
+
+    def step_indices(self, step: int) -> tuple[Tensor, Tensor | None]:
+        """Indices ``(K, B)`` of step ``step`` of the current epoch (and the Poisson mask under DP)."""
+        if self.poisson is None:
+            return self._index[:, step * self.batch_size : (step + 1) * self.batch_size], None
+        width = self._widths[step]  # the step's largest batch over models: less padding than the epoch's
+        return self._index[:, step, :width], self._valid[:, step, :width]
+
+    def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Inputs ``(K, B, ...)`` and labels ``(K, B)``: each model's points, members' as h(x, y)."""
+        member = torch.gather(self.is_member, 1, index)
+        y = torch.where(member, self.y_member[index], self.y_train[index])
+        x = self.x_train[index]
+        if not self._same_inputs:
+            x = torch.where(member.view(*member.shape, *[1] * (x.dim() - 2)), self.x_member[index], x)
+        return x, y
+
+    # -- training --------------------------------------------------------------------------------
+    def configure_optimizers(self) -> None:
+        return None  # the SGD step is vectorized over models in training_step
+
+    def on_fit_start(self) -> None:
+        self._noise = torch.Generator(device=self.device).manual_seed(self.noise_seed)
+
+    def on_train_epoch_start(self) -> None:
+        self._index, self._valid = self.epoch_indices(self.current_epoch)
+        if self._valid is not None:  # per-step widths, rounded up to 8, read once per epoch
+            counts = self._valid.sum(2).amax(0).clamp(min=1)
+            self._widths = ((counts + 7) // 8 * 8).clamp(max=self._index.shape[2]).tolist()
+        self.loss_sum.zero_()
+
+    def gradients(self, x: Tensor, y: Tensor, valid: Tensor | None) -> tuple[Params, Tensor]:
+        """Each model's update direction on its batch (mean gradient, or DP-SGD's noisy clipped mean) and loss."""
+        if self.poisson is None:
+            return batch_gradients(self.base, self.params, self.stacked_buffers, x, y)
+        per_sample, losses = per_sample_gradients(self.base, self.params, self.stacked_buffers, x, y)
+        weights = valid.to(losses.dtype)
+        summed = clipped_sum(per_sample, weights, self.max_grad_norm)
+        grads = privatize(summed, self.noise_std, self.poisson.expected_batch_size, self._noise)
+        return grads, (losses * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def sgd_step(self, grads: Params) -> None:
+        """``torch.optim.SGD``'s update (weight decay, momentum without dampening), with a learning rate per model."""
+        for i, name in enumerate(self._names):
+            p, buf, g = getattr(self, f"param_{i}"), getattr(self, f"momentum_{i}"), grads[name]
+            if self.weight_decay:
+                g = g.add(p, alpha=self.weight_decay)
+            if self.momentum:
+                g = buf.mul_(self.momentum).add_(g)
+            p.sub_(self.lr.view(-1, *[1] * (p.dim() - 1)) * g)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        index, valid = self.step_indices(batch_idx)
+        x, y = self.gather(index)
+        grads, loss = self.gradients(x, y, valid)
+        self.sgd_step(grads)
+        self.loss_sum += loss.detach()
+
+    def on_train_epoch_end(self) -> None:
+        losses = self.loss_sum / self.steps_per_epoch
+        self.history.append(losses)  # per model; read once, after training
+        self.log("train/loss", losses.mean(), prog_bar=True)  # the progress bar shows the mean over models
+
+    def on_train_end(self) -> None:
+        self.results = self.evaluate()
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def _scores(self, x: Tensor) -> Tensor:
+        return logits(self.base, self.params, self.stacked_buffers, x)
+
+    @torch.no_grad()
+    def evaluate(self) -> list[dict[str, float]]:
+        """``aca/`` metrics of every model, as ``CollectiveMetrics`` defines them, in one vectorized pass."""
+        ev, k, dev = self.evaluation, self.k, self.device
+        counts: dict[str, Tensor] = {}
+
+        def add(key: str, value: Tensor) -> None:
+            counts[key] = counts[key] + value if key in counts else value
+
+        for start in range(0, len(ev.success_labels), ev.batch_size):
+            stop = start + ev.batch_size
+            labels = ev.success_labels[start:stop].to(dev).repeat(k)
+            signal = self._scores(ev.signal_inputs[start:stop].to(dev)).flatten(0, 1)
+            clean = self._scores(ev.clean_inputs[start:stop].to(dev)).flatten(0, 1)
+            add("success", success_hits(signal, labels, ev.top_k).view(k, -1).sum(1))
+            add("baseline", success_hits(clean, labels, ev.top_k).view(k, -1).sum(1))
+            if ev.erasure_agreement:
+                add("agreement", agreement_hits(signal, clean).view(k, -1).sum(1))
+        if ev.x is not None:
+            groups = ev.num_groups if ev.groups is not None else None
+            for start in range(0, len(ev.y), ev.batch_size):
+                stop = start + ev.batch_size
+                y = ev.y[start:stop].to(dev)
+                scores = self._scores(ev.x[start:stop].to(dev))
+                add("correct", (predicted_labels(scores.flatten(0, 1)).view(k, -1) == y).sum(1))
+                if groups is not None:
+                    offset = torch.arange(k, device=dev)[:, None] * groups
+                    g = (ev.groups[start:stop].to(dev)[None] + offset).flatten()
+                    right, total = group_correct_counts(scores.flatten(0, 1), y.repeat(k), g, k * groups)
+                    add("group_correct", right.view(k, groups))
+                    add("group_total", total.view(k, groups))
+        host = {key: value.cpu().numpy() for key, value in counts.items()}
+        return [self._metrics(host, i) for i in range(k)]
+
+    def _metrics(self, counts: dict[str, np.ndarray], i: int) -> dict[str, float]:
+        ev = self.evaluation
+        n_signal = len(ev.success_labels)
+        values = {
+            "aca/success": float(counts["success"][i] / n_signal),
+            "aca/baseline_success": float(counts["baseline"][i] / n_signal),
+        }
+        if "agreement" in counts:
+            values["aca/erasure_agreement"] = float(counts["agreement"][i] / n_signal)
+        if "correct" in counts:
+            values["aca/clean_acc"] = float(counts["correct"][i] / len(ev.y))
+        if "group_total" in counts:
+            right = torch.as_tensor(counts["group_correct"][i])
+            total = torch.as_tensor(counts["group_total"][i])
+            values["aca/worst_group_acc"] = float(_worst(right, total))
+            for g in range(len(total)):
+                values[f"aca/group_acc/{g}"] = float(right[g] / total[g]) if total[g] else float("nan")
+        return values

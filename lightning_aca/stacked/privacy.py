@@ -1,0 +1,101 @@
+"""DP-SGD for K stacked models: per-sample clipping, Gaussian noise and Opacus's accounting.
+
+Abadi et al. 2016, Algorithm 1 (clip each example's gradient to norm C, add N(0, σ²C²) to the
+sum, divide by the expected batch size), with Poisson sampling at rate q, as Opacus runs it for
+the ``DPSGD`` callback (Solanki et al. 2025, arXiv 2505.05707, the setting of the DP sweeps).
+Every number that decides ε is computed as Opacus computes it: q = 1/len(train loader), steps
+per epoch = int(1/q), expected batch size = int(n·q), σ from ``get_noise_multiplier`` for a
+target ε, and ε from an accountant whose history is [(σ, q, steps)].
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+#: Opacus's guard against division by zero in the clip factor C / (‖g‖ + 1e-6).
+_NORM_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class PoissonPlan:
+    """Opacus's Poisson-sampling numbers for a training loader of ``n`` points and ``batches`` batches."""
+
+    n: int
+    sample_rate: float
+    steps_per_epoch: int
+    expected_batch_size: int
+
+    @classmethod
+    def for_loader(cls, n: int, batches: int) -> PoissonPlan:
+        """q = 1/batches, steps = int(1/q), expected batch = int(n·q) (``PrivacyEngine.make_private``).
+
+        Example:
+            >>> PoissonPlan.for_loader(n=1347, batches=22)  # digits' training set, batch size 64
+            PoissonPlan(n=1347, sample_rate=0.045454545454545456, steps_per_epoch=22, expected_batch_size=61)
+        """
+        sample_rate = 1 / batches
+        return cls(n, sample_rate, int(1 / sample_rate), int(n * sample_rate))
+
+
+@functools.lru_cache(maxsize=256)  # a sweep asks for the same ε many times; each search costs seconds
+def noise_multiplier_for(
+    target_epsilon: float, delta: float, sample_rate: float, epochs: int, accountant: str = "rdp"
+) -> float:
+    """σ that spends ``target_epsilon`` at ``delta`` after ``epochs`` epochs (Opacus's calibration)."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(
+        get_noise_multiplier(
+            target_epsilon=target_epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            epochs=epochs,
+            accountant=accountant,
+        )
+    )
+
+
+def epsilon_spent(
+    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
+) -> float:
+    """ε after ``steps`` Poisson-sampled Gaussian steps, from an Opacus accountant with history [(σ, q, steps)]."""
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(mechanism=accountant)
+    if steps:
+        acc.history = [(noise_multiplier, sample_rate, steps)]
+    return float(acc.get_epsilon(delta))
+
+
+def clipped_sum(per_sample: dict[str, Tensor], weights: Tensor, max_grad_norm: Tensor) -> dict[str, Tensor]:
+    """Σᵢ wᵢ · gᵢ · min(1, C / (‖gᵢ‖ + 1e-6)) for each model: ``(K, B, ...)`` grads → ``(K, ...)`` sums.
+
+    ``weights`` ``(K, B)`` is the Poisson mask (1 for sampled rows, 0 for padding); ``max_grad_norm``
+    ``(K,)`` is each model's C. The norm is over all parameters of one example (Abadi et al. 2016).
+    """
+    norms = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.flatten(2), dim=2) for g in per_sample.values()]), dim=0
+    )
+    factor = (max_grad_norm[:, None] / (norms + _NORM_EPS)).clamp(max=1.0) * weights
+    return {
+        name: torch.bmm(factor[:, None], g.flatten(2)).view(g.shape[:1] + g.shape[2:]) for name, g in per_sample.items()
+    }
+
+
+def privatize(
+    summed: dict[str, Tensor],
+    noise_std: Tensor,
+    expected_batch_size: int,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """(Σ clipped + N(0, (σₖCₖ)²)) / expected batch size, per model; ``noise_std`` ``(K,)`` is σₖ·Cₖ."""
+    out = {}
+    for name, s in summed.items():
+        std = noise_std.view(-1, *([1] * (s.dim() - 1))).to(s.dtype)
+        noise = torch.randn(s.shape, generator=generator, device=s.device, dtype=s.dtype)
+        out[name] = (s + std * noise) / expected_batch_size
+    return out
