@@ -212,7 +212,8 @@ def _standard(launcher: StackedLauncher, job: _Job) -> None:
 
 def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
     """Decide the job's path: done, standard (with a reason) or a stack (with a key)."""
-    from lightning_aca.cli import RECORD_NAME, validate
+    from lightning_aca.analysis.records import RECORD_NAME
+    from lightning_aca.cli import validate
 
     try:
         job.cfg = engine_config(job.config)
@@ -240,7 +241,7 @@ def _varying(jobs: Sequence[_Job], keys: Sequence[str]) -> list[str]:
 
 def _train_stack(launcher: StackedLauncher, jobs: list[_Job], engine: ModuleType, device: str) -> None:
     """Train one group with ``run_stacked``; each job's ``JobReturn`` gets its record or the error."""
-    from lightning_aca.cli import sweep_params, write_record
+    from lightning_aca.analysis.records import sweep_params, write_record
 
     assert launcher.hydra_context is not None and launcher.task_function is not None
     callbacks = launcher.hydra_context.callbacks

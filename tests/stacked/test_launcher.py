@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.aca_stacked_launcher._core import group_key
 from lightning_aca import cli
+from lightning_aca.analysis.records import RECORD_NAME, sweep_params, write_record
 
 STACKABLE_KEYS = (
     "collective.alpha",
@@ -42,7 +43,7 @@ def _record(cfg: DictConfig, engine: str, overrides: list[str]) -> dict:
         "seed": int(cfg.seed),
         "engine": engine,
         "overrides": overrides,
-        "sweep": cli.sweep_params(overrides),
+        "sweep": sweep_params(overrides),
         "metrics": {"aca/success": 0.5, "aca/clean_acc": 0.9},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
@@ -75,7 +76,7 @@ def engine(monkeypatch):
         for cfg in cfgs:
             assert Path(cfg.output_dir).is_absolute() and OmegaConf.to_container(cfg, resolve=True)
             records.append(_record(cfg, "stacked", []))  # the launcher puts in each job's overrides
-            cli.write_record(records[-1], Path(cfg.output_dir))
+            write_record(records[-1], Path(cfg.output_dir))
         return records
 
     fake.stackable_reason, fake.run_stacked = stackable_reason, run_stacked
@@ -89,15 +90,14 @@ def standard(monkeypatch):
     trained = []
 
     def run_experiment(cfg):
-        existing = Path(cfg.output_dir) / cli.RECORD_NAME
+        existing = Path(cfg.output_dir) / RECORD_NAME
         if existing.exists():
             print(f"aca-run: skip, record exists: {existing}", flush=True)
             return json.loads(existing.read_text())
         cli.validate(cfg)
         trained.append(cfg)
-        record = _record(cfg, "standard", cli._overrides())
-        record.pop("engine")
-        cli.write_record(record, Path(cfg.output_dir))
+        record = _record(cfg, "trainer", cli._overrides())
+        write_record(record, Path(cfg.output_dir))
         return record
 
     monkeypatch.setattr(cli, "run_experiment", run_experiment)
@@ -264,7 +264,7 @@ def test_output_directories_hydra_files_and_records_match_the_basic_launcher(tmp
             assert mine["overrides"] == theirs["overrides"] and mine["sweep"] == theirs["sweep"]
             here = json.dumps(theirs["config"]).replace(str(tmp_path / "basic"), str(tmp_path / "stacked"))
             assert mine["config"] == json.loads(here)  # aca-run's resolved config, in its own directory
-            assert mine["engine"] == "stacked" and "engine" not in theirs
+            assert mine["engine"] == "stacked" and theirs["engine"] == "trainer"
 
 
 def test_hydra_callbacks_see_every_job_and_the_sweep_end(tmp_path, monkeypatch, engine, standard):
@@ -304,11 +304,9 @@ def test_a_failing_stack_fails_its_jobs_with_the_error(tmp_path, monkeypatch, en
 
 def test_an_invalid_job_fails_before_any_stack_trains(tmp_path, monkeypatch, engine, standard, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        _aca_run(
-            monkeypatch, *TINY, "collective.alpha=0.01,1.5", f"hydra.sweep.dir={tmp_path}", "hydra/launcher=stacked"
-        )
+        _aca_run(monkeypatch, *TINY, "seed=0,-2", f"hydra.sweep.dir={tmp_path}", "hydra/launcher=stacked")
     assert exit_info.value.code == 2 and engine.calls == []
-    assert "collective.alpha must be a fraction in [0, 1], got 1.5" in capsys.readouterr().err
+    assert "seed must be a non-negative int, got -2" in capsys.readouterr().err
 
 
 def test_launcher_config_composes_with_its_defaults():
