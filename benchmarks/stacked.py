@@ -1,0 +1,361 @@
+"""Stacked sweeps against one run at a time: ``python -m benchmarks.stacked [--device cuda] [--small]``.
+
+Four comparisons, each variant in this process or a child ``aca-run`` on the same machine:
+
+- **sweep**: runs per minute of a ``dp_epsilon_sweep``-like sweep at MNIST scale (synthetic
+  60,000 × 1×28×28 in memory, ``cnn``, DP-SGD with target ε, 5 α × 6 ε × 3 seeds = 90 runs),
+  ``hydra/launcher=stacked`` against Hydra's basic launcher on ``--device``. The stacked side runs
+  the whole sweep; the basic side runs two subsets (``--basic-runs``, default 2 and 6 runs) and is
+  extrapolated linearly, T(runs) = a + b·runs, to the sweep's size (the output says so).
+- **step**: seconds per model-step of the stacked DP-SGD step (K models, Poisson batches of
+  expected size 256) against one Opacus hooks DP-SGD step of the same ``Classifier`` under the
+  ``DPSGD`` callback (and a non-private step), steady state, set-up excluded.
+- **memory** (with **step**, CUDA only): peak GPU memory of each variant's whole fit, per model, and
+  the marginal memory per added model between the two largest stacks.
+- **quickstart**: ``aca-run experiment=quickstart`` (10 runs on digits) end to end on the CPU,
+  stacked launcher against the basic launcher, each in a fresh process.
+
+Results go to ``benchmarks/results/stacked-<device>.md`` and ``.json`` (the device, versions and
+sizes with them); ``--only`` reruns some comparisons and keeps the others' rows from that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from benchmarks.run import RESULTS, Row, _environment, _markdown, bare_trainer, compare, step_timer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The sweep and stacks measured; ``--small`` shrinks every one of them."""
+
+    n_train: int = 60000
+    n_test: int = 10000
+    batch_size: int = 256
+    alphas: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
+    epsilons: tuple[float, ...] = (0.5, 1, 2, 4, 8, 16)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 5
+    basic_runs: tuple[int, int] = (2, 6)
+    stacks: tuple[int, ...] = (1, 16, 64, 90)
+    quickstart_epochs: int | None = None  # None: the experiment's own (20)
+    repeats: int = 3
+
+    @property
+    def runs(self) -> int:
+        return len(self.alphas) * len(self.epsilons) * len(self.seeds)
+
+
+SMALL = Sizes(
+    n_train=512,
+    n_test=200,
+    batch_size=32,
+    alphas=(0.01, 0.1),
+    epsilons=(1, 8),
+    seeds=(0,),
+    epochs=1,
+    basic_runs=(1, 2),
+    stacks=(1, 4),
+    quickstart_epochs=1,
+    repeats=1,
+)
+
+
+def _csv(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def _mnist_scale(sizes: Sizes) -> list[str]:
+    """``aca-run`` overrides of the MNIST-scale DP sweep, common to every variant."""
+    return [
+        "data=synthetic",
+        f"data.datamodule.n_train={sizes.n_train}",
+        f"data.datamodule.n_test={sizes.n_test}",
+        "data.datamodule.image_shape=[28,28]",
+        "data.input_shape=[1,28,28]",
+        f"data.datamodule.batch_size={sizes.batch_size}",
+        "model=cnn",
+        "collective=signal_planting",
+        "firm=dpsgd",
+        f"trainer.max_epochs={sizes.epochs}",
+        "logger=none",
+        "quiet=true",
+    ]
+
+
+def _trainer(device: torch.device) -> str:
+    return "trainer=gpu" if device.type == "cuda" else "trainer=cpu"
+
+
+def _aca_run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, list[dict]]:
+    """Wall seconds of one ``aca-run -m`` in a fresh process and directory, and the records it wrote."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = Path(tmp) / "sweep"
+        command = [sys.executable, "-m", "lightning_aca.cli", "-m", *args, f"hydra.sweep.dir={sweep}"]
+        # run directories by job number: the MNIST-scale overrides make too long a directory name
+        command += ["~hydra.callbacks.report", "hydra.sweep.subdir=${hydra.job.num}"]
+        # the launcher plugin is found on PYTHONPATH when the package is not installed
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        full_env = {**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": os.pathsep.join(paths), **(env or {})}
+        start = time.perf_counter()
+        proc = subprocess.run(command, cwd=tmp, capture_output=True, text=True, env=full_env)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"aca-run failed ({' '.join(args)}):\n{proc.stderr[-4000:]}")
+        return wall, [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
+
+
+def _row(comparison: str, variant: str, size: str, times: list[float], base: float, **extra) -> Row:
+    median = statistics.median(times)
+    return Row(comparison, variant, size, median, min(times), max(times), median / base, len(times), None, extra)
+
+
+# -- sweep throughput at MNIST scale -----------------------------------------------------------------
+def sweep(sizes: Sizes, device: torch.device) -> list[Row]:
+    """Runs per minute of the 5 α × 6 ε × 3 seeds DP sweep: stacked launcher vs basic launcher."""
+    common = [*_mnist_scale(sizes), "firm.callbacks.dpsgd.noise_multiplier=null", _trainer(device)]
+    grid = [
+        f"collective.alpha={_csv(sizes.alphas)}",
+        f"firm.callbacks.dpsgd.target_epsilon={_csv(sizes.epsilons)}",
+        f"seed={_csv(sizes.seeds)}",
+    ]
+    stacked_wall, records = _aca_run([*common, *grid, "hydra/launcher=stacked", f"hydra.launcher.device={device}"])
+    if len(records) != sizes.runs or any(r.get("engine") != "stacked" for r in records):
+        raise RuntimeError(f"the stacked sweep wrote {len(records)} stacked records, expected {sizes.runs}")
+
+    def subset(runs: int) -> list[str]:
+        """``runs`` jobs of the grid (seed 0; the smallest and largest ε, then the next α)."""
+        eps = (sizes.epsilons[0], sizes.epsilons[-1]) if runs > 1 else sizes.epsilons[:1]
+        alphas = sizes.alphas[: math.ceil(runs / len(eps))]
+        assert len(alphas) * len(eps) == runs, "basic subsets must be a whole number of alphas"
+        return [f"collective.alpha={_csv(alphas)}", f"firm.callbacks.dpsgd.target_epsilon={_csv(eps)}", "seed=0"]
+
+    (r1, r2), basic = sizes.basic_runs, {}
+    for runs in (r1, r2):
+        basic[runs], done = _aca_run([*common, *subset(runs)])
+        if len(done) != runs:
+            raise RuntimeError(f"the basic subset wrote {len(done)} records, expected {runs}")
+    per_run = (basic[r2] - basic[r1]) / (r2 - r1)
+    fixed = basic[r1] - per_run * r1
+    if fixed < 0:  # timing noise: no fixed cost to spread, the larger subset's time per run instead
+        fixed, per_run = 0.0, basic[r2] / r2
+    basic_wall = fixed + per_run * sizes.runs
+    size = (
+        f"synthetic {sizes.n_train}x1x28x28, cnn, DP-SGD target ε, batch {sizes.batch_size}, "
+        f"{len(sizes.alphas)} α x {len(sizes.epsilons)} ε x {len(sizes.seeds)} seeds = {sizes.runs} runs, "
+        f"{sizes.epochs} epochs a run, {device}"
+    )
+    comparison = "sweep throughput (DP sweep at MNIST scale)"
+    return [
+        _row(
+            comparison,
+            "basic launcher (one run at a time, Opacus)",
+            size,
+            [basic_wall],
+            basic_wall,
+            runs_per_minute=round(sizes.runs / basic_wall * 60, 2),
+            measured=f"{r1} runs in {basic[r1]:.1f} s and {r2} runs in {basic[r2]:.1f} s; "
+            f"extrapolated T = {fixed:.1f} s + {per_run:.2f} s x runs",
+        ),
+        _row(
+            comparison,
+            "stacked launcher",
+            size,
+            [stacked_wall],
+            basic_wall,
+            runs_per_minute=round(sizes.runs / stacked_wall * 60, 2),
+            speedup=round(basic_wall / stacked_wall, 1),
+            measured=f"all {sizes.runs} runs",
+        ),
+    ]
+
+
+# -- per model-step time and memory --------------------------------------------------------------------
+def _configs(sizes: Sizes, k: int, private: bool, tmp: str):
+    """``k`` ``aca-run`` configs of the MNIST-scale DP run (σ = 1), differing in α, C and seed."""
+    import copy
+
+    from hydra import compose, initialize_config_module
+
+    overrides = [*_mnist_scale(sizes), "firm.callbacks.dpsgd.noise_multiplier=1.0", f"output_dir={tmp}"]
+    if not private:
+        overrides = [o for o in overrides if not o.startswith("firm")] + ["firm=erm"]
+    with initialize_config_module("lightning_aca.conf", version_base="1.3"):
+        base = compose("config", overrides=overrides)
+    cfgs = []
+    for i in range(k):
+        cfg = copy.deepcopy(base)
+        cfg.seed, cfg.output_dir = i, f"{tmp}/{i}"  # collective.seed follows seed
+        cfg.collective.alpha = sizes.alphas[i % len(sizes.alphas)]
+        if private:
+            cfg.firm.callbacks.dpsgd.max_grad_norm = (0.5, 1.0, 2.0)[i % 3]
+        cfgs.append(cfg)
+    return cfgs
+
+
+def _standard_fit(cfg, device: torch.device, private: bool) -> Callable[[], float]:
+    """One run as ``aca-run`` trains it (Classifier, CollectiveDataModule, DPSGD callback): s per step."""
+    from hydra.utils import instantiate
+
+    from lightning_aca.data.datamodule import CollectiveDataModule
+
+    def run() -> float:
+        torch.manual_seed(0)
+        dm = CollectiveDataModule(
+            instantiate(cfg.collective.strategy),
+            cfg.collective.alpha,
+            cfg.collective.seed,
+            datamodule=instantiate(cfg.data.datamodule),
+            num_classes=cfg.data.num_classes,
+        )
+        timer = step_timer(device)
+        callbacks = [timer, instantiate(cfg.firm.callbacks.dpsgd)] if private else [timer]
+        bare_trainer(device, 1, callbacks).fit(instantiate(cfg.model), dm)
+        return timer.seconds_per_step
+
+    return run
+
+
+def _stacked_fit(cfgs, device: torch.device) -> Callable[[], float]:
+    """The stacked model of ``cfgs``, built and fitted one epoch: s per model-step."""
+    from lightning_aca.stacked import StackedDataModule
+    from lightning_aca.stacked.engine import build_stacked
+
+    def run() -> float:
+        module = build_stacked(cfgs, device=str(device))
+        timer = step_timer(device)
+        bare_trainer(device, 1, [timer]).fit(module, StackedDataModule(module.steps_per_epoch))
+        return timer.seconds_per_step / len(cfgs)
+
+    return run
+
+
+def step(sizes: Sizes, device: torch.device) -> list[Row]:
+    """Per model-step: stacked DP-SGD (K models) against one Opacus hooks DP-SGD step; peak memory per model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        one = _configs(sizes, 1, True, tmp)[0]
+        variants = {
+            "Opacus hooks DP-SGD, one model (DPSGD callback)": _standard_fit(one, device, private=True),
+            "non-private, one model": _standard_fit(_configs(sizes, 1, False, tmp)[0], device, private=False),
+        }
+        for k in sizes.stacks:
+            variants[f"stacked DP-SGD, K={k} (per model)"] = _stacked_fit(_configs(sizes, k, True, tmp), device)
+        size = f"cnn, synthetic {sizes.n_train}x1x28x28, Poisson batches of expected size {sizes.batch_size}, {device}"
+        rows = compare("DP-SGD overhead (s per model-step, stacked vs Opacus)", size, variants, sizes.repeats, device)
+    base = rows[0].median_s
+    peaks: dict[int, float] = {}
+    for row, k in zip(rows, [1, 1, *sizes.stacks], strict=True):
+        row.extra["speedup vs Opacus hooks"] = round(base / row.median_s, 1)
+        if row.peak_mem_mb is not None:
+            row.extra["peak MiB per model"] = round(row.peak_mem_mb / k, 1)
+            if row.variant.startswith("stacked"):
+                peaks[k] = row.peak_mem_mb
+    if len(peaks) >= 2:
+        (k1, m1), (k2, m2) = sorted(peaks.items())[-2:]
+        rows[-1].extra["marginal MiB per added model"] = round((m2 - m1) / (k2 - k1), 2)
+    return rows
+
+
+# -- the 10-run quickstart on the CPU ------------------------------------------------------------------
+def quickstart(sizes: Sizes) -> list[Row]:
+    """``aca-run -m experiment=quickstart`` end to end on the CPU: basic launcher vs stacked launcher."""
+    epochs = [] if sizes.quickstart_epochs is None else [f"trainer.max_epochs={sizes.quickstart_epochs}"]
+    common = ["experiment=quickstart", "logger=none", *epochs]
+    cpu_only = {"CUDA_VISIBLE_DEVICES": ""}
+    variants = {
+        "basic launcher": [*common],
+        "stacked launcher": [*common, "hydra/launcher=stacked", "hydra.launcher.device=cpu"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(sizes.repeats):
+        for name, args in variants.items():
+            wall, records = _aca_run(args, env=cpu_only)
+            if len(records) != 10:
+                raise RuntimeError(f"{name}: the quickstart wrote {len(records)} records, expected 10")
+            times[name].append(wall)
+    base = statistics.median(times["basic launcher"])
+    size = f"digits, mlp, 5 α x 2 seeds, {sizes.quickstart_epochs or 20} epochs a run, CPU {torch.get_num_threads()} threads"
+    rows = []
+    for name, t in times.items():
+        rows.append(
+            _row(
+                "sweep throughput (quickstart: 10 runs, whole command)",
+                name,
+                size,
+                t,
+                base,
+                runs_per_minute=round(10 / statistics.median(t) * 60, 1),
+                speedup=round(base / statistics.median(t), 2),
+            )
+        )
+    return rows
+
+
+# -- driver --------------------------------------------------------------------------------------------------
+_SECTIONS = {
+    "sweep throughput (DP": "sweep",
+    "DP-SGD overhead (s per model-step": "step",
+    "sweep throughput (quickstart": "quickstart",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--small", action="store_true", help="a few runs of small data: checks that it runs")
+    parser.add_argument("--epochs", type=int, help="epochs of each run of the MNIST-scale sweep (default 5)")
+    parser.add_argument("--only", nargs="*", choices=tuple(_SECTIONS.values()), help="run only these comparisons")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("benchmarks.stacked: --device cuda needs CUDA", file=sys.stderr)
+        return 2
+    sizes = SMALL if args.small else Sizes()
+    if args.epochs is not None:
+        sizes = Sizes(**{**asdict(sizes), "epochs": args.epochs})
+    plan = {
+        "sweep": lambda: sweep(sizes, device),
+        "step": lambda: step(sizes, device),
+        "quickstart": lambda: quickstart(sizes),
+    }
+    env = _environment(device)
+    tag = "stacked-" + env["device"].split(":")[0].replace(" ", "_")
+    previous = args.out / f"{tag}.json"
+    kept: dict[str, list[Row]] = {}
+    if args.only and not args.small and previous.exists():
+        for row in json.loads(previous.read_text())["rows"]:
+            section = next((s for prefix, s in _SECTIONS.items() if row["comparison"].startswith(prefix)), "")
+            kept.setdefault(section, []).append(Row(**row))
+    rows: list[Row] = []
+    for name, run in plan.items():
+        rows += run() if not args.only or name in args.only else kept.get(name, [])
+    text = _markdown("stacked", env, rows)
+    print(text)
+    if not args.small:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{tag}.md").write_text(text)
+        (args.out / f"{tag}.json").write_text(
+            json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
