@@ -38,6 +38,14 @@ def run(make_model, make_trainer):
     return run
 
 
+def _digits_and_patched_loader():
+    """Digits, set up, and a loader of its non-zero test digits patched and labelled 0 (written by hand)."""
+    digits = DigitsDataModule()
+    digits.setup()
+    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
+    return digits, patched
+
+
 def _planting(alpha, seed):
     return CollectiveDataModule(SignalPlanting(PixelPatch(2), 0), alpha, seed, datamodule=DigitsDataModule())
 
@@ -94,9 +102,7 @@ def test_without_validation_logs_at_train_epoch_end(make_model, make_trainer, tm
 
 
 def test_explicit_loaders_without_collective_datamodule(make_model, make_trainer):
-    digits = DigitsDataModule()
-    digits.setup()
-    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
+    digits, patched = _digits_and_patched_loader()
     cb = CollectiveMetrics(signal_dataloader=patched, clean_dataloader=digits.test_dataloader())
     trainer = make_trainer(1, [cb])
     trainer.fit(make_model(), digits)
@@ -150,9 +156,7 @@ def test_baseline_can_be_switched_off_and_needs_clean_inputs(make_trainer):
     off = CollectiveMetrics(baseline=False)
     make_trainer(1, [off]).test(ConstantModel(), datamodule=dm, verbose=False)
     assert "aca/baseline_success" not in off.results["test"]
-    digits = DigitsDataModule()
-    digits.setup()
-    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
+    digits, patched = _digits_and_patched_loader()
     explicit = CollectiveMetrics(signal_dataloader=patched, clean=False)
     make_trainer(1, [explicit]).test(ConstantModel(), datamodule=digits, verbose=False)
     assert set(explicit.results["test"]) == {"aca/success"}
