@@ -1,8 +1,9 @@
-"""Shared test helpers: a LightningModule written without lightning_aca, and a quiet CPU Trainer.
+"""Shared test helpers: a LightningModule written without lightning_aca, a quiet CPU Trainer, aca-run's configs.
 
 Tests are collected with ``--import-mode=importlib``, so test files cannot import each other or this
 file; the helpers are handed out by fixtures instead. ``plain_model`` gives the class (subclass it
-inside a test, or call it with options); ``make_trainer`` gives a Trainer builder.
+inside a test, or call it with options); ``make_trainer`` gives a Trainer builder; ``compose_config``
+composes aca-run's configuration with overrides.
 """
 
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 import lightning as L
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 from torch import nn
 
 
@@ -107,6 +109,12 @@ def _make_trainer(max_epochs=1, callbacks=(), **kwargs):
     return L.Trainer(callbacks=list(callbacks), **(options | kwargs))
 
 
+def _compose_config(*overrides, return_hydra_config=False):
+    """aca-run's configuration with ``overrides``, as Hydra composes it for a run."""
+    with initialize_config_module("lightning_aca.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
 @pytest.fixture
 def plain_model():
     """The :class:`PlainModel` class."""
@@ -117,6 +125,12 @@ def plain_model():
 def make_trainer():
     """``make_trainer(max_epochs=1, callbacks=(), **trainer_kwargs) -> L.Trainer``."""
     return _make_trainer
+
+
+@pytest.fixture(scope="session")
+def compose_config():
+    """``compose_config(*overrides, return_hydra_config=False) -> DictConfig``; session-scoped for module fixtures."""
+    return _compose_config
 
 
 @pytest.fixture(autouse=True)

@@ -5,18 +5,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
 from lightning_aca import cli
 from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, sweep_params
 from lightning_aca.cli import ConfigError, run_experiment, validate
 
 FAST = ["trainer.max_epochs=3", "quiet=true", "logger=none"]
-
-
-def _compose(overrides):
-    with initialize_config_module("lightning_aca.conf", version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def _aca_run(args, cwd, env=None, timeout=180):
@@ -31,8 +25,8 @@ def _aca_run(args, cwd, env=None, timeout=180):
     )
 
 
-def test_compose_and_run_writes_a_complete_record(tmp_path):
-    cfg = _compose([*FAST, "collective.alpha=0.05", "seed=1", f"output_dir={tmp_path}"])
+def test_compose_and_run_writes_a_complete_record(compose_config, tmp_path):
+    cfg = compose_config(*FAST, "collective.alpha=0.05", "seed=1", f"output_dir={tmp_path}")
     record = run_experiment(cfg)
     on_disk = json.loads((tmp_path / "record.json").read_text())
     assert on_disk == json.loads(json.dumps(record, default=str))
@@ -46,24 +40,24 @@ def test_compose_and_run_writes_a_complete_record(tmp_path):
     assert {"torch", "lightning", "python"} <= set(record["versions"])
 
 
-def test_dpsgd_firm_writes_epsilon_into_the_record(tmp_path):
-    cfg = _compose([*FAST, "firm=dpsgd", "collective.alpha=0.05", f"output_dir={tmp_path}"])
+def test_dpsgd_firm_writes_epsilon_into_the_record(compose_config, tmp_path):
+    cfg = compose_config(*FAST, "firm=dpsgd", "collective.alpha=0.05", f"output_dir={tmp_path}")
     record = run_experiment(cfg)
     assert record["config"]["firm"]["name"] == "dpsgd"
     assert 0 < record["epsilon"] < 50
 
 
-def test_gdro_firm_on_spurious_digits_logs_group_accuracies(tmp_path):
-    cfg = _compose([*FAST, "firm=gdro", "data=spurious", "collective.alpha=0.02", f"output_dir={tmp_path}"])
+def test_gdro_firm_on_spurious_digits_logs_group_accuracies(compose_config, tmp_path):
+    cfg = compose_config(*FAST, "firm=gdro", "data=spurious", "collective.alpha=0.02", f"output_dir={tmp_path}")
     record = run_experiment(cfg)
     metrics = record["metrics"]
     assert record["config"]["model"]["per_sample_loss"] is True
     assert metrics["aca/worst_group_acc"] == min(metrics[f"aca/group_acc/{g}"] for g in range(4))
 
 
-def test_existing_record_is_skipped(tmp_path, capsys):
+def test_existing_record_is_skipped(compose_config, tmp_path, capsys):
     (tmp_path / "record.json").write_text(json.dumps({"schema_version": 1, "marker": 7}))
-    cfg = _compose([*FAST, f"output_dir={tmp_path}"])
+    cfg = compose_config(*FAST, f"output_dir={tmp_path}")
     assert run_experiment(cfg)["marker"] == 7
     assert "skip" in capsys.readouterr().out
 
@@ -77,13 +71,13 @@ def test_existing_record_is_skipped(tmp_path, capsys):
         ("seed=1.5", r"^seed must be a non-negative int, got 1\.5"),
     ],
 )
-def test_validate_names_the_key(override, match):
+def test_validate_names_the_key(compose_config, override, match):
     with pytest.raises(ConfigError, match=match):
-        validate(_compose([override]))
+        validate(compose_config(override))
 
 
-def test_alpha_is_left_to_the_datamodule_which_names_it(tmp_path):
-    cfg = _compose([*FAST, "collective.alpha=1.5", f"output_dir={tmp_path}"])
+def test_alpha_is_left_to_the_datamodule_which_names_it(compose_config, tmp_path):
+    cfg = compose_config(*FAST, "collective.alpha=1.5", f"output_dir={tmp_path}")
     validate(cfg)
     with pytest.raises(ValueError, match=r"alpha.*1\.5"):
         run_experiment(cfg)
@@ -139,8 +133,8 @@ def test_multirun_resumes_and_reports(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_quickstart_experiment_composes_a_sweep():
-    cfg = _compose(["experiment=quickstart"])
+def test_quickstart_experiment_composes_a_sweep(compose_config):
+    cfg = compose_config("experiment=quickstart")
     assert cfg.quiet and cfg.trainer.max_epochs == 20 and cfg.data.datamodule.batch_size == 64
 
 
@@ -181,14 +175,11 @@ def test_joblib_launcher_runs_in_parallel_processes(tmp_path):
     assert len(list(Path(sweep).glob("*/record.json"))) == 2
 
 
-def test_slurm_launcher_config_resolves_to_submitit():
+def test_slurm_launcher_config_resolves_to_submitit(compose_config):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    with initialize_config_module("lightning_aca.conf", version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=gpu"],
-            return_hydra_config=True,
-        )
+    cfg = compose_config(
+        "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=gpu", return_hydra_config=True
+    )
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert launcher.partition == "gpu" and launcher.timeout_min == 60 and launcher.tasks_per_node == 1
@@ -209,9 +200,9 @@ def test_submitit_launcher_runs_each_job_in_its_own_process(tmp_path):
     assert sorted(r["alpha"] for r in records) == [0.01, 0.05]
 
 
-def test_collate_injection_gives_the_same_run(tmp_path):
+def test_collate_injection_gives_the_same_run(compose_config, tmp_path):
     records = [
-        run_experiment(_compose([*FAST, f"collective.injection={mode}", f"output_dir={tmp_path / mode}"]))
+        run_experiment(compose_config(*FAST, f"collective.injection={mode}", f"output_dir={tmp_path / mode}"))
         for mode in ("item", "collate")
     ]
     assert records[0]["metrics"]["aca/success"] == records[1]["metrics"]["aca/success"]

@@ -13,14 +13,13 @@ def test_per_sample_loss_returns_the_losses_whose_mean_erm_uses():
     assert torch.allclose(losses.mean(), mean)
 
 
-def test_logged_epoch_losses_are_the_per_sample_means():
-    import lightning as L
+def test_logged_epoch_losses_are_the_per_sample_means(make_trainer):
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(0)
     data = TensorDataset(torch.rand(50, 1, 8, 8), torch.arange(50) % 10)
     model = Classifier(lr=1e-9)  # the weights barely move, so the epoch's losses are the final model's
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = make_trainer()
     trainer.fit(model, DataLoader(data, batch_size=16), DataLoader(data, batch_size=20))
     with torch.no_grad():
         losses = torch.nn.functional.cross_entropy(model(data.tensors[0]), data.tensors[1], reduction="none")

@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.utils.data import TensorDataset
 
-from lightning_aca.data.in_memory import InMemoryDataModule
-from lightning_aca.validation import integer, non_negative_int, non_negative_real, positive_int, positive_real
+from lightning_aca.data.in_memory import _NoisyClassesDataModule
+from lightning_aca.validation import non_negative_real, positive_int, positive_real
 
 
 def gaussian_class_means(num_classes: int, num_features: int, separation: float) -> torch.Tensor:
@@ -35,7 +34,7 @@ def gaussian_class_means(num_classes: int, num_features: int, separation: float)
     return (separation / 2 * means).float()
 
 
-class GaussianDataModule(InMemoryDataModule):
+class GaussianDataModule(_NoisyClassesDataModule):
     """Gaussian classes: y uniform over K classes, x = clip(μ_y + noise·ε, −bound, bound), ε ~ N(0, I).
 
     Training and test sets are drawn independently from one generator seeded by ``seed``;
@@ -71,33 +70,24 @@ class GaussianDataModule(InMemoryDataModule):
         seed: int = 0,
         batch_size: int = 64,
     ) -> None:
-        super().__init__(batch_size)
-        n_train, n_test = positive_int("n_train", n_train), positive_int("n_test", n_test)
-        num_features = positive_int("num_features", num_features)
-        num_classes = integer("num_classes", num_classes, low=2, kind="an int >= 2")
-        if num_classes > 2 and num_features < 2:
+        super().__init__(n_train, n_test, num_classes, positive_real("noise", noise), seed, batch_size)
+        self.num_features = positive_int("num_features", num_features)
+        if self.num_classes > 2 and self.num_features < 2:
             raise ValueError(
                 f"num_features={num_features} cannot hold {num_classes} class means on a circle; use num_features >= 2."
             )
-        noise, bound = positive_real("noise", noise), positive_real("bound", bound)
-        separation = non_negative_real("separation", separation)
-        seed = non_negative_int("seed", seed)
-        self.n_train, self.n_test = n_train, n_test
-        self.num_features, self.num_classes = num_features, num_classes
-        self.separation, self.noise, self.bound = float(separation), float(noise), float(bound)
-        self.seed = seed
+        self.separation = non_negative_real("separation", separation)
+        self.bound = positive_real("bound", bound)
 
     @property
     def feature_bounds(self) -> tuple[float, float]:
         """The box ``(-bound, bound)`` every feature lies in."""
         return (-self.bound, self.bound)
 
-    def _sample(self, n: int, means: torch.Tensor, generator: torch.Generator) -> TensorDataset:
-        y = torch.randint(self.num_classes, (n,), generator=generator)
-        x = means[y] + self.noise * torch.randn(n, self.num_features, generator=generator)
-        return TensorDataset(x.clamp(-self.bound, self.bound), y)
+    @property
+    def _value_range(self) -> tuple[float, float]:
+        return self.feature_bounds
 
-    def build(self) -> tuple[TensorDataset, TensorDataset]:
-        generator = torch.Generator().manual_seed(self.seed)
-        means = gaussian_class_means(self.num_classes, self.num_features, self.separation)
-        return self._sample(self.n_train, means, generator), self._sample(self.n_test, means, generator)
+    def class_centers(self, generator: torch.Generator) -> torch.Tensor:
+        """The class means (:func:`gaussian_class_means`); ``generator`` is not drawn from."""
+        return gaussian_class_means(self.num_classes, self.num_features, self.separation)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from lightning_aca.validation import non_negative_int, positive_int
+from lightning_aca.validation import integer, non_negative_int, positive_int
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -50,3 +51,38 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset)
+
+
+class _NoisyClassesDataModule(InMemoryDataModule):
+    """x = clip(center[y] + noise·ε, low, high), ε ~ N(0, I), y uniform over the classes.
+
+    The class centers come first from one generator seeded by ``seed``, then the training set,
+    then the test set. Subclasses give :meth:`class_centers` and the clip range :attr:`_value_range`,
+    and check ``noise`` (whether 0 is allowed is theirs to say).
+    """
+
+    def __init__(self, n_train: int, n_test: int, num_classes: int, noise: float, seed: int, batch_size: int) -> None:
+        super().__init__(batch_size)
+        self.n_train, self.n_test = positive_int("n_train", n_train), positive_int("n_test", n_test)
+        self.num_classes = integer("num_classes", num_classes, low=2, kind="an int >= 2")
+        self.noise = noise
+        self.seed = non_negative_int("seed", seed)
+
+    @property
+    @abstractmethod
+    def _value_range(self) -> tuple[float, float]:
+        """``(low, high)``: every value is clipped into it."""
+
+    @abstractmethod
+    def class_centers(self, generator: torch.Generator) -> torch.Tensor:
+        """``(num_classes, *input_shape)``: the noiseless input of each class."""
+
+    def _sample(self, n: int, centers: torch.Tensor, generator: torch.Generator) -> TensorDataset:
+        y = torch.randint(self.num_classes, (n,), generator=generator)
+        x = centers[y] + self.noise * torch.randn(n, *centers.shape[1:], generator=generator)
+        return TensorDataset(x.clamp(*self._value_range), y)
+
+    def build(self) -> tuple[TensorDataset, TensorDataset]:
+        generator = torch.Generator().manual_seed(self.seed)
+        centers = self.class_centers(generator)
+        return self._sample(self.n_train, centers, generator), self._sample(self.n_test, centers, generator)

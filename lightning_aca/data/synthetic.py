@@ -10,13 +10,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
 
-from lightning_aca.data.in_memory import InMemoryDataModule
-from lightning_aca.validation import integer, non_negative_int, non_negative_real, positive_int
+from lightning_aca.data.in_memory import _NoisyClassesDataModule
+from lightning_aca.validation import non_negative_real, positive_int
 
 
-class SyntheticDataModule(InMemoryDataModule):
+class SyntheticDataModule(_NoisyClassesDataModule):
     """Noisy class prototypes: x = clip(prototype[y] + noise·ε, 0, 1), y uniform over classes.
 
     Example:
@@ -36,22 +35,14 @@ class SyntheticDataModule(InMemoryDataModule):
         seed: int = 0,
         batch_size: int = 64,
     ) -> None:
-        super().__init__(batch_size)
-        n_train, n_test = positive_int("n_train", n_train), positive_int("n_test", n_test)
-        num_classes = integer("num_classes", num_classes, low=2, kind="an int >= 2")
-        noise = non_negative_real("noise", noise)
-        seed = non_negative_int("seed", seed)
-        image_shape = tuple(positive_int("image_shape", side) for side in image_shape)
-        self.n_train, self.n_test, self.num_classes = n_train, n_test, num_classes
-        self.image_shape, self.noise, self.seed = tuple(image_shape), noise, seed
+        super().__init__(n_train, n_test, num_classes, non_negative_real("noise", noise), seed, batch_size)
+        self.image_shape = tuple(positive_int("image_shape", side) for side in image_shape)
 
-    def _sample(self, n: int, prototypes: torch.Tensor, g: torch.Generator) -> TensorDataset:
-        y = torch.randint(self.num_classes, (n,), generator=g)
-        x = prototypes[y] + self.noise * torch.randn(n, 1, *self.image_shape, generator=g)
-        return TensorDataset(x.clamp(0, 1), y)
+    @property
+    def _value_range(self) -> tuple[float, float]:
+        return (0.0, 1.0)
 
-    def build(self) -> tuple[TensorDataset, TensorDataset]:
-        g = torch.Generator().manual_seed(self.seed)
-        coarse = torch.rand(self.num_classes, 1, 4, 4, generator=g)
-        prototypes = F.interpolate(coarse, size=self.image_shape, mode="bilinear", align_corners=False)
-        return self._sample(self.n_train, prototypes, g), self._sample(self.n_test, prototypes, g)
+    def class_centers(self, generator: torch.Generator) -> torch.Tensor:
+        """Smooth random prototypes ``(num_classes, 1, H, W)``: 4×4 uniform noise, bilinearly upsampled."""
+        coarse = torch.rand(self.num_classes, 1, 4, 4, generator=generator)
+        return F.interpolate(coarse, size=self.image_shape, mode="bilinear", align_corners=False)

@@ -16,20 +16,14 @@ from lightning_aca.analysis.records import (
 )
 
 
-def record(alpha, seed, firm="erm", success=0.5, **extra):
-    sweep = {"collective.alpha": alpha, "seed": seed, "firm": firm}
-    return {
-        "schema_version": 1,
-        "overrides": [f"{key}={value}" for key, value in sweep.items()],
-        "sweep": sweep,
-        "alpha": alpha,
-        "seed": seed,
-        "strategy": "SignalPlanting",
-        "target": 0,
-        "metrics": {"aca/success": success, "aca/clean_acc": 0.97},
-        "epsilon": None,
-        **extra,
-    }
+@pytest.fixture
+def record(run_record):
+    """``record(alpha, seed, firm="erm", success=0.5, **fields)``."""
+
+    def record(alpha, seed, firm="erm", success=0.5, **fields):
+        return run_record(alpha, seed, firm, {"aca/success": success, "aca/clean_acc": 0.97}, **fields)
+
+    return record
 
 
 def write(path, content):
@@ -38,7 +32,7 @@ def write(path, content):
     return path
 
 
-def test_find_records_recurses_takes_files_and_lists_each_once(tmp_path):
+def test_find_records_recurses_takes_files_and_lists_each_once(record, tmp_path):
     first = write(tmp_path / "sweep_a" / "0" / "record.json", record(0.01, 0))
     second = write(tmp_path / "sweep_a" / "1" / "record.json", record(0.01, 1))
     third = write(tmp_path / "sweep_b" / "0" / "record.json", record(0.1, 0))
@@ -55,7 +49,7 @@ def test_find_records_rejects_missing_path(tmp_path):
         find_records([tmp_path / "nope"])
 
 
-def test_load_records_skips_unusable_files_with_a_warning_naming_them(tmp_path):
+def test_load_records_skips_unusable_files_with_a_warning_naming_them(record, tmp_path):
     good = record(0.01, 0, success=0.75)
     write(tmp_path / "0" / "record.json", good)
     partial = write(tmp_path / "1" / "record.json", json.dumps(record(0.01, 1))[:40])
@@ -82,7 +76,7 @@ def test_load_records_raises_naming_the_paths_when_nothing_is_usable(tmp_path):
         load_records([tmp_path / "bad"])
 
 
-def test_group_key_drops_alpha_seed_and_hydra_keys_and_sorts_the_rest():
+def test_group_key_drops_alpha_seed_and_hydra_keys_and_sorts_the_rest(record):
     run = record(0.01, 3)
     run["sweep"] |= {
         "data.seed": 7,
@@ -102,7 +96,7 @@ def test_one_record_name_and_schema_version_shared_by_writer_and_reader():
     assert (RECORD_NAME, SCHEMA_VERSION) == ("record.json", 1)
 
 
-def test_write_record_is_atomic_and_readable(tmp_path):
+def test_write_record_is_atomic_and_readable(record, tmp_path):
     run = record(0.01, 0)
     path = write_record(run, tmp_path / "run")
     assert path == tmp_path / "run" / RECORD_NAME
@@ -123,7 +117,7 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["report.csv"]
 
 
-def test_records_name_the_target_class_under_either_key(tmp_path):
+def test_records_name_the_target_class_under_either_key(record, tmp_path):
     write(tmp_path / "old" / "record.json", record(0.01, 0))
     new = {key: value for key, value in record(0.01, 1).items() if key != "target"} | {"target_class": 3}
     write(tmp_path / "new" / "record.json", new)

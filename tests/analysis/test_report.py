@@ -22,39 +22,40 @@ def logistic(alpha):
     return 0.0 if alpha == 0 else 1.0 / (1.0 + (alpha / ALPHA_0) ** -SLOPE)
 
 
-def make_record(alpha, seed, firm):
-    """erm reaches S* = 0.9 near TRUE_ALPHA_STAR; dpsgd (half the success, with ε) never does."""
-    scale = 0.5 if firm == "dpsgd" else 1.0
-    sweep = {"collective.alpha": alpha, "seed": seed, "firm": firm}
-    return {
-        "schema_version": 1,
-        "overrides": [f"{key}={value}" for key, value in sweep.items()],
-        "sweep": sweep,
-        "alpha": alpha,
-        "seed": seed,
-        "strategy": "SignalPlanting",
-        "target": 0,
-        "metrics": {
+@pytest.fixture
+def make_record(run_record):
+    """``make_record(alpha, seed, firm)``: erm reaches S* = 0.9 near TRUE_ALPHA_STAR; dpsgd (half the S, with ε) never does."""
+
+    def make_record(alpha, seed, firm):
+        scale = 0.5 if firm == "dpsgd" else 1.0
+        metrics = {
             "aca/success": min(max(scale * logistic(alpha) + SEED_OFFSETS[seed] + 0.02, 0.0), 1.0),
             "aca/clean_acc": 0.97 - 0.01 * seed - (0.05 if firm == "dpsgd" else 0.0),
             "aca/alpha": alpha,
-        },
-        "epsilon": 8.0 + 0.1 * seed if firm == "dpsgd" else None,
-        "theory": {"xi": 0.0 if firm == "erm" else None, "n_train": 1347},
-        "config": {},
-        "wall_time_s": 1.0,
-        "versions": {"lightning_aca": "0.1.0"},
-    }
+        }
+        return run_record(
+            alpha,
+            seed,
+            firm,
+            metrics,
+            epsilon=8.0 + 0.1 * seed if firm == "dpsgd" else None,
+            theory={"xi": 0.0 if firm == "erm" else None, "n_train": 1347},
+            config={},
+            wall_time_s=1.0,
+            versions={"lightning_aca": "0.1.0"},
+        )
+
+    return make_record
 
 
-def fragile_records():
+def fragile_records(make_record):
     """Mean S reaches 0.9 at α = 0.1, but no resample holding seed 0 twice (7/27 of them) does: α*'s high end is ∞."""
     runs = [(0.01, 0, 0.1), (0.1, 0, 0.8), (0.01, 1, 0.5), (0.1, 1, 1.0), (0.01, 2, 0.5), (0.1, 2, 1.0)]
     return [make_record(alpha, seed, "fragile") | {"metrics": {"aca/success": s}} for alpha, seed, s in runs]
 
 
 @pytest.fixture
-def sweeps(tmp_path):
+def sweeps(tmp_path, make_record):
     """Two Hydra multiruns under one directory, one per firm, jobs numbered as Hydra does."""
     root = tmp_path / "multirun"
     for firm in ("erm", "dpsgd"):
@@ -104,7 +105,7 @@ def test_summarize_finds_the_known_critical_mass_and_a_group_that_never_reaches_
     assert dpsgd.max_mean_success == pytest.approx(0.5 * logistic(0.1) + 0.02)
 
 
-def test_summarize_single_seed_sweep_without_settings(tmp_path):
+def test_summarize_single_seed_sweep_without_settings(make_record, tmp_path):
     records = [make_record(alpha, 1, "erm") | {"sweep": {"seed": 1, "collective.alpha": alpha}} for alpha in ALPHAS]
     (summary,) = summarize(records, n_bootstrap=0)
     assert summary.label == "(all runs)"
@@ -176,8 +177,8 @@ def test_write_report_csv_and_json(sweeps, tmp_path):
     assert groups["firm=dpsgd"]["alpha_star"]["alpha_star"] is None
 
 
-def test_write_report_json_stays_strict_with_an_interval_above_the_range(tmp_path):
-    (summary,) = summarize(fragile_records(), n_bootstrap=200)
+def test_write_report_json_stays_strict_with_an_interval_above_the_range(make_record, tmp_path):
+    (summary,) = summarize(fragile_records(make_record), n_bootstrap=200)
     assert summary.alpha_star.high == math.inf
 
     paths = write_report([summary], tmp_path)
@@ -240,12 +241,12 @@ def test_main_errors_are_one_line_with_exit_code_2(sweeps, tmp_path, capsys, arg
     assert captured.out == ""
 
 
-def test_main_wandb_logs_an_offline_run_under_the_out_dir(sweeps, tmp_path, monkeypatch):
+def test_main_wandb_logs_an_offline_run_under_the_out_dir(make_record, sweeps, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     for variable in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(variable, str(tmp_path / variable.lower()))
-    for job, record in enumerate(fragile_records()):  # an "inf" interval end beside finite ones in the table
+    for job, record in enumerate(fragile_records(make_record)):  # an "inf" interval end beside finite ones in the table
         path = sweeps / "sweep_fragile" / str(job) / "record.json"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(record))
@@ -260,7 +261,7 @@ def test_main_wandb_logs_an_offline_run_under_the_out_dir(sweeps, tmp_path, monk
     assert list(runs[0].glob("*.wandb"))
 
 
-def constant_model_records(target_key="target_class"):
+def constant_model_records(make_record, target_key="target_class"):
     """A model that predicts y* everywhere: S = 1 at every α, and S = 1 on the clean inputs too."""
     records = []
     for alpha in (0.01, 0.1):
@@ -273,7 +274,7 @@ def constant_model_records(target_key="target_class"):
     return records
 
 
-def trained_records():
+def trained_records(make_record):
     return [
         make_record(alpha, seed, "trained")
         | {"metrics": {"aca/success": s, "aca/baseline_success": 0.05, "aca/clean_acc": 0.95}}
@@ -282,8 +283,8 @@ def trained_records():
     ]
 
 
-def test_success_not_above_its_baseline_is_flagged(tmp_path):
-    summaries = by_label(summarize(constant_model_records() + trained_records(), n_bootstrap=0))
+def test_success_not_above_its_baseline_is_flagged(make_record, tmp_path):
+    summaries = by_label(summarize(constant_model_records(make_record) + trained_records(make_record), n_bootstrap=0))
     constant, trained = summaries["firm=constant"], summaries["firm=trained"]
 
     assert [(row.success_mean, row.baseline_success_mean, row.above_baseline) for row in constant.rows] == [
@@ -316,8 +317,8 @@ def test_success_not_above_its_baseline_is_flagged(tmp_path):
     assert document["groups"][0]["rows"][0]["above_baseline"] is False
 
 
-def test_records_with_the_old_target_key_are_flagged_alike(tmp_path):
-    for job, record in enumerate(constant_model_records(target_key="target")):
+def test_records_with_the_old_target_key_are_flagged_alike(make_record, tmp_path):
+    for job, record in enumerate(constant_model_records(make_record, target_key="target")):
         path = tmp_path / str(job) / "record.json"
         path.parent.mkdir()
         path.write_text(json.dumps(record))
@@ -327,8 +328,8 @@ def test_records_with_the_old_target_key_are_flagged_alike(tmp_path):
     assert summary.not_above_baseline == (0.01, 0.1)
 
 
-def test_erasing_runs_and_runs_without_a_baseline_are_not_flagged():
-    erasing = [record | {"target_class": None} for record in constant_model_records()]
+def test_erasing_runs_and_runs_without_a_baseline_are_not_flagged(make_record):
+    erasing = [record | {"target_class": None} for record in constant_model_records(make_record)]
     assert summarize(erasing, n_bootstrap=0)[0].not_above_baseline == ()
     (old,) = summarize([make_record(0.1, 0, "erm")], n_bootstrap=0)
     assert old.rows[0].baseline_success_mean is None and old.rows[0].above_baseline is None

@@ -2,7 +2,6 @@ import lightning as L
 import pytest
 import torch
 from sklearn.datasets import load_digits
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from lightning_aca import CollectiveDataModule, DigitsDataModule, LabelFlip, PixelPatch, SignalPlanting
@@ -33,51 +32,16 @@ class PlainDigits(L.LightningDataModule):
         return DataLoader(self.test, batch_size=64)
 
 
-class PlainModel(L.LightningModule):
-    """A LightningModule written without any knowledge of lightning_aca."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-
-    def forward(self, x):
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = nn.functional.cross_entropy(self(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("val_acc", (self(x).argmax(1) == y).float().mean())
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
-
-
-def _trainer(epochs):
-    return L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-
-
-def test_wraps_a_foreign_datamodule_and_trains_with_a_real_trainer():
+def test_wraps_a_foreign_datamodule_and_trains_with_a_real_trainer(plain_model, make_trainer):
     L.seed_everything(0)
     dm = CollectiveDataModule(PLANT, alpha=0.1, seed=0, datamodule=PlainDigits())
-    model = PlainModel()
-    trainer = _trainer(epochs=8)
+    model = plain_model()
+    trainer = make_trainer(max_epochs=8)
     trainer.fit(model, dm)
     assert len(dm.train_dataset.members) == 140
     loader = dm.train_dataloader()
     assert loader.batch_size == 32 and loader.drop_last and len(loader) == 1400 // 32
-    assert trainer.callback_metrics["val_acc"] > 0.85
+    assert trainer.callback_metrics["val/acc"] > 0.85
     model.eval()
     with torch.no_grad():
         hits = sum((model(x).argmax(1) == y).sum().item() for x, y in dm.signal_test_dataloader())
@@ -181,13 +145,13 @@ def test_unknown_target_fails_at_setup():
         dm.setup("fit")
 
 
-def test_collate_injection_trains_like_item_injection():
+def test_collate_injection_trains_like_item_injection(plain_model, make_trainer):
     results = {}
     for injection in ("item", "collate", "auto"):
         L.seed_everything(0)
         dm = CollectiveDataModule(PLANT, alpha=0.1, datamodule=PlainDigits(), injection=injection)
-        model = PlainModel()
-        _trainer(epochs=4).fit(model, dm)
+        model = plain_model()
+        make_trainer(max_epochs=4).fit(model, dm)
         model.eval()
         with torch.no_grad():
             hits = sum((model(x).argmax(1) == y).sum().item() for x, y in dm.signal_test_dataloader())

@@ -1,3 +1,4 @@
+import json
 import logging
 import warnings
 
@@ -8,6 +9,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from lightning_aca import Classifier, CollectiveDataModule
+from lightning_aca.cli import run_experiment
 from lightning_aca.data.gaussian import GaussianDataModule
 from lightning_aca.gradient_strategies import GradientStrategy
 
@@ -64,7 +66,21 @@ def classifier():
 
 
 @pytest.fixture
-def fit_model():
+def fit_model(make_trainer):
+    """``fit_model(make_model, datamodule, callbacks, max_epochs=None, max_steps=-1) -> (trainer, model)``."""
+
+    def fit(make_model, datamodule, callbacks, max_epochs=None, max_steps=-1):
+        """Seed, build the model (so every run starts from the same weights), train."""
+        L.seed_everything(0, verbose=False)
+        model = make_model()
+        trainer = make_trainer(max_epochs, callbacks, max_steps=max_steps, num_sanity_val_steps=0, limit_val_batches=0)
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r".*(does not have many workers|Secure RNG|Full backward hook|no `validation_step`).*"
+            )
+            trainer.fit(model, datamodule)
+        return trainer, model
+
     return fit
 
 
@@ -84,30 +100,6 @@ def linear_classifier(lr=0.1):
     return Classifier(arch="linear", input_shape=(2,), num_classes=2, lr=lr, momentum=0.0)
 
 
-def fit(make_model, datamodule, callbacks, max_epochs=None, max_steps=-1):
-    """Seed, build the model (so every run starts from the same weights), train; return (trainer, model)."""
-    L.seed_everything(0, verbose=False)
-    model = make_model()
-    trainer = L.Trainer(
-        max_epochs=max_epochs,
-        max_steps=max_steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".*(does not have many workers|Secure RNG|Full backward hook|no `validation_step`).*"
-        )
-        trainer.fit(model, datamodule)
-    return trainer, model
-
-
 def tiny_datamodule(alpha, inputs, labels, batch_size=None):
     dataset = TensorDataset(inputs, labels)
     return CollectiveDataModule(
@@ -118,6 +110,42 @@ def tiny_datamodule(alpha, inputs, labels, batch_size=None):
         batch_size=batch_size or len(inputs),
         return_membership=True,
     )
+
+
+TINY = [
+    "model=linear",
+    "data=gaussian",
+    "quiet=true",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "data.datamodule.n_train=300",
+    "data.datamodule.n_test=100",
+]
+
+
+@pytest.fixture(scope="session")
+def compose_gaussian(compose_config):
+    """``compose_gaussian(*overrides)``: aca-run's configuration for a linear model on small Gaussian data."""
+    return lambda *overrides: compose_config(*TINY, *overrides)
+
+
+@pytest.fixture(scope="session")
+def gradient_control_sweep(compose_gaussian, tmp_path_factory):
+    """Two aca-run runs of collective=gradient_control (α below and above α*), as a sweep folder."""
+    root = tmp_path_factory.mktemp("sweep")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a session fixture runs before the suite's one-thread fixture
+    start = "collective.callbacks.gradient_control.start_step=5"
+    for alpha in (0.05, 0.5):
+        out = root / f"alpha_{alpha}"
+        run_experiment(
+            compose_gaussian("collective=gradient_control", f"collective.alpha={alpha}", start, f"output_dir={out}")
+        )
+        record = json.loads((out / "record.json").read_text())
+        record["sweep"] = {"collective.alpha": alpha}  # what a multirun records
+        (out / "record.json").write_text(json.dumps(record))
+    torch.set_num_threads(threads)
+    return root
 
 
 @pytest.fixture(autouse=True)

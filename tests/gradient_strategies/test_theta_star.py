@@ -1,4 +1,3 @@
-import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -25,9 +24,9 @@ def test_state_dict_theta_star_reads_only_trainable_parameters():
     assert all(torch.all(t == 0.5) for t in theta.values())
 
 
-def test_checkpoint_paths_lightning_and_plain(tmp_path, linear_module):
+def test_checkpoint_paths_lightning_and_plain(tmp_path, linear_module, make_trainer):
     module = linear_module(d=2, k=3)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
+    trainer = make_trainer(max_steps=0)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     torch.save(module.state_dict(), tmp_path / "plain.pt")

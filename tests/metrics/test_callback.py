@@ -17,60 +17,42 @@ from lightning_aca import (
 )
 
 
-class PlainModel(L.LightningModule):
-    """A LightningModule that knows nothing of lightning_aca (with dropout, to test modes)."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10))
-
-    def forward(self, x):
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        return nn.functional.cross_entropy(self(x), y)
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
-
-    def test_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("test_acc", (self(x).argmax(1) == y).float().mean())
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+@pytest.fixture
+def make_model(plain_model):
+    """A fresh plain classifier, with dropout so that evaluation has modes to restore."""
+    return lambda: plain_model(dropout=0.1)
 
 
-def _trainer(epochs, callbacks, **kwargs):
-    return L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **({"logger": False} | kwargs),
-    )
+@pytest.fixture
+def run(make_model, make_trainer):
+    """``run(alpha, seed) -> (test results, CollectiveMetrics)`` after 12 epochs of planting on digits."""
+
+    def run(alpha, seed):
+        L.seed_everything(seed, verbose=False)
+        dm, cb = _planting(alpha, seed), CollectiveMetrics()
+        trainer = make_trainer(12, [cb])
+        model = make_model()
+        trainer.fit(model, dm)
+        return trainer.test(model, datamodule=dm, verbose=False)[0], cb
+
+    return run
+
+
+def _digits_and_patched_loader():
+    """Digits, set up, and a loader of its non-zero test digits patched and labelled 0 (written by hand)."""
+    digits = DigitsDataModule()
+    digits.setup()
+    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
+    return digits, patched
 
 
 def _planting(alpha, seed):
     return CollectiveDataModule(SignalPlanting(PixelPatch(2), 0), alpha, seed, datamodule=DigitsDataModule())
 
 
-def _run(alpha, seed):
-    L.seed_everything(seed, verbose=False)
-    dm, cb = _planting(alpha, seed), CollectiveMetrics()
-    trainer = _trainer(12, [cb])
-    model = PlainModel()
-    trainer.fit(model, dm)
-    return trainer.test(model, datamodule=dm, verbose=False)[0], cb
-
-
-def test_success_rises_with_alpha_on_digits():
-    small = [_run(0.005, seed)[0] for seed in (0, 1)]
-    large = [_run(0.10, seed)[0] for seed in (0, 1)]
+def test_success_rises_with_alpha_on_digits(run):
+    small = [run(0.005, seed)[0] for seed in (0, 1)]
+    large = [run(0.10, seed)[0] for seed in (0, 1)]
     s_small = statistics.mean(r["aca/success"] for r in small)
     s_large = statistics.mean(r["aca/success"] for r in large)
     assert s_large > 0.9 and s_large - s_small > 0.3, (s_small, s_large)
@@ -78,18 +60,18 @@ def test_success_rises_with_alpha_on_digits():
     assert large[0]["aca/alpha"] == pytest.approx(0.1) and large[0]["aca/members"] == 135.0
 
 
-def test_logged_success_matches_a_hand_count_and_keys_are_stable():
-    result, cb = _run(0.05, 0)
+def test_logged_success_matches_a_hand_count_and_keys_are_stable(run):
+    result, cb = run(0.05, 0)
     assert set(cb.results) == {"validate", "test"}
     keys = {"aca/success", "aca/baseline_success", "aca/clean_acc", "aca/alpha", "aca/population_alpha", "aca/members"}
     assert keys <= set(result)
     assert "aca/erasure_agreement" not in result  # planting: no erasure agreement
 
 
-def test_evaluation_restores_modes_and_rng():
+def test_evaluation_restores_modes_and_rng(make_model, make_trainer):
     dm, cb = _planting(0.05, 0), CollectiveMetrics()
-    model = PlainModel()
-    trainer = _trainer(1, [cb])
+    model = make_model()
+    trainer = make_trainer(1, [cb])
     trainer.fit(model, dm)
     model.train()
     model.net[3].eval()
@@ -110,36 +92,34 @@ def test_evaluation_restores_modes_and_rng():
     assert values["aca/baseline_success"] < values["aca/success"]
 
 
-def test_without_validation_logs_at_train_epoch_end(tmp_path):
+def test_without_validation_logs_at_train_epoch_end(make_model, make_trainer, tmp_path):
     dm = _planting(0.1, 0)
-    trainer = _trainer(2, [CollectiveMetrics()], logger=CSVLogger(tmp_path, name="run"), limit_val_batches=0)
-    trainer.fit(PlainModel(), dm)
+    trainer = make_trainer(2, [CollectiveMetrics()], logger=CSVLogger(tmp_path, name="run"), limit_val_batches=0)
+    trainer.fit(make_model(), dm)
     text = (tmp_path / "run" / "version_0" / "metrics.csv").read_text()
     assert "aca/success" in text.splitlines()[0]
     assert "aca/success" in trainer.callback_metrics
 
 
-def test_explicit_loaders_without_collective_datamodule():
-    digits = DigitsDataModule()
-    digits.setup()
-    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
+def test_explicit_loaders_without_collective_datamodule(make_model, make_trainer):
+    digits, patched = _digits_and_patched_loader()
     cb = CollectiveMetrics(signal_dataloader=patched, clean_dataloader=digits.test_dataloader())
-    trainer = _trainer(1, [cb])
-    trainer.fit(PlainModel(), digits)
+    trainer = make_trainer(1, [cb])
+    trainer.fit(make_model(), digits)
     assert 0.0 <= cb.results["validate"]["aca/success"] <= 1.0
     assert "aca/alpha" not in cb.results["validate"]
 
 
-def test_erasing_logs_agreement():
+def test_erasing_logs_agreement(make_model, make_trainer):
     dm = CollectiveDataModule(SignalErasing(PixelPatch(2)), 0.1, datamodule=DigitsDataModule())
     cb = CollectiveMetrics()
-    _trainer(2, [cb]).fit(PlainModel(), dm)
+    make_trainer(2, [cb]).fit(make_model(), dm)
     assert 0.0 <= cb.results["validate"]["aca/erasure_agreement"] <= 1.0
 
 
-def test_missing_loaders_fail_at_start_with_a_fix():
+def test_missing_loaders_fail_at_start_with_a_fix(make_model, make_trainer):
     with pytest.raises(ValueError, match=r"signal_dataloader=.*CollectiveDataModule"):
-        _trainer(1, [CollectiveMetrics()]).fit(PlainModel(), DigitsDataModule())
+        make_trainer(1, [CollectiveMetrics()]).fit(make_model(), DigitsDataModule())
     with pytest.raises(ValueError, match="every_n_epochs"):
         CollectiveMetrics(every_n_epochs=0)
     with pytest.raises(ValueError, match="top_k"):
@@ -162,25 +142,23 @@ class ConstantModel(L.LightningModule):
         return None
 
 
-def test_a_model_predicting_the_target_class_everywhere_has_success_equal_to_its_baseline():
+def test_a_model_predicting_the_target_class_everywhere_has_success_equal_to_its_baseline(make_trainer):
     dm, cb = _planting(0.05, 0), CollectiveMetrics()
-    _trainer(1, [cb]).test(ConstantModel(), datamodule=dm, verbose=False)
+    make_trainer(1, [cb]).test(ConstantModel(), datamodule=dm, verbose=False)
     values = cb.results["test"]
     assert values["aca/success"] == 1.0
     assert values["aca/baseline_success"] == 1.0
     assert values["aca/clean_acc"] == pytest.approx(0.1, abs=0.02)  # one digit class in ten
 
 
-def test_baseline_can_be_switched_off_and_needs_clean_inputs():
+def test_baseline_can_be_switched_off_and_needs_clean_inputs(make_trainer):
     dm = _planting(0.05, 0)
     off = CollectiveMetrics(baseline=False)
-    _trainer(1, [off]).test(ConstantModel(), datamodule=dm, verbose=False)
+    make_trainer(1, [off]).test(ConstantModel(), datamodule=dm, verbose=False)
     assert "aca/baseline_success" not in off.results["test"]
-    digits = DigitsDataModule()
-    digits.setup()
-    patched = DataLoader([(PixelPatch(2)(x), torch.tensor(0)) for x, y in digits.test_dataset if y != 0], batch_size=64)
+    digits, patched = _digits_and_patched_loader()
     explicit = CollectiveMetrics(signal_dataloader=patched, clean=False)
-    _trainer(1, [explicit]).test(ConstantModel(), datamodule=digits, verbose=False)
+    make_trainer(1, [explicit]).test(ConstantModel(), datamodule=digits, verbose=False)
     assert set(explicit.results["test"]) == {"aca/success"}
 
 
