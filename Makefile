@@ -23,4 +23,4 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ""
 
 lint: $(STAMP)
-	$(BIN)/ruff check lightning_aca tests
+	$(BIN)/ruff check lightning_aca tests benchmarks hydra_plugins

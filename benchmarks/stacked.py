@@ -213,17 +213,11 @@ def _standard_fit(cfg, device: torch.device, private: bool) -> Callable[[], floa
     """One run as ``aca-run`` trains it (Classifier, CollectiveDataModule, DPSGD callback): s per step."""
     from hydra.utils import instantiate
 
-    from lightning_aca.data.datamodule import CollectiveDataModule
+    from lightning_aca.cli import build_datamodule
 
     def run() -> float:
         torch.manual_seed(0)
-        dm = CollectiveDataModule(
-            instantiate(cfg.collective.strategy),
-            cfg.collective.alpha,
-            cfg.collective.seed,
-            datamodule=instantiate(cfg.data.datamodule),
-            num_classes=cfg.data.num_classes,
-        )
+        dm = build_datamodule(cfg)
         timer = step_timer(device)
         callbacks = [timer, instantiate(cfg.firm.callbacks.dpsgd)] if private else [timer]
         bare_trainer(device, 1, callbacks).fit(instantiate(cfg.model), dm)
@@ -320,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--small", action="store_true", help="a few runs of small data: checks that it runs")
     parser.add_argument("--epochs", type=int, help="epochs of each run of the MNIST-scale sweep (default 5)")
+    parser.add_argument(
+        "--basic-runs", type=int, nargs=2, metavar=("R1", "R2"), help="the basic launcher's two subsets (default 2 6)"
+    )
     parser.add_argument("--only", nargs="*", choices=tuple(_SECTIONS.values()), help="run only these comparisons")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -330,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SMALL if args.small else Sizes()
     if args.epochs is not None:
         sizes = Sizes(**{**asdict(sizes), "epochs": args.epochs})
+    if args.basic_runs is not None:
+        sizes = Sizes(**{**asdict(sizes), "basic_runs": tuple(args.basic_runs)})
     plan = {
         "sweep": lambda: sweep(sizes, device),
         "step": lambda: step(sizes, device),

@@ -78,6 +78,23 @@ def _uniqueness(dm: Any) -> float | None:
     return estimate_uniqueness(inputs, signal)
 
 
+def build_datamodule(cfg: DictConfig) -> Any:
+    """The run's :class:`~lightning_aca.data.datamodule.CollectiveDataModule` from the ``data`` and ``collective`` groups."""
+    from hydra.utils import instantiate
+
+    from lightning_aca.data.datamodule import CollectiveDataModule
+
+    return CollectiveDataModule(
+        instantiate(cfg.collective.strategy),
+        cfg.collective.alpha,
+        cfg.collective.seed,
+        datamodule=instantiate(cfg.data.datamodule),
+        num_classes=cfg.data.num_classes,
+        return_membership=cfg.collective.get("return_membership", False),
+        injection=cfg.collective.get("injection", "auto"),
+    )
+
+
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration and return (and write) its run record."""
     out_dir = Path(cfg.output_dir)
@@ -90,7 +107,6 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from hydra.utils import instantiate
 
-    from lightning_aca.data.datamodule import CollectiveDataModule
     from lightning_aca.metrics.callback import CollectiveMetrics
 
     if cfg.quiet:
@@ -100,15 +116,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
         torch.set_num_threads(cfg.torch_threads)
     L.seed_everything(cfg.seed, verbose=False)
-    dm = CollectiveDataModule(
-        instantiate(cfg.collective.strategy),
-        cfg.collective.alpha,
-        cfg.collective.seed,
-        datamodule=instantiate(cfg.data.datamodule),
-        num_classes=cfg.data.num_classes,
-        return_membership=cfg.collective.get("return_membership", False),
-        injection=cfg.collective.get("injection", "auto"),
-    )
+    dm = build_datamodule(cfg)
     model = instantiate(cfg.model)
     metrics = CollectiveMetrics(**cfg.metrics, num_groups=cfg.data.get("num_groups"))
     firm_callbacks = [instantiate(c) for c in cfg.firm.get("callbacks", {}).values()]

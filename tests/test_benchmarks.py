@@ -1,5 +1,7 @@
 """The benchmark suite in smoke mode: it must keep running (timings are not asserted)."""
 
+import pytest
+
 from benchmarks.run import main
 
 
@@ -23,3 +25,12 @@ def test_every_committed_result_row_maps_to_its_section():
     for path in files:
         sections = {_section(row["comparison"]) for row in json.loads(path.read_text())["rows"]}
         assert "" not in sections and sections <= {"injection", "trainer", "dp", "sweep"}, path.name
+
+
+@pytest.mark.slow
+def test_stacked_benchmark_smoke_runs_the_step_comparison(capsys):
+    from benchmarks.stacked import main as stacked_main
+
+    assert stacked_main(["--small", "--only", "step", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Opacus hooks DP-SGD, one model" in out and "stacked DP-SGD, K=4 (per model)" in out

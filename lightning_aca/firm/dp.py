@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch import nn
 from torch.optim import Optimizer
 
 from lightning_aca.patching import PatchingCallback
@@ -156,14 +157,7 @@ class DPSGD(PatchingCallback):
             for name, child in list(pl_module.named_children()):
                 if ModuleValidator.validate(child, strict=False):
                     setattr(pl_module, name, ModuleValidator.fix(child))
-        errors = ModuleValidator.validate(pl_module, strict=False)
-        if errors:
-            listed = "; ".join(str(e) for e in errors)
-            raise ValueError(
-                f"DPSGD cannot train this model privately: {listed}. Fix: replace these layers "
-                "(opacus.validators.ModuleValidator.fix(model) swaps BatchNorm for GroupNorm) or pass "
-                "DPSGD(fix_model=True)."
-            )
+        check_private_trainable(pl_module, "DPSGD", " or pass DPSGD(fix_model=True)")
 
     def _make_private(self, trainer: L.Trainer, pl_module: L.LightningModule, config: Any, loader: Any) -> Any:
         from opacus import PrivacyEngine
@@ -333,3 +327,16 @@ def _track_step_order(dp_optimizer: Any) -> None:
 
     tracked_step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
     dp_optimizer.step = tracked_step
+
+
+def check_private_trainable(module: nn.Module, owner: str, other_fix: str = "") -> None:
+    """Raise ``ValueError`` naming every layer of ``module`` that Opacus cannot train privately, and the fix."""
+    from opacus.validators import ModuleValidator
+
+    errors = ModuleValidator.validate(module, strict=False)
+    if errors:
+        listed = "; ".join(str(e) for e in errors)
+        raise ValueError(
+            f"{owner} cannot train this model privately: {listed}. Fix: replace these layers "
+            f"(opacus.validators.ModuleValidator.fix(model) swaps BatchNorm for GroupNorm){other_fix}."
+        )

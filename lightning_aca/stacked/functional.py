@@ -71,15 +71,9 @@ def logits(base: nn.Module, params: Params, buffers: Params, x: Tensor) -> Tenso
 def check_stackable(net: nn.Module, input_shape: Sequence[int], private: bool) -> None:
     """Raise ``ValueError`` with the reason if K copies of ``net`` cannot be trained stacked (under DP if ``private``)."""
     if private:
-        from opacus.validators import ModuleValidator
+        from lightning_aca.firm.dp import check_private_trainable
 
-        errors = ModuleValidator.validate(net, strict=False)
-        if errors:
-            listed = "; ".join(str(e) for e in errors)
-            raise ValueError(
-                f"DP-SGD cannot train this network privately: {listed}. Fix: replace these layers "
-                "(opacus.validators.ModuleValidator.fix swaps BatchNorm for GroupNorm)."
-            )
+        check_private_trainable(net, "DP-SGD")
     nets = [copy.deepcopy(net).cpu() for _ in range(2)]
     params, buffers, base = stack(nets)
     x = torch.zeros(2, 2, *input_shape)

@@ -22,16 +22,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hydra_plugins.aca_stacked_launcher._core import group_key
 from lightning_aca import cli
 from lightning_aca.analysis.records import RECORD_NAME, sweep_params, write_record
+from lightning_aca.stacked import STACKABLE_KEYS
 
-STACKABLE_KEYS = (
-    "collective.alpha",
-    "seed",
-    "collective.seed",
-    "firm.callbacks.dpsgd.noise_multiplier",
-    "firm.callbacks.dpsgd.target_epsilon",
-    "firm.callbacks.dpsgd.max_grad_norm",
-    "model.lr",
-)
 GDRO_REASON = "Group DRO is trained by the standard path"
 TINY = ["trainer.max_epochs=1", "quiet=true", "~hydra.callbacks.report"]
 
