@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 __all__ = [
+    "flag",
     "fraction",
     "integer",
     "non_negative_int",
@@ -117,6 +118,13 @@ def non_negative_real(name: str, value: Any) -> float:
 def fraction(name: str, value: Any) -> float:
     """A float in [0, 1]."""
     return real(name, value, low=0.0, high=1.0)
+
+
+def flag(name: str, value: Any) -> bool:
+    """``True`` or ``False`` itself (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_shown(value)}.")
+    return value
 
 
 def one_of(name: str, value: T, options: Collection[T]) -> T:

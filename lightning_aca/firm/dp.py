@@ -22,7 +22,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from lightning_aca.patching import PatchingCallback
-from lightning_aca.validation import non_negative_real, one_of, positive_int, positive_real, real
+from lightning_aca.validation import flag, non_negative_real, one_of, positive_int, positive_real, real
 
 _ACCOUNTANTS = ("rdp", "prv", "gdp")
 _GRAD_SAMPLE_MODES = ("hooks", "functorch")
@@ -105,11 +105,11 @@ class DPSGD(PatchingCallback):
         self.delta = None if delta is None else real("delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
         self.max_grad_norm = positive_real("max_grad_norm", max_grad_norm)
         self.epochs = None if epochs is None else positive_int("epochs", epochs)
-        self.poisson_sampling = _flag("poisson_sampling", poisson_sampling)
+        self.poisson_sampling = flag("poisson_sampling", poisson_sampling)
         self.accountant = one_of("accountant", accountant, _ACCOUNTANTS)
         self.grad_sample_mode = one_of("grad_sample_mode", grad_sample_mode, _GRAD_SAMPLE_MODES)
-        self.fix_model = _flag("fix_model", fix_model)
-        self.secure_mode = _flag("secure_mode", secure_mode)
+        self.fix_model = flag("fix_model", fix_model)
+        self.secure_mode = flag("secure_mode", secure_mode)
         self.engine: Any = None
         self.epsilon: float | None = None
         self._private_loader: Any = None
@@ -253,12 +253,6 @@ class DPSGD(PatchingCallback):
         self.epsilon = state_dict.get("epsilon")
         self.delta = state_dict.get("delta", self.delta)
         self._history = [tuple(step) for step in state_dict.get("history", [])]
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
-    return value
 
 
 def _opacus_attributes(module: torch.nn.Module) -> set[tuple[int, str]]:
