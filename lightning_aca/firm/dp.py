@@ -178,15 +178,11 @@ class DPSGD(PatchingCallback):
             wrap_model=False,
         )
         if self.target_epsilon is not None:
-            from opacus.accountants.utils import get_noise_multiplier
-
             # σ for the whole run from its first step (a resumed run's history is part of it).
-            self.noise_multiplier = get_noise_multiplier(
-                target_epsilon=self.target_epsilon,
-                target_delta=self.delta,
-                sample_rate=1 / len(loader),  # as make_private samples
-                steps=self._calibration_steps(trainer, len(loader)),
-                accountant=self.accountant,
+            sample_rate = 1 / len(loader)  # as make_private samples
+            steps = self._calibration_steps(trainer, len(loader))
+            self.noise_multiplier = noise_multiplier_for(
+                self.target_epsilon, self.delta, sample_rate, steps, self.accountant
             )
         hooks, dp_optimizer, self._private_loader = self.engine.make_private(
             noise_multiplier=self.noise_multiplier, **common
@@ -206,26 +202,7 @@ class DPSGD(PatchingCallback):
         limit = trainer.limit_train_batches  # as Lightning limits each epoch's batches
         per_epoch = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
         # Poisson sampling may give one batch an epoch fewer than the loader has: counting the loader's is safe.
-        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
-        runs = [max_epochs * per_epoch] if max_epochs is not None and max_epochs >= 0 else []
-        runs += [max_steps] if max_steps is not None and max_steps >= 0 else []
-        if not runs:
-            raise ValueError(
-                "DPSGD(target_epsilon=...) calibrates σ for the Trainer's length, but this Trainer never stops: "
-                "set max_epochs or max_steps."
-            )
-        steps = min(runs)
-        if self.epochs is not None:
-            planned = self.epochs * per_epoch
-            if planned < steps:
-                raise ValueError(
-                    f"DPSGD(epochs={self.epochs}) calibrates σ for {planned} steps, but the Trainer takes {steps} "
-                    f"(max_epochs={max_epochs}, max_steps={max_steps}, {per_epoch} batches an epoch): ε would end "
-                    f"above target_epsilon={self.target_epsilon}. Leave epochs unset to calibrate for the Trainer's "
-                    "length."
-                )
-            steps = planned
-        return max(steps, 1)  # a run of no steps has nothing to calibrate; zero steps would never converge
+        return calibration_steps(per_epoch, trainer.max_epochs, trainer.max_steps, self.epochs, self.target_epsilon)
 
     # -- accounting ---------------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -253,6 +230,51 @@ class DPSGD(PatchingCallback):
         self.epsilon = state_dict.get("epsilon")
         self.delta = state_dict.get("delta", self.delta)
         self._history = [tuple(step) for step in state_dict.get("history", [])]
+
+
+def calibration_steps(
+    per_epoch: int, max_epochs: int | None, max_steps: int | None, epochs: int | None, target_epsilon: float
+) -> int:
+    """The optimizer steps a target ε is calibrated for: the run's (``max_epochs`` × ``per_epoch``, at most
+    ``max_steps``; −1 or ``None`` is no limit), or ``epochs`` × ``per_epoch`` when that is more.
+
+    Fewer planned epochs than the run takes would overspend the budget and are refused.
+    """
+    runs = [max_epochs * per_epoch] if max_epochs is not None and max_epochs >= 0 else []
+    runs += [max_steps] if max_steps is not None and max_steps >= 0 else []
+    if not runs:
+        raise ValueError(
+            "DPSGD(target_epsilon=...) calibrates σ for the Trainer's length, but this Trainer never stops: "
+            "set max_epochs or max_steps."
+        )
+    steps = min(runs)
+    if epochs is not None:
+        planned = epochs * per_epoch
+        if planned < steps:
+            raise ValueError(
+                f"DPSGD(epochs={epochs}) calibrates σ for {planned} steps, but the Trainer takes {steps} "
+                f"(max_epochs={max_epochs}, max_steps={max_steps}, {per_epoch} batches an epoch): ε would end "
+                f"above target_epsilon={target_epsilon}. Leave epochs unset to calibrate for the Trainer's "
+                "length."
+            )
+        steps = planned
+    return max(steps, 1)  # a run of no steps has nothing to calibrate; zero steps would never converge
+
+
+@functools.lru_cache(maxsize=256)  # a sweep asks for the same ε many times; each search costs seconds
+def noise_multiplier_for(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
+    """σ that spends ``target_epsilon`` at ``delta`` after ``steps`` Poisson-sampled steps (Opacus's calibration)."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(
+        get_noise_multiplier(
+            target_epsilon=target_epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+        )
+    )
 
 
 def _opacus_attributes(module: torch.nn.Module) -> set[tuple[int, str]]:

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_aca.firm.dp import calibration_steps, noise_multiplier_for
 from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
 from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
 from lightning_aca.stacked.module import Evaluation, StackedClassifier, StackedDataModule
-from lightning_aca.stacked.privacy import PoissonPlan, epsilon_spent, noise_multiplier_for
+from lightning_aca.stacked.privacy import PoissonPlan, epsilon_spent
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,12 @@ class _Job:
             self.delta = self.dp.delta if self.dp.delta is not None else 1.0 / data.n
             sigma = self.dp.noise_multiplier
             if self.dp.target_epsilon is not None:
-                epochs = self.dp.epochs or cfg.trainer.max_epochs
+                # the steps and σ the DPSGD callback would calibrate for this run (stacked runs have no max_steps)
+                steps = calibration_steps(
+                    plan.steps_per_epoch, cfg.trainer.max_epochs, None, self.dp.epochs, self.dp.target_epsilon
+                )
                 sigma = noise_multiplier_for(
-                    self.dp.target_epsilon, self.delta, plan.sample_rate, epochs, self.dp.accountant
+                    self.dp.target_epsilon, self.delta, plan.sample_rate, steps, self.dp.accountant
                 )
             self.sigma = float(sigma)
 

@@ -4,13 +4,13 @@ Abadi et al. 2016, Algorithm 1 (clip each example's gradient to norm C, add N(0,
 sum, divide by the expected batch size), with Poisson sampling at rate q, as Opacus runs it for
 the ``DPSGD`` callback (Solanki et al. 2025, arXiv 2505.05707, the setting of the DP sweeps).
 Every number that decides ε is computed as Opacus computes it: q = 1/len(train loader), steps
-per epoch = int(1/q), expected batch size = int(n·q), σ from ``get_noise_multiplier`` for a
-target ε, and ε from an accountant whose history is [(σ, q, steps)].
+per epoch = int(1/q), expected batch size = int(n·q), σ for a target ε as the ``DPSGD`` callback
+calibrates it (:func:`lightning_aca.firm.dp.noise_multiplier_for`), and ε from an accountant whose
+history is [(σ, q, steps)].
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -39,24 +39,6 @@ class PoissonPlan:
         """
         sample_rate = 1 / batches
         return cls(n, sample_rate, int(1 / sample_rate), int(n * sample_rate))
-
-
-@functools.lru_cache(maxsize=256)  # a sweep asks for the same ε many times; each search costs seconds
-def noise_multiplier_for(
-    target_epsilon: float, delta: float, sample_rate: float, epochs: int, accountant: str = "rdp"
-) -> float:
-    """σ that spends ``target_epsilon`` at ``delta`` after ``epochs`` epochs (Opacus's calibration)."""
-    from opacus.accountants.utils import get_noise_multiplier
-
-    return float(
-        get_noise_multiplier(
-            target_epsilon=target_epsilon,
-            target_delta=delta,
-            sample_rate=sample_rate,
-            epochs=epochs,
-            accountant=accountant,
-        )
-    )
 
 
 def epsilon_spent(

@@ -163,6 +163,24 @@ def test_epsilon_and_sigma_are_opacus_accountants(compose_cfg, tmp_path):
     assert records[1]["epsilon"] == pytest.approx(4, abs=0.01)
 
 
+def test_target_epsilon_is_calibrated_for_the_runs_steps_as_dpsgd_does(compose_cfg):
+    """σ for 3 epochs of 75 batches: Opacus's epochs form would count int(3 / (1/75)) = 224 steps, not 225."""
+    from lightning_aca import DigitsDataModule
+    from lightning_aca.firm.dp import noise_multiplier_for
+
+    dm = DigitsDataModule(batch_size=18)  # 1,347 training digits: 75 batches
+    dm.setup("fit")
+    assert len(dm.train_dataloader()) == 75 and int(3 / (1 / 75)) == 224
+    eps = ["firm=dpsgd", "firm.callbacks.dpsgd.noise_multiplier=null", "firm.callbacks.dpsgd.target_epsilon=2"]
+    cfg = compose_cfg(*eps, "data.datamodule.batch_size=18", "trainer.max_epochs=3")
+    module = build_stacked([cfg])
+    expected = noise_multiplier_for(2.0, 1 / 1347, 1 / 75, 3 * 75, "rdp")
+    torch.testing.assert_close(module.noise_std, torch.tensor([expected]))
+    short = compose_cfg(*eps, "+firm.callbacks.dpsgd.epochs=1", name="short")  # the Trainer runs 2 epochs
+    with pytest.raises(ValueError, match=r"DPSGD\(epochs=1\) calibrates σ for 22 steps, but the Trainer takes 44"):
+        build_stacked([short])
+
+
 def test_records_have_aca_runs_schema_and_resume(compose_cfg, tmp_path):
     cfgs = [compose_cfg(f"collective.alpha={a}", name=str(a)) for a in (0.02, 0.1)]
     records = run_stacked(cfgs, max_models=1)
