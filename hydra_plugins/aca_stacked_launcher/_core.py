@@ -69,7 +69,6 @@ class _Job:
     config: DictConfig  # the composed sweep config, hydra node included
     ret: JobReturn
     cfg: DictConfig | None = None  # what run_stacked gets: see engine_config
-    resolved: dict | None = None  # the task config resolved, as aca-run records it
     key: str | None = None  # the stack it joins: the resolved config less the stackable keys
     reason: str | None = None  # why it runs through the standard path
     done: bool = False  # its record exists
@@ -217,7 +216,7 @@ def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
 
     try:
         job.cfg = engine_config(job.config)
-        job.resolved = OmegaConf.to_container(_resolve(job.config))
+        _resolve(job.config)  # a config that cannot resolve fails on the standard path, with aca-run's message
     except Exception as err:  # the standard path reports it as aca-run does
         job.reason = f"its config does not resolve ({type(err).__name__}: {err})"
         return
@@ -241,8 +240,6 @@ def _varying(jobs: Sequence[_Job], keys: Sequence[str]) -> list[str]:
 
 def _train_stack(launcher: StackedLauncher, jobs: list[_Job], engine: ModuleType, device: str) -> None:
     """Train one group with ``run_stacked``; each job's ``JobReturn`` gets its record or the error."""
-    from lightning_aca.analysis.records import sweep_params, write_record
-
     assert launcher.hydra_context is not None and launcher.task_function is not None
     callbacks = launcher.hydra_context.callbacks
     for job in jobs:
@@ -259,12 +256,6 @@ def _train_stack(launcher: StackedLauncher, jobs: list[_Job], engine: ModuleType
             job.ret.status, job.ret.return_value = JobStatus.FAILED, err
     else:
         for job, record in zip(jobs, records, strict=True):
-            # what aca-run records from its Hydra job: the job's overrides and its resolved config
-            overrides = [str(o) for o in job.ret.overrides]
-            expected = {"overrides": overrides, "sweep": sweep_params(overrides), "config": job.resolved}
-            if any(record.get(key) != value for key, value in expected.items()):
-                record.update(expected)
-                write_record(record, Path(job.cfg.output_dir))
             job.ret.status, job.ret.return_value = JobStatus.COMPLETED, record
     for job in jobs:
         with _hydra_config(job.config):

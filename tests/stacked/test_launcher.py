@@ -23,12 +23,13 @@ from hydra_plugins.aca_stacked_launcher._core import group_key
 from lightning_aca import cli
 from lightning_aca.analysis.records import RECORD_NAME, sweep_params, write_record
 from lightning_aca.stacked import STACKABLE_KEYS
+from lightning_aca.stacked.config import plain
 
 GDRO_REASON = "Group DRO is trained by the standard path"
 TINY = ["trainer.max_epochs=1", "quiet=true", "~hydra.callbacks.report"]
 
 
-def _record(cfg: DictConfig, engine: str, overrides: list[str]) -> dict:
+def _record(cfg: DictConfig, engine: str, overrides: list[str], config: dict | None = None) -> dict:
     return {
         "schema_version": 1,
         "alpha": float(cfg.collective.alpha),
@@ -37,7 +38,7 @@ def _record(cfg: DictConfig, engine: str, overrides: list[str]) -> dict:
         "overrides": overrides,
         "sweep": sweep_params(overrides),
         "metrics": {"aca/success": 0.5, "aca/clean_acc": 0.9},
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": OmegaConf.to_container(cfg, resolve=True) if config is None else config,
     }
 
 
@@ -67,7 +68,9 @@ def engine(monkeypatch):
         records = []
         for cfg in cfgs:
             assert Path(cfg.output_dir).is_absolute() and OmegaConf.to_container(cfg, resolve=True)
-            records.append(_record(cfg, "stacked", []))  # the launcher puts in each job's overrides
+            # as the engine records a job: its overrides and resolved config from what the launcher hands over
+            overrides = [str(o) for o in OmegaConf.select(cfg, "hydra.overrides.task", default=[])]
+            records.append(_record(cfg, "stacked", overrides, plain(cfg)))
             write_record(records[-1], Path(cfg.output_dir))
         return records
 
