@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lightning_aca.data.in_memory import InMemoryDataModule
-from lightning_aca.validation import one_of
+from lightning_aca.validation import flag, one_of
 
 _DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 
@@ -27,6 +28,12 @@ def _torchvision() -> Any:
     return torchvision
 
 
+def _as_tensors(dataset: Dataset) -> TensorDataset:
+    """Every ``(image, label)`` of ``dataset`` decoded once, as ``(float images, int64 labels)`` tensors."""
+    images, labels = zip(*DataLoader(dataset, batch_size=1024), strict=True)
+    return TensorDataset(torch.cat(images), torch.cat(labels).long())
+
+
 class TorchvisionDataModule(InMemoryDataModule):
     """A torchvision classification dataset (train/test splits) as a LightningDataModule.
 
@@ -37,6 +44,9 @@ class TorchvisionDataModule(InMemoryDataModule):
         root: download/cache directory.
         download: download if absent.
         batch_size, num_workers: loader settings.
+        in_memory: decode every image once into one float tensor (a ``TensorDataset``: what the
+            stacked launcher trains on; MNIST takes 188 MB, CIFAR-10 614 MB) instead of decoding
+            each item on every epoch.
     """
 
     num_classes = 10
@@ -48,10 +58,12 @@ class TorchvisionDataModule(InMemoryDataModule):
         download: bool = True,
         batch_size: int = 128,
         num_workers: int = 0,
+        in_memory: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers)
         self.name = one_of("name", name, sorted(_DATASETS))
         self.root, self.download = root, download
+        self.in_memory = flag("in_memory", in_memory)
 
     def _make(self, train: bool) -> Dataset:
         tv = _torchvision()
@@ -63,18 +75,33 @@ class TorchvisionDataModule(InMemoryDataModule):
         self._make(train=False)
 
     def build(self) -> tuple[Dataset, Dataset]:
-        return self._make(train=True), self._make(train=False)
+        train, test = self._make(train=True), self._make(train=False)
+        return (_as_tensors(train), _as_tensors(test)) if self.in_memory else (train, test)
 
 
 class MNISTDataModule(TorchvisionDataModule):
     """MNIST (60k/10k 1×28×28 digits) via torchvision."""
 
-    def __init__(self, root: str = "data", download: bool = True, batch_size: int = 128, num_workers: int = 0) -> None:
-        super().__init__("mnist", root, download, batch_size, num_workers)
+    def __init__(
+        self,
+        root: str = "data",
+        download: bool = True,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        in_memory: bool = False,
+    ) -> None:
+        super().__init__("mnist", root, download, batch_size, num_workers, in_memory)
 
 
 class CIFAR10DataModule(TorchvisionDataModule):
     """CIFAR-10 (50k/10k 3×32×32 images) via torchvision."""
 
-    def __init__(self, root: str = "data", download: bool = True, batch_size: int = 128, num_workers: int = 0) -> None:
-        super().__init__("cifar10", root, download, batch_size, num_workers)
+    def __init__(
+        self,
+        root: str = "data",
+        download: bool = True,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        in_memory: bool = False,
+    ) -> None:
+        super().__init__("cifar10", root, download, batch_size, num_workers, in_memory)

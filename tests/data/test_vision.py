@@ -49,3 +49,34 @@ def test_mnist_and_cifar10_are_classes_sharing_the_in_memory_loaders():
         assert (dm.name, dm.root, dm.batch_size, dm.num_classes) == (name, "unused", 16, 10)
     with pytest.raises(TypeError, match="batch_size must be a positive int"):
         MNISTDataModule(batch_size=True)
+
+
+def test_in_memory_decodes_each_split_once_into_tensors_the_stacked_engine_reads(monkeypatch, tmp_path):
+    from lightning_aca.stacked.data import tensors_of
+
+    decoded = []
+
+    class FakeCIFAR10(torch.utils.data.Dataset):
+        def __init__(self, root, train, download, transform):
+            self.n = 50 if train else 20
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            decoded.append(i)
+            return torch.full((3, 32, 32), i / 100), i % 10
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(CIFAR10=FakeCIFAR10)
+    fake.transforms = types.SimpleNamespace(ToTensor=lambda: None)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    dm = CIFAR10DataModule(root=str(tmp_path), batch_size=8, in_memory=True)
+    dm.setup("fit")
+    assert isinstance(dm.train_dataset, TensorDataset) and len(decoded) == 70
+    x, y = dm.train_dataset.tensors
+    assert x.shape == (50, 3, 32, 32) and y.dtype == torch.int64 and float(x[7, 0, 0, 0]) == pytest.approx(0.07)
+    data = tensors_of(dm)
+    assert (data.n, data.batches, len(data.y_test)) == (50, 7, 20) and len(decoded) == 70
+    with pytest.raises(TypeError, match="in_memory must be True or False"):
+        CIFAR10DataModule(in_memory="yes")
