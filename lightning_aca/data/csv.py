@@ -87,8 +87,9 @@ class CSVDataModule(TabularDataModule):
     def build(self) -> tuple[TensorDataset, TensorDataset]:
         table = read_csv(self.path, self.sep)
         if self.label_column not in table:
-            raise KeyError(
-                f"label_column={self.label_column!r} is not a column of {self.path}; its columns are {list(table)}."
+            hint = f" (one column: is sep={self.sep!r} the file's delimiter?)" if len(table) == 1 else ""
+            raise ValueError(
+                f"label_column={self.label_column!r} is not a column of {self.path}; its columns are {list(table)}{hint}."
             )
         values = table.pop(self.label_column)
         self._classes, labels = _classes(values)
@@ -102,7 +103,7 @@ class CSVDataModule(TabularDataModule):
             )
         unknown = sorted(set(self.categorical or ()) - set(table))
         if unknown:
-            raise KeyError(f"categorical columns {unknown} are not in {self.path}; its columns are {list(table)}.")
+            raise ValueError(f"categorical columns {unknown} are not in {self.path}; its columns are {list(table)}.")
         if self.categorical is None:
             categorical = [name for name, column in table.items() if not is_numeric(column)]
         else:

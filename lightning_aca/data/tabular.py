@@ -154,7 +154,7 @@ class TabularEncoder:
 
     def _column(self, table: Mapping[str, np.ndarray], name: str) -> np.ndarray:
         if name not in table:
-            raise KeyError(f"column {name!r} is not in the table; its columns are {list(table)}.")
+            raise ValueError(f"column {name!r} is not in the table; its columns are {list(table)}.")
         return table[name]
 
     def _numbers(self, table: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -164,7 +164,7 @@ class TabularEncoder:
             try:
                 columns.append(values.astype(np.float64))
             except ValueError:
-                bad = next(v for v in values if not is_numeric(np.array([v])))
+                bad = str(next(v for v in values if not is_numeric(np.array([v]))))
                 raise ValueError(
                     f"numeric column {name!r} holds the non-numeric value {bad!r}; list it as categorical instead."
                 ) from None
