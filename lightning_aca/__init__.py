@@ -30,9 +30,13 @@ if TYPE_CHECKING:
     from lightning_aca.collective.membership import select_members
     from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, TokenInsertion
     from lightning_aca.collective.strategies import FeatureOnlyPlanting, LabelFlip, SignalErasing, SignalPlanting
+    from lightning_aca.data.adult import AdultDataModule
+    from lightning_aca.data.colored_mnist import ColoredMNISTDataModule
+    from lightning_aca.data.csv import CSVDataModule
     from lightning_aca.data.datamodule import CollectiveDataModule
     from lightning_aca.data.digits import DigitsDataModule
     from lightning_aca.data.gaussian import GaussianDataModule
+    from lightning_aca.data.mnist5k import MNIST5kDataModule
     from lightning_aca.data.spurious import SpuriousDigitsDataModule
     from lightning_aca.data.synthetic import SyntheticDataModule
     from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule
@@ -61,6 +65,10 @@ _EXPORTS = {
     "CollectiveDataModule": "lightning_aca.data.datamodule",
     # data sources
     "DigitsDataModule": "lightning_aca.data.digits",
+    "MNIST5kDataModule": "lightning_aca.data.mnist5k",
+    "ColoredMNISTDataModule": "lightning_aca.data.colored_mnist",
+    "AdultDataModule": "lightning_aca.data.adult",
+    "CSVDataModule": "lightning_aca.data.csv",
     "SpuriousDigitsDataModule": "lightning_aca.data.spurious",
     "SyntheticDataModule": "lightning_aca.data.synthetic",
     "GaussianDataModule": "lightning_aca.data.gaussian",
@@ -111,13 +119,16 @@ _DEPRECATED = {
 
 __all__ = [
     "DPSGD",
+    "AdultDataModule",
     "BlendPattern",
     "CIFAR10DataModule",
+    "CSVDataModule",
     "Classifier",
     "CollectiveDataModule",
     "CollectiveDataset",
     "CollectiveMetrics",
     "CollectiveSuccess",
+    "ColoredMNISTDataModule",
     "DigitsDataModule",
     "FeatureAssignment",
     "FeatureOnlyPlanting",
@@ -126,6 +137,7 @@ __all__ = [
     "GradientNeutralization",
     "GroupDRO",
     "LabelFlip",
+    "MNIST5kDataModule",
     "MNISTDataModule",
     "PixelPatch",
     "SignalErasing",

@@ -15,13 +15,14 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_aca.analysis.records import RECORD_NAME, make_record, write_record
 from lightning_aca.validation import non_negative_int, positive_int
@@ -37,13 +38,31 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
+def _missing_keys(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[str]:
+    """Dotted keys whose value is ``???``, without resolving interpolations (which may point at them)."""
+    keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        path = f"{prefix}[{key}]" if isinstance(node, ListConfig) else f"{prefix}.{key}" if prefix else str(key)
+        if OmegaConf.is_missing(node, key):
+            yield path
+        elif not OmegaConf.is_interpolation(node, key) and isinstance(node[key], (DictConfig, ListConfig)):
+            yield from _missing_keys(node[key], path)
+
+
 def validate(cfg: DictConfig) -> None:
     """Fail fast, before any training, on values no constructor checks.
 
     ``trainer.max_epochs`` (Lightning takes −1 as "no limit") and ``seed`` (Lightning's
     ``seed_everything`` truncates floats) are checked here; the collective's α and seed are checked
-    by :class:`~lightning_aca.data.datamodule.CollectiveDataModule`.
+    by :class:`~lightning_aca.data.datamodule.CollectiveDataModule`. Keys a config marks ``???``
+    (e.g. ``data=csv``'s file) must be given.
     """
+    missing = list(_missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} must be set (??? in the config): add {' '.join(f'{key}=...' for key in missing)} "
+            "to the command line; the config file's comments say what each takes."
+        )
     for key, check in (("trainer.max_epochs", positive_int), ("seed", non_negative_int)):
         try:
             check(key, OmegaConf.select(cfg, key))

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.data.split import stratified_split
 from lightning_aca.validation import non_negative_int, real
 
 
@@ -69,22 +70,10 @@ class DigitsDataModule(InMemoryDataModule):
         return (64,) if self.flatten else (1, 8, 8)
 
     def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
-        from sklearn.model_selection import train_test_split
-
         images, labels = load_digits_tensors()
         if self.flatten:
             images = images.flatten(1)
-        index = torch.arange(len(labels)).numpy()
-        train_idx, test_idx = train_test_split(
-            index, test_size=self.test_fraction, stratify=labels.numpy(), random_state=self.split_seed
-        )
-        val_idx = test_idx
-        if self.val_fraction > 0:
-            train_idx, val_idx = train_test_split(
-                train_idx, test_size=self.val_fraction, stratify=labels[train_idx].numpy(), random_state=self.split_seed
-            )
-        train_idx, val_idx, test_idx = (torch.as_tensor(sorted(i)) for i in (train_idx, val_idx, test_idx))
-        train = TensorDataset(images[train_idx], labels[train_idx])
-        test = TensorDataset(images[test_idx], labels[test_idx])
-        val = test if self.val_fraction == 0 else TensorDataset(images[val_idx], labels[val_idx])
-        return train, val, test
+        train, val, test = stratified_split(labels, self.test_fraction, self.val_fraction, self.split_seed)
+        test_set = TensorDataset(images[test], labels[test])
+        val_set = test_set if val is None else TensorDataset(images[val], labels[val])
+        return TensorDataset(images[train], labels[train]), val_set, test_set

