@@ -6,9 +6,8 @@ Learning", ICML 2023, arXiv 2302.04262, §3), writes ``report.csv``/``report.jso
 ``s_curve.png``/``.pdf``, and optionally logs both to Weights & Biases. ``aca-report PATH ...
 --versus KEY`` adds α* against the swept setting KEY (a full key or its last part): a table, printed
 and written as ``alpha_star_vs_<key>.csv``/``.json``, and the plot ``alpha_star_vs_<key>.png``.
-``aca-report --distances
-PATH ...`` prints the distance-to-θ* table of runs with a gradient strategy (§4) and writes
-``distance_curves.png``. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
+``aca-report --distances PATH ...`` prints the distance-to-θ* table of runs with a gradient
+strategy (§4) and writes ``distance_curves.png``. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
 :mod:`~lightning_aca.analysis.tables` (text, CSV, JSON) and :mod:`~lightning_aca.analysis.plot`.
 """
 
