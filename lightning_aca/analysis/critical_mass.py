@@ -82,7 +82,7 @@ class AlphaStar:
             text = f"α* = {self.alpha_star:.3g}"
         if self.low is None or self.high is None:
             return text
-        return f"{text} [{self._bound(self.low)}, {self._bound(self.high)}]"
+        return f"{text} [{self.format_bound(self.low)}, {self.format_bound(self.high)}]"
 
     @property
     def threshold(self) -> float:
@@ -90,7 +90,8 @@ class AlphaStar:
         warnings.warn("AlphaStar.threshold is deprecated; use success_level.", FutureWarning, stacklevel=2)
         return self.success_level
 
-    def _bound(self, value: float) -> str:
+    def format_bound(self, value: float) -> str:
+        """An interval end as text: ``≤ α_min`` below the tested range, ``> α_max`` above it, else the number."""
         if value == 0.0:
             return f"≤ {self.alpha_range[0]:.3g}"
         if math.isinf(value):

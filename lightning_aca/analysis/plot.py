@@ -1,14 +1,16 @@
 """The report's figures: S(α) against the feature-label bound, and distance to θ* against step.
 
 :func:`plot_curves` draws each group's success curve S(α) with S*, α* and Hardt et al.'s
-feature-label lower bound (arXiv 2302.04262, §3); :func:`plot_distance_curves` draws ‖θ_t − θ*‖
-per α for gradient strategies (§4). Figures are drawn with matplotlib's object-oriented API on the
+feature-label lower bound (arXiv 2302.04262, §3); :func:`plot_alpha_star_versus` draws the groups'
+α* against one swept setting; :func:`plot_distance_curves` draws ‖θ_t − θ*‖ per α for gradient
+strategies (§4). Figures are drawn with matplotlib's object-oriented API on the
 Agg canvas, leaving pyplot's global backend and figures alone, and written atomically.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from lightning_aca.analysis.distances import DistanceCurve, by_group_and_alpha, mean_or_none
-from lightning_aca.analysis.records import write_atomically
-from lightning_aca.analysis.summary import GroupSummary, group_records
+from lightning_aca.analysis.records import group_label, write_atomically
+from lightning_aca.analysis.summary import GroupSummary, VersusPoint, group_records, versus_name
 from lightning_aca.theory import feature_label_success_bound
 from lightning_aca.validation import real
 
-__all__ = ["plot_curves", "plot_distance_curves"]
+__all__ = ["plot_alpha_star_versus", "plot_curves", "plot_distance_curves"]
 
 
 def _save(figure: Any, path: Path, kind: str) -> Path:
@@ -131,6 +133,123 @@ def plot_curves(
     for kind, path in paths.items():
         _save(figure, path, kind)
     return paths
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _versus_line(axes: Any, line: Sequence[VersusPoint], x: dict[Any, float], color: str, label: str) -> bool:
+    """One line of α* against the key; returns whether a point of it did not reach S*.
+
+    Reached points carry their interval, its ends clipped to the group's tested α range and marked
+    with a caret where they lie outside it; α* known only as ≤ the smallest α is a down triangle;
+    an unreached α* is an up triangle at the group's largest α, annotated "not reached".
+    """
+    drawn = [(point, point.summary.alpha_star) for point in line if point.summary.alpha_star is not None]
+    reached = [(x[point.value], mass.alpha_star) for point, mass in drawn if mass.reached]
+    axes.plot([where for where, _ in reached], [height for _, height in reached], color=color, label=label)
+    missed = False
+    for point, mass in drawn:
+        where = x[point.value]
+        if not mass.reached:
+            missed = True
+            top = mass.alpha_range[1]
+            axes.plot([where], [top], color=color, marker="^", markersize=10, markerfacecolor="none")
+            axes.annotate(
+                "not reached",
+                (where, top),
+                xytext=(0, -16),
+                textcoords="offset points",
+                ha="center",
+                fontsize="x-small",
+            )
+            continue
+        height = mass.alpha_star
+        axes.plot([where], [height], color=color, marker="v" if mass.at_smallest_alpha else "o")
+        if mass.low is None or mass.high is None:
+            continue
+        low, high = max(mass.low, mass.alpha_range[0]), min(mass.high, mass.alpha_range[1])
+        axes.errorbar([where], [height], yerr=[[height - low], [high - height]], color=color, capsize=3)
+        for end, outside, marker in ((low, mass.low == 0.0, "v"), (high, math.isinf(mass.high), "^")):
+            if outside:
+                axes.plot([where], [end], color=color, marker=marker, markersize=5)
+    return missed
+
+
+def plot_alpha_star_versus(points: Sequence[VersusPoint], key: str, out_dir: str | os.PathLike[str]) -> Path:
+    """Plot each group's α* (point, bootstrap interval) against its value of the swept setting ``key``.
+
+    ``points`` come from :func:`~lightning_aca.analysis.summary.alpha_star_versus`. One line per
+    combination of the other varying settings; the x axis is logarithmic when every value is a
+    positive number and they span more than a factor 10, categorical when some value is not a
+    number; α* is on a log axis. A group that does not reach S* is an up triangle at its largest α,
+    annotated "not reached". Each reference group (lacking ``key``, such as ERM against a target ε)
+    is a horizontal dashed line at its α* with its interval as a band, labelled by its group label
+    (dotted at its largest α when it does not reach S*). Writes ``alpha_star_vs_<key>.png``
+    atomically (``<key>``: its last part) and returns its path.
+    """
+    if not points:
+        raise ValueError("no groups to plot.")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    short = key.rsplit(".", 1)[-1]
+    placed = [point for point in points if point.value is not None]
+    references = [point for point in points if point.value is None]
+    values = list(dict.fromkeys(point.value for point in placed))  # points come sorted by value within a line
+    numeric = all(_is_number(value) for value in values)
+    x = {value: float(value) if numeric else float(index) for index, value in enumerate(values)}
+    lines: dict[str, list[VersusPoint]] = {}
+    for point in placed:
+        lines.setdefault(group_label(point.others) if point.others else "", []).append(point)
+
+    figure = Figure(figsize=(7.2, 4.4), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    missed = False
+    for index, (others, line) in enumerate(sorted(lines.items())):
+        label = f"α* ({_short_label(others)})" if others else "α* with its 95% interval"
+        missed |= _versus_line(axes, line, x, f"C{index % 10}", label)
+    for index, point in enumerate(references, start=len(lines)):
+        color, mass = f"C{index % 10}", point.summary.alpha_star
+        label = f"{_short_label(point.summary.label)} (no {short})"
+        if mass is None:
+            axes.plot([], [], color=color, linestyle="--", label=f"{label}: no runs with α > 0")
+        elif not mass.reached:
+            axes.axhline(mass.alpha_range[1], color=color, linestyle=":", label=f"{label}: not reached")
+        else:
+            axes.axhline(mass.alpha_star, color=color, linestyle="--", label=f"{label}: α* = {mass.alpha_star:.3g}")
+            if mass.low is not None and mass.high is not None:
+                low, high = max(mass.low, mass.alpha_range[0]), min(mass.high, mass.alpha_range[1])
+                axes.axhspan(low, high, color=color, alpha=0.15, linewidth=0)
+    if missed:
+        axes.plot(
+            [], [], color="grey", marker="^", markerfacecolor="none", linestyle="", label="not reached by the largest α"
+        )
+    if numeric and values and min(values) > 0 and max(values) / min(values) > 10:
+        axes.set_xscale("log")
+    axes.set_xticks(
+        [x[value] for value in values], labels=[f"{value:g}" if numeric else str(value) for value in values]
+    )
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ranges = [point.summary.alpha_star.alpha_range for point in points if point.summary.alpha_star is not None]
+    axes.yaxis.set_major_formatter(plain)
+    if ranges and max(high for _, high in ranges) < 30 * min(low for low, _ in ranges):
+        axes.yaxis.set_minor_formatter(plain)  # within about a decade and a half every minor label fits
+    axes.set_xlabel(key)
+    axes.set_ylabel(f"critical mass α* (S* = {points[0].summary.success_level:g})")
+    if len(lines) + len(references) + missed <= 3:
+        axes.legend(fontsize="small")
+    else:
+        figure.set_figwidth(10.4)
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return _save(figure, out / f"{versus_name(key)}.png", "png")
 
 
 def _short_label(label: str) -> str:

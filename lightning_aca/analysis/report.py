@@ -3,9 +3,11 @@
 ``aca-report PATH ...`` prints each group's success curve S(α) with its baseline and the critical
 mass α* (Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine
 Learning", ICML 2023, arXiv 2302.04262, §3), writes ``report.csv``/``report.json`` and the plot
-``s_curve.png``/``.pdf``, and optionally logs both to Weights & Biases. ``aca-report --distances
-PATH ...`` prints the distance-to-θ* table of runs with a gradient strategy (§4) and writes
-``distance_curves.png``. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
+``s_curve.png``/``.pdf``, and optionally logs both to Weights & Biases. ``aca-report PATH ...
+--versus KEY`` adds α* against the swept setting KEY (a full key or its last part): a table, printed
+and written as ``alpha_star_vs_<key>.csv``/``.json``, and the plot ``alpha_star_vs_<key>.png``.
+``aca-report --distances PATH ...`` prints the distance-to-θ* table of runs with a gradient
+strategy (§4) and writes ``distance_curves.png``. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
 :mod:`~lightning_aca.analysis.tables` (text, CSV, JSON) and :mod:`~lightning_aca.analysis.plot`.
 """
 
@@ -19,16 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lightning_aca.analysis.distances import load_distance_curves, summarize_distances
-from lightning_aca.analysis.plot import plot_curves, plot_distance_curves
+from lightning_aca.analysis.plot import plot_alpha_star_versus, plot_curves, plot_distance_curves
 from lightning_aca.analysis.records import load_records
-from lightning_aca.analysis.summary import AlphaRow, GroupSummary, summarize
+from lightning_aca.analysis.summary import AlphaRow, GroupSummary, alpha_star_versus, summarize, versus_key
 from lightning_aca.analysis.tables import (
     REPORT_COLUMNS,
     format_distance_table,
     format_table,
+    format_versus_table,
     strict_json,
     table_rows,
     write_report,
+    write_versus,
 )
 
 __all__ = [
@@ -72,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="runs with a gradient strategy: table of the distance to θ* and distance_curves.png",
     )
+    parser.add_argument(
+        "--versus",
+        metavar="KEY",
+        help="also α* against the swept setting KEY (full key or its last part, e.g. target_epsilon): "
+        "alpha_star_vs_<KEY>.csv/.json/.png",
+    )
     parser.add_argument("--out", type=Path, help="output directory (default: the first PATH, if a directory)")
     parser.add_argument(
         "--theory-epsilon",
@@ -92,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``aca-report PATH [PATH ...]``: print the table, write the report and the plot.
 
+    With ``--versus KEY``: also print and write α* against the swept setting KEY, and plot it.
     With ``--distances``: print the distance-to-θ* table and write ``distance_curves.png``.
     Returns 0 on success and 2, with a one-line message on stderr, when there is nothing to report
     or an option is out of range. Skipped records are listed on stderr as warnings.
@@ -100,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         out_dir = args.out if args.out is not None else args.paths[0]
         if args.distances:
+            if args.versus is not None:
+                raise ValueError(
+                    "--versus compares α* between groups of success curves; it does not apply to --distances."
+                )
             return _distances(args.paths, args.out)
         if args.threshold is not None:
             if args.success_level is not None:
@@ -114,9 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not out_dir.is_dir() and args.out is None:
             raise ValueError(f"the first PATH {out_dir} is not a directory; pass --out DIR.")
         summaries = summarize(records, success_level=level, n_bootstrap=args.bootstrap)
+        key = None if args.versus is None else versus_key(summaries, args.versus)
         print(format_table(summaries))
         paths = write_report(summaries, out_dir)
         paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
+        if key is not None:
+            points = alpha_star_versus(summaries, key)
+            print()
+            print(format_versus_table(points, key))
+            paths.update(write_versus(points, key, out_dir))
+            paths["versus_png"] = plot_alpha_star_versus(points, key, out_dir)
         if args.wandb:
             config = {"success_level": level, "theory_epsilon": args.theory_epsilon, "n_records": len(records)}
             _push_to_wandb(summaries, paths["png"], out_dir, args.wandb_project, config)

@@ -6,6 +6,7 @@ Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICM
 arXiv 2302.04262, §3) with :func:`~lightning_aca.analysis.critical_mass.estimate_alpha_star`.
 Beside S it keeps the baseline (``aca/baseline_success``, the same measure on the clean versions
 of the evaluation inputs), since S is only evidence of the signal where it is above the baseline.
+:func:`alpha_star_versus` places the groups' α* against one swept setting (``aca-report --versus``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star
 from lightning_aca.analysis.records import group_key, group_label, target_class
 from lightning_aca.validation import non_negative_int, real, renamed
 
-__all__ = ["AlphaRow", "GroupSummary", "group_records", "summarize"]
+__all__ = [
+    "AlphaRow",
+    "GroupSummary",
+    "VersusPoint",
+    "alpha_star_versus",
+    "group_records",
+    "summarize",
+    "varying_keys",
+    "versus_key",
+    "versus_name",
+]
 
 Key = tuple[tuple[str, Any], ...]
 
@@ -172,3 +183,108 @@ def summarize(
         rows = tuple(_row(alpha, by_alpha[alpha]) for alpha in sorted(by_alpha))
         summaries.append(GroupSummary(group_label(key), key, success_level, rows, alpha_star))
     return sorted(summaries, key=lambda summary: summary.label)
+
+
+@dataclass(frozen=True)
+class VersusPoint:
+    """One group's critical mass α* placed at its value of a swept setting (``aca-report --versus KEY``).
+
+    Attributes:
+        value: the group's value of the setting; ``None`` for a reference group, whose records lack
+            the setting (ERM against DP-SGD's target ε: the ε = ∞ end).
+        others: the group's values of the other settings that vary between the groups holding the
+            setting, as a :func:`~lightning_aca.analysis.records.group_key`; one line per distinct
+            ``others``; empty for a reference group.
+        summary: the group's summary, whose α* is the one shown.
+    """
+
+    value: Any
+    others: Key
+    summary: GroupSummary
+
+
+_ABSENT = object()
+
+
+def _varying(keys: Sequence[Key]) -> list[str]:
+    """The settings whose value, or presence, differs between ``keys``, sorted."""
+    settings = [dict(key) for key in keys]
+    names = sorted({name for setting in settings for name in setting})
+    return [name for name in names if len({repr(setting.get(name, _ABSENT)) for setting in settings}) > 1]
+
+
+def varying_keys(summaries: Sequence[GroupSummary]) -> list[str]:
+    """The swept settings whose value, or presence, differs between the groups of ``summaries``, sorted.
+
+    Example:
+        >>> rows = (AlphaRow(0.1, 1, 1.0, 0.0, None, None),)
+        >>> keys = [(("firm", "erm"), ("model", "mlp")), (("firm", "dpsgd"), ("model", "mlp"))]
+        >>> varying_keys([GroupSummary(group_label(key), key, 0.9, rows, None) for key in keys])
+        ['firm']
+    """
+    return _varying([summary.key for summary in summaries])
+
+
+def versus_key(summaries: Sequence[GroupSummary], key: str) -> str:
+    """The swept setting named ``key``: ``key`` itself, or the only setting whose last dotted part is ``key``.
+
+    Raises ``ValueError`` listing the settings that vary between the groups when no group was swept
+    over ``key``, and listing the candidates when its last part names several settings.
+
+    Example:
+        >>> rows = (AlphaRow(0.1, 1, 1.0, 0.0, None, None),)
+        >>> keys = [(("firm.callbacks.dpsgd.target_epsilon", 1),), (("firm.callbacks.dpsgd.target_epsilon", 8),)]
+        >>> versus_key([GroupSummary(group_label(key), key, 0.9, rows, None) for key in keys], "target_epsilon")
+        'firm.callbacks.dpsgd.target_epsilon'
+    """
+    names = sorted({name for summary in summaries for name, _ in summary.key})
+    if key in names:
+        return key
+    matches = [name for name in names if name.rsplit(".", 1)[-1] == key]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ValueError(f"versus key {key!r} is ambiguous: it names {', '.join(matches)}; pass the full key.")
+    varying = ", ".join(varying_keys(summaries)) or "none (only α and seed vary)"
+    axis = " (α and seed are each curve's own axes)" if key.rsplit(".", 1)[-1] in ("alpha", "seed") else ""
+    raise ValueError(
+        f"versus key {key!r} is not a setting swept between these groups{axis}; "
+        f"the settings that vary between groups are: {varying}."
+    )
+
+
+def versus_name(key: str) -> str:
+    """The stem of the files ``aca-report --versus KEY`` writes: ``alpha_star_vs_`` and the key's last part.
+
+    Example:
+        >>> versus_name("firm.callbacks.dpsgd.target_epsilon")
+        'alpha_star_vs_target_epsilon'
+    """
+    return f"alpha_star_vs_{key.rsplit('.', 1)[-1]}"
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    """Numbers by size, then anything else by its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, value)
+    return (1, str(value))
+
+
+def alpha_star_versus(summaries: Sequence[GroupSummary], key: str) -> list[VersusPoint]:
+    """Each group's α* at its value of the swept setting ``key`` (full, or its last part; see :func:`versus_key`).
+
+    Shows how the critical mass α* (Hardt et al. 2023, arXiv 2302.04262, §3) moves with a firm or
+    data setting, e.g. with DP-SGD's target ε (Solanki et al., arXiv 2505.05707). α* is each
+    group's own :attr:`GroupSummary.alpha_star`, never re-estimated. Groups holding ``key`` come first,
+    by their other varying settings and then by value; groups lacking it (references) follow, by label.
+    """
+    key = versus_key(summaries, key)
+    placed = [summary for summary in summaries if key in dict(summary.key)]
+    others = set(_varying([summary.key for summary in placed])) - {key}
+    points = [
+        VersusPoint(dict(summary.key)[key], tuple(item for item in summary.key if item[0] in others), summary)
+        for summary in placed
+    ]
+    points.sort(key=lambda point: (group_label(point.others), _order(point.value)))
+    references = [VersusPoint(None, (), summary) for summary in summaries if key not in dict(summary.key)]
+    return points + sorted(references, key=lambda point: point.summary.label)

@@ -1,4 +1,8 @@
-"""The report's tables: aligned text for the terminal, ``report.csv`` and ``report.json`` on disk."""
+"""The report's tables: aligned text for the terminal, ``report.csv`` and ``report.json`` on disk.
+
+With ``aca-report --versus KEY`` also the table of α* against that swept setting, printed and
+written as ``alpha_star_vs_<key>.csv``/``.json``.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lightning_aca.analysis.records import write_atomically
-from lightning_aca.analysis.summary import GroupSummary
+from lightning_aca.analysis.records import group_label, write_atomically
+from lightning_aca.analysis.summary import GroupSummary, VersusPoint, versus_name
 
-__all__ = ["REPORT_COLUMNS", "format_columns", "format_distance_table", "format_table", "table_rows", "write_report"]
+__all__ = [
+    "REPORT_COLUMNS",
+    "VERSUS_COLUMNS",
+    "format_columns",
+    "format_distance_table",
+    "format_table",
+    "format_versus_table",
+    "table_rows",
+    "versus_rows",
+    "write_report",
+    "write_versus",
+]
 
 REPORT_COLUMNS = (
     "group",
@@ -30,6 +45,19 @@ REPORT_COLUMNS = (
     "alpha_star",
     "alpha_star_low",
     "alpha_star_high",
+    "reached",
+)
+
+#: columns of ``alpha_star_vs_<key>.csv``: the group, its value of the key (empty for a reference
+#: group, which lacks it), its other varying settings, and its α* as in :data:`REPORT_COLUMNS`
+VERSUS_COLUMNS = (
+    "group",
+    "value",
+    "others",
+    "alpha_star",
+    "alpha_star_low",
+    "alpha_star_high",
+    "n_seeds",
     "reached",
 )
 
@@ -155,6 +183,89 @@ def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[s
     write_atomically(paths["csv"], text.getvalue().encode())
     document = json.dumps(strict_json({"groups": groups}), indent=2, ensure_ascii=False, allow_nan=False)
     write_atomically(paths["json"], (document + "\n").encode())
+    return paths
+
+
+def _alpha_star_values(summary: GroupSummary) -> list[Any]:
+    """α*, its interval, its number of seeds and whether S* was reached, in the order of :data:`VERSUS_COLUMNS`."""
+    mass = summary.alpha_star
+    if mass is None:
+        return [None, None, None, None, False]
+    return [mass.alpha_star, mass.low, mass.high, mass.n_seeds, mass.reached]
+
+
+def versus_rows(points: Sequence[VersusPoint]) -> list[list[Any]]:
+    """One row per group of :func:`~lightning_aca.analysis.summary.alpha_star_versus`, in the order of :data:`VERSUS_COLUMNS`."""
+    return [
+        [
+            point.summary.label,
+            point.value,
+            group_label(point.others) if point.others else None,
+            *_alpha_star_values(point.summary),
+        ]
+        for point in points
+    ]
+
+
+def format_versus_table(points: Sequence[VersusPoint], key: str) -> str:
+    """α* with its interval against the swept setting ``key``, one line per group; reference groups last.
+
+    A reference group (records lacking ``key``) shows ``not set`` as its value and its label as its
+    other settings. An interval end outside the tested range reads ``≤ α_min`` or ``> α_max``.
+    """
+    if not points:
+        raise ValueError("no groups to tabulate.")
+    short = key.rsplit(".", 1)[-1]
+    rows = []
+    for point in points:
+        mass = point.summary.alpha_star
+        value = "not set" if point.value is None else str(point.value)
+        others = point.summary.label if point.value is None else (group_label(point.others) if point.others else "–")
+        if mass is None or not mass.reached:
+            estimate = "–"
+        else:
+            estimate = f"≤ {mass.alpha_star:.3g}" if mass.at_smallest_alpha else f"{mass.alpha_star:.3g}"
+        ends = (
+            ["–", "–"]
+            if mass is None or mass.low is None
+            else [mass.format_bound(mass.low), mass.format_bound(mass.high)]
+        )
+        seeds = "–" if mass is None else str(mass.n_seeds)
+        reached = "yes" if mass is not None and mass.reached else "no"
+        rows.append([value, others, estimate, *ends, seeds, reached])
+    header = [short, "other settings", "α*", "low", "high", "seeds", "reached"]
+    title = f"α* against {key} (S* = {points[0].summary.success_level:g})"
+    lines = [title, format_columns(header, rows)]
+    if any(point.value is None for point in points):
+        lines.append(f"not set: groups whose records lack {key} (reference lines in the plot)")
+    return "\n".join(lines)
+
+
+def write_versus(points: Sequence[VersusPoint], key: str, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``alpha_star_vs_<key>.csv`` (columns :data:`VERSUS_COLUMNS`) and ``.json``; ``<key>`` is its last part.
+
+    The JSON holds the full ``key``, the success level and one object per row, with ``others`` as a
+    mapping; an interval end above the tested range is the string ``"inf"``, as in ``report.json``.
+    Both files are replaced atomically. Returns ``{"versus_csv": path, "versus_json": path}``.
+    """
+    if not points:
+        raise ValueError("no groups to tabulate.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(VERSUS_COLUMNS)
+    writer.writerows(versus_rows(points))
+    rows = [
+        dict(zip(VERSUS_COLUMNS, row, strict=True)) | {"others": dict(point.others)}
+        for point, row in zip(points, versus_rows(points), strict=True)
+    ]
+    document = {"key": key, "success_level": points[0].summary.success_level, "rows": rows}
+    stem = versus_name(key)
+    paths = {"versus_csv": out / f"{stem}.csv", "versus_json": out / f"{stem}.json"}
+    write_atomically(paths["versus_csv"], text.getvalue().encode())
+    encoded = json.dumps(strict_json(document), indent=2, ensure_ascii=False, allow_nan=False)
+    write_atomically(paths["versus_json"], (encoded + "\n").encode())
     return paths
 
 

@@ -3,12 +3,16 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lightning_aca.analysis.plot import plot_alpha_star_versus
 from lightning_aca.analysis.records import load_records
 from lightning_aca.analysis.report import REPORT_COLUMNS, format_table, main, plot_curves, summarize, write_report
+from lightning_aca.analysis.summary import alpha_star_versus, versus_key
+from lightning_aca.analysis.tables import VERSUS_COLUMNS, format_versus_table, versus_rows, write_versus
 
 ALPHAS = [0.0, *np.logspace(-3, -1, 9).tolist()]
 SEED_OFFSETS = {0: -0.02, 1: 0.0, 2: 0.02}
@@ -349,3 +353,234 @@ def test_old_threshold_names_still_work_with_a_warning(sweeps, capsys):
     captured = capsys.readouterr()
     assert "--threshold is deprecated; use --success-level" in captured.err
     assert "α* (S* = 0.8)" in captured.out
+
+
+C_KEY, SIGMA_KEY, EPSILON_KEY = (
+    f"firm.callbacks.dpsgd.{name}" for name in ("max_grad_norm", "noise_multiplier", "target_epsilon")
+)
+#: (swept settings, m): S(α) = logistic(α/m), so α* = m · TRUE_ALPHA_STAR; m = None: half the S, S* never reached
+VERSUS_SETTINGS = [
+    ({"firm": "erm"}, 1.0),
+    ({"firm": "dpsgd", C_KEY: 0.1, SIGMA_KEY: 1.0}, None),
+    ({"firm": "dpsgd", C_KEY: 1.0, SIGMA_KEY: 1.0}, 2.0),
+    ({"firm": "dpsgd", C_KEY: 10.0, SIGMA_KEY: 1.0}, 1.5),
+    ({"firm": "dpsgd", C_KEY: 0.1, EPSILON_KEY: 4.0}, 3.0),
+    ({"firm": "dpsgd", C_KEY: 1.0, EPSILON_KEY: 4.0}, 2.5),
+]
+
+
+def versus_records(run_record, settings=VERSUS_SETTINGS):
+    """ERM, and DP-SGD sweeps over the clipping norm C at σ = 1 and at ε = 4, α > 0 on ALPHAS, three seeds."""
+    records = []
+    for sweep, m in settings:
+        for alpha in ALPHAS[1:]:
+            for seed, offset in SEED_OFFSETS.items():
+                mean = 0.5 * logistic(alpha) if m is None else logistic(alpha / m)
+                record = run_record(
+                    alpha, seed, sweep["firm"], {"aca/success": min(max(mean + offset + 0.02, 0.0), 1.0)}
+                )
+                record["sweep"] = {"collective.alpha": alpha, "seed": seed, **sweep}
+                records.append(record)
+    return records
+
+
+def write_records(records, root):
+    for job, record in enumerate(records):
+        path = root / str(job) / "record.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+    return root
+
+
+def test_alpha_star_versus_places_each_groups_own_alpha_star_one_line_per_other_setting(run_record):
+    summaries = summarize(versus_records(run_record), n_bootstrap=100)
+    points = alpha_star_versus(summaries, "max_grad_norm")
+
+    assert [(point.value, point.others) for point in points] == [
+        (0.1, ((SIGMA_KEY, 1.0),)),
+        (1.0, ((SIGMA_KEY, 1.0),)),
+        (10.0, ((SIGMA_KEY, 1.0),)),
+        (0.1, ((EPSILON_KEY, 4.0),)),
+        (1.0, ((EPSILON_KEY, 4.0),)),
+        (None, ()),
+    ]
+    assert all(any(point.summary is summary for summary in summaries) for point in points)
+    assert points[-1].summary.label == "firm=erm"
+    # α* = m · TRUE_ALPHA_STAR within the interpolation error: m = 1 for ERM, 3 for C = 0.1 at ε = 4
+    assert points[-1].summary.alpha_star.alpha_star == pytest.approx(TRUE_ALPHA_STAR, rel=0.15)
+    assert points[3].summary.alpha_star.alpha_star == pytest.approx(3.0 * TRUE_ALPHA_STAR, rel=0.15)
+
+
+def test_versus_table_equals_summarize_per_group_alpha_star(run_record, tmp_path):
+    records = versus_records(run_record)
+    points = alpha_star_versus(summarize(records, n_bootstrap=100), C_KEY)
+    fresh = {summary.label: summary.alpha_star for summary in summarize(list(reversed(records)), n_bootstrap=100)}
+
+    rows = versus_rows(points)
+    assert len(rows) == len(VERSUS_SETTINGS)
+    for row in rows:
+        row = dict(zip(VERSUS_COLUMNS, row, strict=True))
+        mass = fresh[row["group"]]
+        assert (row["alpha_star"], row["alpha_star_low"], row["alpha_star_high"]) == (
+            mass.alpha_star,
+            mass.low,
+            mass.high,
+        )
+        assert (row["n_seeds"], row["reached"]) == (3, mass.reached)
+
+    paths = write_versus(points, C_KEY, tmp_path)
+    assert paths == {
+        "versus_csv": tmp_path / "alpha_star_vs_max_grad_norm.csv",
+        "versus_json": tmp_path / "alpha_star_vs_max_grad_norm.json",
+    }
+    with paths["versus_csv"].open() as file:
+        written = list(csv.DictReader(file))
+    assert tuple(written[0]) == VERSUS_COLUMNS
+    assert written[1]["group"] == f"firm=dpsgd, {C_KEY}=1.0, {SIGMA_KEY}=1.0"
+    assert (written[1]["value"], written[1]["others"]) == ("1.0", f"{SIGMA_KEY}=1.0")
+    assert float(written[1]["alpha_star"]) == fresh[written[1]["group"]].alpha_star
+    document = json.loads(paths["versus_json"].read_text())
+    assert (document["key"], document["success_level"]) == (C_KEY, 0.9)
+    assert document["rows"][4]["others"] == {EPSILON_KEY: 4.0}
+    assert document["rows"][4]["alpha_star"] == fresh[document["rows"][4]["group"]].alpha_star
+
+
+def test_versus_reference_group_and_group_that_does_not_reach_s_star(run_record, tmp_path):
+    points = alpha_star_versus(summarize(versus_records(run_record), n_bootstrap=100), EPSILON_KEY)
+
+    # only the ε = 4 groups hold the key; ERM and the σ = 1 groups are references, by label
+    assert [point.value for point in points] == [4.0, 4.0, None, None, None, None]
+    assert [point.others for point in points[:2]] == [((C_KEY, 0.1),), ((C_KEY, 1.0),)]
+    assert [point.summary.label for point in points[2:]] == sorted(point.summary.label for point in points[2:])
+    erm = next(point for point in points if point.summary.label == "firm=erm")
+    assert erm.others == ()
+    unreached = next(point for point in points if point.summary.label == f"firm=dpsgd, {C_KEY}=0.1, {SIGMA_KEY}=1.0")
+    assert not unreached.summary.alpha_star.reached
+
+    rows = {row[0]: dict(zip(VERSUS_COLUMNS, row, strict=True)) for row in versus_rows(points)}
+    assert rows["firm=erm"]["value"] is None and rows["firm=erm"]["others"] is None
+    assert rows["firm=erm"]["alpha_star"] == erm.summary.alpha_star.alpha_star
+    assert rows[unreached.summary.label] | {"group": None} == {
+        "group": None,
+        "value": None,
+        "others": None,
+        "alpha_star": None,
+        "alpha_star_low": None,
+        "alpha_star_high": None,
+        "n_seeds": 3,
+        "reached": False,
+    }
+
+    lines = format_versus_table(points, EPSILON_KEY).splitlines()
+    assert lines[0] == f"α* against {EPSILON_KEY} (S* = 0.9)"
+    assert lines[1].split() == ["target_epsilon", "other", "settings", "α*", "low", "high", "seeds", "reached"]
+    mass = erm.summary.alpha_star
+    erm_line = next(line for line in lines if line.endswith("yes") and "firm=erm" in line)
+    assert erm_line.split() == [
+        "not",
+        "set",
+        "firm=erm",
+        f"{mass.alpha_star:.3g}",
+        f"{mass.low:.3g}",
+        f"{mass.high:.3g}",
+        "3",
+        "yes",
+    ]
+    unreached_line = next(line for line in lines if unreached.summary.label in line)
+    assert unreached_line.split()[-5:] == ["–", "–", "–", "3", "no"]
+    assert lines[-1] == f"not set: groups whose records lack {EPSILON_KEY} (reference lines in the plot)"
+
+    png = plot_alpha_star_versus(points, EPSILON_KEY, tmp_path)
+    assert png == tmp_path / "alpha_star_vs_target_epsilon.png"
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and len(png.read_bytes()) > 20_000
+
+
+def test_versus_key_resolves_full_keys_and_last_parts_and_says_which_keys_vary(run_record):
+    ambiguous = [({"firm": "dpsgd", C_KEY: 1.0, "model.max_grad_norm": 2.0}, 2.0)]
+    summaries = summarize(versus_records(run_record, VERSUS_SETTINGS + ambiguous), n_bootstrap=0)
+    varying = f"firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}, model.max_grad_norm"
+
+    assert versus_key(summaries, "target_epsilon") == versus_key(summaries, EPSILON_KEY) == EPSILON_KEY
+    assert versus_key(summaries, "firm") == "firm"
+    with pytest.raises(ValueError) as error:
+        versus_key(summaries, "max_grad_norm")
+    assert str(error.value) == (
+        f"versus key 'max_grad_norm' is ambiguous: it names {C_KEY}, model.max_grad_norm; pass the full key."
+    )
+    with pytest.raises(ValueError) as error:
+        versus_key(summaries, "clip")
+    assert str(error.value) == (
+        f"versus key 'clip' is not a setting swept between these groups; the settings that vary between groups are: {varying}."
+    )
+    with pytest.raises(ValueError, match=r"'collective.alpha' is not .* \(α and seed are each curve's own axes\)"):
+        alpha_star_versus(summaries, "collective.alpha")
+    (only,) = summarize(versus_records(run_record, VERSUS_SETTINGS[:1]), n_bootstrap=0)
+    with pytest.raises(ValueError, match=r"vary between groups are: none \(only α and seed vary\)\.$"):
+        versus_key([only], "max_grad_norm")
+
+
+@pytest.mark.parametrize(
+    ("versus", "message"),
+    [
+        (
+            "epsilon",
+            f"versus key 'epsilon' is not a setting swept between these groups; the settings that vary between groups are: firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}.",
+        ),
+        (
+            "seed",
+            f"versus key 'seed' is not a setting swept between these groups (α and seed are each curve's own axes); the settings that vary between groups are: firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}.",
+        ),
+    ],
+)
+def test_main_versus_key_errors_are_one_line_with_exit_code_2_and_write_nothing(
+    run_record, tmp_path, capsys, versus, message
+):
+    root = write_records(versus_records(run_record), tmp_path / "runs")
+    out = tmp_path / "out"
+
+    assert main([str(root), "--out", str(out), "--bootstrap", "0", "--versus", versus]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.err == f"aca-report: error: {message}\n"
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_main_versus_prints_the_table_and_writes_it_beside_the_report(run_record, tmp_path, capsys):
+    root = write_records(versus_records(run_record), tmp_path / "runs")
+
+    assert main([str(root), "--bootstrap", "100", "--versus", "max_grad_norm"]) == 0
+
+    out = capsys.readouterr().out
+    assert f"α* against {C_KEY} (S* = 0.9)\n" in out
+    names = ["report.csv", "report.json", "s_curve.png", "s_curve.pdf"]
+    names += [f"alpha_star_vs_max_grad_norm.{kind}" for kind in ("csv", "json", "png")]
+    for name in names:
+        assert f"wrote {root / name}\n" in out
+        assert (root / name).is_file()
+    with (root / "alpha_star_vs_max_grad_norm.csv").open() as file:
+        assert [row["reached"] for row in csv.DictReader(file)] == ["False", "True", "True", "True", "True", "True"]
+
+    assert main([str(root), "--distances", "--versus", "max_grad_norm"]) == 2
+    assert capsys.readouterr().err.startswith("aca-report: error: --versus compares α* between groups")
+
+
+RECIPE_RUNS = Path(__file__).parents[2] / "recipes" / "dp_digits" / "runs"
+
+
+def test_versus_target_epsilon_on_the_dp_digits_recipe_records(tmp_path):
+    records = load_records([RECIPE_RUNS / "erm", RECIPE_RUNS / "epsilon"])
+    summaries = summarize(records, n_bootstrap=100)
+    points = alpha_star_versus(summaries, "target_epsilon")
+
+    assert [point.value for point in points] == [0.5, 1, 2, 4, 8, None]
+    assert points[-1].summary.label == "experiment=dp_erm_baseline" and points[0].others == ()
+    by_label = {summary.label: summary.alpha_star for summary in summaries}
+    for point in points:
+        assert point.summary.alpha_star == by_label[point.summary.label]
+    # the recipe README's table: ε = 0.5 never reaches S* = 0.9, ε = 1 needs α* ≈ 0.096, ERM ≈ 0.020
+    assert not points[0].summary.alpha_star.reached
+    assert round(points[1].summary.alpha_star.alpha_star, 3) == 0.096
+    assert round(points[-1].summary.alpha_star.alpha_star, 3) == 0.020
+    png = plot_alpha_star_versus(points, "firm.callbacks.dpsgd.target_epsilon", tmp_path)
+    assert png.name == "alpha_star_vs_target_epsilon.png" and png.stat().st_size > 20_000
