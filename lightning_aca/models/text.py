@@ -79,7 +79,9 @@ class TextClassifier(CrossEntropyModule):
         non_negative_real("weight_decay", weight_decay)
         fraction("warmup_fraction", warmup_fraction)
         self.save_hyperparameters()
-        self.model = load_sequence_classifier(model_name_or_path, num_classes)
+        # from_pretrained returns the model in eval mode; a LightningModule starts in train mode (dropout on,
+        # and Opacus records activations only of modules in training mode)
+        self.model = load_sequence_classifier(model_name_or_path, num_classes).train()
         self._position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
         self._add_metrics(num_classes)
 
