@@ -94,7 +94,7 @@ class TextClassifier(CrossEntropyModule):
         inputs = dict(x)
         if self._position_ids and "position_ids" not in inputs:
             ids = inputs["input_ids"]
-            inputs["position_ids"] = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+            inputs["position_ids"] = torch.arange(ids.shape[1], device=ids.device).expand_as(ids).contiguous()
         return self.model(**inputs).logits
 
     def configure_optimizers(self) -> dict[str, Any]:
