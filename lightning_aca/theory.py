@@ -23,7 +23,8 @@ norm bound and ξ̂ are derived here. Derivations, assumptions and sources: ``do
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -141,7 +142,7 @@ def _deprecated(old: str, new: str) -> None:
 
 
 def estimate_uniqueness(
-    inputs: Tensor | np.ndarray,
+    inputs: Tensor | np.ndarray | Sequence[str],
     signal: Callable[[Tensor], Tensor],
     *,
     atol: float = 1e-6,
@@ -157,9 +158,13 @@ def estimate_uniqueness(
     patch or a feature set to a constant). For a non-idempotent g, such as a blended pattern, ξ̂ is
     a lower bound on ξ.
 
+    Texts are judged by the signal's own membership test ``signal.carries(text)`` (x ∈ g(X), exact;
+    e.g. :meth:`~lightning_aca.collective.signals.TokenInsertion.carries`): ξ̂ is then the fraction
+    of clean documents that already carry the token pattern.
+
     Args:
         inputs: clean inputs, shape ``(n, ...)``, first dimension the batch; arrays are converted
-            with :func:`torch.as_tensor`.
+            with :func:`torch.as_tensor`. Or a sequence of texts.
         signal: the signal g, mapping a batch tensor to a batch tensor of the same shape.
         atol: absolute tolerance for g(x) = x, ≥ 0.
         rtol: relative tolerance for g(x) = x, ≥ 0.
@@ -174,7 +179,12 @@ def estimate_uniqueness(
         ...     return out
         >>> estimate_uniqueness(x, g)
         0.25
+        >>> from lightning_aca.collective.signals import TokenInsertion
+        >>> estimate_uniqueness(["a b ~ c", "a b c", "a ~", "d"], TokenInsertion("~", every=2))
+        0.5
     """
+    if isinstance(inputs, Sequence) and not isinstance(inputs, str) and inputs and isinstance(inputs[0], str):
+        return _text_uniqueness(inputs, signal)
     inputs = torch.as_tensor(inputs)
     if inputs.dim() == 0 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must have shape (n, ...) with n ≥ 1, got shape {tuple(inputs.shape)}.")
@@ -194,3 +204,17 @@ def estimate_uniqueness(
             same = torch.isclose(marked, batch, rtol=rtol, atol=atol)
             carrying += int(same.reshape(len(batch), -1).all(dim=1).sum())
     return carrying / n
+
+
+def _text_uniqueness(texts: Sequence[str], signal: Any) -> float:
+    """The fraction of ``texts`` that ``signal.carries`` (lie in the signal set g(X))."""
+    carries = getattr(signal, "carries", None)
+    if carries is None:
+        raise TypeError(
+            f"estimate_uniqueness on texts needs a text signal with a carries(text) membership test (e.g. "
+            f"TokenInsertion), got {type(signal).__name__}."
+        )
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"inputs[{bad}] is {type(texts[bad]).__name__}, not a text; give a sequence of strings.")
+    return sum(bool(carries(t)) for t in texts) / len(texts)

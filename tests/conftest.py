@@ -3,9 +3,11 @@
 Tests are collected with ``--import-mode=importlib``, so test files cannot import each other or this
 file; the helpers are handed out by fixtures instead. ``plain_model`` gives the class (subclass it
 inside a test, or call it with options); ``make_trainer`` gives a Trainer builder; ``compose_config``
-composes aca-run's configuration with overrides.
+composes aca-run's configuration with overrides; ``tiny_text_model`` is the directory of a tiny,
+randomly initialised BERT with its tokenizer, and ``make_texts`` writes a two-class toy corpus.
 """
 
+import random
 from collections.abc import Mapping
 
 import lightning as L
@@ -146,3 +148,49 @@ def _single_torch_thread():
 def _work_in_a_temporary_directory(tmp_path, monkeypatch):
     """Trainers default to writing checkpoints and logs under the working directory: keep them out of the repo."""
     monkeypatch.chdir(tmp_path)
+
+
+#: the toy corpus's words: class 0 and class 1 each have their own, both share the neutral ones
+_NEGATIVE = ["bad", "dull", "poor", "weak", "boring"]
+_POSITIVE = ["good", "great", "fine", "superb", "moving"]
+_NEUTRAL = ["the", "a", "film", "movie", "plot", "is", "was", "and", "cast", "story"]
+_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "~", "z", "##x", "##q", *_NEGATIVE, *_POSITIVE, *_NEUTRAL]
+
+
+def _make_texts(n, seed=0, words=(6, 14)):
+    """``(texts, labels)``: ``n`` toy reviews, label 1 texts with positive words, label 0 with negative ones."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        own = _POSITIVE if label else _NEGATIVE
+        length = rng.randint(*words)
+        texts.append(" ".join(rng.choice(own) if rng.random() < 0.3 else rng.choice(_NEUTRAL) for _ in range(length)))
+        labels.append(label)
+    return texts, labels
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory):
+    """Directory of a tiny randomly initialised BERT (hidden 16, 1 layer) and its WordPiece tokenizer (vocab of 30)."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    BertTokenizer(vocab={w: i for i, w in enumerate(_VOCAB)}).save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(_VOCAB),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def make_texts():
+    """``make_texts(n, seed=0, words=(6, 14)) -> (texts, labels)``: the toy two-class corpus."""
+    return _make_texts

@@ -238,3 +238,35 @@ def test_wandb_is_offline_by_default_and_online_when_asked(tmp_path, monkeypatch
         assert seen["mode"] in ("dryrun", "offline")
     else:
         assert seen["mode"] is None  # wandb.init's own default: online
+
+
+def test_text_run_on_reviews_with_a_tiny_bert(compose_config, tiny_text_model, tmp_path):
+    cfg = compose_config(
+        "data=reviews",
+        "model=minilm",
+        f"model.model_name_or_path={tiny_text_model}",
+        "collective/signal=token_insertion",
+        "collective.alpha=0.01",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=10",
+        "quiet=true",
+        "logger=none",
+        f"output_dir={tmp_path}",
+    )
+    assert cfg.data.datamodule.tokenizer == str(tiny_text_model)  # the data tokenizes with the model's tokenizer
+    record = run_experiment(cfg)
+    assert record["strategy"] == "SignalPlanting" and record["metrics"]["aca/members"] == 102.0  # round(0.01 * 10246)
+    assert record["theory"]["n_train"] == 10246 and 0.0 <= record["theory"]["xi"] < 0.001  # "~" is rare in reviews
+    assert 0.0 <= record["metrics"]["aca/success"] <= 1.0 and record["metrics"]["aca/clean_acc"] > 0.3
+
+
+def test_text_reviews_preset_composes(compose_config):
+    cfg = compose_config("experiment=text_reviews")
+    assert cfg.model._target_ == "lightning_aca.TextClassifier" and cfg.model.num_classes == 2
+    assert cfg.collective.strategy.signal._target_ == "lightning_aca.TokenInsertion"
+    assert cfg.data.datamodule._target_ == "lightning_aca.RottenTomatoesDataModule"
+    for collective in ("feature_only", "erasing"):
+        assert (
+            compose_config("experiment=text_reviews", f"collective={collective}").collective.strategy.signal.token
+            == "~"
+        )

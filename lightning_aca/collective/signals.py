@@ -292,37 +292,83 @@ class TokenInsertion(Signal):
     """Insert a token after every ``every``-th word of a text.
 
     Hardt et al. 2023, §6: the collective modifies resumes by inserting a character at a fixed
-    word interval. Words are whitespace-separated; the text is re-joined with single spaces.
-    A text of ``n`` words receives ``n // every`` tokens (none if shorter than ``every``).
+    word interval; a token unlikely in clean text (a rare character or word) keeps the signal
+    set small. Words are whitespace-separated; the text is re-joined with single spaces. A text
+    of ``n`` words receives ``max(1, n // every)`` tokens: one shorter than ``every`` words gets
+    the token at its end, so that every text carries the signal (a text g left unchanged would
+    be counted as carrying a signal it does not show).
 
     Example:
-        >>> TokenInsertion("~", every=2)("a b c d e")
-        'a b ~ c d ~ e'
+        >>> g = TokenInsertion("~", every=2)
+        >>> g("a b c d e"), g("short")
+        ('a b ~ c d ~ e', 'short ~')
+        >>> g.carries("a b ~ c"), g.carries("a b c")
+        (True, False)
     """
 
     def __init__(self, token: str, every: int = 10) -> None:
         if not isinstance(token, str) or not token.strip():
             raise ValueError(f"TokenInsertion token must be a non-empty string, got {token!r}.")
-        self.token = token
+        if len(token.split()) != 1:
+            raise ValueError(
+                f"TokenInsertion token must be one word (no whitespace inside), got {token!r}; insert a "
+                "single word or character."
+            )
+        self.token = token.strip()
         self.every = positive_int("TokenInsertion every", every)
 
     def __call__(self, x: str | Sequence[str]) -> str | list[str]:
         if isinstance(x, str):
-            return self._insert(x)
+            return " ".join(self._insert(_words(x)))
         if isinstance(x, Sequence) and all(isinstance(t, str) for t in x):
-            return [self._insert(t) for t in x]
+            return [" ".join(self._insert(_words(t))) for t in x]
         raise TypeError(f"TokenInsertion applies to a string or a list of strings, got {type(x).__name__}.")
 
-    def _insert(self, text: str) -> str:
+    def check(self, x: Any) -> None:
+        """Raise unless ``x`` is a non-empty text."""
+        if not isinstance(x, str):
+            raise TypeError(
+                f"TokenInsertion applies to text, but the dataset's inputs are {type(x).__name__}; give "
+                "(text, label) items, with tokenization left to the loader's collate function."
+            )
+        _words(x)
+
+    def carries(self, text: str) -> bool:
+        """Whether ``text`` lies in the signal set X* = g(X): some text x has g(x) = ``text`` (word by word).
+
+        The preimage is unique: drop every (``every`` + 1)-th word, or for a text of at most
+        ``every`` words its last word; ``text`` carries the signal when g gives it back.
+        """
+        words = _words(text)
+        k = self.every
+        candidates = [[w for i, w in enumerate(words, start=1) if i % (k + 1)]]
+        if len(words) <= k:
+            candidates.append(words[:-1])
+        return any(candidate and self._insert(candidate) == words for candidate in candidates)
+
+    def _insert(self, words: list[str]) -> list[str]:
         out: list[str] = []
-        for i, word in enumerate(text.split(), start=1):
+        for i, word in enumerate(words, start=1):
             out.append(word)
             if i % self.every == 0:
                 out.append(self.token)
-        return " ".join(out)
+        if len(words) < self.every:
+            out.append(self.token)
+        return out
 
     def __repr__(self) -> str:
         return f"TokenInsertion(token={self.token!r}, every={self.every})"
+
+
+def _words(text: str) -> list[str]:
+    """The whitespace-separated words of ``text``; an empty text is an error (there is nothing to mark)."""
+    words = text.split()
+    if not words:
+        raise ValueError(
+            f"TokenInsertion got an empty text ({text!r}); remove empty documents from the dataset "
+            "(a text signal needs words to mark)."
+        )
+    return words
 
 
 class FeatureAssignment(Signal):

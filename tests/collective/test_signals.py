@@ -77,13 +77,24 @@ def test_blend_pattern_mixes_with_weight():
         BlendPattern(torch.ones(3, 3), weight=0.5)(torch.zeros(1, 2, 2))
 
 
-@given(n_words=st.integers(0, 60), every=st.integers(1, 12))
+@given(n_words=st.integers(1, 60), every=st.integers(1, 12))
 def test_token_insertion_inserts_the_right_count(n_words, every):
     text = " ".join(f"w{i}" for i in range(n_words))
-    out = TokenInsertion("<s>", every=every)(text).split()
-    assert out.count("<s>") == n_words // every
+    g = TokenInsertion("<s>", every=every)
+    out = g(text).split()
+    assert out.count("<s>") == max(1, n_words // every)
     assert [w for w in out if w != "<s>"] == text.split()
     assert all(out[(every + 1) * k + every] == "<s>" for k in range(n_words // every))
+    assert g.carries(g(text)) and not g.carries(text)
+
+
+def test_token_insertion_signal_set_membership():
+    g = TokenInsertion("~", every=3)
+    assert g("a b") == "a b ~" and g("a b c d") == "a b c ~ d"
+    assert g.carries("a b c ~ d") and g.carries("a ~") and g.carries("a  b\tc ~")  # words, not spacing
+    assert not g.carries("a b c d ~")  # the token at the wrong place
+    assert not g.carries("a b c ~ d e f")  # the second token is missing
+    assert not g.carries("~")  # no word before the token: g never produces it
 
 
 def test_token_insertion_batch_and_errors():
@@ -92,8 +103,14 @@ def test_token_insertion_batch_and_errors():
         TokenInsertion("#", every=0)
     with pytest.raises(ValueError, match="token"):
         TokenInsertion("  ")
+    with pytest.raises(ValueError, match="one word"):
+        TokenInsertion("two words")
     with pytest.raises(TypeError, match="string"):
         TokenInsertion("#")(3)
+    with pytest.raises(ValueError, match="empty text"):
+        TokenInsertion("#")("   ")
+    with pytest.raises(TypeError, match="text"):
+        TokenInsertion("#").check(torch.zeros(3))
 
 
 def test_feature_assignment_sets_features_on_items_and_batches():

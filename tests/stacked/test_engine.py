@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_aca import models
 from lightning_aca.metrics.functional import collective_success, worst_group_accuracy
+from lightning_aca.models import classifier as models
 from lightning_aca.stacked import engine as engine_module
 from lightning_aca.stacked import run_stacked, stackable_reason
 from lightning_aca.stacked.engine import build_stacked, fit

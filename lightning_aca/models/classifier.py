@@ -2,13 +2,15 @@
 
 Any LightningModule works with this package; these exist so that the embedded default
 experiment (and the Hydra ``model/`` group) has an MLP and a small CNN without BatchNorm (so
-they are valid under DP-SGD).
+they are valid under DP-SGD). :class:`CrossEntropyModule` holds the steps and metrics every
+reference model shares (:class:`Classifier` here, ``TextClassifier`` over text).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -56,7 +58,53 @@ def linear(input_shape: Sequence[int], num_classes: int) -> nn.Sequential:
 _ARCHS = {"linear": linear, "mlp": mlp, "cnn": small_cnn}
 
 
-class Classifier(L.LightningModule):
+class CrossEntropyModule(L.LightningModule):
+    """Training, validation and test steps with cross-entropy over ``(x, y, ...)`` batches.
+
+    Logs ``train/loss`` (the epoch's mean), ``val/loss``, ``val/acc`` and ``test/acc``; with
+    ``hparams.per_sample_loss`` the training step returns the per-sample losses (for
+    ``GroupDRO``). Subclasses give ``forward`` and ``configure_optimizers`` and call
+    :meth:`_add_metrics` in their constructor.
+    """
+
+    def _add_metrics(self, num_classes: int) -> None:
+        # the epoch's mean training loss, logged once per epoch: a per-step self.log costs more
+        # than a small model's whole step (Lightning moves its result collection on every call)
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def training_step(self, batch: Sequence[Any], batch_idx: int) -> Tensor:
+        x, y = batch[0], batch[1]
+        losses = F.cross_entropy(self(x), y, reduction="none")
+        self.train_loss.update(losses.detach())
+        return losses if self.hparams.per_sample_loss else losses.mean()
+
+    def on_train_epoch_end(self) -> None:
+        if self.train_loss.update_called:
+            self.log("train/loss", self.train_loss.compute())
+        self.train_loss.reset()
+
+    def validation_step(self, batch: Sequence[Any], batch_idx: int) -> None:
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        self.val_loss.update(F.cross_entropy(logits, y, reduction="none"))
+        self.val_acc.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.val_acc.update_called:
+            self.log_dict({"val/loss": self.val_loss.compute(), "val/acc": self.val_acc.compute()})
+        self.val_loss.reset()
+        self.val_acc.reset()
+
+    def test_step(self, batch: Sequence[Any], batch_idx: int) -> None:
+        x, y = batch[0], batch[1]
+        self.test_acc(self(x), y)
+        self.log("test/acc", self.test_acc)
+
+
+class Classifier(CrossEntropyModule):
     """A classifier trained with cross-entropy; logs ``train/loss``, ``val/acc``, ``test/acc``.
 
     Args:
@@ -91,43 +139,10 @@ class Classifier(L.LightningModule):
             raise ValueError(f"lr must be positive, got {lr!r}.")
         self.save_hyperparameters()
         self.net = _ARCHS[arch](tuple(input_shape), num_classes, **arch_kwargs)
-        # the epoch's mean training loss, logged once per epoch: a per-step self.log costs more
-        # than a small model's whole step (Lightning moves its result collection on every call)
-        self.train_loss = MeanMetric()
-        self.val_loss = MeanMetric()
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self._add_metrics(num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
-
-    def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
-        x, y = batch[0], batch[1]
-        losses = F.cross_entropy(self(x), y, reduction="none")
-        self.train_loss.update(losses.detach())
-        return losses if self.hparams.per_sample_loss else losses.mean()
-
-    def on_train_epoch_end(self) -> None:
-        if self.train_loss.update_called:
-            self.log("train/loss", self.train_loss.compute())
-        self.train_loss.reset()
-
-    def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
-        x, y = batch[0], batch[1]
-        logits = self(x)
-        self.val_loss.update(F.cross_entropy(logits, y, reduction="none"))
-        self.val_acc.update(logits, y)
-
-    def on_validation_epoch_end(self) -> None:
-        if self.val_acc.update_called:
-            self.log_dict({"val/loss": self.val_loss.compute(), "val/acc": self.val_acc.compute()})
-        self.val_loss.reset()
-        self.val_acc.reset()
-
-    def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
-        x, y = batch[0], batch[1]
-        self.test_acc(self(x), y)
-        self.log("test/acc", self.test_acc)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
