@@ -97,8 +97,9 @@ def test_the_stacked_engine_reads_it_as_tensors():
 def test_aca_run_plants_a_feature_signal_on_adult(compose_config, tmp_path):
     cfg = compose_config(
         "data=adult",
-        "~collective.strategy.signal",
-        "+collective.strategy.signal={_target_:lightning_aca.FeatureAssignment,indices:[0],values:[8.0]}",
+        "collective/signal=feature_assignment",
+        "collective.strategy.signal.indices=[0]",
+        "collective.strategy.signal.values=[8.0]",
         "trainer.max_epochs=1",
         "+trainer.limit_train_batches=20",
         "+trainer.limit_val_batches=2",
