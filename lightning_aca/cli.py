@@ -9,7 +9,6 @@ re-run with the same ``hydra.sweep.dir`` resumes where it stopped. After a multi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -24,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lightning_aca.analysis.records import RECORD_NAME, make_record, write_record
+from lightning_aca.analysis.records import RECORD_NAME, finished_record, make_record, write_record
 from lightning_aca.validation import non_negative_int, positive_int
 
 
@@ -122,10 +121,10 @@ def build_datamodule(cfg: DictConfig) -> Any:
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration and return (and write) its run record."""
     out_dir = Path(cfg.output_dir)
-    existing = out_dir / RECORD_NAME
-    if existing.exists():
-        print(f"aca-run: skip, record exists: {existing}", flush=True)
-        return json.loads(existing.read_text())
+    finished = finished_record(out_dir, OmegaConf.to_container(cfg, resolve=True))
+    if finished is not None:
+        print(f"aca-run: skip, record exists: {out_dir / RECORD_NAME}", flush=True)
+        return finished
     validate(cfg)
     start = time.perf_counter()
     import lightning as L

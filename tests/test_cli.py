@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from lightning_aca import cli
 from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, sweep_params
@@ -56,10 +57,21 @@ def test_gdro_firm_on_spurious_digits_logs_group_accuracies(compose_config, tmp_
 
 
 def test_existing_record_is_skipped(compose_config, tmp_path, capsys):
-    (tmp_path / "record.json").write_text(json.dumps({"schema_version": 1, "marker": 7}))
     cfg = compose_config(*FAST, f"output_dir={tmp_path}")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    (tmp_path / "record.json").write_text(json.dumps({"schema_version": 1, "marker": 7, "config": config}))
     assert run_experiment(cfg)["marker"] == 7
     assert "skip" in capsys.readouterr().out
+
+
+def test_a_record_of_another_configuration_is_never_taken_for_the_run(compose_config, tmp_path):
+    first = run_experiment(compose_config(*FAST, f"output_dir={tmp_path}"))
+    again = compose_config(*FAST, f"output_dir={tmp_path}", "trainer=gpu", "quiet=false")  # device and verbosity
+    assert run_experiment(again) == json.loads(json.dumps(first, default=str))
+    with pytest.raises(
+        ValueError, match=r"holds the record of another configuration \(model\.hidden: 128 there, 16 here\)"
+    ):
+        run_experiment(compose_config(*FAST, f"output_dir={tmp_path}", "model.hidden=16"))
 
 
 @pytest.mark.parametrize(

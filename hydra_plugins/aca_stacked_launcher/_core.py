@@ -211,8 +211,9 @@ def _standard(launcher: StackedLauncher, job: _Job) -> None:
 
 def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
     """Decide the job's path: done, standard (with a reason) or a stack (with a key)."""
-    from lightning_aca.analysis.records import RECORD_NAME
+    from lightning_aca.analysis.records import finished_record
     from lightning_aca.cli import validate
+    from lightning_aca.stacked.config import plain
 
     try:
         job.cfg = engine_config(job.config)
@@ -220,8 +221,13 @@ def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
     except Exception as err:  # the standard path reports it as aca-run does
         job.reason = f"its config does not resolve ({type(err).__name__}: {err})"
         return
-    if (Path(job.cfg.output_dir) / RECORD_NAME).exists():
-        job.done = True
+    try:
+        job.done = finished_record(job.cfg.output_dir, plain(job.cfg)) is not None
+    except ValueError:
+        _standard(launcher, job)  # fails now, before any stack trains, with aca-run's message
+        job.reason = "a record of another configuration"
+        return
+    if job.done:
         return
     try:
         validate(job.cfg)

@@ -134,6 +134,62 @@ def make_record(
     }
 
 
+#: top-level config keys that decide what a run trains and measures (a resumed record must match them);
+#: where it is written, how verbose, which logger, how many CPU threads and which device do not.
+_TRAINING_KEYS = ("data", "model", "collective", "firm", "trainer", "seed", "test", "metrics")
+_DEVICE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "enable_progress_bar", "enable_model_summary")
+
+
+def _training_part(config: dict[str, Any]) -> dict[str, Any]:
+    part = {key: config.get(key) for key in _TRAINING_KEYS}
+    if isinstance(part["trainer"], dict):
+        part["trainer"] = {k: v for k, v in part["trainer"].items() if k not in _DEVICE_KEYS}
+    return part
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else (prefix.rstrip("."), a, b)
+
+
+def finished_record(directory: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, Any] | None:
+    """The record already in ``directory`` for this resolved ``config``, or None if the run has not finished.
+
+    A killed sweep re-run with the same ``hydra.sweep.dir`` skips its finished runs. A record left
+    by a *different* configuration in the same run directory (say, the sweep's model was changed
+    and the sweep re-run into the old directory) is never taken for this run's result: that is a
+    ``ValueError`` naming the first differing key and the fix.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> _ = write_record({"config": {"model": {"arch": "cnn"}}}, d)
+        >>> finished_record(d, {"model": {"arch": "cnn"}, "output_dir": d})["config"]["model"]
+        {'arch': 'cnn'}
+        >>> finished_record(d, {"model": {"arch": "mlp"}})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: the run directory ... holds the record of another configuration (model.arch: 'cnn' there, 'mlp' here); re-run into a new hydra.sweep.dir, or delete that run directory to retrain it.
+    """
+    path = Path(directory) / RECORD_NAME
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    found = _first_difference(_training_part(record.get("config") or {}), _training_part(config))
+    if found is not None:
+        key, theirs, ours = found
+        raise ValueError(
+            f"the run directory {Path(directory)} holds the record of another configuration ({key}: {theirs!r} there, "
+            f"{ours!r} here); re-run into a new hydra.sweep.dir, or delete that run directory to retrain it."
+        )
+    return record
+
+
 def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Record files under ``paths``: every ``record.json`` below a directory, or a path that is a file.
 

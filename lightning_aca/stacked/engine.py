@@ -11,7 +11,6 @@ alike, one log or W&B run per configuration, as ``aca-run`` writes them).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -321,7 +320,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
     or a chunk runs out of memory).
     """
-    from lightning_aca.analysis.records import RECORD_NAME, write_record
+    from lightning_aca.analysis.records import RECORD_NAME, finished_record, write_record
     from lightning_aca.cli import _quiet, validate
     from lightning_aca.validation import positive_int
 
@@ -337,10 +336,9 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     records: list[dict | None] = [None] * len(cfgs)
     pending = []
     for i, cfg in enumerate(cfgs):
-        existing = Path(cfg.output_dir) / RECORD_NAME
-        if existing.exists():
-            print(f"aca-run: skip, record exists: {existing}", flush=True)
-            records[i] = json.loads(existing.read_text())
+        records[i] = finished_record(cfg.output_dir, resolved[i])
+        if records[i] is not None:
+            print(f"aca-run: skip, record exists: {Path(cfg.output_dir) / RECORD_NAME}", flush=True)
         else:
             validate(cfg)
             pending.append(i)
