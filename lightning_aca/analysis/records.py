@@ -157,6 +157,11 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] 
     return None if a == b else (prefix.rstrip("."), a, b)
 
 
+def _shown(value: Any) -> str:
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def finished_record(directory: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, Any] | None:
     """The record already in ``directory`` for this resolved ``config``, or None if the run has not finished.
 
@@ -182,10 +187,10 @@ def finished_record(directory: str | os.PathLike[str], config: dict[str, Any]) -
     record = json.loads(path.read_text())
     found = _first_difference(_training_part(record.get("config") or {}), _training_part(config))
     if found is not None:
-        key, theirs, ours = found
+        key, theirs, ours = (found[0], *(_shown(v) for v in found[1:]))
         raise ValueError(
-            f"the run directory {Path(directory)} holds the record of another configuration ({key}: {theirs!r} there, "
-            f"{ours!r} here); re-run into a new hydra.sweep.dir, or delete that run directory to retrain it."
+            f"the run directory {Path(directory)} holds the record of another configuration ({key}: {theirs} there, "
+            f"{ours} here); re-run into a new hydra.sweep.dir, or delete that run directory to retrain it."
         )
     return record
 

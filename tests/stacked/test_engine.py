@@ -199,10 +199,17 @@ def test_records_have_aca_runs_schema_and_resume(compose_cfg, tmp_path):
         assert record["theory"] == {"xi": 0.0, "n_train": 1347} and record["strategy"] == "SignalPlanting"
         assert record["config"]["collective"]["alpha"] == cfg.collective.alpha
     assert records[1]["metrics"]["aca/members"] == 135.0 and records[1]["metrics"]["aca/clean_acc"] > 0.5
-    (tmp_path / "0.02" / "record.json").write_text(json.dumps({"schema_version": 1, "marker": 7}))
+    marker = {"schema_version": 1, "marker": 7, "config": records[0]["config"]}
+    (tmp_path / "0.02" / "record.json").write_text(json.dumps(marker))
     (tmp_path / "0.1" / "record.json").unlink()
     again = run_stacked(cfgs)
-    assert again[0] == {"schema_version": 1, "marker": 7} and again[1]["metrics"] == records[1]["metrics"]
+    assert again[0]["marker"] == 7 and again[1]["metrics"] == records[1]["metrics"]
+    other = run_stacked([compose_cfg("collective.alpha=0.02", name="0.02")], max_models=1)  # same run: resumed
+    assert other[0]["marker"] == 7
+    with pytest.raises(
+        ValueError, match=r"holds the record of another configuration \(model\.hidden: 128 there, 32 here\)"
+    ):
+        run_stacked([compose_cfg("collective.alpha=0.02", "model.hidden=32", name="0.02")])
 
 
 def test_evaluation_uses_the_metric_definitions_for_every_model(compose_cfg):
