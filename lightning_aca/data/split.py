@@ -23,13 +23,22 @@ def stratified_split(
     from sklearn.model_selection import train_test_split
 
     labels_np = labels.numpy()
-    train_idx, test_idx = train_test_split(
-        torch.arange(len(labels)).numpy(), test_size=test_fraction, stratify=labels_np, random_state=seed
-    )
-    val_idx = None
-    if val_fraction > 0:
-        train_idx, val_idx = train_test_split(
-            train_idx, test_size=val_fraction, stratify=labels_np[train_idx], random_state=seed
+    try:
+        train_idx, test_idx = train_test_split(
+            torch.arange(len(labels)).numpy(), test_size=test_fraction, stratify=labels_np, random_state=seed
         )
+        val_idx = None
+        if val_fraction > 0:
+            train_idx, val_idx = train_test_split(
+                train_idx, test_size=val_fraction, stratify=labels_np[train_idx], random_state=seed
+            )
+    except ValueError as err:  # scikit-learn's message names neither the data's classes nor our arguments
+        counts = torch.bincount(labels - labels.min()) if len(labels) else labels
+        smallest = int(counts[counts > 0].min()) if len(labels) else 0
+        raise ValueError(
+            f"a stratified split of {len(labels)} points (smallest class: {smallest} points) with "
+            f"test_fraction={test_fraction} and val_fraction={val_fraction} leaves a part without every class "
+            f"({err}); drop classes with few points, or choose fractions that give each part one point a class."
+        ) from None
     train, test = torch.as_tensor(sorted(train_idx)), torch.as_tensor(sorted(test_idx))
     return train, None if val_idx is None else torch.as_tensor(sorted(val_idx)), test

@@ -1,5 +1,6 @@
 """stratified_split: a partition of the indices that keeps every class's share, fixed by its seed."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,3 +28,11 @@ def test_parts_partition_the_indices_and_keep_each_class_share(counts, test_frac
     assert ((held_out - torch.tensor(counts) * len(test) / len(labels)).abs() <= 1).all()
     again_train, _, again_test = stratified_split(labels, test_fraction, val_fraction, seed)
     assert torch.equal(again_train, train) and torch.equal(again_test, test)
+
+
+def test_too_small_a_class_names_the_fractions_and_the_fix():
+    labels = torch.tensor([0] * 20 + [1] * 20 + [2])
+    with pytest.raises(
+        ValueError, match=r"41 points \(smallest class: 1 points\) with test_fraction=0\.2.*drop classes"
+    ):
+        stratified_split(labels, 0.2)
