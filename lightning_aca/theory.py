@@ -11,6 +11,9 @@
   norm ≤ B to make θ* stationary, never sufficient. The critical mass itself, α* = G/(G + ρ) with
   ρ the radius of the members' gradient hull along −∇L_{P₀}(θ*), is computed in
   :mod:`lightning_aca.gradient_strategies.theory`.
+- :func:`dp_success_ceiling` and :func:`dp_member_bound` — what (ε, δ)-DP itself allows a
+  collective of m members (group privacy, k = 2m add/remove steps): S ≤ e^{kε}·S(0) +
+  δ·(e^{kε} − 1)/(e^ε − 1), and the fewest members that can reach S*; derived here.
 - :func:`estimate_uniqueness` — the empirical uniqueness ξ̂ of a signal: the fraction of clean
   inputs x with g(x) = x, an estimate of ξ = P₀({g(x) : x ∈ X}) (exact in expectation for
   idempotent g).
@@ -22,6 +25,7 @@ norm bound and ξ̂ are derived here. Derivations, assumptions and sources: ``do
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_aca.validation import fraction, non_negative_real, positive_int, real, renamed
+from lightning_aca.validation import fraction, non_negative_int, non_negative_real, positive_int, real, renamed
 
 
 def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: float = 0.0) -> float:
@@ -123,6 +127,84 @@ def gradient_neutralization_alpha_bound(base_gradient_norm: float, member_gradie
     gradient = non_negative_real("base_gradient_norm", base_gradient_norm)
     bound = real("member_gradient_bound", member_gradient_bound, low=0.0, low_open=True)
     return gradient / (gradient + bound)
+
+
+def dp_success_ceiling(baseline: float, epsilon: float, delta: float, members: int) -> float:
+    """Group-privacy ceiling on success under (ε, δ)-DP: S ≤ e^{kε}·S(0) + δ·(e^{kε} − 1)/(e^ε − 1), k = 2m.
+
+    Derived here from the definition of DP (``docs/theory.md`` §5): a training algorithm that is
+    (ε, δ)-DP under add/remove adjacency (what Opacus's accountants report, Poisson sampling
+    included) changes the probability of any event by at most that much when k records are added or
+    removed; a collective of m members *replaces* m records, k = 2m steps. With the event
+    f(g(x)) = y* averaged over the signal evaluation set, the firm's expected success with the
+    collective is at most the ceiling, where S(0) is the same firm's expected success without it.
+    Capped at 1.
+
+    Args:
+        baseline: S(0), the firm's success with no collective (α = 0), in [0, 1].
+        epsilon: the firm's ε, > 0.
+        delta: the firm's δ, in [0, 1].
+        members: m, the number of the collective's records, ≥ 0.
+
+    Example:
+        >>> round(dp_success_ceiling(baseline=0.01, epsilon=0.5, delta=1e-5, members=2), 6)
+        0.073989
+        >>> dp_success_ceiling(baseline=0.01, epsilon=2.0, delta=1e-5, members=3)
+        1.0
+    """
+    baseline, delta = fraction("baseline", baseline), fraction("delta", delta)
+    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+    k = 2 * non_negative_int("members", members)
+    if k == 0:
+        return baseline
+    return math.exp(min(0.0, _log_ceiling(baseline, epsilon, delta, k)))
+
+
+def _log_ceiling(baseline: float, epsilon: float, delta: float, k: int) -> float:
+    """log of e^{kε}·S(0) + δ·(e^{kε} − 1)/(e^ε − 1), k ≥ 1, in log space (e^{kε} overflows a float)."""
+    growth = k * epsilon
+    terms = [growth + math.log(baseline)] if baseline > 0 else []
+    if delta > 0:
+        log_expm1 = growth if growth > 40.0 else math.log(math.expm1(growth))
+        terms.append(math.log(delta) + log_expm1 - math.log(math.expm1(epsilon)))
+    return float(np.logaddexp.reduce(terms)) if terms else -math.inf
+
+
+def dp_member_bound(success_level: float, baseline: float, epsilon: float, delta: float) -> int | None:
+    """Fewest members whose :func:`dp_success_ceiling` reaches S*: m ≥ ln((S* + c)/(S(0) + c)) / (2ε), c = δ/(e^ε − 1).
+
+    A lower bound on the critical mass that DP itself imposes (α* ≥ m/n for n training records):
+    it grows like 1/ε. Returns 0 when S(0) ≥ S* already, and ``None`` when no number of members can
+    reach S* (S(0) = 0 and δ = 0).
+
+    Args:
+        success_level: S*, in [0, 1].
+        baseline: S(0), the firm's success with no collective, in [0, 1].
+        epsilon: the firm's ε, > 0.
+        delta: the firm's δ, in [0, 1].
+
+    Example:
+        >>> dp_member_bound(success_level=0.9, baseline=0.01, epsilon=0.5, delta=1e-5)
+        5
+        >>> dp_member_bound(success_level=0.9, baseline=0.01, epsilon=0.05, delta=1e-5)
+        45
+    """
+    success_level, baseline = fraction("success_level", success_level), fraction("baseline", baseline)
+    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+    delta = fraction("delta", delta)
+    if baseline >= success_level:
+        return 0
+    if baseline == 0.0 and delta == 0.0:
+        return None
+    # ceiling >= S*  <=>  e^{kε} >= (S* + c)/(S(0) + c), c = δ/(e^ε − 1); in logs, as c may underflow
+    log_c = math.log(delta) - math.log(math.expm1(epsilon)) if delta > 0 else -math.inf
+    log_ratio = np.logaddexp(math.log(success_level), log_c) - np.logaddexp(
+        math.log(baseline) if baseline > 0 else -math.inf, log_c
+    )
+    members = math.ceil(float(log_ratio) / (2.0 * epsilon) - 1e-12)
+    while members > 0 and dp_success_ceiling(baseline, epsilon, delta, members - 1) >= success_level:
+        members -= 1  # rounding in the logarithm can put the bound one member high
+    return members
 
 
 def feature_label_critical_mass(target: float, xi: float, delta: float, epsilon: float = 0.0) -> float | None:

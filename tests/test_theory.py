@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lightning_aca.theory import (
+    dp_member_bound,
+    dp_success_ceiling,
     estimate_uniqueness,
     feature_label_alpha_star,
     feature_label_critical_mass,
@@ -227,3 +229,48 @@ def test_non_numbers_are_refused_by_type(value):
         feature_label_success_bound(0.1, value, 0.5)
     with pytest.raises(TypeError, match="batch_size must be a positive int"):
         estimate_uniqueness(torch.zeros(2, 2, 2), _stamp, batch_size=value)
+
+
+def test_dp_ceiling_matches_hand_computation():
+    # k = 2 members x 2 = 4 add/remove steps at eps = 0.5: e^2 * 0.01 + 1e-5 * (e^2 - 1) / (e^0.5 - 1)
+    expected = math.exp(2.0) * 0.01 + 1e-5 * (math.exp(2.0) - 1) / (math.exp(0.5) - 1)
+    assert dp_success_ceiling(0.01, 0.5, 1e-5, 2) == pytest.approx(expected) == pytest.approx(0.0739891, abs=1e-7)
+    assert dp_success_ceiling(0.01, 0.5, 1e-5, 0) == pytest.approx(0.01)  # no collective: S(0) itself
+    assert dp_success_ceiling(0.3, 1.0, 0.0, 10_000) == 1.0  # capped, no overflow
+
+
+def test_member_bound_matches_hand_computation_and_grows_like_one_over_epsilon():
+    # c = 1e-5 / (e^0.5 - 1); m >= ln((0.9 + c) / (0.01 + c)) / (2 * 0.5) = 4.498...
+    assert dp_member_bound(0.9, 0.01, 0.5, 1e-5) == 5
+    bounds = [dp_member_bound(0.9, 0.01, eps, 0.0) for eps in (0.1, 0.2, 0.4)]
+    assert bounds == [math.ceil(math.log(90) / (2 * eps)) for eps in (0.1, 0.2, 0.4)] == [23, 12, 6]
+    assert dp_member_bound(0.9, 0.95, 0.5, 1e-5) == 0 and dp_member_bound(0.9, 0.0, 0.5, 0.0) is None
+
+
+@given(
+    st.floats(0.0, 1.0),
+    st.floats(0.01, 4.0),
+    st.floats(0.0, 1e-3),
+    st.floats(0.05, 1.0),
+)
+def test_member_bound_is_the_fewest_members_whose_ceiling_reaches_the_level(baseline, epsilon, delta, level):
+    members = dp_member_bound(level, baseline, epsilon, delta)
+    if members is None:
+        assert baseline == 0.0 and delta == 0.0
+        return
+    assert dp_success_ceiling(baseline, epsilon, delta, members) >= level
+    assert members == 0 or dp_success_ceiling(baseline, epsilon, delta, members - 1) < level
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"baseline": 1.5}, r"baseline must be"),
+        ({"epsilon": 0.0}, r"epsilon must be"),
+        ({"members": -1}, r"members must be a non-negative int"),
+        ({"delta": float("nan")}, r"delta must be"),
+    ],
+)
+def test_dp_ceiling_refuses_bad_input_naming_the_argument(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        dp_success_ceiling(**{"baseline": 0.1, "epsilon": 1.0, "delta": 1e-5, "members": 3, **kwargs})
