@@ -52,7 +52,9 @@ def plot_curves(
     """Plot S(α) (mean ± std over seeds) per group on a log-α axis, with S*, α* and the theoretical bound.
 
     α = 0 runs cannot sit on a log axis; their mean S is given in the group's legend entry instead.
-    Where runs logged ``aca/baseline_success``, a dotted line of the group's colour shows it.
+    Where runs logged ``aca/baseline_success``, a dotted line of the group's colour shows it. For
+    DP-SGD groups with α = 0 runs, a dash-dot line shows the group-privacy ceiling on S
+    (``AlphaRow.dp_ceiling``; ``docs/theory.md`` §5).
     For groups of ``SignalPlanting`` runs whose record has a number ``theory.xi``, the dashed curve is
     Hardt et al.'s feature-label lower bound (arXiv 2302.04262, §3;
     :func:`~lightning_aca.theory.feature_label_success_bound`) with gap Δ = 1, learner suboptimality
@@ -72,7 +74,7 @@ def plot_curves(
     axes = figure.add_subplot()
     runs_by_key = group_records(records)
     bounds_drawn: set[float] = set()
-    baseline_drawn = False
+    baseline_drawn = ceiling_drawn = False
     for index, summary in enumerate(summaries):
         color = f"C{index % 10}"
         plotted = [row for row in summary.rows if row.alpha > 0]
@@ -100,6 +102,17 @@ def plot_curves(
                 label=None if baseline_drawn else "dotted: baseline (S on clean inputs)",
             )
             baseline_drawn = True
+        ceiling = [row for row in plotted if row.dp_ceiling is not None]
+        if ceiling:
+            axes.plot(
+                [row.alpha for row in ceiling],
+                [row.dp_ceiling for row in ceiling],
+                color=color,
+                linestyle="-.",
+                linewidth=1,
+                label=None if ceiling_drawn else "dash-dot: what (ε, δ)-DP allows (group privacy)",
+            )
+            ceiling_drawn = True
         mass = summary.alpha_star
         if mass is not None and mass.reached:
             axes.axvline(mass.alpha_star, color=color, linestyle=":", linewidth=1)

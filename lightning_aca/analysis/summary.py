@@ -53,6 +53,9 @@ class AlphaRow:
             ``None`` if no run logged it.
         above_baseline: whether ``success_mean`` exceeds ``baseline_success_mean``; ``None`` when
             there is no baseline or the collective has no target class y* (erasing).
+        dp_ceiling: what the group's (ε, δ)-DP allows this row's members
+            (:func:`~lightning_aca.theory.dp_success_ceiling`, S(0) the group's mean S at α = 0);
+            ``None`` for non-private groups and groups without α = 0 runs.
     """
 
     alpha: float
@@ -63,6 +66,7 @@ class AlphaRow:
     epsilon_mean: float | None
     baseline_success_mean: float | None = None
     above_baseline: bool | None = None
+    dp_ceiling: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,40 @@ def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
     )
 
 
+def _delta(record: dict[str, Any]) -> float | None:
+    """The run's δ: its DPSGD callback's ``delta``, or 1/n (the callback's default)."""
+    callbacks = ((record.get("config") or {}).get("firm") or {}).get("callbacks") or {}
+    dp = next((c for c in callbacks.values() if isinstance(c, dict) and "max_grad_norm" in c), None)
+    if dp is None:
+        return None
+    if dp.get("delta") is not None:
+        return float(dp["delta"])
+    n = (record.get("theory") or {}).get("n_train")
+    return 1.0 / n if n else None
+
+
+def _with_dp_ceiling(rows: tuple[AlphaRow, ...], by_alpha: dict[float, list[dict[str, Any]]]) -> tuple[AlphaRow, ...]:
+    """The rows with the group-privacy ceiling on S (docs/theory.md §5) where the group is private and has α = 0 runs."""
+    from dataclasses import replace
+
+    from lightning_aca.theory import dp_success_ceiling
+
+    if not rows or rows[0].alpha != 0.0:
+        return rows
+    baseline = rows[0].success_mean
+    out = []
+    for row in rows:
+        runs = by_alpha[row.alpha]
+        deltas = [d for d in map(_delta, runs) if d is not None]
+        members = _metric(runs, "aca/members")
+        if row.epsilon_mean is None or not deltas or len(members) != len(runs):
+            out.append(row)
+            continue
+        ceiling = dp_success_ceiling(baseline, row.epsilon_mean, max(deltas), round(max(members)))
+        out.append(replace(row, dp_ceiling=ceiling))
+    return tuple(out)
+
+
 def group_records(records: Sequence[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]]:
     """Records by :func:`~lightning_aca.analysis.records.group_key`: one list per S(α) curve."""
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
@@ -180,7 +218,7 @@ def summarize(
                 seeds=[str(run.get("seed")) for run in positive],
                 n_bootstrap=n_bootstrap,
             )
-        rows = tuple(_row(alpha, by_alpha[alpha]) for alpha in sorted(by_alpha))
+        rows = _with_dp_ceiling(tuple(_row(alpha, by_alpha[alpha]) for alpha in sorted(by_alpha)), by_alpha)
         summaries.append(GroupSummary(group_label(key), key, success_level, rows, alpha_star))
     return sorted(summaries, key=lambda summary: summary.label)
 
