@@ -147,10 +147,11 @@ def _training_part(config: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
-def _first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+def first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """``(dotted key, value in a, value in b)`` of the first difference between two nested dicts, or None."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b), key=str):
-            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            found = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
             if found:
                 return found
         return None
@@ -185,7 +186,7 @@ def finished_record(directory: str | os.PathLike[str], config: dict[str, Any]) -
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    found = _first_difference(_training_part(record.get("config") or {}), _training_part(config))
+    found = first_difference(_training_part(record.get("config") or {}), _training_part(config))
     if found is not None:
         key, theirs, ours = (found[0], *(_shown(v) for v in found[1:]))
         raise ValueError(

@@ -9,11 +9,8 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch.utils.data import TensorDataset
 
-from lightning_aca.data.in_memory import InMemoryDataModule
-from lightning_aca.data.split import stratified_split
-from lightning_aca.validation import non_negative_int, real
+from lightning_aca.data.in_memory import SplitImagesDataModule
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,7 +26,7 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.as_tensor(bunch.target, dtype=torch.long)
 
 
-class DigitsDataModule(InMemoryDataModule):
+class DigitsDataModule(SplitImagesDataModule):
     """scikit-learn's digits as a LightningDataModule with a fixed stratified split.
 
     Args:
@@ -49,6 +46,7 @@ class DigitsDataModule(InMemoryDataModule):
     """
 
     num_classes = 10
+    image_shape = (1, 8, 8)
 
     def __init__(
         self,
@@ -59,21 +57,7 @@ class DigitsDataModule(InMemoryDataModule):
         flatten: bool = False,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(batch_size, num_workers)
-        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
-        self.val_fraction = real("val_fraction", val_fraction, low=0, high=1, high_open=True)
-        self.split_seed = non_negative_int("split_seed", split_seed)
-        self.flatten = flatten
+        super().__init__(batch_size, test_fraction, val_fraction, split_seed, flatten, num_workers)
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (64,) if self.flatten else (1, 8, 8)
-
-    def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
-        images, labels = load_digits_tensors()
-        if self.flatten:
-            images = images.flatten(1)
-        train, val, test = stratified_split(labels, self.test_fraction, self.val_fraction, self.split_seed)
-        test_set = TensorDataset(images[test], labels[test])
-        val_set = test_set if val is None else TensorDataset(images[val], labels[val])
-        return TensorDataset(images[train], labels[train]), val_set, test_set
+    def load(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return load_digits_tensors()

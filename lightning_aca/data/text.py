@@ -28,6 +28,7 @@ from torch.utils.data._utils.collate import default_collate
 
 from lightning_aca.data.in_memory import InMemoryDataModule
 from lightning_aca.data.shipped import default_text_model
+from lightning_aca.data.split import stratified_split
 from lightning_aca.validation import integer, non_negative_int, positive_int, real
 
 
@@ -263,16 +264,6 @@ def _check_texts(texts: list[Any], where: str) -> None:
             raise ValueError(f"{where} row {i} has an empty text; remove empty documents from the file.")
 
 
-def stratified_split(labels: Sequence[int], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Sorted ``(train, test)`` indices of a split stratified by label (scikit-learn's), fixed by ``seed``."""
-    from sklearn.model_selection import train_test_split
-
-    train, test = train_test_split(
-        list(range(len(labels))), test_size=test_fraction, stratify=list(labels), random_state=seed
-    )
-    return sorted(train), sorted(test)
-
-
 class TextCSVDataModule(TextDataModule):
     """A user's text classification file (CSV, TSV or JSON Lines) with a fixed stratified split.
 
@@ -323,5 +314,5 @@ class TextCSVDataModule(TextDataModule):
             self.num_classes = int(data.targets.max()) + 1
         if self.test_path is not None:
             return data, self._read(self.test_path)
-        train, test = stratified_split(data.targets.tolist(), self.test_fraction, self.split_seed)
-        return data.subset(train), data.subset(test)
+        train, _, test = stratified_split(data.targets, self.test_fraction, seed=self.split_seed)
+        return data.subset(train.tolist()), data.subset(test.tolist())

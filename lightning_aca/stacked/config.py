@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_aca.analysis.records import first_difference
+
 STACKABLE_KEYS: tuple[str, ...] = (
     "collective.alpha",
     "seed",
@@ -170,16 +172,6 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
         data[leaf] = value
 
 
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-            if found:
-                return found
-        return None
-    return None if a == b else prefix.rstrip(".")
-
-
 def check_group(cfgs: list[DictConfig]) -> list[dict[str, Any]]:
     """The configs' resolved dicts; ``ValueError`` naming the key if two differ outside :data:`STACKABLE_KEYS`.
 
@@ -188,10 +180,10 @@ def check_group(cfgs: list[DictConfig]) -> list[dict[str, Any]]:
     """
     reference = _comparable(cfgs[0])
     for i, cfg in enumerate(cfgs[1:], start=1):
-        key = _first_difference(reference, _comparable(cfg))
-        if key is not None:
+        found = first_difference(reference, _comparable(cfg))
+        if found is not None:
             raise ValueError(
-                f"configs 0 and {i} differ in {key!r}, which is not stackable (stackable: {', '.join(STACKABLE_KEYS)}); "
+                f"configs 0 and {i} differ in {found[0]!r}, which is not stackable (stackable: {', '.join(STACKABLE_KEYS)}); "
                 "train them in separate groups."
             )
     return [plain(cfg) for cfg in cfgs]
