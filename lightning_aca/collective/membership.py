@@ -74,3 +74,77 @@ def select_members(
         )
     order = np.random.default_rng(seed).permutation(eligible_idx.size)
     return np.sort(eligible_idx[order[:k]])
+
+
+def select_disjoint_members(
+    n: int,
+    alphas: Sequence[float],
+    seed: int = 0,
+    eligible: Sequence[Sequence[bool] | np.ndarray | None] | None = None,
+) -> list[np.ndarray]:
+    """Members of several collectives on one training set: disjoint, each nested in its own α.
+
+    Karan, Vincent, Karahalios, Sundaram (FAccT 2025) let several collectives act on one platform;
+    a user belongs to at most one. With one collective this is exactly :func:`select_members`.
+    With K ≥ 2, one seeded permutation of the ``n`` points deals them round-robin into K pools;
+    collective j takes the first ``round(α_j · n_eligible_j)`` of its pool's eligible points in
+    permutation order, where ``n_eligible_j`` counts its eligible points in the whole training set
+    (so α_j means what α means for one collective). Hence collective j's members depend only on
+    (n, its eligibility, α_j, seed, j, K): nested in α_j and unchanged when another α moves. Each
+    collective can reach about 1/K of the eligible points; more is a ``ValueError``.
+
+    Args:
+        n: number of training points.
+        alphas: each collective's fraction of its eligible points, in [0, 1].
+        seed: membership seed.
+        eligible: one boolean mask of length ``n`` (or None: every point) per collective.
+
+    Example:
+        >>> first, second = select_disjoint_members(20, [0.2, 0.1], seed=0)
+        >>> len(first), len(second), set(first.tolist()) & set(second.tolist())
+        (4, 2, set())
+        >>> bigger = select_disjoint_members(20, [0.3, 0.1], seed=0)
+        >>> set(first.tolist()) <= set(bigger[0].tolist()), bigger[1].tolist() == second.tolist()
+        (True, True)
+    """
+    alphas = [fraction(f"alphas[{j}] (collective {j}'s fractional size)", a) for j, a in enumerate(alphas)]
+    if not alphas:
+        raise ValueError("alphas is empty: give one fraction per collective.")
+    masks = list(eligible) if eligible is not None else [None] * len(alphas)
+    if len(masks) != len(alphas):
+        raise ValueError(f"eligible has {len(masks)} masks for {len(alphas)} collectives; give one per collective.")
+    if len(alphas) == 1:
+        return [select_members(n, alphas[0], seed, masks[0])]
+    n = non_negative_int("n (the number of training points)", n)
+    seed = non_negative_int("seed", seed)
+    k = len(alphas)
+    order = np.random.default_rng([seed, k]).permutation(n)
+    out = []
+    for j, (alpha, mask) in enumerate(zip(alphas, masks, strict=True)):
+        everyone = np.ones(n, dtype=bool) if mask is None else np.asarray(mask)
+        if everyone.dtype != bool or everyone.shape != (n,):
+            raise ValueError(
+                f"eligible[{j}] must be a boolean mask of shape ({n},), got dtype {everyone.dtype} and shape "
+                f"{everyone.shape}."
+            )
+        if alpha == 0:
+            out.append(np.empty(0, dtype=np.int64))
+            continue
+        n_eligible = int(everyone.sum())
+        wanted = member_count(alpha, n_eligible)
+        if wanted == 0:
+            smallest = f"; the smallest alpha with one member is {0.5 / n_eligible:.3g}" if n_eligible else ""
+            raise ValueError(
+                f"alphas[{j}]={alpha} gives 0 members among {n_eligible} eligible points{smallest}. "
+                "Use alpha=0 explicitly for no collective."
+            )
+        pool = order[j::k]
+        pool = pool[everyone[pool]]
+        if wanted > pool.size:
+            raise ValueError(
+                f"alphas[{j}]={alpha} asks for {wanted} members, but with {k} disjoint collectives each draws from "
+                f"1/{k} of the training set: at most {pool.size} of its {n_eligible} eligible points "
+                f"(alpha <= {pool.size / n_eligible:.3g}); lower alphas[{j}]."
+            )
+        out.append(np.sort(pool[:wanted]).astype(np.int64))
+    return out
