@@ -6,7 +6,9 @@ under ``target_class`` (records written before the rename hold it under ``target
 accepts both). A group is the set of runs sharing every swept
 setting except the collective size α and the seed: one success curve S(α) (Hardt, Mazumdar,
 Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
-arXiv 2302.04262, §3) measured over seeds.
+arXiv 2302.04262, §3) measured over seeds. A run with several collectives (Karan et al. 2025)
+holds them under ``collectives`` (:func:`collective_entry`) and their success as
+``aca/success/<name>``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from lightning_aca.validation import fraction
 __all__ = [
     "RECORD_NAME",
     "SCHEMA_VERSION",
+    "collective_entry",
+    "collective_names",
     "find_records",
     "group_key",
     "group_label",
@@ -114,17 +118,24 @@ def make_record(
     xi: float | None,
     n_train: int,
     wall_time_s: float,
+    collectives: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One run's record, the same for every engine (``"trainer"``: one Lightning Trainer per run; ``"stacked"``)."""
-    return {
+    """One run's record, the same for every engine (``"trainer"``: one Lightning Trainer per run; ``"stacked"``).
+
+    With several collectives, pass ``alpha=None``, ``strategy=None``, ``xi=None`` and
+    ``collectives`` (one :func:`collective_entry` each): the record then holds them under
+    ``"collectives"`` and each one's metrics under ``aca/<metric>/<name>``; its top-level
+    ``alpha``, ``strategy`` and ``target_class`` are null.
+    """
+    record = {
         "schema_version": SCHEMA_VERSION,
         "engine": engine,
         "overrides": list(overrides),
         "sweep": sweep_params(list(overrides)),
-        "alpha": float(alpha),
+        "alpha": None if alpha is None else float(alpha),
         "seed": int(seed),
-        "strategy": type(strategy).__name__,
-        "target_class": strategy.target_class,
+        "strategy": None if strategy is None else type(strategy).__name__,
+        "target_class": None if strategy is None else strategy.target_class,
         "metrics": metrics,
         "epsilon": epsilon,
         "theory": {"xi": xi, "n_train": int(n_train)},
@@ -132,6 +143,34 @@ def make_record(
         "wall_time_s": round(wall_time_s, 3),
         "versions": _versions(),
     }
+    if collectives is not None:
+        record["collectives"] = list(collectives)
+    return record
+
+
+def collective_entry(collective: Any, members: int, xi: float | None) -> dict[str, Any]:
+    """One collective of a several-collective run as its record holds it (name, α, strategy, y*, members, ξ̂).
+
+    Example:
+        >>> from lightning_aca import PixelPatch, SignalPlanting
+        >>> from lightning_aca.collective.collectives import Collective
+        >>> entry = collective_entry(Collective("first", SignalPlanting(PixelPatch(2), target_class=3), 0.02), 80, None)
+        >>> entry["name"], entry["alpha"], entry["strategy"], entry["target_class"], entry["members"]
+        ('first', 0.02, 'SignalPlanting', 3, 80)
+    """
+    return {
+        "name": collective.name,
+        "alpha": float(collective.alpha),
+        "strategy": type(collective.strategy).__name__,
+        "target_class": collective.strategy.target_class,
+        "members": int(members),
+        "xi": xi,
+    }
+
+
+def collective_names(record: dict[str, Any]) -> list[str]:
+    """The names of a several-collective record's collectives, in order; ``[]`` for a one-collective record."""
+    return [entry["name"] for entry in record.get("collectives") or []]
 
 
 #: top-level config keys that decide what a run trains and measures (a resumed record must match them);
@@ -226,10 +265,21 @@ def _problem(record: Any) -> str | None:
         return "not a JSON object"
     if record.get("schema_version") != SCHEMA_VERSION:
         return f"schema_version is {record.get('schema_version')!r}, this reader needs {SCHEMA_VERSION}"
-    checks = (
-        ("alpha", record.get("alpha")),
-        ("metrics['aca/success']", (record.get("metrics") or {}).get("aca/success")),
-    )
+    metrics = record.get("metrics") or {}
+    entries = record.get("collectives")
+    if entries is not None:
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e for e in entries):
+            return "'collectives' is not a list of named entries"
+        checks = tuple(
+            item
+            for e in entries
+            for item in (
+                (f"collectives[{e['name']!r}].alpha", e.get("alpha")),
+                (f"metrics['aca/success/{e['name']}']", metrics.get(f"aca/success/{e['name']}")),
+            )
+        )
+    else:
+        checks = (("alpha", record.get("alpha")), ("metrics['aca/success']", metrics.get("aca/success")))
     for name, value in checks:
         try:
             fraction(name, value)
@@ -242,8 +292,8 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
     """Load the usable records under ``paths`` (see :func:`find_records`).
 
     A file that is unreadable or partial JSON (a run still writing, or killed), has another
-    ``schema_version``, or lacks a number α or ``metrics['aca/success']`` in [0, 1] is skipped with
-    a warning naming it. A record that names y* under its old key ``target`` gets ``target_class``
+    ``schema_version``, or lacks a number α or ``metrics['aca/success']`` in [0, 1] (with several
+    collectives: each one's α and ``aca/success/<name>``) is skipped with a warning naming it. A record that names y* under its old key ``target`` gets ``target_class``
     beside it. Raises ``ValueError`` naming ``paths`` when no usable record is left.
     """
     paths = list(paths)
