@@ -141,7 +141,7 @@ class SuccessCurve:
 
     Example:
         >>> curve = SuccessCurve((0.0, 0.01, 0.1), (0.0, 0.5, 1.0))
-        >>> [round(float(s), 4) for s in curve([0.005, 0.01, 0.0316, 1.0])]
+        >>> [round(float(s), 4) for s in curve([0.005, 0.01, 10**-1.5, 1.0])]
         [0.25, 0.5, 0.75, 1.0]
     """
 
@@ -369,11 +369,11 @@ def participation_equilibria(
     with :func:`scipy.optimize.brentq`; a point where R only touches the diagonal between grid points
     is not found (a non-generic case). Stable means the response's slope is < 1 there.
 
-    Example (linear S = 0.1 + α, uniform costs on [0, 1], b = 0.5: α = 0.5·(0.1 + α) ⇔ α = 0.1):
+    Example (S = 0.15 + α/2, uniform costs on [0, 1], b = 0.5: α = 0.5·(0.15 + α/2) ⇔ α = 0.1):
         >>> model = Participation(parse_costs("uniform:0,1"), benefit=0.5)
-        >>> (eq,) = participation_equilibria(lambda a: 0.1 + a * 0.9, model, alpha_max=1.0)
+        >>> (eq,) = participation_equilibria(lambda a: 0.15 + a / 2, model, alpha_max=1.0)
         >>> round(eq.alpha, 6), round(eq.slope, 6), eq.stable
-        (0.1, 0.45, True)
+        (0.1, 0.25, True)
     """
     top, knots = _range(curve, alpha_max)
 
