@@ -7,7 +7,8 @@ Learning", ICML 2023, arXiv 2302.04262, §3), writes ``report.csv``/``report.jso
 --versus KEY`` adds α* against the swept setting KEY (a full key or its last part): a table, printed
 and written as ``alpha_star_vs_<key>.csv``/``.json``, and the plot ``alpha_star_vs_<key>.png``.
 ``aca-report --distances PATH ...`` prints the distance-to-θ* table of runs with a gradient
-strategy (§4) and writes ``distance_curves.png``. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
+strategy (§4) and writes ``distance_curves.png``. ``--economics`` adds the economics of joining per
+group (:mod:`lightning_aca.economics`): ``economics.csv``/``.json``/``.png``. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
 :mod:`~lightning_aca.analysis.tables` (text, CSV, JSON) and :mod:`~lightning_aca.analysis.plot`.
 """
 
@@ -82,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
         help="also α* against the swept setting KEY (full key or its last part, e.g. target_epsilon): "
         "alpha_star_vs_<KEY>.csv/.json/.png",
     )
+    economics = parser.add_argument_group("economics of joining (lightning_aca.economics)")
+    economics.add_argument(
+        "--economics",
+        action="store_true",
+        help="also participation equilibria and the smallest benefit b* per group: economics.csv/.json/.png",
+    )
+    economics.add_argument("--benefit", type=float, default=1.0, help="benefit b of success, in the costs' unit")
+    economics.add_argument(
+        "--costs",
+        default="uniform:0,1",
+        help="cost distribution: uniform:LOW,HIGH, exponential:MEAN or lognormal:MEDIAN,SIGMA (default: uniform:0,1)",
+    )
+    economics.add_argument("--rule", default="naive", choices=("naive", "free_rider"), help="participation rule")
+    economics.add_argument(
+        "--privacy-cost", type=float, default=0.0, help="κ, cost of being identified as a member (default: 0, off)"
+    )
     parser.add_argument("--out", type=Path, help="output directory (default: the first PATH, if a directory)")
     parser.add_argument(
         "--theory-epsilon",
@@ -103,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``aca-report PATH [PATH ...]``: print the table, write the report and the plot.
 
     With ``--versus KEY``: also print and write α* against the swept setting KEY, and plot it.
+    With ``--economics``: also print and write the participation equilibria and b* per group.
     With ``--distances``: print the distance-to-θ* table and write ``distance_curves.png``.
     Returns 0 on success and 2, with a one-line message on stderr, when there is nothing to report
     or an option is out of range. Skipped records are listed on stderr as warnings.
@@ -139,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_versus_table(points, key))
             paths.update(write_versus(points, key, out_dir))
             paths["versus_png"] = plot_alpha_star_versus(points, key, out_dir)
+        if args.economics:
+            paths.update(_economics(summaries, records, args, out_dir))
         if args.wandb:
             config = {"success_level": level, "theory_epsilon": args.theory_epsilon, "n_records": len(records)}
             _push_to_wandb(summaries, paths["png"], out_dir, args.wandb_project, config)
@@ -149,6 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths.values():
         print(f"wrote {path}")
     return 0
+
+
+def _economics(summaries: Sequence[GroupSummary], records: list, args: argparse.Namespace, out: Path) -> dict:
+    """``aca-report --economics``: print the table, write ``economics.csv``/``.json``/``.png``."""
+    from lightning_aca.analysis.economics import format_economics_table, plot_economics, write_economics
+    from lightning_aca.economics import firm_economics, parse_costs
+
+    costs = parse_costs(args.costs)
+    results = firm_economics(summaries, records, costs, args.benefit, args.rule, args.privacy_cost)
+    print()
+    print(format_economics_table(results, args.costs))
+    return write_economics(results, args.costs, out) | {"economics_png": plot_economics(results, out)}
 
 
 def _distances(paths: Sequence[Path], out: Path | None) -> int:

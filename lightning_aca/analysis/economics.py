@@ -1,0 +1,202 @@
+"""``aca-report --economics``: the economics of joining per firm setting, as a table, CSV/JSON and a figure.
+
+The model is :mod:`lightning_aca.economics`; this module presents its
+:class:`~lightning_aca.economics.FirmEconomics` per group: the text table (b*, the tipping size and
+the stable equilibria at the given benefit), ``economics.csv``/``economics.json``
+(:data:`ECONOMICS_COLUMNS`) and ``economics.png``, the participation response R(α) against α with
+the diagonal, one panel per group, equilibria marked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lightning_aca.analysis.plot import _save, _short_label
+from lightning_aca.analysis.records import write_atomically
+from lightning_aca.analysis.tables import format_columns, number, strict_json
+from lightning_aca.economics import FirmEconomics, response
+
+__all__ = ["ECONOMICS_COLUMNS", "economics_rows", "format_economics_table", "plot_economics", "write_economics"]
+
+#: columns of ``economics.csv``: one row per group; ``stable_equilibria`` lists "α:S" pairs, ";"-separated
+ECONOMICS_COLUMNS = (
+    "group",
+    "epsilon",
+    "rule",
+    "benefit",
+    "privacy_term",
+    "success_at_zero",
+    "alpha_star",
+    "benefit_star",
+    "not_reachable",
+    "tipping",
+    "stable_equilibria",
+)
+
+
+def _equilibria_text(result: FirmEconomics, separator: str, pair: str) -> str:
+    return separator.join(
+        pair.format(alpha=eq.alpha, success=eq.success, end="+" if eq.at_range_end else "")
+        for eq in result.equilibria
+        if eq.stable
+    )
+
+
+def economics_rows(results: Sequence[FirmEconomics]) -> list[list[Any]]:
+    """One row per group, in the order of :data:`ECONOMICS_COLUMNS`."""
+    return [
+        [
+            result.label,
+            result.participation.epsilon,
+            result.participation.rule,
+            result.participation.benefit,
+            result.participation.privacy_term,
+            result.curve.successes[0],
+            result.alpha_star,
+            result.benefit_star,
+            result.not_reachable,
+            result.tipping,
+            _equilibria_text(result, ";", "{alpha:.6g}{end}:{success:.6g}"),
+        ]
+        for result in results
+    ]
+
+
+def format_economics_table(results: Sequence[FirmEconomics], costs: str) -> str:
+    """The economics of joining as text: per group ε, S(0), α*, b*, the tipping size and the stable equilibria.
+
+    ``costs`` is the cost distribution's text form, for the title. Equilibria at the largest
+    measured α, where at least that many join, are marked ``+``.
+    """
+    if not results:
+        raise ValueError("no groups to tabulate.")
+    first = results[0]
+    model = first.participation
+    title = (
+        f"economics of joining (rule {model.rule}, costs {costs}, b = {model.benefit:g}, "
+        f"privacy cost κ = {model.privacy_cost:g}; b, b* in the costs' unit; S* = {first.success_level:g})"
+    )
+    header = ["group", "ε", "S(0)", "α*", "b*", "tipping α", f"stable equilibria at b = {model.benefit:g}: α (S)"]
+    rows = []
+    for result, label in zip(results, _titles(results), strict=True):
+        stable = _equilibria_text(result, ", ", "{alpha:.4g}{end} ({success:.3f})") or "–"
+        rows.append(
+            [
+                label,
+                number(result.participation.epsilon, ".3g"),
+                f"{result.curve.successes[0]:.3f}",
+                number(result.alpha_star, ".3g"),
+                "not reachable" if result.benefit_star is None else f"{result.benefit_star:.4g}",
+                number(result.tipping, ".3g"),
+                stable,
+            ]
+        )
+    lines = [title, format_columns(header, rows)]
+    lines += [
+        f"{label}: {r.not_reachable}" for r, label in zip(results, _titles(results), strict=True) if r.not_reachable
+    ]
+    if any(eq.at_range_end for result in results for eq in result.equilibria):
+        lines.append("+ at the largest measured α: at least that many join; S beyond it was not measured")
+    return "\n".join(lines)
+
+
+def write_economics(results: Sequence[FirmEconomics], costs: str, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``economics.csv`` (columns :data:`ECONOMICS_COLUMNS`) and ``economics.json`` atomically.
+
+    The JSON holds the model (costs, rule, benefit, privacy cost) and per group its row, the fitted
+    curve and every equilibrium with its slope and stability. Returns
+    ``{"economics_csv": path, "economics_json": path}``.
+    """
+    if not results:
+        raise ValueError("no groups to tabulate.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(ECONOMICS_COLUMNS)
+    rows = economics_rows(results)
+    writer.writerows(rows)
+    model = results[0].participation
+    document = {
+        "costs": costs,
+        "rule": model.rule,
+        "benefit": model.benefit,
+        "privacy_cost": model.privacy_cost,
+        "success_level": results[0].success_level,
+        "groups": [
+            dict(zip(ECONOMICS_COLUMNS, row, strict=True))
+            | {
+                "delta": result.participation.delta,
+                "population": result.participation.population,
+                "curve": asdict(result.curve),
+                "equilibria": [asdict(eq) for eq in result.equilibria],
+            }
+            for result, row in zip(results, rows, strict=True)
+        ],
+    }
+    paths = {"economics_csv": out / "economics.csv", "economics_json": out / "economics.json"}
+    write_atomically(paths["economics_csv"], text.getvalue().encode())
+    encoded = json.dumps(strict_json(document), indent=2, ensure_ascii=False, allow_nan=False)
+    write_atomically(paths["economics_json"], (encoded + "\n").encode())
+    return paths
+
+
+def _titles(results: Sequence[FirmEconomics]) -> list[str]:
+    """Each group's label cut to the settings that differ between the groups, keys to their last part."""
+    items = [_short_label(result.label).split(", ") for result in results]
+    shared = set.intersection(*(set(parts) for parts in items)) if len(items) > 1 else set()
+    return [", ".join(part for part in parts if part not in shared) or parts[0] for parts in items]
+
+
+def plot_economics(results: Sequence[FirmEconomics], out_dir: str | os.PathLike[str]) -> Path:
+    """Plot each group's participation response R(α) against α with the diagonal; write ``economics.png``.
+
+    One panel per group; stable equilibria are filled circles, unstable ones open circles, α* is
+    a dotted vertical line (absent where S never reaches S*). Returns the path.
+    """
+    if not results:
+        raise ValueError("no groups to plot.")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = min(3, len(results))
+    rows = -(-len(results) // columns)
+    figure = Figure(figsize=(3.6 * columns, 3.2 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for index, (result, title) in enumerate(zip(results, _titles(results), strict=True)):
+        axes = grid[index // columns][index % columns]
+        top = result.curve.alpha_max
+        alphas = np.linspace(0.0, top, 801)
+        axes.plot(alphas, response(result.curve, result.participation, alphas), color="C0", label="response R(α)")
+        axes.plot([0.0, top], [0.0, top], color="grey", linewidth=1, label="α = R(α)")
+        for eq in result.equilibria:
+            face = "C3" if eq.stable else "white"
+            axes.plot([eq.alpha], [eq.alpha], marker="o", color="C3", markerfacecolor=face, linestyle="")
+        if result.alpha_star is not None:
+            axes.axvline(result.alpha_star, color="C2", linestyle=":", label=f"α* (S* = {result.success_level:g})")
+        star = "not reachable" if result.benefit_star is None else f"{result.benefit_star:.3g}"
+        axes.set_title(f"{title}\nb* = {star}", fontsize="small")
+        axes.set_xlim(0.0, top * 1.02)
+        axes.set_ylim(0.0, top * 1.05)
+        axes.set_xlabel("collective size α")
+        axes.set_ylabel("joining at α: R(α)")
+    for index in range(len(results), rows * columns):
+        grid[index // columns][index % columns].set_axis_off()
+    grid[0][0].plot([], [], marker="o", color="C3", linestyle="", label="stable equilibrium")
+    grid[0][0].plot([], [], marker="o", color="C3", markerfacecolor="white", linestyle="", label="unstable")
+    grid[0][0].legend(fontsize="x-small")
+    model = results[0].participation
+    figure.suptitle(f"participation response, rule {model.rule}, b = {model.benefit:g}", fontsize="medium")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return _save(figure, out / "economics.png", "png")
