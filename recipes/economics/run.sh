@@ -15,3 +15,6 @@ report naive_s80 --benefit 0.2 --success-level 0.8                        # S* =
 report lognormal_s80 --benefit 0.2 --success-level 0.8 --costs lognormal:1,1
 report privacy_s80 --benefit 0.2 --success-level 0.8 --privacy-cost 0.05
 report free_rider_s80 --benefit 0.2 --success-level 0.8 --rule free_rider
+# the S(alpha) report is the same in every setting of one S*: keep it once per S* (naive_s90, naive_s80)
+for name in lognormal_s80 privacy_s80 free_rider_s80; do rm -f "$OUT/$name"/report.* "$OUT/$name"/s_curve.*; done
+rm -f "$OUT"/*/s_curve.pdf
