@@ -124,9 +124,7 @@ def _signal_set(cfg: DictConfig, strategy: Any, name: str | None, data: TensorDa
     mask = strategy.evaluation_mask(data.y_test)
     if not bool(mask.any()):
         who = "" if name is None else f" (collective {name!r})"
-        raise ValueError(
-            f"the test set has no point to evaluate {strategy!r}{who} on (every label equals the target)."
-        )
+        raise ValueError(f"the test set has no point to evaluate {strategy!r}{who} on (every label equals the target).")
     clean = data.x_test[mask]
     agreement = (cfg.get("metrics") or {}).get("erasure_agreement")
     return SignalSet(
@@ -166,9 +164,7 @@ def _views(strategies: list[Any], data: TensorData) -> tuple[torch.Tensor, torch
     return torch.stack(xs), torch.stack(ys)
 
 
-def _chunk_size(
-    jobs: list[_Job], data: TensorData, views: int, device: torch.device, max_models: int | None
-) -> int:
+def _chunk_size(jobs: list[_Job], data: TensorData, views: int, device: torch.device, max_models: int | None) -> int:
     net, shape = jobs[0].model.net, tuple(jobs[0].model.hparams.input_shape)
     private = jobs[0].dp is not None
     batch = data.batch_size
@@ -246,9 +242,7 @@ def _record(
     )
     if job.collectives is None:
         return make_record(**common, alpha=cfg.collective.alpha, strategy=job.strategy, xi=xis[0])
-    entries = [
-        collective_entry(c, len(m), xi) for c, m, xi in zip(job.collectives, job.members, xis, strict=True)
-    ]
+    entries = [collective_entry(c, len(m), xi) for c, m, xi in zip(job.collectives, job.members, xis, strict=True)]
     return make_record(**common, alpha=None, strategy=None, xi=None, collectives=entries)
 
 
@@ -428,9 +422,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         began = time.perf_counter()
-        module = _fit_or_explain(
-            build_module(chunk, data, group.views, group.evaluation), chunk[0].cfg, group.device
-        )
+        module = _fit_or_explain(build_module(chunk, data, group.views, group.evaluation), chunk[0].cfg, group.device)
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
