@@ -155,7 +155,7 @@ def engine_config(config: DictConfig) -> DictConfig:
 
 
 def group_key(config: DictConfig, stackable_keys: Sequence[str]) -> str:
-    """The job's resolved task config less ``stackable_keys``, per-job Hydra values stood in for, as JSON.
+    """The job's resolved task config less ``stackable_keys`` (``*``: any key), per-job Hydra values stood in for, as JSON.
 
     ``config`` is the job's composed config, ``hydra`` node included, with ``hydra.runtime.output_dir``
     set. Two jobs can share a stack exactly when their keys are equal: a ``save_dir: ${output_dir}``
@@ -165,8 +165,10 @@ def group_key(config: DictConfig, stackable_keys: Sequence[str]) -> str:
     with read_write(neutral.hydra), open_dict(neutral.hydra):
         for key, value in _PER_JOB.items():
             OmegaConf.update(neutral.hydra, key, value, merge=False)
+    from lightning_aca.stacked.config import expand_keys
+
     container = OmegaConf.to_container(_resolve(neutral))
-    for dotted in stackable_keys:
+    for dotted in expand_keys(stackable_keys, container):
         *parents, leaf = dotted.split(".")
         node: Any = container
         for part in parents:
@@ -241,6 +243,9 @@ def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
 
 
 def _varying(jobs: Sequence[_Job], keys: Sequence[str]) -> list[str]:
+    from lightning_aca.stacked.config import expand_keys
+
+    keys = expand_keys(keys, OmegaConf.to_container(jobs[0].cfg, resolve=False))
     return [key for key in keys if len({repr(OmegaConf.select(j.cfg, key)) for j in jobs}) > 1]
 
 

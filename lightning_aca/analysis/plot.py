@@ -3,7 +3,8 @@
 :func:`plot_curves` draws each group's success curve S(α) with S*, α* and Hardt et al.'s
 feature-label lower bound (arXiv 2302.04262, §3); :func:`plot_alpha_star_versus` draws the groups'
 α* against one swept setting; :func:`plot_distance_curves` draws ‖θ_t − θ*‖ per α for gradient
-strategies (§4). Figures are drawn with matplotlib's object-oriented API on the
+strategies (§4); :func:`plot_collectives` draws several collectives' S_i over their α grid (Karan
+et al. 2025). Figures are drawn with matplotlib's object-oriented API on the
 Agg canvas, leaving pyplot's global backend and figures alone, and written atomically.
 """
 
@@ -18,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from lightning_aca.analysis.collectives import CollectivesSummary, figure_name
 from lightning_aca.analysis.distances import DistanceCurve, by_group_and_alpha, mean_or_none
 from lightning_aca.analysis.records import group_label, write_atomically
 from lightning_aca.analysis.summary import GroupSummary, VersusPoint, group_records, versus_name
 from lightning_aca.theory import feature_label_success_bound
 from lightning_aca.validation import real
 
-__all__ = ["plot_alpha_star_versus", "plot_curves", "plot_distance_curves"]
+__all__ = ["plot_alpha_star_versus", "plot_collectives", "plot_curves", "plot_distance_curves"]
 
 
 def _save(figure: Any, path: Path, kind: str) -> Path:
@@ -330,3 +332,103 @@ def plot_distance_curves(curves: Sequence[DistanceCurve], out_dir: str | Path) -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return _save(figure, out / "distance_curves.png", "png")
+
+
+def _alpha_axis(axes: Any, alphas: Sequence[float]) -> None:
+    """A log α axis, or symmetric-log when α = 0 (no collective) is among the values."""
+    positive = [alpha for alpha in alphas if alpha > 0]
+    if positive and len(positive) == len(alphas):
+        axes.set_xscale("log")
+    elif positive:
+        axes.set_xscale("symlog", linthresh=min(positive))
+    axes.set_xticks(list(alphas), labels=[f"{alpha:g}" for alpha in alphas])
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    axes.xaxis.set_minor_locator(NullLocator())
+    axes.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _collective_curves(axes: Any, summary: CollectivesSummary, i: int) -> None:
+    """S_i against α_i, one curve (mean, interval as error bars) per combination of the other collectives' α."""
+    others = [j for j in range(len(summary.names)) if j != i]
+    lines: dict[tuple[float, ...], list[Any]] = {}
+    for cell in summary.cells:
+        lines.setdefault(tuple(cell.alphas[j] for j in others), []).append(cell)
+    for index, (rest, cells) in enumerate(sorted(lines.items())):
+        cells.sort(key=lambda cell: cell.alphas[i])
+        means = np.array([cell.success_mean[i] for cell in cells])
+        low = [m if cell.success_low[i] is None else cell.success_low[i] for m, cell in zip(means, cells, strict=True)]
+        high = [
+            m if cell.success_high[i] is None else cell.success_high[i] for m, cell in zip(means, cells, strict=True)
+        ]
+        label = ", ".join(f"α {summary.names[j]} = {alpha:g}" for j, alpha in zip(others, rest, strict=True))
+        axes.errorbar(
+            [cell.alphas[i] for cell in cells],
+            means,
+            yerr=[means - np.array(low), np.array(high) - means],
+            color=f"C{index % 10}",
+            marker="o",
+            capsize=3,
+            label=label or None,
+        )
+    _alpha_axis(axes, summary.alphas(i))
+    axes.set_ylim(-0.02, 1.05)
+    axes.set_xlabel(f"α {summary.names[i]}")
+    axes.set_ylabel(f"S {summary.names[i]}")
+    axes.set_title(f"S {summary.names[i]} ({summary.confidence:.0%} interval)", fontsize="medium")
+    if others:
+        axes.legend(fontsize="small")
+
+
+def _collective_heatmap(axes: Any, summary: CollectivesSummary, i: int) -> Any:
+    """Mean S_i over the (α_1, α_2) grid, each cell annotated; untested cells stay blank."""
+    first, second = summary.alphas(0), summary.alphas(1)
+    grid = np.full((len(second), len(first)), np.nan)
+    for cell in summary.cells:
+        grid[second.index(cell.alphas[1]), first.index(cell.alphas[0])] = cell.success_mean[i]
+    image = axes.imshow(grid, origin="lower", vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    for (row, column), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            color = "black" if value > 0.6 else "white"
+            axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize="small", color=color)
+    axes.set_xticks(range(len(first)), labels=[f"{alpha:g}" for alpha in first])
+    axes.set_yticks(range(len(second)), labels=[f"{alpha:g}" for alpha in second])
+    axes.set_xlabel(f"α {summary.names[0]}")
+    axes.set_ylabel(f"α {summary.names[1]}")
+    axes.set_title(f"mean S {summary.names[i]}", fontsize="medium")
+    return image
+
+
+def plot_collectives(summaries: Sequence[CollectivesSummary], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """One figure per group of several-collective runs (Karan et al. 2025): S_i against α_i, and the grid.
+
+    Top row, one panel per collective i: S_i (mean over seeds, interval as error bars) against
+    α_i on a log axis (symmetric-log when α_i = 0 was run), one curve per value of the other
+    collectives' α. With two collectives, a bottom row of heatmaps shows each mean S_i over the
+    (α_1, α_2) grid. Writes :func:`~lightning_aca.analysis.collectives.figure_name` files
+    (``collectives_1.png``, …) atomically and returns ``{"collectives_png_1": path, …}``.
+    """
+    if not summaries:
+        raise ValueError("no groups to plot.")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for index, summary in enumerate(summaries):
+        count = len(summary.names)
+        rows = 2 if count == 2 else 1
+        figure = Figure(figsize=(5.2 * count, 4.2 * rows), layout="constrained")
+        FigureCanvasAgg(figure)
+        grid = figure.subplots(rows, count, squeeze=False)
+        for i in range(count):
+            _collective_curves(grid[0][i], summary, i)
+        if rows == 2:
+            image = None
+            for i in range(count):
+                image = _collective_heatmap(grid[1][i], summary, i)
+            figure.colorbar(image, ax=list(grid[1]), label="mean S")
+        figure.suptitle(_short_label(summary.label))
+        paths[f"collectives_png_{index + 1}"] = _save(figure, out / figure_name(index), "png")
+    return paths

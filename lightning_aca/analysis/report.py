@@ -8,7 +8,11 @@ Learning", ICML 2023, arXiv 2302.04262, §3), writes ``report.csv``/``report.jso
 and written as ``alpha_star_vs_<key>.csv``/``.json``, and the plot ``alpha_star_vs_<key>.png``.
 ``aca-report --distances PATH ...`` prints the distance-to-θ* table of runs with a gradient
 strategy (§4) and writes ``distance_curves.png``. ``--economics`` adds the economics of joining per
-group (:mod:`lightning_aca.economics`): ``economics.csv``/``.json``/``.png``. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
+group (:mod:`lightning_aca.economics`): ``economics.csv``/``.json``/``.png``. Records of several
+collectives (Karan et al. 2025) get their own report instead: each collective's S_i over the
+(α_1, α_2, …) grid, printed, written as ``collectives.csv``/``collectives.json`` and drawn in
+``collectives_<n>.png`` (:mod:`~lightning_aca.analysis.collectives`); one report never mixes the two
+kinds. The parts live in :mod:`~lightning_aca.analysis.summary` (summarize),
 :mod:`~lightning_aca.analysis.tables` (text, CSV, JSON) and :mod:`~lightning_aca.analysis.plot`.
 """
 
@@ -21,8 +25,16 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from lightning_aca.analysis.collectives import (
+    collectives_columns,
+    collectives_rows,
+    format_collectives_table,
+    has_several_collectives,
+    summarize_collectives,
+    write_collectives,
+)
 from lightning_aca.analysis.distances import load_distance_curves, summarize_distances
-from lightning_aca.analysis.plot import plot_alpha_star_versus, plot_curves, plot_distance_curves
+from lightning_aca.analysis.plot import plot_alpha_star_versus, plot_collectives, plot_curves, plot_distance_curves
 from lightning_aca.analysis.records import load_records
 from lightning_aca.analysis.summary import AlphaRow, GroupSummary, alpha_star_versus, summarize, versus_key
 from lightning_aca.analysis.tables import (
@@ -48,18 +60,23 @@ __all__ = [
 ]
 
 
-def _push_to_wandb(summaries: Sequence[GroupSummary], png: Path, out_dir: Path, project: str, config: dict) -> None:
-    """Log the table and the plot to one W&B run (``job_type="report"``), offline unless WANDB_MODE says otherwise."""
+def _push_to_wandb(
+    table: tuple[str, Sequence[str], list[list[object]]],
+    images: dict[str, Path],
+    out_dir: Path,
+    project: str,
+    config: dict,
+) -> None:
+    """Log a ``(key, columns, rows)`` table and the plots to one W&B run (``job_type="report"``), offline by default."""
     import wandb
 
     mode = None if os.environ.get("WANDB_MODE") else "offline"
     run = wandb.init(project=project, job_type="report", dir=out_dir, config=config, mode=mode)
     try:
+        key, columns, rows = table
         # "inf" (an interval end above the tested range) shares a column with numbers, hence mixed types.
-        table = wandb.Table(
-            columns=list(REPORT_COLUMNS), data=strict_json(table_rows(summaries)), allow_mixed_types=True
-        )
-        run.log({"aca/report": table, "aca/s_curve": wandb.Image(str(png))})
+        logged = wandb.Table(columns=list(columns), data=strict_json(rows), allow_mixed_types=True)
+        run.log({key: logged, **{name: wandb.Image(str(path)) for name, path in images.items()}})
     finally:
         run.finish()
 
@@ -146,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"aca-report: warning: {warning.message}", file=sys.stderr)
         if not out_dir.is_dir() and args.out is None:
             raise ValueError(f"the first PATH {out_dir} is not a directory; pass --out DIR.")
+        if has_several_collectives(records):
+            paths = _collectives(records, out_dir, args)
+            print()
+            for path in paths.values():
+                print(f"wrote {path}")
+            return 0
         summaries = summarize(records, success_level=level, n_bootstrap=args.bootstrap)
         key = None if args.versus is None else versus_key(summaries, args.versus)
         print(format_table(summaries))
@@ -161,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths.update(_economics(summaries, records, args, out_dir))
         if args.wandb:
             config = {"success_level": level, "theory_epsilon": args.theory_epsilon, "n_records": len(records)}
-            _push_to_wandb(summaries, paths["png"], out_dir, args.wandb_project, config)
+            table = ("aca/report", REPORT_COLUMNS, table_rows(summaries))
+            _push_to_wandb(table, {"aca/s_curve": paths["png"]}, out_dir, args.wandb_project, config)
     except (ValueError, TypeError, OSError) as error:
         print(f"aca-report: error: {error}", file=sys.stderr)
         return 2
@@ -181,6 +205,27 @@ def _economics(summaries: Sequence[GroupSummary], records: list, args: argparse.
     print()
     print(format_economics_table(results, args.costs))
     return write_economics(results, args.costs, out) | {"economics_png": plot_economics(results, out)}
+
+
+def _collectives(records: list[dict], out_dir: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """The several-collective report: table, ``collectives.csv``/``.json`` and one figure per group."""
+    for flag, given in (("--versus", args.versus is not None), ("--economics", args.economics)):
+        if given:
+            raise ValueError(
+                f"{flag} works on one-collective S(α) curves and their critical mass α*; these records hold several "
+                "collectives (their report is S_i over the α grid): drop the option."
+            )
+    summaries = summarize_collectives(records)
+    print(format_collectives_table(summaries))
+    paths = write_collectives(summaries, out_dir)
+    figures = plot_collectives(summaries, out_dir)
+    paths.update(figures)
+    if args.wandb:
+        table = ("aca/collectives", collectives_columns(summaries), collectives_rows(summaries))
+        images = {f"aca/{name.removesuffix('.png')}": path for name, path in ((p.name, p) for p in figures.values())}
+        config = {"n_records": len(records), "collectives": list(summaries[0].names)}
+        _push_to_wandb(table, images, out_dir, args.wandb_project, config)
+    return paths
 
 
 def _distances(paths: Sequence[Path], out: Path | None) -> int:

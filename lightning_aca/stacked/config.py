@@ -3,20 +3,25 @@
 A group of configurations is stackable when they are identical except for the keys in
 :data:`STACKABLE_KEYS` (α, seeds, DP-SGD's σ / target ε / C, learning rate), so that K copies of
 one network on one data set differ only in per-model numbers (Hardt et al. 2023, §2: runs of a
-sweep differ in α and seed; Solanki et al. 2025: in ε and C as well).
+sweep differ in α and seed; Solanki et al. 2025: in ε and C as well). With several collectives
+(Karan et al. 2025) each one's α, ``collective.collectives.<name>.alpha``, is a per-model number too.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_aca.analysis.records import first_difference
 
+if TYPE_CHECKING:
+    from lightning_aca.collective.collectives import Collective
+
 STACKABLE_KEYS: tuple[str, ...] = (
     "collective.alpha",
+    "collective.collectives.*.alpha",
     "seed",
     "collective.seed",
     "firm.callbacks.dpsgd.noise_multiplier",
@@ -75,9 +80,74 @@ def _comparable(cfg: DictConfig) -> dict[str, Any]:
     data = OmegaConf.to_container(cfg, resolve=False)
     for key in _NOT_COMPARED:
         data.pop(key, None)
-    for key in STACKABLE_KEYS:
+    for key in expand_keys(STACKABLE_KEYS, data):
         _set(data, key, None)
     return data
+
+
+def expand_keys(keys: tuple[str, ...] | list[str], data: dict[str, Any]) -> list[str]:
+    """``keys`` with each ``*`` part replaced by every key found at that place in the nested dict ``data``.
+
+    Example:
+        >>> expand_keys(["seed", "collective.collectives.*.alpha"], {"collective": {"collectives": {"a": {}, "b": {}}}})
+        ['seed', 'collective.collectives.a.alpha', 'collective.collectives.b.alpha']
+    """
+    out: list[str] = []
+    for key in keys:
+        prefixes = [""]
+        for part in key.split("."):
+            if part != "*":
+                prefixes = [f"{prefix}{part}." for prefix in prefixes]
+                continue
+            found = []
+            for prefix in prefixes:
+                node: Any = data
+                for step in prefix.rstrip(".").split(".") if prefix else []:
+                    node = node.get(step) if isinstance(node, dict) else None
+                found += [f"{prefix}{name}." for name in node] if isinstance(node, dict) else []
+            prefixes = found
+        out += [prefix.rstrip(".") for prefix in prefixes]
+    return out
+
+
+def config_collectives(cfg: DictConfig) -> list[Collective] | None:
+    """The several collectives of a config (``collective.collectives``), or None for one (``strategy`` + ``alpha``).
+
+    Karan et al. 2025: each entry of ``collective.collectives`` is one collective, named by its key
+    (order as written) with its own ``alpha`` and ``strategy``. A config holding both forms, or an
+    entry without ``alpha`` or ``strategy``, is a :class:`~lightning_aca.cli.ConfigError` naming the key.
+    """
+    from hydra.utils import instantiate
+
+    from lightning_aca.cli import ConfigError
+    from lightning_aca.collective.collectives import Collective, check_collectives
+
+    collective = cfg.collective
+    entries = collective.get("collectives")
+    if entries is None:
+        return None
+    both = [key for key in ("strategy", "alpha") if collective.get(key) is not None]
+    if both:
+        raise ConfigError(
+            f"collective has both collectives and {' and '.join(both)}: a config holds one collective "
+            "(collective.strategy + collective.alpha) or several (collective.collectives), never both; "
+            f"drop collective.{both[0]} (e.g. ~collective.{both[0]}) or use collective=signal_planting."
+        )
+    if not isinstance(entries, DictConfig) or not entries:
+        raise ConfigError(
+            "collective.collectives must map each collective's name to its alpha and strategy "
+            "(see collective=two_collectives)."
+        )
+    out = []
+    for name, entry in entries.items():
+        for key in ("alpha", "strategy"):
+            if not isinstance(entry, DictConfig) or entry.get(key) is None:
+                raise ConfigError(f"collective.collectives.{name}.{key} must be set (see collective=two_collectives).")
+        try:
+            out.append(Collective(str(name), instantiate(entry.strategy), entry.alpha))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"collective.collectives.{name}: {err}") from None
+    return check_collectives(out)
 
 
 def _trainer_reason(trainer: Any) -> str | None:
@@ -126,6 +196,7 @@ def stackable_reason(cfg: DictConfig) -> str | None:
             return f"model.optimizer={model.get('optimizer')!r}: the stacked engine trains with SGD only"
         if cfg.collective.get("callbacks"):
             return "online collectives (collective.callbacks) act on the model each step and are not stacked"
+        config_collectives(cfg)  # a malformed collective.collectives goes to the standard path's error
         reason = _firm_reason(cfg.firm) or _trainer_reason(cfg.trainer)
         if reason:
             return reason

@@ -4,7 +4,10 @@ Each configuration gets what its own ``aca-run`` would give it (Hardt et al. 202
 collective and S; Abadi et al. 2016 and Opacus's accounting for DP-SGD): the same initial
 weights (``seed_everything(seed)``, then strategy, data and model instantiated in ``aca-run``'s
 order), the same members, its own batches, and a ``record.json`` of ``aca-run``'s schema plus
-``"engine": "stacked"``. Loggers: after training, each configuration's own ``logger`` group is
+``"engine": "stacked"``. With several collectives (``collective.collectives``; Karan et al. 2025)
+each model's members come from ``select_disjoint_members``, each collective is evaluated on its
+own signal evaluation set and reported as ``aca/<metric>/<name>``, and the record lists the
+collectives. Loggers: after training, each configuration's own ``logger`` group is
 instantiated and receives its per-epoch ``train/loss`` and final ``aca/`` metrics (CSV and W&B
 alike, one log or W&B run per configuration, as ``aca-run`` writes them).
 """
@@ -26,10 +29,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_aca.firm.dp import calibration_steps, noise_multiplier_for
-from lightning_aca.stacked.config import check_group, stackable_reason
+from lightning_aca.stacked.config import check_group, config_collectives, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
 from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
-from lightning_aca.stacked.module import Evaluation, StackedClassifier, StackedDataModule
+from lightning_aca.stacked.module import Evaluation, SignalSet, StackedClassifier, StackedDataModule
 from lightning_aca.stacked.privacy import PoissonPlan, epsilon_spent
 
 log = logging.getLogger(__name__)
@@ -67,23 +70,34 @@ def _trainer_device(device: torch.device) -> dict[str, Any]:
 
 
 class _Job:
-    """One configuration's per-model numbers: initial network, members, learning rate, DP settings."""
+    """One configuration's per-model numbers: initial network, members, learning rate, DP settings.
+
+    ``collectives`` is None for one collective (``strategy``, ``members[0]``), else the
+    configuration's :class:`~lightning_aca.collective.collectives.Collective` list, with
+    ``members[c]`` those of collective c.
+    """
 
     def __init__(
-        self, cfg: DictConfig, resolved: dict[str, Any], data: TensorData, eligible: np.ndarray | None
+        self, cfg: DictConfig, resolved: dict[str, Any], data: TensorData, eligible: list[np.ndarray | None]
     ) -> None:
         import lightning as L
         from hydra.utils import instantiate
 
-        from lightning_aca.collective.membership import select_members
+        from lightning_aca.collective.membership import select_disjoint_members, select_members
 
         self.cfg, self.resolved = cfg, resolved
-        # aca-run's order: seed, then strategy, data module and model, so the initial weights match
+        # aca-run's order: seed, then strategies (as written), data module and model, so the initial weights match
         L.seed_everything(cfg.seed, verbose=False)
-        self.strategy = instantiate(cfg.collective.strategy)
+        self.collectives = config_collectives(cfg)
+        if self.collectives is None:
+            self.strategy = instantiate(cfg.collective.strategy)
         instantiate(cfg.data.datamodule)
         self.model = instantiate(cfg.model)
-        self.members = select_members(data.n, cfg.collective.alpha, cfg.collective.seed, eligible)
+        if self.collectives is None:
+            self.members = [select_members(data.n, cfg.collective.alpha, cfg.collective.seed, eligible[0])]
+        else:
+            alphas = [c.alpha for c in self.collectives]
+            self.members = select_disjoint_members(data.n, alphas, cfg.collective.seed, eligible)
         self.dp = None
         # stackable_reason admits DPSGD as the only firm callback
         dp_cfg = next(iter((cfg.firm.get("callbacks") or {}).values()), None)
@@ -103,39 +117,54 @@ class _Job:
             self.sigma = float(sigma)
 
 
-def _evaluation(cfg: DictConfig, strategy: Any, data: TensorData) -> Evaluation:
+def _signal_set(cfg: DictConfig, strategy: Any, name: str | None, data: TensorData) -> SignalSet:
+    """The collective's signal evaluation set: held-out points whose true label is not y*, carrying g."""
     from lightning_aca.collective.strategies import SignalErasing
 
     mask = strategy.evaluation_mask(data.y_test)
     if not bool(mask.any()):
-        raise ValueError(f"the test set has no point to evaluate {strategy!r} on (every label equals the target).")
+        who = "" if name is None else f" (collective {name!r})"
+        raise ValueError(f"the test set has no point to evaluate {strategy!r}{who} on (every label equals the target).")
     clean = data.x_test[mask]
-    metrics = cfg.get("metrics") or {}
-    with_clean = bool(metrics.get("clean", True))
-    num_groups = cfg.data.get("num_groups")
-    return Evaluation(
+    agreement = (cfg.get("metrics") or {}).get("erasure_agreement")
+    return SignalSet(
         signal_inputs=strategy.evaluation_input(clean),
         clean_inputs=clean,
         success_labels=strategy.success_label(data.y_test[mask]),
+        erasure_agreement=isinstance(strategy, SignalErasing) if agreement is None else bool(agreement),
+        name=name,
+    )
+
+
+def _evaluation(cfg: DictConfig, strategies: list[Any], names: list[str | None], data: TensorData) -> Evaluation:
+    metrics = cfg.get("metrics") or {}
+    with_clean = bool(metrics.get("clean", True))
+    return Evaluation(
+        signal_sets=tuple(_signal_set(cfg, s, name, data) for s, name in zip(strategies, names, strict=True)),
         x=data.x_test if with_clean else None,
         y=data.y_test if with_clean else None,
         groups=data.groups_test if with_clean else None,
-        num_groups=num_groups,
-        erasure_agreement=isinstance(strategy, SignalErasing)
-        if metrics.get("erasure_agreement") is None
-        else bool(metrics.get("erasure_agreement")),
+        num_groups=cfg.data.get("num_groups"),
         top_k=int(metrics.get("top_k", 1)),
     )
 
 
-def _member_view(strategy: Any, data: TensorData) -> tuple[torch.Tensor, torch.Tensor]:
-    """h(x, y) of every training point: the rows a member submits (applied once, selected per model)."""
-    x = data.x_train.clone()
-    strategy.member_input_rows_(x, torch.arange(data.n))
-    return x, strategy.member_label(data.y_train.clone())
+def _views(strategies: list[Any], data: TensorData) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1 + C, n, ...)`` inputs and ``(1 + C, n)`` labels: the clean set, then h_c(x, y) of every point.
+
+    Each collective's h is applied once to every training point; each model then selects, per
+    point, the view of the collective that point belongs to in that model (0: none).
+    """
+    xs, ys = [data.x_train], [data.y_train]
+    for strategy in strategies:
+        x = data.x_train.clone()
+        strategy.member_input_rows_(x, torch.arange(data.n))
+        xs.append(x)
+        ys.append(strategy.member_label(data.y_train.clone()))
+    return torch.stack(xs), torch.stack(ys)
 
 
-def _chunk_size(jobs: list[_Job], data: TensorData, device: torch.device, max_models: int | None) -> int:
+def _chunk_size(jobs: list[_Job], data: TensorData, views: int, device: torch.device, max_models: int | None) -> int:
     net, shape = jobs[0].model.net, tuple(jobs[0].model.hparams.input_shape)
     private = jobs[0].dp is not None
     batch = data.batch_size
@@ -143,7 +172,8 @@ def _chunk_size(jobs: list[_Job], data: TensorData, device: torch.device, max_mo
         expected = PoissonPlan.for_loader(data.n, data.batches).expected_batch_size
         batch = int(expected + 4 * math.sqrt(expected) + 8)
     per_model = bytes_per_model(net, shape, batch, 512, private)
-    fixed = 4 * 2 * (data.x_train.numel() + data.x_test.numel())
+    # the training views, and the clean test set with one signal copy per collective
+    fixed = 4 * views * (data.x_train.numel() + data.x_test.numel())
     free = int(MEMORY_FRACTION * available_memory(device)) - fixed
     fits = max(free // per_model, 0)
     wanted = len(jobs) if max_models is None else min(max_models, len(jobs))
@@ -178,23 +208,54 @@ def _overrides(cfg: DictConfig) -> list[str]:
     return [str(o) for o in task] if task is not None else []
 
 
-def _record(job: _Job, metrics: dict[str, float], epsilon: float | None, xi: float | None, n: int, wall: float) -> dict:
-    from lightning_aca.analysis.records import make_record
+def _job_metrics(job: _Job, n: int) -> dict[str, float]:
+    """The collective's size as set (α), as realised (population α) and in members; per collective with several."""
+    if job.collectives is None:
+        return {
+            "aca/alpha": float(job.cfg.collective.alpha),
+            "aca/population_alpha": len(job.members[0]) / max(n, 1),
+            "aca/members": float(len(job.members[0])),
+        }
+    values = {}
+    for collective, members in zip(job.collectives, job.members, strict=True):
+        values[f"aca/alpha/{collective.name}"] = float(collective.alpha)
+        values[f"aca/population_alpha/{collective.name}"] = len(members) / max(n, 1)
+        values[f"aca/members/{collective.name}"] = float(len(members))
+    return values
+
+
+def _record(
+    job: _Job, metrics: dict[str, float], epsilon: float | None, xis: list[float | None], n: int, wall: float
+) -> dict:
+    from lightning_aca.analysis.records import collective_entry, make_record
 
     cfg = job.cfg
-    return make_record(
+    common = dict(
         engine="stacked",
         overrides=_overrides(cfg),
         config=job.resolved,
-        alpha=cfg.collective.alpha,
         seed=cfg.seed,
-        strategy=job.strategy,
         metrics=metrics,
         epsilon=epsilon,
-        xi=xi,
         n_train=n,
         wall_time_s=wall,
     )
+    if job.collectives is None:
+        return make_record(**common, alpha=cfg.collective.alpha, strategy=job.strategy, xi=xis[0])
+    entries = [collective_entry(c, len(m), xi) for c, m, xi in zip(job.collectives, job.members, xis, strict=True)]
+    return make_record(**common, alpha=None, strategy=None, xi=None, collectives=entries)
+
+
+def _summary(record: dict, metrics: dict[str, float]) -> str:
+    """The run's line: α, seed and S (each collective's with several), clean accuracy."""
+    clean = metrics.get("aca/clean_acc", float("nan"))
+    if record.get("collectives") is None:
+        sizes, success = f"alpha={record['alpha']:g}", f"S={metrics['aca/success']:.3f}"
+    else:
+        names = [entry["name"] for entry in record["collectives"]]
+        sizes = "alpha=" + ",".join(f"{e['name']}:{e['alpha']:g}" for e in record["collectives"])
+        success = "S=" + ",".join(f"{name}:{metrics[f'aca/success/{name}']:.3f}" for name in names)
+    return f"{sizes} seed={record['seed']} {success} clean_acc={clean:.3f}"
 
 
 def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int) -> None:
@@ -218,14 +279,18 @@ def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], st
     _close(loggers)
 
 
-def build_module(jobs: list[_Job], data: TensorData, evaluation: Evaluation) -> StackedClassifier:
-    """The stacked model of ``jobs``: their initial networks, members, learning rates and DP settings."""
-    strategy = jobs[0].strategy
+def build_module(
+    jobs: list[_Job], data: TensorData, views: tuple[torch.Tensor, torch.Tensor], evaluation: Evaluation
+) -> StackedClassifier:
+    """The stacked model of ``jobs``: their initial networks, members, learning rates and DP settings.
+
+    ``views`` are the training set's clean and member views (:func:`_views`) on the device.
+    """
     params, buffers, base = stack([job.model.net for job in jobs])
-    is_member = torch.zeros(len(jobs), data.n, dtype=torch.bool)
+    owner = torch.zeros(len(jobs), data.n, dtype=torch.int8)
     for i, job in enumerate(jobs):
-        is_member[i, torch.as_tensor(job.members, dtype=torch.long)] = True
-    x_member, y_member = _member_view(strategy, data)
+        for c, members in enumerate(job.members):
+            owner[i, torch.as_tensor(members, dtype=torch.long)] = c + 1
     hp = jobs[0].model.hparams
     seeds = [int(job.cfg.seed) for job in jobs]
     extra: dict[str, Any] = {}
@@ -240,11 +305,8 @@ def build_module(jobs: list[_Job], data: TensorData, evaluation: Evaluation) -> 
         params,
         buffers,
         base,
-        data.x_train,
-        data.y_train,
-        x_member,
-        y_member,
-        is_member.to(data.x_train.device),
+        *views,
+        owner.to(views[0].device),
         seeds,
         lr=torch.tensor([float(job.model.hparams.lr) for job in jobs]),
         momentum=hp.momentum,
@@ -278,7 +340,7 @@ def fit(module: StackedClassifier, cfg: DictConfig, device: torch.device) -> Sta
 
 
 class _Group:
-    """What the configurations of one group share: device, data, strategy, evaluation set, ξ̂."""
+    """What the configurations of one group share: device, data, strategies, views, evaluation sets, ξ̂."""
 
     def __init__(self, cfgs: list[DictConfig], resolved: list[dict[str, Any]], device: str | None) -> None:
         from hydra.utils import instantiate
@@ -288,25 +350,29 @@ class _Group:
         first = cfgs[0]
         self.device = _device(first, device)
         data = load_tensors(first.data)
-        self.strategy = instantiate(first.collective.strategy)
-        eligible = self.strategy.eligible(data.y_train).numpy() if self.strategy.uses_labels else None
+        collectives = config_collectives(first)
+        if collectives is None:
+            strategies, names = [instantiate(first.collective.strategy)], [None]
+        else:
+            strategies, names = [c.strategy for c in collectives], [c.name for c in collectives]
+        # eligibility from the true labels of the training set, as the standard path decides it
+        eligible = [s.eligible(data.y_train).numpy() if s.uses_labels else None for s in strategies]
         self.jobs = [_Job(cfg, r, data, eligible) for cfg, r in zip(cfgs, resolved, strict=True)]
         model = self.jobs[0].model
         check_stackable(model.net, tuple(model.hparams.input_shape), self.jobs[0].dp is not None)
-        self.evaluation = _evaluation(first, self.strategy, data)
-        namespace = SimpleNamespace(strategy=self.strategy, train_dataset=SimpleNamespace(dataset=data.train_dataset))
-        self.xi = _uniqueness(namespace)
+        self.evaluation = _evaluation(first, strategies, names, data)
+        train = SimpleNamespace(dataset=data.train_dataset)
+        self.xis = [_uniqueness(SimpleNamespace(strategy=s, train_dataset=train)) for s in strategies]
         self.data_on_host = data
-        self.data = TensorData(
-            **{**vars(data), "x_train": data.x_train.to(self.device), "y_train": data.y_train.to(self.device)}
-        )
+        self.views = tuple(view.to(self.device) for view in _views(strategies, data))
+        self.data = TensorData(**{**vars(data), "x_train": self.views[0][0], "y_train": self.views[1][0]})
 
 
 def build_stacked(cfgs: Sequence[DictConfig], device: str | None = "cpu") -> StackedClassifier:
     """The untrained stacked model of a group of configurations (as :func:`run_stacked` builds each chunk)."""
     cfgs = list(cfgs)
     group = _Group(cfgs, check_group(cfgs), device)
-    return build_module(group.jobs, group.data, group.evaluation)
+    return build_module(group.jobs, group.data, group.views, group.evaluation)
 
 
 def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_models: int | None = None) -> list[dict]:
@@ -352,33 +418,24 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     os.environ.setdefault("WANDB_MODE", "offline")
     group = _Group([cfgs[i] for i in pending], [resolved[i] for i in pending], device)
     jobs, data = group.jobs, group.data
-    size = _chunk_size(jobs, group.data_on_host, group.device, max_models)
+    size = _chunk_size(jobs, group.data_on_host, len(group.views[0]), group.device, max_models)
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         began = time.perf_counter()
-        module = _fit_or_explain(build_module(chunk, data, group.evaluation), chunk[0].cfg, group.device)
+        module = _fit_or_explain(build_module(chunk, data, group.views, group.evaluation), chunk[0].cfg, group.device)
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
-            metrics = {
-                **module.results[k],
-                "aca/alpha": float(job.cfg.collective.alpha),
-                "aca/population_alpha": len(job.members) / max(data.n, 1),
-                "aca/members": float(len(job.members)),
-            }
+            metrics = {**module.results[k], **_job_metrics(job, data.n)}
             epsilon = None
             if job.dp is not None:
                 plan = module.poisson
                 steps = plan.steps_per_epoch * int(job.cfg.trainer.max_epochs)
                 epsilon = epsilon_spent(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
-            record = _record(job, metrics, epsilon, group.xi, data.n, wall)
+            record = _record(job, metrics, epsilon, group.xis, data.n, wall)
             path = write_record(record, Path(job.cfg.output_dir))
             final = dict(metrics) if epsilon is None else {**metrics, "aca/epsilon": epsilon}
             _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch)
             records[pending[start + k]] = record
-            print(
-                f"aca-run[stacked]: alpha={record['alpha']:g} seed={record['seed']} "
-                f"S={metrics['aca/success']:.3f} clean_acc={metrics.get('aca/clean_acc', float('nan')):.3f} -> {path}",
-                flush=True,
-            )
+            print(f"aca-run[stacked]: {_summary(record, metrics)} -> {path}", flush=True)
     return records

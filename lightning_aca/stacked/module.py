@@ -1,7 +1,8 @@
 """``StackedClassifier``: K ``Classifier`` networks trained at once as one LightningModule.
 
 Each model k learns on its own view of one training set — the firm's data with model k's
-collective (Hardt et al. 2023, §2: α·h♯P₀ + (1 − α)·P₀) — by SGD with momentum and weight decay
+collective (Hardt et al. 2023, §2: α·h♯P₀ + (1 − α)·P₀), or with several disjoint collectives,
+each member submitting its own collective's h_c(x, y) (Karan et al. 2025) — by SGD with momentum and weight decay
 as ``Classifier`` trains, or by DP-SGD (Abadi et al. 2016) with its own C_k and σ_k. Manual
 optimization: one ``training_step`` gathers the K batches on the device, computes all K
 gradients with ``torch.func`` and updates all K models, with no per-model Python loop and no
@@ -33,22 +34,39 @@ from lightning_aca.stacked.privacy import PoissonPlan, clipped_sum, privatize
 
 
 @dataclass
-class Evaluation:
-    """The held-out tensors every model is judged on (Hardt et al. 2023, §3).
+class SignalSet:
+    """One collective's held-out signal evaluation set (Hardt et al. 2023, §3).
 
     ``signal_inputs`` are g(x) of the test points whose true label is not y*, ``clean_inputs``
-    the same x without the signal, ``success_labels`` what counts as success on them; ``x``/``y``
-    (and ``groups``) the whole clean test set, ``None`` when clean accuracy is not measured.
+    the same x without the signal, ``success_labels`` what counts as success on them. ``name`` is
+    the collective's name with several collectives (Karan et al. 2025), whose metrics are keyed
+    ``aca/<metric>/<name>``; ``None`` for the one collective (``aca/<metric>``).
     """
 
     signal_inputs: Tensor
     clean_inputs: Tensor
     success_labels: Tensor
+    erasure_agreement: bool = False
+    name: str | None = None
+
+    def key(self, metric: str) -> str:
+        """The metric's key: ``aca/<metric>``, or ``aca/<metric>/<name>`` for a named collective."""
+        return f"aca/{metric}" if self.name is None else f"aca/{metric}/{self.name}"
+
+
+@dataclass
+class Evaluation:
+    """The held-out tensors every model is judged on: each collective's :class:`SignalSet`, and the clean test set.
+
+    ``x``/``y`` (and ``groups``) are the whole clean test set, shared by the collectives; ``None``
+    when clean accuracy is not measured.
+    """
+
+    signal_sets: tuple[SignalSet, ...]
     x: Tensor | None = None
     y: Tensor | None = None
     groups: Tensor | None = None
     num_groups: int | None = None
-    erasure_agreement: bool = False
     top_k: int = 1
     batch_size: int = 512
 
@@ -70,9 +88,10 @@ class StackedClassifier(L.LightningModule):
     Args:
         params, buffers, base: the stacked state and meta-device module of
             :func:`lightning_aca.stacked.functional.stack`.
-        x_train, y_train: the clean training set ``(n, ...)``, ``(n,)``.
-        x_member, y_member: the same points as a member submits them, h(x, y) (Hardt et al. 2023, §3).
-        is_member: ``(K, n)`` membership of every model's collective.
+        x_views, y_views: ``(V, n, ...)``, ``(V, n)``: view 0 the clean training set, view c + 1 the
+            same points as a member of collective c submits them, h_c(x, y) (Hardt et al. 2023, §3).
+        owner: ``(K, n)`` small integers (``int8``): 0 where model k's point is clean, c + 1 where it belongs to
+            collective c (memberships are disjoint).
         seeds: each model's seed (its shuffle or Poisson stream).
         lr: ``(K,)`` learning rates; ``momentum``, ``weight_decay`` as ``torch.optim.SGD``.
         batch_size: the training loader's batch size (ERM); ``batches`` its number of batches.
@@ -87,11 +106,9 @@ class StackedClassifier(L.LightningModule):
         params: Params,
         buffers: Params,
         base: nn.Module,
-        x_train: Tensor,
-        y_train: Tensor,
-        x_member: Tensor,
-        y_member: Tensor,
-        is_member: Tensor,
+        x_views: Tensor,
+        y_views: Tensor,
+        owner: Tensor,
         seeds: list[int],
         lr: Tensor,
         momentum: float,
@@ -120,14 +137,12 @@ class StackedClassifier(L.LightningModule):
         self.batch_size, self.batches = int(batch_size), int(batches)
         self.poisson = poisson
         self.noise_seed = int(noise_seed)
-        # h changes no input (label flipping): gather one tensor per step instead of two
-        self._same_inputs = x_member is x_train or torch.equal(x_member, x_train)
+        # no h changes an input (label flipping): gather from the clean inputs alone
+        self._same_inputs = all(torch.equal(view, x_views[0]) for view in x_views[1:])
         tensors = dict(
-            x_train=x_train,
-            y_train=y_train,
-            x_member=x_train if self._same_inputs else x_member,
-            y_member=y_member,
-            is_member=is_member,
+            x_views=x_views[:1] if self._same_inputs else x_views,
+            y_views=y_views,
+            owner=owner,
             lr=lr.float(),
             loss_sum=torch.zeros(self.k),
         )
@@ -155,6 +170,21 @@ class StackedClassifier(L.LightningModule):
         return {name: getattr(self, f"state_{i}") for i, name in enumerate(self._buffer_names)}
 
     @property
+    def x_train(self) -> Tensor:
+        """The clean training inputs ``(n, ...)``."""
+        return self.x_views[0]
+
+    @property
+    def y_train(self) -> Tensor:
+        """The true training labels ``(n,)``."""
+        return self.y_views[0]
+
+    @property
+    def is_member(self) -> Tensor:
+        """``(K, n)``: whether model k's point belongs to a collective."""
+        return self.owner > 0
+
+    @property
     def steps_per_epoch(self) -> int:
         return self.poisson.steps_per_epoch if self.poisson is not None else self.batches
 
@@ -176,12 +206,10 @@ class StackedClassifier(L.LightningModule):
         return self._index[:, step, :width], self._valid[:, step, :width]
 
     def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Inputs ``(K, B, ...)`` and labels ``(K, B)``: each model's points, members' as h(x, y)."""
-        member = torch.gather(self.is_member, 1, index)
-        y = torch.where(member, self.y_member[index], self.y_train[index])
-        x = self.x_train[index]
-        if not self._same_inputs:
-            x = torch.where(member.view(*member.shape, *[1] * (x.dim() - 2)), self.x_member[index], x)
+        """Inputs ``(K, B, ...)`` and labels ``(K, B)``: each model's points, members' as their collective's h_c(x, y)."""
+        view = torch.gather(self.owner, 1, index).long()
+        y = self.y_views[view, index]
+        x = self.x_views[0][index] if self._same_inputs else self.x_views[view, index]
         return x, y
 
     # -- training --------------------------------------------------------------------------------
@@ -246,15 +274,16 @@ class StackedClassifier(L.LightningModule):
         def add(key: str, value: Tensor) -> None:
             counts[key] = counts[key] + value if key in counts else value
 
-        for start in range(0, len(ev.success_labels), ev.batch_size):
-            stop = start + ev.batch_size
-            labels = ev.success_labels[start:stop].to(dev).repeat(k)
-            signal = self._scores(ev.signal_inputs[start:stop].to(dev)).flatten(0, 1)
-            clean = self._scores(ev.clean_inputs[start:stop].to(dev)).flatten(0, 1)
-            add("success", success_hits(signal, labels, ev.top_k).view(k, -1).sum(1))
-            add("baseline", success_hits(clean, labels, ev.top_k).view(k, -1).sum(1))
-            if ev.erasure_agreement:
-                add("agreement", agreement_hits(signal, clean).view(k, -1).sum(1))
+        for i, signal_set in enumerate(ev.signal_sets):
+            for start in range(0, len(signal_set.success_labels), ev.batch_size):
+                stop = start + ev.batch_size
+                labels = signal_set.success_labels[start:stop].to(dev).repeat(k)
+                signal = self._scores(signal_set.signal_inputs[start:stop].to(dev)).flatten(0, 1)
+                clean = self._scores(signal_set.clean_inputs[start:stop].to(dev)).flatten(0, 1)
+                add(f"success{i}", success_hits(signal, labels, ev.top_k).view(k, -1).sum(1))
+                add(f"baseline{i}", success_hits(clean, labels, ev.top_k).view(k, -1).sum(1))
+                if signal_set.erasure_agreement:
+                    add(f"agreement{i}", agreement_hits(signal, clean).view(k, -1).sum(1))
         if ev.x is not None:
             groups = ev.num_groups if ev.groups is not None else None
             for start in range(0, len(ev.y), ev.batch_size):
@@ -273,13 +302,13 @@ class StackedClassifier(L.LightningModule):
 
     def _metrics(self, counts: dict[str, np.ndarray], i: int) -> dict[str, float]:
         ev = self.evaluation
-        n_signal = len(ev.success_labels)
-        values = {
-            "aca/success": float(counts["success"][i] / n_signal),
-            "aca/baseline_success": float(counts["baseline"][i] / n_signal),
-        }
-        if "agreement" in counts:
-            values["aca/erasure_agreement"] = float(counts["agreement"][i] / n_signal)
+        values = {}
+        for c, signal_set in enumerate(ev.signal_sets):
+            n_signal = len(signal_set.success_labels)
+            values[signal_set.key("success")] = float(counts[f"success{c}"][i] / n_signal)
+            values[signal_set.key("baseline_success")] = float(counts[f"baseline{c}"][i] / n_signal)
+            if f"agreement{c}" in counts:
+                values[signal_set.key("erasure_agreement")] = float(counts[f"agreement{c}"][i] / n_signal)
         if "correct" in counts:
             values["aca/clean_acc"] = float(counts["correct"][i] / len(ev.y))
         if "group_total" in counts:

@@ -99,7 +99,8 @@ def test_evaluation_set_is_the_signal_evaluation_datasets(compose_cfg):
     strategy = instantiate(cfg.collective.strategy)
     reference = SignalEvaluationDataset(dm.test_dataset, strategy, return_clean=True)
     x, y, clean, _ = (torch.stack([reference[i][j] for i in range(len(reference))]) for j in range(4))
-    ev = module.evaluation
+    (ev,) = module.evaluation.signal_sets
+    assert ev.name is None
     assert (
         torch.equal(ev.signal_inputs, x) and torch.equal(ev.success_labels, y) and torch.equal(ev.clean_inputs, clean)
     )

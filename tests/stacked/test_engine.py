@@ -217,12 +217,15 @@ def test_evaluation_uses_the_metric_definitions_for_every_model(compose_cfg):
     module = build_stacked(cfgs)
     results = module.evaluate()
     ev = module.evaluation
+    (signal_set,) = ev.signal_sets
     for k, values in enumerate(results):
         net = _net(module, k).eval()
         with torch.no_grad():
-            signal, clean, test = net(ev.signal_inputs), net(ev.clean_inputs), net(ev.x)
-        assert values["aca/success"] == pytest.approx(collective_success(signal, ev.success_labels).item())
-        assert values["aca/baseline_success"] == pytest.approx(collective_success(clean, ev.success_labels).item())
+            signal, clean, test = net(signal_set.signal_inputs), net(signal_set.clean_inputs), net(ev.x)
+        assert values["aca/success"] == pytest.approx(collective_success(signal, signal_set.success_labels).item())
+        assert values["aca/baseline_success"] == pytest.approx(
+            collective_success(clean, signal_set.success_labels).item()
+        )
         assert values["aca/clean_acc"] == pytest.approx((test.argmax(1) == ev.y).float().mean().item())
         assert values["aca/worst_group_acc"] == pytest.approx(worst_group_accuracy(test, ev.y, ev.groups, 4).item())
         assert values["aca/worst_group_acc"] == min(values[f"aca/group_acc/{g}"] for g in range(4))
@@ -330,7 +333,7 @@ def test_erasing_reports_agreement_and_label_flip_gathers_one_input(compose_cfg)
 
     erasing = build_stacked([compose_cfg("collective=erasing", "collective.alpha=0.05")])
     (values,) = erasing.evaluate()
-    ev = erasing.evaluation
+    (ev,) = erasing.evaluation.signal_sets
     net = _net(erasing, 0).eval()
     with torch.no_grad():
         agreement = prediction_agreement(net(ev.signal_inputs), net(ev.clean_inputs)).item()

@@ -354,3 +354,14 @@ def test_quickstart_with_the_real_engine_end_to_end(tmp_path):
     # re-run: every job is found done
     again = subprocess.run(proc.args, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0 and again.stdout.count("skip, record exists") == 10
+
+
+def test_group_key_ignores_each_collectives_alpha(tmp_path):
+    two = ["collective=two_collectives", "logger=none"]
+    grid = [("0.02", "0.02"), ("0.1", "0.02"), ("0.02", "0.2")]
+    alphas = [[f"collective.collectives.first.alpha={a}", f"collective.collectives.second.alpha={b}"] for a, b in grid]
+    target = ["collective.collectives.second.strategy.target_class=0"]
+    with initialize_config_module("lightning_aca.conf", version_base="1.3"):
+        keys = [group_key(_composed([*two, *change], tmp_path, i), STACKABLE_KEYS) for i, change in enumerate(alphas)]
+        other = group_key(_composed([*two, *target], tmp_path, 9), STACKABLE_KEYS)
+    assert len(set(keys)) == 1 and other != keys[0]

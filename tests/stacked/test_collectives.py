@@ -1,0 +1,169 @@
+"""Several collectives (Karan et al. 2025) in the stacked engine: members, views, evaluation sets, metrics, records."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from lightning_aca.analysis.records import collective_names, load_records
+from lightning_aca.cli import ConfigError
+from lightning_aca.collective.dataset import SignalEvaluationDataset
+from lightning_aca.collective.membership import select_disjoint_members
+from lightning_aca.metrics.functional import collective_success
+from lightning_aca.stacked import run_stacked, stackable_reason
+from lightning_aca.stacked.config import config_collectives
+from lightning_aca.stacked.engine import build_stacked
+
+TWO = "collective=two_collectives"
+FIRST, SECOND = "collective.collectives.first", "collective.collectives.second"
+FEATURE_ONLY_SECOND = f"{SECOND}.strategy._target_=lightning_aca.FeatureOnlyPlanting"
+
+
+def _alphas(first, second):
+    return [f"{FIRST}.alpha={first}", f"{SECOND}.alpha={second}"]
+
+
+def _net(module, k):
+    net = copy.deepcopy(module.base).to_empty(device="cpu")
+    net.load_state_dict({name: value[k].clone() for name, value in module.params.items()})
+    return net.eval()
+
+
+@pytest.mark.parametrize("second", ["signal_planting", "feature_only"])
+def test_members_per_model_are_select_disjoint_members(compose_cfg, second):
+    grid, seeds = [(0.02, 0.05), (0.1, 0.05), (0.1, 0.2)], (0, 3)
+    extra = [FEATURE_ONLY_SECOND] if second == "feature_only" else []
+    cfgs = [compose_cfg(TWO, *extra, *_alphas(a, b), f"seed={s}", name=f"{a}-{b}-{s}") for s in seeds for a, b in grid]
+    module = build_stacked(cfgs)
+    y = module.y_train
+    eligible = [None, None if second == "signal_planting" else (y == 1).numpy()]
+    owners = module.owner.numpy()
+    for cfg, owner in zip(cfgs, owners, strict=True):
+        alphas = [cfg.collective.collectives.first.alpha, cfg.collective.collectives.second.alpha]
+        expected = select_disjoint_members(1347, alphas, cfg.collective.seed, eligible)
+        assert [np.flatnonzero(owner == c + 1).tolist() for c in range(2)] == [m.tolist() for m in expected]
+        assert set(np.unique(owner)) <= {0, 1, 2}
+    if second == "feature_only":
+        assert torch.all(y[module.owner[0] == 2] == 1)  # only points already labelled y* join
+    first_members = [set(np.flatnonzero(owner == 1)) for owner in owners[:3]]
+    second_members = [set(np.flatnonzero(owner == 2)) for owner in owners[:3]]
+    assert first_members[0] < first_members[1] == first_members[2]  # nested in its own α, deaf to the other's
+    assert second_members[0] == second_members[1] < second_members[2]
+    assert first_members[0] != set(np.flatnonzero(owners[3] == 1))  # another seed, other members
+
+
+def test_each_member_submits_its_own_collectives_view(compose_cfg):
+    module = build_stacked([compose_cfg(TWO, *_alphas(0.2, 0.3))])
+    index = torch.arange(1347)[None]
+    x, y = module.gather(index)
+    owner = module.owner[0]
+    clean = owner == 0
+    assert torch.equal(x[0][clean], module.x_train[clean]) and torch.equal(y[0][clean], module.y_train[clean])
+    first, second = owner == 1, owner == 2
+    assert int(first.sum()) == 269 and int(second.sum()) == 404
+    assert torch.all(x[0][first][..., 6:, 6:] == 1.0) and torch.all(y[0][first] == 0)  # bottom right, y* = 0
+    assert torch.all(x[0][second][..., :2, :2] == 1.0) and torch.all(y[0][second] == 1)  # top left, y* = 1
+    assert torch.equal(x[0][first][..., :2, :2], module.x_train[first][..., :2, :2])  # not the other's signal
+
+
+def test_each_collective_has_its_own_evaluation_set_and_metrics(compose_cfg):
+    cfg = compose_cfg(TWO, *_alphas(0.05, 0.05))
+    module = build_stacked([cfg, compose_cfg(TWO, *_alphas(0.1, 0.02), "seed=1", name="b")])
+    dm = instantiate(cfg.data.datamodule)
+    dm.setup("test")
+    sets = module.evaluation.signal_sets
+    assert [s.name for s in sets] == ["first", "second"]
+    for signal_set, collective in zip(sets, config_collectives(cfg), strict=True):
+        reference = SignalEvaluationDataset(dm.test_dataset, collective.strategy, return_clean=True)
+        x, labels, clean, true = (
+            torch.stack([torch.as_tensor(reference[i][j]) for i in range(len(reference))]) for j in range(4)
+        )
+        assert torch.equal(signal_set.signal_inputs, x) and torch.equal(signal_set.clean_inputs, clean)
+        assert torch.all(labels == collective.strategy.target_class) and torch.all(true != labels)
+        assert torch.equal(signal_set.success_labels, labels)
+    assert len(sets[0].success_labels) != len(sets[1].success_labels)  # held-out points whose label is not y*_c
+    results = module.evaluate()
+    for k, values in enumerate(results):
+        assert set(values) == {
+            "aca/success/first",
+            "aca/baseline_success/first",
+            "aca/success/second",
+            "aca/baseline_success/second",
+            "aca/clean_acc",
+        }
+        net = _net(module, k)
+        with torch.no_grad():
+            for s in sets:
+                expected = collective_success(net(s.signal_inputs), s.success_labels).item()
+                assert values[f"aca/success/{s.name}"] == pytest.approx(expected)
+                baseline = collective_success(net(s.clean_inputs), s.success_labels).item()
+                assert values[f"aca/baseline_success/{s.name}"] == pytest.approx(baseline)
+            accuracy = (net(module.evaluation.x).argmax(1) == module.evaluation.y).float().mean().item()
+        assert values["aca/clean_acc"] == pytest.approx(accuracy)
+
+
+def test_records_list_the_collectives_and_load(compose_cfg, tmp_path):
+    grid = [(0.02, 0.05), (0.1, 0.02)]
+    cfgs = [compose_cfg(TWO, *_alphas(a, b), name=f"{a}-{b}") for a, b in grid]
+    records = run_stacked(cfgs, max_models=2)
+    for (a, b), record in zip(grid, records, strict=True):
+        assert record["alpha"] is None and record["strategy"] is None and record["target_class"] is None
+        assert record["theory"] == {"xi": None, "n_train": 1347} and record["engine"] == "stacked"
+        members = [round(a * 1347), round(b * 1347)]
+        assert record["collectives"] == [
+            {
+                "name": "first",
+                "alpha": a,
+                "strategy": "SignalPlanting",
+                "target_class": 0,
+                "members": members[0],
+                "xi": 0.0,
+            },
+            {
+                "name": "second",
+                "alpha": b,
+                "strategy": "SignalPlanting",
+                "target_class": 1,
+                "members": members[1],
+                "xi": 0.0,
+            },
+        ]
+        metrics = record["metrics"]
+        assert set(metrics) == {
+            f"aca/{metric}/{name}"
+            for name in ("first", "second")
+            for metric in ("success", "baseline_success", "alpha", "population_alpha", "members")
+        } | {"aca/clean_acc"}
+        assert metrics["aca/alpha/first"] == a and metrics["aca/members/second"] == members[1]
+        assert metrics["aca/population_alpha/second"] == pytest.approx(members[1] / 1347)
+        assert "aca/success" not in metrics and metrics["aca/clean_acc"] > 0.5
+    loaded = sorted(load_records([tmp_path]), key=lambda r: r["collectives"][0]["alpha"])
+    assert [collective_names(r) for r in loaded] == [["first", "second"]] * 2
+    assert [r["metrics"] for r in loaded] == [r["metrics"] for r in records]
+    again = run_stacked(cfgs)  # resumed: nothing trained
+    assert [r["wall_time_s"] for r in again] == [r["wall_time_s"] for r in records]
+
+
+def test_collective_alphas_stack_and_other_keys_do_not(compose_cfg):
+    cfgs = [compose_cfg(TWO, *_alphas(0.02, 0.05), name="a"), compose_cfg(TWO, *_alphas(0.1, 0.1), name="b")]
+    assert stackable_reason(cfgs[0]) is None
+    assert build_stacked(cfgs).k == 2
+    other = compose_cfg(TWO, f"{SECOND}.strategy.target_class=0", name="c")
+    with pytest.raises(ValueError, match=r"differ in 'collective\.collectives\.second\.strategy\.target_class'"):
+        build_stacked([cfgs[0], other])
+    with pytest.raises(ValueError, match=r"differ in 'collective\.collectives'"):
+        build_stacked([cfgs[0], compose_cfg(name="one")])
+
+
+def test_a_config_with_both_forms_or_an_incomplete_collective_is_a_config_error(compose_cfg):
+    both = compose_cfg(TWO, "+collective.alpha=0.1")
+    with pytest.raises(ConfigError, match=r"both collectives and alpha.*never both"):
+        config_collectives(both)
+    assert "never both" in stackable_reason(both)
+    with pytest.raises(ConfigError, match=r"collective\.collectives\.second\.alpha must be set"):
+        config_collectives(compose_cfg(TWO, f"~{SECOND}.alpha"))
+    with pytest.raises(ConfigError, match=r"collective\.collectives\.first: collective 'first''s alpha must be"):
+        config_collectives(compose_cfg(TWO, f"{FIRST}.alpha=1.5"))
+    assert config_collectives(compose_cfg()) is None
