@@ -66,7 +66,9 @@ def check_collectives(collectives: Iterable[Collective]) -> list[Collective]:
     return out
 
 
-def given_collectives(owner: str, strategy: Any, alpha: Any, collectives: Iterable[Collective] | None) -> list[Collective]:
+def given_collectives(
+    owner: str, strategy: Any, alpha: Any, collectives: Iterable[Collective] | None
+) -> list[Collective]:
     """The collectives an ``owner`` was given: one as ``strategy=``/``alpha=``, or several as ``collectives=``.
 
     One collective keeps the checks and messages of the one-collective API; ``collectives`` holding a
