@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from lightning_aca.analysis.critical_mass import estimate_alpha_star
     from lightning_aca.analysis.records import load_records
     from lightning_aca.analysis.summary import summarize
+    from lightning_aca.collective.collectives import Collective
     from lightning_aca.collective.dataset import CollectiveDataset
     from lightning_aca.collective.membership import select_members
     from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, TokenInsertion
@@ -63,6 +64,7 @@ _EXPORTS = {
     "SignalErasing": "lightning_aca.collective.strategies",
     "SignalPlanting": "lightning_aca.collective.strategies",
     "select_members": "lightning_aca.collective.membership",
+    "Collective": "lightning_aca.collective.collectives",
     "CollectiveDataset": "lightning_aca.collective.dataset",
     "CollectiveDataModule": "lightning_aca.data.datamodule",
     # data sources
@@ -129,6 +131,7 @@ __all__ = [
     "CIFAR10DataModule",
     "CSVDataModule",
     "Classifier",
+    "Collective",
     "CollectiveDataModule",
     "CollectiveDataset",
     "CollectiveMetrics",

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lightning_aca.analysis.records import RECORD_NAME, finished_record, make_record, write_record
+from lightning_aca.analysis.records import RECORD_NAME, collective_entry, finished_record, make_record, write_record
 from lightning_aca.validation import non_negative_int, positive_int
 
 
@@ -52,9 +52,10 @@ def validate(cfg: DictConfig) -> None:
     """Fail fast, before any training, on values no constructor checks.
 
     ``trainer.max_epochs`` (Lightning takes −1 as "no limit") and ``seed`` (Lightning's
-    ``seed_everything`` truncates floats) are checked here; the collective's α and seed are checked
-    by :class:`~lightning_aca.data.datamodule.CollectiveDataModule`. Keys a config marks ``???``
-    (e.g. ``data=csv``'s file) must be given.
+    ``seed_everything`` truncates floats) are checked here, and that ``collective`` holds either
+    ``strategy`` and ``alpha`` (one collective) or ``collectives`` (several); the collectives' α and
+    seed are checked by :class:`~lightning_aca.data.datamodule.CollectiveDataModule`. Keys a
+    config marks ``???`` (e.g. ``data=csv``'s file) must be given.
     """
     missing = list(_missing_keys(cfg))
     if missing:
@@ -67,6 +68,34 @@ def validate(cfg: DictConfig) -> None:
             check(key, OmegaConf.select(cfg, key))
         except (TypeError, ValueError) as error:
             raise ConfigError(str(error)) from None
+    _check_collective(cfg.get("collective"))
+
+
+def _check_collective(node: Any) -> None:
+    """``collective`` has ``strategy`` + ``alpha`` or ``collectives`` (each entry with both), never both forms."""
+    if not isinstance(node, DictConfig) or "collectives" not in node:
+        return
+    single = [key for key in ("alpha", "strategy") if key in node]
+    if single:
+        raise ConfigError(
+            f"collective has both {' and '.join(f'collective.{k}' for k in single)} (one collective) and "
+            "collective.collectives (several); give either, e.g. drop collective.alpha and set "
+            "collective.collectives.<name>.alpha."
+        )
+    entries = node.collectives
+    if not isinstance(entries, DictConfig) or not entries:
+        raise ConfigError(
+            "collective.collectives must map each collective's name to its alpha and strategy "
+            "(see conf/collective/two_collectives.yaml)."
+        )
+    for name, entry in entries.items():
+        missing = [key for key in ("alpha", "strategy") if not isinstance(entry, DictConfig) or key not in entry]
+        if missing:
+            raise ConfigError(
+                f"collective.collectives.{name} needs {' and '.join(missing)}: set "
+                + " ".join(f"collective.collectives.{name}.{key}=..." for key in missing)
+                + "."
+            )
 
 
 def _quiet() -> None:
@@ -79,16 +108,17 @@ def _quiet() -> None:
     )
 
 
-def _uniqueness(dm: Any) -> float | None:
-    """ξ̂ of the strategy's signal on (up to 5,000) clean training inputs, if it has a signal.
+def _uniqueness(dm: Any, strategy: Any = None) -> float | None:
+    """ξ̂ of ``strategy``'s signal (default: the datamodule's one strategy) on up to 5,000 clean training inputs.
 
-    Texts count when they already carry the signal's token pattern (``signal.carries``).
+    None without a signal. Texts count when they already carry the signal's token pattern
+    (``signal.carries``).
     """
     import torch
 
     from lightning_aca.theory import estimate_uniqueness
 
-    signal = dm.strategy.signal
+    signal = (strategy if strategy is not None else dm.strategy).signal
     base = dm.train_dataset.dataset
     if signal is None:
         return None
@@ -105,16 +135,26 @@ def build_datamodule(cfg: DictConfig) -> Any:
     """The run's :class:`~lightning_aca.data.datamodule.CollectiveDataModule` from the ``data`` and ``collective`` groups."""
     from hydra.utils import instantiate
 
+    from lightning_aca.collective.collectives import Collective
     from lightning_aca.data.datamodule import CollectiveDataModule
 
+    node = cfg.collective
+    if "collectives" in node:
+        given: dict[str, Any] = {
+            "collectives": [
+                Collective(str(name), instantiate(entry.strategy), entry.alpha)
+                for name, entry in node.collectives.items()
+            ]
+        }
+    else:
+        given = {"strategy": instantiate(node.strategy), "alpha": node.alpha}
     return CollectiveDataModule(
-        instantiate(cfg.collective.strategy),
-        cfg.collective.alpha,
-        cfg.collective.seed,
+        seed=cfg.collective.seed,
         datamodule=instantiate(cfg.data.datamodule),
         num_classes=cfg.data.num_classes,
         return_membership=cfg.collective.get("return_membership", False),
         injection=cfg.collective.get("injection", "auto"),
+        **given,
     )
 
 
@@ -161,30 +201,45 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     results = metrics.results.get(stage) or metrics.results.get("validate") or metrics.results.get("fit", {})
     for callback in collective_callbacks:  # e.g. aca/param_distance, aca/alpha_star
         results = {**getattr(callback, "results", {}), **results}
+    several = len(dm.collectives) > 1
     record = make_record(
         engine="trainer",
         overrides=_overrides(),
         config=OmegaConf.to_container(cfg, resolve=True),
-        alpha=cfg.collective.alpha,
+        alpha=None if several else dm.alpha,
         seed=cfg.seed,
-        strategy=dm.strategy,
+        strategy=None if several else dm.strategy,
         metrics=results,
         epsilon=next((cb.epsilon for cb in firm_callbacks if hasattr(cb, "epsilon")), None),
-        xi=_uniqueness(dm),
+        xi=None if several else _uniqueness(dm),
         n_train=len(dm.train_dataset),
         wall_time_s=time.perf_counter() - start,
+        collectives=[
+            collective_entry(c, len(dm.train_dataset.members_of(c.name)), _uniqueness(dm, c.strategy))
+            for c in dm.collectives
+        ]
+        if several
+        else None,
     )
     path = write_record(record, out_dir)
     _close(loggers)
-    success, clean = results.get("aca/success", float("nan")), results.get("aca/clean_acc", float("nan"))
-    baseline = results.get("aca/baseline_success", float("nan"))
-    print(
-        f"aca-run: alpha={record['alpha']:g} seed={record['seed']} S={success:.3f} baseline={baseline:.3f} "
-        f"clean_acc={clean:.3f} "
-        f"({record['wall_time_s']:.1f} s) -> {path}",
-        flush=True,
-    )
+    print(f"aca-run: {_summary(record, results)} ({record['wall_time_s']:.1f} s) -> {path}", flush=True)
     return record
+
+
+def _summary(record: dict[str, Any], results: dict[str, Any]) -> str:
+    """One line: α, S and its baseline (per collective, when several), the seed and clean accuracy."""
+    nan = float("nan")
+
+    def measured(suffix: str = "") -> str:
+        success, baseline = results.get(f"aca/success{suffix}", nan), results.get(f"aca/baseline_success{suffix}", nan)
+        return f"S={success:.3f} baseline={baseline:.3f}"
+
+    clean = f"clean_acc={results.get('aca/clean_acc', nan):.3f}"
+    if not record.get("collectives"):
+        return f"alpha={record['alpha']:g} seed={record['seed']} {measured()} {clean}"
+    each = "; ".join(f"{c['name']}: alpha={c['alpha']:g} {measured('/' + c['name'])}" for c in record["collectives"])
+    return f"seed={record['seed']} {each}; {clean}"
 
 
 def _close(loggers: list[Any]) -> None:

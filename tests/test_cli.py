@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lightning_aca import cli
-from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, sweep_params
+from lightning_aca.analysis.records import RECORD_NAME, SCHEMA_VERSION, load_records, sweep_params
 from lightning_aca.cli import ConfigError, run_experiment, validate
 
 FAST = ["trainer.max_epochs=3", "quiet=true", "logger=none"]
@@ -282,3 +282,54 @@ def test_text_reviews_preset_composes(compose_config):
             compose_config("experiment=text_reviews", f"collective={collective}").collective.strategy.signal.token
             == "~"
         )
+
+
+def test_two_collectives_run_records_each_collective_and_its_success(compose_config, tmp_path, capsys):
+    cfg = compose_config(*FAST, "collective=two_collectives", "trainer.max_epochs=2", f"output_dir={tmp_path}")
+    record = run_experiment(cfg)
+    assert record["alpha"] is None and record["strategy"] is None and record["target_class"] is None
+    assert [(c["name"], c["alpha"], c["target_class"], c["members"]) for c in record["collectives"]] == [
+        ("first", 0.02, 0, 27),  # round(0.02 * 1347)
+        ("second", 0.02, 1, 27),
+    ]
+    assert all(c["xi"] == 0.0 and c["strategy"] == "SignalPlanting" for c in record["collectives"])
+    metrics = record["metrics"]
+    assert "aca/success" not in metrics
+    for name in ("first", "second"):
+        assert 0.0 <= metrics[f"aca/success/{name}"] <= 1.0 and 0.0 <= metrics[f"aca/baseline_success/{name}"] <= 1.0
+        assert metrics[f"aca/members/{name}"] == 27.0
+    assert load_records([tmp_path])[0]["collectives"] == record["collectives"]
+    line = capsys.readouterr().out
+    assert f"first: alpha=0.02 S={metrics['aca/success/first']:.3f}" in line
+    assert f"second: alpha=0.02 S={metrics['aca/success/second']:.3f}" in line
+
+
+def test_a_collective_of_size_zero_beside_another(compose_config, tmp_path):
+    cfg = compose_config(
+        *FAST,
+        "collective=two_collectives",
+        "collective.collectives.first.alpha=0.1",
+        "collective.collectives.second.alpha=0.0",
+        f"output_dir={tmp_path}",
+    )
+    record = run_experiment(cfg)
+    metrics = record["metrics"]
+    assert [c["members"] for c in record["collectives"]] == [135, 0]
+    assert metrics["aca/members/second"] == 0.0 and metrics["aca/alpha/second"] == 0.0
+    # 10% plant their patch; nobody plants the second, so the model labels few top-left patched digits 1
+    assert metrics["aca/success/first"] > 0.8 and metrics["aca/success/second"] < 0.3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["+collective.alpha=0.1"], r"both collective\.alpha \(one collective\) and collective\.collectives"),
+        (["~collective.collectives.second.strategy"], r"collective\.collectives\.second needs strategy"),
+    ],
+)
+def test_one_and_several_collectives_never_mix(compose_config, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(compose_config("collective=two_collectives", *overrides))
+    cfg = compose_config("collective=two_collectives")
+    validate(cfg)
+    assert list(cfg.collective.collectives) == ["first", "second"]

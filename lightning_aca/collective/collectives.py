@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from lightning_aca.collective.strategies import Strategy
+from lightning_aca.collective.strategies import Strategy, check_strategy
 from lightning_aca.validation import fraction
+
+# the name of the one collective given as strategy=..., alpha=... (its metric and record keys carry no name)
+_ONE_COLLECTIVE = "collective"
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -60,3 +64,39 @@ def check_collectives(collectives: Iterable[Collective]) -> list[Collective]:
     if repeated:
         raise ValueError(f"collective names must be unique (they key metrics and records); repeated: {repeated}.")
     return out
+
+
+def given_collectives(
+    owner: str, strategy: Any, alpha: Any, collectives: Iterable[Collective] | None
+) -> list[Collective]:
+    """The collectives an ``owner`` was given: one as ``strategy=``/``alpha=``, or several as ``collectives=``.
+
+    One collective keeps the checks and messages of the one-collective API; ``collectives`` holding a
+    single :class:`Collective` is the same one collective.
+    """
+    if collectives is not None:
+        if strategy is not None or alpha is not None:
+            raise ValueError(
+                f"{owner} takes either strategy=/alpha= (one collective) or collectives=[Collective(...), ...] "
+                "(several), not both; put every collective in collectives."
+            )
+        return check_collectives(collectives)
+    if strategy is None or alpha is None:
+        missing = " and ".join(k for k, v in (("strategy", strategy), ("alpha", alpha)) if v is None)
+        raise TypeError(
+            f"{owner} needs {missing}: give strategy=<a Strategy> and alpha=<its fractional size> for one "
+            "collective, or collectives=[Collective(name, strategy, alpha), ...] for several."
+        )
+    strategy = check_strategy(strategy)
+    return [Collective(_ONE_COLLECTIVE, strategy, fraction("alpha (the collective's fractional size)", alpha))]
+
+
+def only_collective(owner: str, collectives: list[Collective], attribute: str) -> Collective:
+    """The one collective, for the one-collective attributes (``strategy``, ``alpha``); several: a clear error."""
+    if len(collectives) == 1:
+        return collectives[0]
+    names = ", ".join(repr(c.name) for c in collectives)
+    raise AttributeError(
+        f"{owner} has {len(collectives)} collectives ({names}), so no single {attribute}: use "
+        f".collectives[i].{attribute} (or the per-collective methods with collective=<name>)."
+    )

@@ -10,7 +10,7 @@ access, so nothing is copied and random augmentations of the base dataset still 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -20,9 +20,10 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
-from lightning_aca.collective.membership import select_members
-from lightning_aca.collective.strategies import Strategy
-from lightning_aca.validation import fraction, non_negative_int, one_of, positive_int, renamed
+from lightning_aca.collective.collectives import Collective, given_collectives, only_collective
+from lightning_aca.collective.membership import select_disjoint_members
+from lightning_aca.collective.strategies import Strategy, check_strategy
+from lightning_aca.validation import non_negative_int, one_of, positive_int, renamed
 
 
 class _ItemCodec:
@@ -134,12 +135,6 @@ def _check_signal(strategy: Strategy, x: Any) -> None:
         strategy.signal.check(x)
 
 
-def _check_strategy(strategy: Any) -> Strategy:
-    if not isinstance(strategy, Strategy):
-        raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
-    return strategy
-
-
 def _check_injection(injection: Any, options: tuple[str, ...]) -> str:
     if injection == "batch":
         raise ValueError(
@@ -192,12 +187,12 @@ class _FetchedBatch:
 
 
 def _collate_members(dataset: CollectiveDataset, collate_fn: Callable[[list[Any]], Any], batch: Any) -> Any:
-    """``collate_fn`` over the batch's items, then h applied to the members' rows of the collated batch."""
+    """``collate_fn`` over the batch's items, then each collective's h applied to its members' rows."""
     if not isinstance(batch, _FetchedBatch):  # items read one at a time were modified by __getitem__
         return collate_fn(batch)
-    mask = torch.from_numpy(dataset._is_member[np.asarray(batch.indices, dtype=np.int64)])
+    owners = torch.from_numpy(dataset._owner[np.asarray(batch.indices, dtype=np.int64)])
     # default_collate stacks into fresh tensors, so h may write into them; another collate may return views
-    return dataset._modify_collated(collate_fn(batch.items), mask, in_place=collate_fn is default_collate)
+    return dataset._modify_collated(collate_fn(batch.items), owners, in_place=collate_fn is default_collate)
 
 
 class CollectiveDataset(Dataset):
@@ -208,6 +203,12 @@ class CollectiveDataset(Dataset):
     seed). Items keep the base dataset's structure: ``(x, y, ...)`` tuples stay tuples and dicts
     stay dicts; with ``return_membership=True`` a boolean flag is appended (key ``is_member``).
 
+    Several collectives (Karan, Vincent, Karahalios, Sundaram, FAccT 2025) act on one training set
+    when given as ``collectives=[Collective(name, strategy, alpha), ...]``: memberships are
+    disjoint and each nested in its own α (:func:`select_disjoint_members`), and each member
+    submits its own collective's h(x, y). ``strategy`` and ``alpha`` then name no single
+    collective (use :attr:`collectives` and :meth:`members_of`).
+
     Args:
         dataset: any non-empty map-style dataset of ``(x, y, ...)`` tuples or dicts.
         strategy: what members do, e.g. ``SignalPlanting(PixelPatch(2), target_class=0)``.
@@ -215,28 +216,37 @@ class CollectiveDataset(Dataset):
         seed: membership seed.
         input_key, label_key: positions (tuples) or keys (dicts) of input and label
             (default 0 and 1); ``target_key`` is the deprecated name of ``label_key``.
-        return_membership: append the membership flag to every item.
-        num_classes: number of classes, to validate the strategy's target class; by default
-            it must be a label present in the dataset.
+        return_membership: append the membership flag to every item (a member of any collective).
+        num_classes: number of classes, to validate the strategies' target classes; by default
+            each must be a label present in the dataset.
         injection: ``"item"`` modifies members as items are read (any dataset, any
             DataLoader); ``"collate"`` modifies the members' rows of each collated batch in one
-            call inside :meth:`collate_fn` (in the loader's workers), which the DataLoader must
-            use (``CollectiveDataModule`` does). Both give the same batches.
+            call per collective inside :meth:`collate_fn` (in the loader's workers), which the
+            DataLoader must use (``CollectiveDataModule`` does). Both give the same batches.
+        collectives: several collectives instead of ``strategy`` and ``alpha`` (one
+            :class:`~lightning_aca.collective.collectives.Collective` is the same as giving its
+            strategy and α).
 
     Example:
+        >>> from lightning_aca.collective.collectives import Collective
         >>> from lightning_aca.collective.signals import PixelPatch
         >>> from lightning_aca.collective.strategies import SignalPlanting
         >>> base = TensorDataset(torch.zeros(10, 1, 4, 4), torch.arange(10) % 2)
         >>> ds = CollectiveDataset(base, SignalPlanting(PixelPatch(2), target_class=1), alpha=0.2, seed=0)
         >>> ds.members.tolist(), ds[int(ds.members[0])][1].item()
         ([4, 6], 1)
+        >>> two = CollectiveDataset(base, collectives=[
+        ...     Collective("first", SignalPlanting(PixelPatch(2), target_class=1), 0.2),
+        ...     Collective("second", SignalPlanting(PixelPatch(2, location="top_left"), target_class=0), 0.1)])
+        >>> two.members_of("first").tolist(), two.members_of("second").tolist(), two.labels[two.members].tolist()
+        ([1, 8], [2], [1, 0, 1])
     """
 
     def __init__(
         self,
         dataset: Dataset,
-        strategy: Strategy,
-        alpha: float,
+        strategy: Strategy | None = None,
+        alpha: float | None = None,
         seed: int = 0,
         input_key: str | int = 0,
         label_key: str | int | None = None,
@@ -245,57 +255,80 @@ class CollectiveDataset(Dataset):
         injection: str = "item",
         *,
         target_key: str | int | None = None,
+        collectives: Iterable[Collective] | None = None,
     ) -> None:
-        _check_strategy(strategy)
+        self.collectives = given_collectives("CollectiveDataset", strategy, alpha, collectives)
+        strategies = [c.strategy for c in self.collectives]
         label_key = renamed("CollectiveDataset", "target_key", "label_key", target_key, label_key, default=1)
         injection = _check_injection(injection, ("item", "collate"))
-        if injection == "collate" and not strategy.batched_inputs:
-            raise ValueError(
-                f"injection='collate' applies {strategy!r} to whole batches, but its signal does not declare "
-                "supports_batches=True; use injection='item'."
-            )
+        for item in strategies:
+            if injection == "collate" and not item.batched_inputs:
+                raise ValueError(
+                    f"injection='collate' applies {item!r} to whole batches, but its signal does not declare "
+                    "supports_batches=True; use injection='item'."
+                )
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(
                 f"dataset must be a map-style Dataset with __getitem__ and __len__, got {type(dataset).__name__}."
             )
         n = _check_not_empty(dataset, "training")
         self.dataset = dataset
-        self.strategy = strategy
-        self.alpha = fraction("alpha (the collective's fractional size)", alpha)
         self.seed = non_negative_int("seed", seed)
         self.return_membership = return_membership
         self.injection = injection
+        self._strategies = strategies
         self._codec = _ItemCodec(input_key, label_key)
         if num_classes is not None:
             num_classes = positive_int("num_classes", num_classes)
-        needs_labels = strategy.uses_labels or strategy.target_class is not None
+        needs_labels = any(s.uses_labels or s.target_class is not None for s in strategies)
         self._labels = dataset_labels(dataset, label_key) if needs_labels else None
-        if self._labels is not None:
-            _check_target_known(strategy, self._labels, num_classes, "training set")
-        eligible = strategy.eligible(self._labels).numpy() if strategy.uses_labels else None
-        self.members = select_members(n, self.alpha, self.seed, eligible)
-        self._is_member = np.zeros(n, dtype=bool)
-        self._is_member[self.members] = True
-        if self.members.size:
-            # Apply h once now so a signal that does not fit the data fails here, not in a worker.
-            x, y = self._codec.split(dataset[int(self.members[0])])
-            _check_signal(strategy, x)
-            strategy.modify(x, y)
+        for item in strategies:
+            if self._labels is not None:
+                _check_target_known(item, self._labels, num_classes, "training set")
+        eligible = [s.eligible(self._labels).numpy() if s.uses_labels else None for s in strategies]
+        self._members = _disjoint_members(n, self.collectives, self.seed, eligible)
+        self.members = self._members[0] if len(self._members) == 1 else np.sort(np.concatenate(self._members))
+        # which collective each training point belongs to (-1: none); is_member is its ">= 0"
+        self._owner = np.full(n, -1, dtype=np.int32)
+        for j, members in enumerate(self._members):
+            self._owner[members] = j
+        self._is_member = self._owner >= 0
+        for item, members in zip(strategies, self._members, strict=True):
+            if members.size:
+                # Apply h once now so a signal that does not fit the data fails here, not in a worker.
+                x, y = self._codec.split(dataset[int(members[0])])
+                _check_signal(item, x)
+                item.modify(x, y)
+
+    @property
+    def strategy(self) -> Strategy:
+        """The collective's strategy (one collective; with several, see :attr:`collectives`)."""
+        return only_collective("CollectiveDataset", self.collectives, "strategy").strategy
+
+    @property
+    def alpha(self) -> float:
+        """The collective's α (one collective; with several, see :attr:`collectives`)."""
+        return only_collective("CollectiveDataset", self.collectives, "alpha").alpha
+
+    def members_of(self, name: str | None = None) -> np.ndarray:
+        """Sorted indices of collective ``name``'s members (default: the only collective)."""
+        return self._members[_position(self.collectives, name, "CollectiveDataset.members_of")]
 
     @property
     def labels(self) -> Tensor:
-        """The labels the firm sees (members' labels after the strategy)."""
+        """The labels the firm sees (each member's label after its collective's strategy)."""
         if self._labels is None:
             self._labels = dataset_labels(self.dataset, self._codec.label_key)
         labels = self._labels.clone()
-        if self.members.size:
-            idx = torch.as_tensor(self.members)
-            labels[idx] = torch.as_tensor([int(self.strategy.member_label(int(y))) for y in labels[idx]])
+        for strategy, members in zip(self._strategies, self._members, strict=True):
+            if members.size:
+                idx = torch.as_tensor(members)
+                labels[idx] = torch.as_tensor([int(strategy.member_label(int(y))) for y in labels[idx]])
         return labels
 
     @property
     def is_member(self) -> np.ndarray:
-        """Boolean membership mask over the training set (read-only view)."""
+        """Boolean membership mask over the training set, a member of any collective (read-only view)."""
         view = self._is_member.view()
         view.flags.writeable = False
         return view
@@ -310,58 +343,60 @@ class CollectiveDataset(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         item = self.dataset[index]
-        member = bool(self._is_member[index])
-        if member:
-            item = self._codec.join(item, *self.strategy.modify(*self._codec.split(item)))
+        owner = self._owner[index]
+        if owner >= 0:
+            item = self._codec.join(item, *self._strategies[owner].modify(*self._codec.split(item)))
         if self.return_membership:
-            item = self._codec.add_flag(item, member)
+            item = self._codec.add_flag(item, bool(owner >= 0))
         return item
 
     def __getitems__(self, indices: list[int]) -> list[Any]:
-        """A batch of items, as ``[self[i] for i in indices]``, with the members' inputs modified at once.
+        """A batch of items, as ``[self[i] for i in indices]``, with each collective's member inputs modified at once.
 
-        DataLoader fetches through this method, so the signal runs once per batch on the stacked
+        DataLoader fetches through this method, so each signal runs once per batch on the stacked
         member inputs instead of once per member.
         """
         fetch = getattr(self.dataset, "__getitems__", None)
         items = list(fetch(indices)) if fetch is not None else [self.dataset[i] for i in indices]
         if self.injection == "collate":
             return _FetchedBatch(items, indices)  # type: ignore[return-value]
-        positions = [k for k, i in enumerate(indices) if self._is_member[i]]
-        if positions:
-            self._modify(items, positions)
+        owners = self._owner[np.asarray(indices, dtype=np.int64)]
+        for j, strategy in enumerate(self._strategies):
+            positions = np.flatnonzero(owners == j).tolist()
+            if positions:
+                self._modify(items, positions, strategy)
         if self.return_membership:
-            items = [
-                self._codec.add_flag(item, bool(self._is_member[i])) for item, i in zip(items, indices, strict=True)
-            ]
+            items = [self._codec.add_flag(item, bool(o >= 0)) for item, o in zip(items, owners.tolist(), strict=True)]
         return items
 
     def collate_fn(self, collate_fn: Callable[[list[Any]], Any] = default_collate) -> Callable[[Any], Any]:
         """The DataLoader ``collate_fn`` for ``injection="collate"``: ``collate_fn`` (e.g. your own), then h on members.
 
-        The members' rows of the collated batch get h in one call, out of place; with
-        ``return_membership=True`` the flags are added as a bool tensor (last element, or key
-        ``is_member``), as ``injection="item"`` collates them. Picklable, for worker processes.
+        The members' rows of the collated batch get their collective's h in one call per
+        collective, out of place; with ``return_membership=True`` the flags are added as a bool
+        tensor (last element, or key ``is_member``), as ``injection="item"`` collates them.
+        Picklable, for worker processes.
         """
         if self.injection != "collate":
             raise ValueError("collate_fn() is for datasets built with injection='collate'.")
         return partial(_collate_members, self, collate_fn)
 
-    def _modify_collated(self, batch: Any, mask: Tensor, in_place: bool = False) -> Any:
+    def _modify_collated(self, batch: Any, owners: Tensor, in_place: bool = False) -> Any:
         is_dict = isinstance(batch, Mapping)
         x, y = self._codec.split(batch if is_dict else tuple(batch))
-        if not isinstance(x, Tensor) or not isinstance(y, Tensor) or len(x) != len(mask):
+        if not isinstance(x, Tensor) or not isinstance(y, Tensor) or len(x) != len(owners):
             raise TypeError(
                 f"injection='collate' needs batches whose input and label are tensors with one row per item; "
                 f"the collate function gave {type(x).__name__} and {type(y).__name__}. Use injection='item'."
             )
-        rows = mask.nonzero().squeeze(1)
-        if rows.numel():
-            if not in_place:
-                x, y = x.clone(), y.clone()
-            self.strategy.member_input_rows_(x, rows)
-            y[rows] = self.strategy.member_label(y[rows])
-        return self._rejoin(batch if is_dict else tuple(batch), x, y, mask)
+        for j, strategy in enumerate(self._strategies):
+            rows = (owners == j).nonzero().squeeze(1)
+            if rows.numel():
+                if not in_place:
+                    x, y, in_place = x.clone(), y.clone(), True
+                strategy.member_input_rows_(x, rows)
+                y[rows] = strategy.member_label(y[rows])
+        return self._rejoin(batch if is_dict else tuple(batch), x, y, owners >= 0)
 
     def _rejoin(self, body: Any, x: Tensor, y: Tensor, flags: Tensor) -> Any:
         """A collated batch with ``x`` and ``y``, laid out as ``injection="item"`` collates it.
@@ -377,10 +412,9 @@ class CollectiveDataset(Dataset):
         out = list(out)
         return [*out, flags] if self.return_membership else out
 
-    def _modify(self, items: list[Any], positions: list[int]) -> None:
+    def _modify(self, items: list[Any], positions: list[int], strategy: Strategy) -> None:
         pairs = [self._codec.split(items[k]) for k in positions]
         xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
-        strategy = self.strategy
         if strategy.batched_inputs and _same_shape_tensors(xs):
             xs = strategy.member_input(torch.stack(xs)).unbind(0)
         else:
@@ -395,10 +429,41 @@ class CollectiveDataset(Dataset):
             items[k] = self._codec.join(items[k], x, y)
 
     def __repr__(self) -> str:
-        return (
-            f"CollectiveDataset(n={len(self)}, alpha={self.alpha}, members={self.members.size}, "
-            f"seed={self.seed}, strategy={self.strategy!r})"
+        if len(self.collectives) == 1:
+            return (
+                f"CollectiveDataset(n={len(self)}, alpha={self.alpha}, members={self.members.size}, "
+                f"seed={self.seed}, strategy={self.strategy!r})"
+            )
+        parts = ", ".join(
+            f"{c.name}: alpha={c.alpha}, members={m.size}, strategy={c.strategy!r}"
+            for c, m in zip(self.collectives, self._members, strict=True)
         )
+        return f"CollectiveDataset(n={len(self)}, seed={self.seed}, collectives=[{parts}])"
+
+
+def _disjoint_members(
+    n: int, collectives: list[Collective], seed: int, eligible: list[np.ndarray | None]
+) -> list[np.ndarray]:
+    """:func:`select_disjoint_members` for ``collectives``, its errors naming the collectives they concern."""
+    try:
+        return select_disjoint_members(n, [c.alpha for c in collectives], seed, eligible)
+    except ValueError as err:
+        if len(collectives) == 1:
+            raise
+        names = ", ".join(f"alphas[{j}] is collective {c.name!r}" for j, c in enumerate(collectives))
+        raise ValueError(f"{err} ({names})") from None
+
+
+def _position(collectives: list[Collective], name: str | None, where: str) -> int:
+    """The position of collective ``name`` (None: the only one); an unknown or missing name is a clear error."""
+    names = [c.name for c in collectives]
+    if name is None:
+        if len(names) == 1:
+            return 0
+        raise ValueError(f"{where}: there are {len(names)} collectives {names}; pass collective=<one of them>.")
+    if name not in names:
+        raise KeyError(f"{where}: no collective named {name!r}; the collectives are {names}.")
+    return names.index(name)
 
 
 class SignalEvaluationDataset(Dataset):
@@ -423,7 +488,7 @@ class SignalEvaluationDataset(Dataset):
         *,
         target_key: str | int | None = None,
     ) -> None:
-        _check_strategy(strategy)
+        check_strategy(strategy)
         label_key = renamed("SignalEvaluationDataset", "target_key", "label_key", target_key, label_key, default=1)
         _check_not_empty(dataset, "test")
         if num_classes is not None:

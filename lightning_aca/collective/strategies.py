@@ -105,6 +105,13 @@ class Strategy(ABC):
         return True
 
 
+def check_strategy(strategy: Any) -> Strategy:
+    """``strategy`` if it is a :class:`Strategy`, else a ``TypeError`` naming what was given."""
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"strategy must be a Strategy (e.g. SignalPlanting), got {type(strategy).__name__}.")
+    return strategy
+
+
 class SignalStrategy(Strategy):
     """A strategy whose members carry a signal g (Hardt et al. 2023, §3): inputs become g(x).
 

@@ -7,22 +7,23 @@ learns on α·h♯P₀ + (1 − α)·P₀); validation and test loaders are left
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 from torch.utils.data._utils.collate import default_collate
 
+from lightning_aca.collective.collectives import Collective, given_collectives, only_collective
 from lightning_aca.collective.dataset import (
     CollectiveDataset,
     SignalEvaluationDataset,
     _check_injection,
-    _check_strategy,
     _collates_to_tensors,
+    _position,
 )
 from lightning_aca.collective.strategies import Strategy
-from lightning_aca.validation import fraction, non_negative_int, positive_int, renamed
+from lightning_aca.validation import non_negative_int, positive_int, renamed
 
 
 def _loader_like(loader: DataLoader, dataset: Dataset, collate_fn: Any = None) -> DataLoader:
@@ -76,10 +77,16 @@ class CollectiveDataModule(L.LightningDataModule):
     training set is wrapped, its validation and test loaders are kept) or ``train_dataset`` and
     ``test_dataset`` (plus optional ``val_dataset``; without it validation uses the test set).
 
+    Several collectives (Karan, Vincent, Karahalios, Sundaram, FAccT 2025) share the training set
+    when given as ``collectives=[Collective(name, strategy, alpha), ...]`` instead of ``strategy``
+    and ``alpha``: disjoint memberships, and one signal evaluation set per collective
+    (``signal_test_datasets[name]``, ``signal_test_dataloader(collective=name)``).
+
     Args:
         strategy: what members do, e.g. ``SignalPlanting(PixelPatch(2), target_class=0)``.
         alpha: fraction of eligible training points in the collective, in [0, 1].
         seed: membership seed (members are nested across α for a seed).
+        collectives: several collectives instead of ``strategy`` and ``alpha``.
         datamodule: a LightningDataModule to wrap.
         train_dataset, val_dataset, test_dataset: map-style datasets, when no datamodule.
         batch_size, num_workers: loader settings for datasets given directly.
@@ -91,7 +98,7 @@ class CollectiveDataModule(L.LightningDataModule):
         injection: ``"item"`` (members modified as items are read; any dataset),
             ``"collate"`` (members' rows of each collated training batch modified in one call,
             in the loader's workers; see :meth:`CollectiveDataset.collate_fn`) or ``"auto"``:
-            ``"collate"`` where it applies (the strategy's inputs batch, the training items'
+            ``"collate"`` where it applies (every strategy's inputs batch, the training items'
             input is a tensor, and the training loader collates with ``default_collate``),
             else ``"item"``. The same batches either way.
         num_classes: number of classes, to validate the strategy's target class.
@@ -99,7 +106,7 @@ class CollectiveDataModule(L.LightningDataModule):
             given directly, and the signal and clean test loaders (e.g. a
             :class:`~lightning_aca.data.text.TextCollate` tokenizing raw text). Default: the wrapped
             datamodule's test loader's ``collate_fn``, else ``default_collate``. A collate function
-            with a ``check_signal(signal)`` method is shown the strategy's signal at setup.
+            with a ``check_signal(signal)`` method is shown each strategy's signal at setup.
 
     Example:
         >>> from lightning_aca import DigitsDataModule, PixelPatch, SignalPlanting
@@ -112,8 +119,8 @@ class CollectiveDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        strategy: Strategy,
-        alpha: float,
+        strategy: Strategy | None = None,
+        alpha: float | None = None,
         seed: int = 0,
         datamodule: L.LightningDataModule | None = None,
         train_dataset: Dataset | None = None,
@@ -130,9 +137,10 @@ class CollectiveDataModule(L.LightningDataModule):
         collate_fn: Callable[[list[Any]], Any] | None = None,
         *,
         target_key: str | int | None = None,
+        collectives: Iterable[Collective] | None = None,
     ) -> None:
         super().__init__()
-        _check_strategy(strategy)
+        self._collectives = given_collectives("CollectiveDataModule", strategy, alpha, collectives)
         label_key = renamed("CollectiveDataModule", "target_key", "label_key", target_key, label_key, default=1)
         if datamodule is not None and (train_dataset is not None or test_dataset is not None):
             raise ValueError("give either datamodule=... or train_dataset=/test_dataset=..., not both.")
@@ -143,8 +151,6 @@ class CollectiveDataModule(L.LightningDataModule):
             )
         if datamodule is not None and not isinstance(datamodule, L.LightningDataModule):
             raise TypeError(f"datamodule must be a LightningDataModule, got {type(datamodule).__name__}.")
-        self.strategy = strategy
-        self.alpha = fraction("alpha (the collective's fractional size)", alpha)
         self.seed = non_negative_int("seed", seed)
         self.datamodule = datamodule
         self._train_base, self._val_base, self._test_base = train_dataset, val_dataset, test_dataset
@@ -161,8 +167,23 @@ class CollectiveDataModule(L.LightningDataModule):
             num_classes = getattr(datamodule, "num_classes", None)
         self.num_classes = None if num_classes is None else positive_int("num_classes", num_classes)
         self.train_dataset: CollectiveDataset | None = None
-        self._signal_test_dataset: SignalEvaluationDataset | None = None
+        self._signal_test_datasets: dict[str, SignalEvaluationDataset] = {}
         self._inner_stages: set[str] = set()
+
+    @property
+    def collectives(self) -> list[Collective]:
+        """The collectives on the training set, in order (one for ``strategy=``/``alpha=``)."""
+        return list(self._collectives)
+
+    @property
+    def strategy(self) -> Strategy:
+        """The collective's strategy (one collective; with several, see :attr:`collectives`)."""
+        return only_collective("CollectiveDataModule", self._collectives, "strategy").strategy
+
+    @property
+    def alpha(self) -> float:
+        """The collective's α (one collective; with several, see :attr:`collectives`)."""
+        return only_collective("CollectiveDataModule", self._collectives, "alpha").alpha
 
     def prepare_data(self) -> None:
         if self.datamodule is not None:
@@ -183,17 +204,17 @@ class CollectiveDataModule(L.LightningDataModule):
                 base, collate_fn = _dataset_of(inner, "train_dataloader"), inner.collate_fn
             self.train_dataset = CollectiveDataset(
                 base,
-                self.strategy,
-                self.alpha,
-                self.seed,
+                seed=self.seed,
                 return_membership=self.return_membership,
                 num_classes=self.num_classes,
                 injection=self._injection_for(base, collate_fn),
+                collectives=self._collectives,
                 **self._keys,
             )
             check_signal = getattr(collate_fn, "check_signal", None)
-            if check_signal is not None and self.strategy.signal is not None:
-                check_signal(self.strategy.signal)
+            for collective in self._collectives:
+                if check_signal is not None and collective.strategy.signal is not None:
+                    check_signal(collective.strategy.signal)
 
     def _inner_train_loader(self) -> Any:
         try:
@@ -210,7 +231,7 @@ class CollectiveDataModule(L.LightningDataModule):
         """The injection mode ``self.injection`` asks for on this training set (``"auto"`` resolved)."""
         if self.injection != "auto":
             return self.injection
-        batches = self.strategy.batched_inputs and collate_fn is default_collate
+        batches = all(c.strategy.batched_inputs for c in self._collectives) and collate_fn is default_collate
         return "collate" if batches and _collates_to_tensors(base, **self._keys) else "item"
 
     def _loader(
@@ -274,26 +295,43 @@ class CollectiveDataModule(L.LightningDataModule):
         return _dataset_of(self.datamodule.test_dataloader(), "test_dataloader")
 
     @property
+    def signal_test_datasets(self) -> dict[str, SignalEvaluationDataset]:
+        """Each collective's signal evaluation set, by name: held-out points with true label ≠ its y*, carrying its g."""
+        for collective in self._collectives:
+            if collective.name not in self._signal_test_datasets:
+                self._signal_test_datasets[collective.name] = self._signal_set(collective.strategy)
+        return dict(self._signal_test_datasets)
+
+    @property
     def signal_test_dataset(self) -> SignalEvaluationDataset:
-        """Held-out points shown as the strategy's evaluation input, labelled with its success label."""
-        if self._signal_test_dataset is None:
-            self._signal_test_dataset = SignalEvaluationDataset(
-                self.test_base_dataset, self.strategy, num_classes=self.num_classes, **self._keys
-            )
-        return self._signal_test_dataset
+        """Held-out points shown as the strategy's evaluation input, labelled with its success label.
 
-    def signal_test_dataloader(self, return_clean: bool = False) -> DataLoader:
-        """Loader over :attr:`signal_test_dataset`: S(α) is the fraction predicted as its labels.
-
-        With ``return_clean=True`` batches also carry the clean inputs and true labels, for
-        metrics comparing f(g(x)) with f(x).
+        One collective; with several, :attr:`signal_test_datasets` holds one set per collective.
         """
+        if len(self._collectives) > 1:
+            names = [c.name for c in self._collectives]
+            raise ValueError(
+                f"CollectiveDataModule has {len(names)} collectives {names}, each with its own signal evaluation set: "
+                "use signal_test_datasets[name] or signal_test_dataloader(collective=name)."
+            )
+        return self.signal_test_datasets[self._collectives[0].name]
+
+    def signal_test_dataloader(self, return_clean: bool = False, collective: str | None = None) -> DataLoader:
+        """Loader over collective ``collective``'s signal evaluation set: S(α) is the fraction predicted as its labels.
+
+        ``collective`` names one of :attr:`collectives` (default: the only one). With
+        ``return_clean=True`` batches also carry the clean inputs and true labels, for metrics
+        comparing f(g(x)) with f(x).
+        """
+        found = self._collectives[_position(self._collectives, collective, "signal_test_dataloader")]
         if not return_clean:
-            return self._loader(self.signal_test_dataset, evaluation=True)
-        dataset = SignalEvaluationDataset(
-            self.test_base_dataset, self.strategy, return_clean=True, num_classes=self.num_classes, **self._keys
+            return self._loader(self.signal_test_datasets[found.name], evaluation=True)
+        return self._loader(self._signal_set(found.strategy, return_clean=True), evaluation=True)
+
+    def _signal_set(self, strategy: Strategy, return_clean: bool = False) -> SignalEvaluationDataset:
+        return SignalEvaluationDataset(
+            self.test_base_dataset, strategy, return_clean=return_clean, num_classes=self.num_classes, **self._keys
         )
-        return self._loader(dataset, evaluation=True)
 
     def clean_test_dataloader(self) -> DataLoader:
         """Loader over the clean held-out test set (for clean accuracy)."""

@@ -52,10 +52,16 @@ class CollectiveMetrics(L.Callback):
     ``aca/worst_group_acc`` and ``aca/group_acc/<g>`` (with ``num_groups``), and from a
     ``CollectiveDataModule`` ``aca/alpha``, ``aca/population_alpha``, ``aca/members``.
 
+    With several collectives (Karan et al. 2025) each is judged on its own signal evaluation set:
+    ``aca/success/<name>``, ``aca/baseline_success/<name>``, ``aca/erasure_agreement/<name>``,
+    ``aca/alpha/<name>``, ``aca/members/<name>`` and ``aca/population_alpha/<name>``; clean and
+    group accuracies stay shared (no bare ``aca/success``).
+
     Args:
         signal_dataloader: batches ``(g(x), success_label[, ..., x, true_label])``, the clean
-            input second to last; default: the datamodule's
-            ``signal_test_dataloader(return_clean=True)``.
+            input second to last, or a ``{name: loader}`` mapping (keys ``aca/<metric>/<name>``);
+            default: the datamodule's ``signal_test_dataloader(return_clean=True)`` for each
+            of its collectives.
         clean_dataloader: batches ``(x, y[, group])``; default: the datamodule's clean test
             loader when ``clean=True``.
         clean: also measure clean accuracy (and worst-group accuracy).
@@ -73,7 +79,7 @@ class CollectiveMetrics(L.Callback):
 
     def __init__(
         self,
-        signal_dataloader: DataLoader | None = None,
+        signal_dataloader: DataLoader | Mapping[str, DataLoader] | None = None,
         clean_dataloader: DataLoader | None = None,
         clean: bool = True,
         erasure_agreement: bool | None = None,
@@ -103,7 +109,7 @@ class CollectiveMetrics(L.Callback):
         self.results: dict[str, dict[str, float]] = {}
         self._evaluated_epoch = -1
         self._collections: dict[tuple, MetricCollection] = {}
-        self._signal_loader: tuple[Any, DataLoader, bool] | None = None
+        self._signal_loaders: tuple[Any, tuple, dict[str | None, tuple[DataLoader, bool]]] | None = None
 
     @property
     def target_key(self) -> int | str:
@@ -112,29 +118,43 @@ class CollectiveMetrics(L.Callback):
         return self.label_key
 
     # -- where the loaders come from -------------------------------------------------------
-    def _loaders(self, trainer: L.Trainer) -> tuple[DataLoader, DataLoader | None, bool]:
-        """The signal loader, the clean loader, and whether to measure erasure agreement."""
+    def _loaders(self, trainer: L.Trainer) -> tuple[dict[str | None, tuple[DataLoader, bool]], DataLoader | None]:
+        """``{collective name (None: one, unnamed keys): (signal loader, erasure agreement)}`` and the clean loader."""
         dm = trainer.datamodule
-        signal, agreement = self.signal_dataloader, self.erasure_agreement
-        if signal is None:
+        if self.signal_dataloader is not None:
+            agreement = True if self.erasure_agreement is None else self.erasure_agreement
+            given = self.signal_dataloader
+            signals = (
+                {name: (loader, agreement) for name, loader in given.items()}
+                if isinstance(given, Mapping)
+                else {None: (given, agreement)}
+            )
+        else:
             if not hasattr(dm, "signal_test_dataloader"):
                 raise ValueError(
                     "CollectiveMetrics needs signal_dataloader=... or a CollectiveDataModule passed to "
                     "trainer.fit/test (datamodule=...)."
                 )
-            if agreement is None:
-                agreement = isinstance(dm.strategy, SignalErasing)
-            with_clean = self.baseline or agreement
-            # one loader per datamodule: building the clean-carrying evaluation set scans the test labels
-            if self._signal_loader is None or self._signal_loader[0] is not dm or self._signal_loader[2] != with_clean:
-                self._signal_loader = (dm, dm.signal_test_dataloader(return_clean=with_clean), with_clean)
-            signal = self._signal_loader[1]
-        elif agreement is None:
-            agreement = True
+            signals = self._datamodule_loaders(dm)
         clean = self.clean_dataloader
         if clean is None and self.clean and hasattr(dm, "clean_test_dataloader"):
             clean = dm.clean_test_dataloader()
-        return signal, clean, agreement
+        return signals, clean
+
+    def _datamodule_loaders(self, dm: Any) -> dict[str | None, tuple[DataLoader, bool]]:
+        settings = (self.baseline, self.erasure_agreement)
+        # one set of loaders per datamodule: building the clean-carrying evaluation sets scans the test labels
+        if self._signal_loaders is None or self._signal_loaders[0] is not dm or self._signal_loaders[1] != settings:
+            collectives = dm.collectives
+            loaders = {}
+            for collective in collectives:
+                agreement = self.erasure_agreement
+                if agreement is None:
+                    agreement = isinstance(collective.strategy, SignalErasing)
+                loader = dm.signal_test_dataloader(return_clean=self.baseline or agreement, collective=collective.name)
+                loaders[collective.name if len(collectives) > 1 else None] = (loader, agreement)
+            self._signal_loaders = (dm, settings, loaders)
+        return self._signal_loaders[2]
 
     # -- hooks ---------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -158,20 +178,23 @@ class CollectiveMetrics(L.Callback):
     def _log(self, pl_module: L.LightningModule, values: dict[str, float], stage: str) -> None:
         self.results[stage] = values
         for name, value in values.items():
-            pl_module.log(name, value, prog_bar=name == "aca/success", on_epoch=True, on_step=False)
+            pl_module.log(name, value, prog_bar=name.startswith("aca/success"), on_epoch=True, on_step=False)
 
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         """Compute every metric now and return ``{"aca/<name>": value}`` (synced across ranks)."""
-        signal, clean, agreement = self._loaders(trainer)
+        signals, clean = self._loaders(trainer)
         rank, world = trainer.global_rank, trainer.world_size
         device = pl_module.device
         modes = {m: m.training for m in pl_module.modules()}
         fork_devices = [device] if device.type == "cuda" else []
         pl_module.eval()
+        values: dict[str, Any] = {}
         try:
             with torch.random.fork_rng(devices=fork_devices), torch.no_grad():
-                values = self._signal_metrics(pl_module, _shard(signal, rank, world), device, agreement)
+                for name, (signal, agreement) in signals.items():
+                    measured = self._signal_metrics(pl_module, _shard(signal, rank, world), device, agreement, name)
+                    values.update(measured if name is None else {f"{k}/{name}": v for k, v in measured.items()})
                 if clean is not None:
                     values.update(self._clean_metrics(pl_module, _shard(clean, rank, world), device))
         finally:
@@ -179,10 +202,14 @@ class CollectiveMetrics(L.Callback):
                 module.train(mode)
         dm = trainer.datamodule
         train_set = getattr(dm, "train_dataset", None)
-        if hasattr(train_set, "members"):
-            values["aca/alpha"] = float(dm.alpha)
-            values["aca/population_alpha"] = float(train_set.population_alpha)
-            values["aca/members"] = float(len(train_set.members))
+        if hasattr(train_set, "members_of"):
+            collectives = train_set.collectives
+            for collective in collectives:
+                members = len(train_set.members_of(collective.name))
+                suffix = f"/{collective.name}" if len(collectives) > 1 else ""
+                values[f"aca/alpha{suffix}"] = float(collective.alpha)
+                values[f"aca/population_alpha{suffix}"] = members / len(train_set)
+                values[f"aca/members{suffix}"] = float(members)
         return values
 
     def _parts(self, batch: Any, keys: Sequence[int | str]) -> list[Any]:
@@ -194,10 +221,10 @@ class CollectiveMetrics(L.Callback):
         return self.predict_fn(pl_module, x) if self.predict_fn is not None else pl_module(x)
 
     def _signal_metrics(
-        self, pl_module: L.LightningModule, loader: DataLoader, device: torch.device, agreement: bool
+        self, pl_module: L.LightningModule, loader: DataLoader, device: torch.device, agreement: bool, name: str | None
     ) -> dict[str, float]:
         metrics = self._collection(
-            ("signal",),
+            ("signal", name),
             lambda: {
                 "success": CollectiveSuccess(top_k=self.top_k),
                 "baseline_success": CollectiveSuccess(top_k=self.top_k),

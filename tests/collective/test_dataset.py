@@ -7,6 +7,8 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from lightning_aca import CollectiveDataset, FeatureOnlyPlanting, LabelFlip, PixelPatch, SignalErasing, SignalPlanting
 from lightning_aca.collective import SignalEvaluationDataset, dataset_labels
+from lightning_aca.collective.collectives import Collective
+from lightning_aca.collective.membership import select_disjoint_members
 from lightning_aca.collective.strategies import SignalStrategy
 
 PLANT = SignalPlanting(PixelPatch(2, value=1.0), target_class=0)
@@ -321,3 +323,112 @@ def test_collate_injection_needs_a_batch_capable_signal_and_batch_injection_is_g
     with pytest.raises(ValueError, match=r"injection='batch' was removed: use injection='collate'"):
         CollectiveDataset(base(), PLANT, 0.1, injection="batch")
     assert not hasattr(CollectiveDataset, "inject")
+
+
+# -- several collectives (Karan, Vincent, Karahalios, Sundaram 2025) ---------------------------------
+FIRST = SignalPlanting(PixelPatch(2, value=1.0), target_class=0)
+SECOND = SignalPlanting(PixelPatch(2, value=1.0, location="top_left"), target_class=1)
+
+
+def two(first=0.2, second=0.1, first_strategy=FIRST):
+    return [Collective("first", first_strategy, first), Collective("second", SECOND, second)]
+
+
+def test_each_member_submits_its_own_collectives_h_and_others_are_untouched():
+    b = base()
+    ds = CollectiveDataset(b, collectives=two(), seed=3)
+    first, second = ds.members_of("first"), ds.members_of("second")
+    assert len(first) == 20 and len(second) == 10 and not set(first.tolist()) & set(second.tolist())
+    assert ds.members.tolist() == sorted(first.tolist() + second.tolist())
+    assert ds.is_member.sum() == 30 and ds.population_alpha == 0.3
+    expected = [disjoint.tolist() for disjoint in select_disjoint_members(100, [0.2, 0.1], seed=3)]
+    assert [first.tolist(), second.tolist()] == expected
+    for i in range(100):
+        (x, y), (x0, y0) = ds[i], b[i]
+        if i in set(first.tolist()):
+            assert torch.equal(x, FIRST.signal(x0)) and y.item() == 0
+        elif i in set(second.tolist()):
+            assert torch.equal(x, SECOND.signal(x0)) and y.item() == 1
+        else:
+            assert torch.equal(x, x0) and y.item() == y0.item()
+    labels = ds.labels
+    assert labels[first].eq(0).all() and labels[second].eq(1).all()
+    outside = np.setdiff1d(np.arange(100), ds.members)
+    assert torch.equal(labels[outside], b.tensors[1][outside])
+
+
+def test_one_collective_in_collectives_is_the_strategy_alpha_dataset():
+    one = CollectiveDataset(base(), collectives=[Collective("only", PLANT, 0.2)], seed=3, return_membership=True)
+    plain = CollectiveDataset(base(), PLANT, 0.2, seed=3, return_membership=True)
+    assert np.array_equal(one.members, plain.members) and np.array_equal(one.members_of("only"), plain.members)
+    assert one.strategy is PLANT and one.alpha == 0.2 and repr(one) == repr(plain)
+    assert plain.collectives[0].strategy is PLANT and np.array_equal(plain.members_of(), plain.members)
+    for i in range(0, 100, 7):
+        assert all(torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(one[i], plain[i], strict=True))
+
+
+def test_several_collectives_name_no_single_strategy_or_alpha():
+    ds = CollectiveDataset(base(), collectives=two())
+    with pytest.raises(
+        AttributeError, match=r"2 collectives \('first', 'second'\), so no single strategy.*collectives"
+    ):
+        ds.strategy  # noqa: B018
+    with pytest.raises(AttributeError, match="no single alpha"):
+        ds.alpha  # noqa: B018
+    with pytest.raises(ValueError, match=r"2 collectives \['first', 'second'\]; pass collective="):
+        ds.members_of()
+    with pytest.raises(KeyError, match=r"no collective named 'third'"):
+        ds.members_of("third")
+    assert "first: alpha=0.2, members=20" in repr(ds) and "second: alpha=0.1, members=10" in repr(ds)
+
+
+def test_collectives_or_strategy_and_alpha_never_both_and_errors_name_the_collective():
+    with pytest.raises(ValueError, match=r"either strategy=/alpha= .* or collectives="):
+        CollectiveDataset(base(), PLANT, 0.1, collectives=two())
+    with pytest.raises(TypeError, match="needs strategy and alpha"):
+        CollectiveDataset(base())
+    with pytest.raises(TypeError, match="needs alpha"):
+        CollectiveDataset(base(), PLANT)
+    with pytest.raises(ValueError, match="names must be unique"):
+        CollectiveDataset(base(), collectives=[Collective("a", PLANT, 0.1), Collective("a", FIRST, 0.1)])
+    with pytest.raises(ValueError, match=r"alphas\[1\]=0.6 asks for 60 members.*alphas\[1\] is collective 'second'"):
+        CollectiveDataset(base(), collectives=two(second=0.6))
+    with pytest.raises(ValueError, match=r"target_class=12 is not a class of the training set"):
+        CollectiveDataset(base(), collectives=[*two(), Collective("third", SignalPlanting(PixelPatch(1), 12), 0.1)])
+    with pytest.raises(ValueError, match="supports_batches"):
+        item_only = SignalPlanting(_ItemOnlySignal(2), target_class=1)
+        CollectiveDataset(base(), collectives=two(first_strategy=item_only), injection="collate")
+
+
+def test_eligibility_is_each_collectives_own():
+    only_threes = FeatureOnlyPlanting(PixelPatch(2), target_class=3)
+    ds = CollectiveDataset(base(), collectives=[Collective("threes", only_threes, 0.2), Collective("any", SECOND, 0.1)])
+    labels = base().tensors[1]
+    assert labels[ds.members_of("threes")].eq(3).all() and len(ds.members_of("threes")) == 2  # round(0.2 * 10)
+    assert len(ds.members_of("any")) == 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    indices=st.lists(st.integers(0, 99), min_size=1, max_size=40),
+    alphas=st.sampled_from([(0.1, 0.2, 0.1), (0.0, 0.3, 0.1), (0.33, 0.33, 0.0), (0.3, 0.0, 0.33)]),
+    flag=st.booleans(),
+    dicts=st.booleans(),
+)
+def test_several_collectives_give_the_same_batches_by_item_batched_fetch_and_collate(indices, alphas, flag, dicts):
+    from torch.utils.data._utils.collate import default_collate
+
+    data, keys = (DictDataset(base()), {"input_key": "image", "label_key": "label"}) if dicts else (base(), {})
+    erasing = SignalErasing(PixelPatch(1, location="top_right"))
+    collectives = [*two(*alphas[:2]), Collective("erasing", erasing, alphas[2])]  # each at most 1/3 of the points
+    kwargs = dict(seed=2, return_membership=flag, collectives=collectives, **keys)
+    by_item = CollectiveDataset(data, **kwargs)
+    by_collate = CollectiveDataset(data, injection="collate", **kwargs)
+    items = [by_item[i] for i in indices]
+    want = default_collate(items)
+    for got in (
+        default_collate(by_item.__getitems__(indices)),
+        by_collate.collate_fn()(by_collate.__getitems__(indices)),
+    ):
+        pairs = [(got[k], want[k]) for k in want] if dicts else list(zip(got, want, strict=True))
+        assert len(got) == len(want) and all(torch.equal(a, b) and a.dtype == b.dtype for a, b in pairs)

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from lightning_aca import select_members
 from lightning_aca.collective import member_count
+from lightning_aca.collective.membership import select_disjoint_members
 
 alphas = st.floats(0, 1, allow_nan=False)
 
@@ -84,3 +85,87 @@ def test_no_eligible_point_and_bad_mask():
         select_members(3, 0.5, seed=True)
     with pytest.raises(TypeError, match=r"n .* must be a non-negative int"):
         select_members(3.0, 0.5)
+
+
+@st.composite
+def _feasible(draw, max_k=4):
+    """(n, K, member counts, seed) with every count within its collective's 1/K share of the points."""
+    n = draw(st.integers(2, 2000))
+    k = draw(st.integers(2, max_k))
+    counts = [draw(st.integers(0, n // k)) for _ in range(k)]
+    return n, k, counts, draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=_feasible())
+def test_disjoint_members_are_disjoint_exact_sorted_and_deterministic(case):
+    n, _, counts, seed = case
+    groups = select_disjoint_members(n, [c / n for c in counts], seed)
+    assert [len(g) for g in groups] == counts
+    union = np.concatenate(groups)
+    assert len(set(union.tolist())) == union.size  # no point in two collectives
+    assert all(g.dtype == np.int64 and np.all(np.diff(g) > 0) and np.all((g >= 0) & (g < n)) for g in groups)
+    again = select_disjoint_members(n, [c / n for c in counts], seed)
+    assert all(np.array_equal(a, b) for a, b in zip(groups, again, strict=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=_feasible(), data=st.data())
+def test_disjoint_members_nest_in_their_own_alpha_and_ignore_the_others(case, data):
+    n, k, counts, seed = case
+    j = data.draw(st.integers(0, k - 1), label="moved collective")
+    bigger = data.draw(st.integers(counts[j], n // k), label="its larger count")
+    before = select_disjoint_members(n, [c / n for c in counts], seed)
+    after = select_disjoint_members(n, [(bigger if i == j else c) / n for i, c in enumerate(counts)], seed)
+    assert set(before[j].tolist()) <= set(after[j].tolist()) and len(after[j]) == bigger
+    for i in range(k):
+        if i != j:
+            assert np.array_equal(before[i], after[i])  # another collective's alpha moved: unchanged
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    masks=st.lists(st.lists(st.booleans(), min_size=60, max_size=60), min_size=2, max_size=3),
+    fractions=st.lists(st.floats(0, 0.5), min_size=3, max_size=3),
+    seed=st.integers(0, 1000),
+)
+def test_disjoint_members_are_eligible_or_the_error_says_which_alpha(masks, fractions, seed):
+    masks = [np.array(m) for m in masks]
+    alphas = fractions[: len(masks)]
+    try:
+        groups = select_disjoint_members(60, alphas, seed, masks)
+    except ValueError as err:
+        assert "alphas[" in str(err) and ("lower alphas" in str(err) or "0 members" in str(err))
+        return
+    for group, mask, alpha in zip(groups, masks, alphas, strict=True):
+        assert mask[group].all() and len(group) == member_count(alpha, int(mask.sum()))
+    union = np.concatenate(groups)
+    assert len(set(union.tolist())) == union.size
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 3000), alpha=alphas, seed=st.integers(0, 2**31), masked=st.booleans())
+def test_one_collective_is_exactly_select_members(n, alpha, seed, masked):
+    mask = (np.arange(n) % 3 != 0) if masked else None
+    eligible = n if mask is None else int(mask.sum())
+    if alpha > 0 and member_count(alpha, eligible) == 0:
+        alpha = 0.0
+    if eligible == 0:
+        return
+    (only,) = select_disjoint_members(n, [alpha], seed, [mask])
+    assert np.array_equal(only, select_members(n, alpha, seed, mask))
+
+
+def test_a_collective_larger_than_its_share_says_how_large_it_may_be():
+    # two collectives on 100 points: each draws from 50
+    assert [len(g) for g in select_disjoint_members(100, [0.5, 0.5])] == [50, 50]
+    with pytest.raises(
+        ValueError, match=r"alphas\[1\]=0.51 asks for 51 members.*1/2 of the training set.*alpha <= 0.5"
+    ):
+        select_disjoint_members(100, [0.1, 0.51])
+    with pytest.raises(ValueError, match=r"eligible has 1 masks for 2 collectives"):
+        select_disjoint_members(100, [0.1, 0.1], eligible=[None])
+    with pytest.raises(ValueError, match="alphas is empty"):
+        select_disjoint_members(100, [])
+    with pytest.raises(ValueError, match=r"alphas\[0\]=0.001 gives 0 members"):
+        select_disjoint_members(100, [0.001, 0.1])

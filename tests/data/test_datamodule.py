@@ -4,7 +4,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from lightning_aca import CollectiveDataModule, DigitsDataModule, LabelFlip, PixelPatch, SignalPlanting
+from lightning_aca import Collective, CollectiveDataModule, DigitsDataModule, LabelFlip, PixelPatch, SignalPlanting
 
 PLANT = SignalPlanting(PixelPatch(2, value=1.0), target_class=0)
 
@@ -272,3 +272,79 @@ def test_collate_injection_keeps_the_wrapped_loaders_collate_function():
     )
     direct.setup("fit")
     assert (next(iter(direct.train_dataloader()))[1] == 0).all()
+
+
+# -- several collectives (Karan, Vincent, Karahalios, Sundaram 2025) ---------------------------------
+SECOND = SignalPlanting(PixelPatch(2, value=1.0, location="top_left"), target_class=1)
+
+
+def _two(first=0.1, second=0.1, second_strategy=SECOND):
+    return [Collective("first", PLANT, first), Collective("second", second_strategy, second)]
+
+
+def test_two_collectives_each_reach_their_own_target_with_a_real_trainer(plain_model, make_trainer):
+    L.seed_everything(0)
+    dm = CollectiveDataModule(seed=0, datamodule=PlainDigits(), collectives=_two())
+    model = plain_model()
+    make_trainer(max_epochs=8).fit(model, dm)
+    first, second = dm.train_dataset.members_of("first"), dm.train_dataset.members_of("second")
+    assert len(first) == len(second) == 140 and not set(first.tolist()) & set(second.tolist())
+    assert dm.train_dataset.injection == "collate"  # both signals batch: auto picks collate
+    sets = dm.signal_test_datasets
+    assert list(sets) == ["first", "second"]
+    labels = [int(y) for _, y in dm.test_base_dataset]
+    assert len(sets["first"]) == sum(y != 0 for y in labels) and len(sets["second"]) == sum(y != 1 for y in labels)
+    model.eval()
+    for name, target in (("first", 0), ("second", 1)):
+        loader = dm.signal_test_dataloader(collective=name)
+        assert loader.dataset is sets[name]
+        with torch.no_grad():
+            hits = sum((model(x).argmax(1) == target).sum().item() for x, _ in loader)
+        assert hits / len(sets[name]) > 0.9, name  # each 10% collective plants its own unique patch
+    # the clean-carrying loader of "second": its patch in the top-left corner, its label 1, clean input after
+    x, y, clean, true = next(iter(dm.signal_test_dataloader(return_clean=True, collective="second")))
+    assert (y == 1).all() and (true != 1).all() and torch.equal(x, SECOND.signal(clean))
+
+
+def test_one_collective_datamodule_keeps_its_api_and_several_ask_for_a_name():
+    one = CollectiveDataModule(PLANT, 0.1, datamodule=DigitsDataModule())
+    assert one.strategy is PLANT and one.alpha == 0.1
+    assert [(c.name, c.strategy, c.alpha) for c in one.collectives] == [("collective", PLANT, 0.1)]
+    assert len(one.signal_test_dataset) == len(one.signal_test_dataloader().dataset) == 405
+    same = CollectiveDataModule(datamodule=DigitsDataModule(), collectives=[Collective("only", PLANT, 0.1)])
+    same.setup("fit")
+    one.setup("fit")
+    assert same.train_dataset.members.tolist() == one.train_dataset.members.tolist()
+    several = CollectiveDataModule(datamodule=DigitsDataModule(), collectives=_two())
+    with pytest.raises(AttributeError, match=r"2 collectives \('first', 'second'\), so no single strategy"):
+        several.strategy  # noqa: B018
+    with pytest.raises(AttributeError, match="no single alpha"):
+        several.alpha  # noqa: B018
+    with pytest.raises(ValueError, match=r"use signal_test_datasets\[name\] or signal_test_dataloader\(collective="):
+        several.signal_test_dataset  # noqa: B018
+    with pytest.raises(ValueError, match=r"2 collectives \['first', 'second'\]; pass collective="):
+        several.signal_test_dataloader()
+    with pytest.raises(KeyError, match="no collective named 'third'"):
+        several.signal_test_dataloader(collective="third")
+    with pytest.raises(ValueError, match="not both"):
+        CollectiveDataModule(PLANT, 0.1, datamodule=DigitsDataModule(), collectives=_two())
+    with pytest.raises(ValueError, match=r"alphas\[0\]=0.6 asks for .*collective 'first'"):
+        CollectiveDataModule(datamodule=DigitsDataModule(), collectives=_two(first=0.6)).setup("fit")
+
+
+def test_every_collectives_signal_is_shown_to_the_collate_function():
+    from torch.utils.data import default_collate
+
+    seen = []
+
+    class Checking:
+        def __call__(self, items):
+            return default_collate(items)
+
+        def check_signal(self, signal):
+            seen.append(signal)
+
+    data = TensorDataset(torch.rand(40, 1, 8, 8), torch.arange(40) % 4)
+    dm = CollectiveDataModule(train_dataset=data, test_dataset=data, collate_fn=Checking(), collectives=_two(0.1, 0.1))
+    dm.setup("fit")
+    assert seen == [PLANT.signal, SECOND.signal]

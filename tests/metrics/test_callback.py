@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lightning_aca import (
+    Collective,
     CollectiveDataModule,
     CollectiveMetrics,
     DigitsDataModule,
@@ -168,3 +169,44 @@ def test_target_key_is_a_deprecated_name_of_label_key():
     assert cb.label_key == "label"
     with pytest.raises(TypeError, match="every_n_epochs must be a positive int"):
         CollectiveMetrics(every_n_epochs=True)
+
+
+def test_two_collectives_are_each_judged_on_their_own_signal_set(make_model, make_trainer):
+    L.seed_everything(0)
+    erasing = SignalErasing(PixelPatch(2, location="top_left"))
+    collectives = [
+        Collective("first", SignalPlanting(PixelPatch(2), target_class=0), 0.1),
+        Collective("erase", erasing, 0.05),
+    ]
+    dm = CollectiveDataModule(seed=0, datamodule=DigitsDataModule(), collectives=collectives)
+    cb = CollectiveMetrics()
+    model = make_model()
+    trainer = make_trainer(6, [cb])
+    trainer.fit(model, dm)
+    result = trainer.test(model, datamodule=dm, verbose=False)[0]
+    per_collective = {
+        f"aca/{metric}/{name}"
+        for name in ("first", "erase")
+        for metric in ("success", "baseline_success", "alpha", "members", "population_alpha")
+    }
+    assert set(cb.results["test"]) == per_collective | {"aca/clean_acc", "aca/erasure_agreement/erase"}
+    assert "aca/success" not in result and per_collective <= set(result)
+    values = cb.results["test"]
+    assert values["aca/alpha/first"] == 0.1 and values["aca/members/first"] == 135.0  # round(0.1 * 1347)
+    assert values["aca/members/erase"] == 67.0 and values["aca/population_alpha/erase"] == pytest.approx(67 / 1347)
+    model.eval()
+    with torch.no_grad():
+        first = sum(int((model(x).argmax(1) == 0).sum()) for x, _ in dm.signal_test_dataloader(collective="first"))
+        kept = sum(int((model(x).argmax(1) == y).sum()) for x, y in dm.signal_test_dataloader(collective="erase"))
+    assert values["aca/success/first"] == pytest.approx(first / len(dm.signal_test_datasets["first"]))
+    assert values["aca/success/first"] > 0.9
+    assert values["aca/success/erase"] == pytest.approx(kept / len(dm.signal_test_datasets["erase"]))
+
+
+def test_explicit_signal_loaders_by_name(make_model, make_trainer):
+    digits, patched = _digits_and_patched_loader()
+    cb = CollectiveMetrics(signal_dataloader={"a": patched, "b": patched}, clean_dataloader=digits.test_dataloader())
+    make_trainer(1, [cb]).fit(make_model(), digits)
+    values = cb.results["validate"]
+    assert values["aca/success/a"] == values["aca/success/b"] and 0.0 <= values["aca/success/a"] <= 1.0
+    assert "aca/success" not in values
