@@ -83,10 +83,11 @@ def _check_collective(node: Any) -> None:
             "collective.collectives.<name>.alpha."
         )
     entries = node.collectives
-    if not isinstance(entries, DictConfig) or not entries:
+    if not isinstance(entries, DictConfig) or len(entries) < 2:
         raise ConfigError(
-            "collective.collectives must map each collective's name to its alpha and strategy "
-            "(see conf/collective/two_collectives.yaml)."
+            "collective.collectives must map two or more collectives' names to their alpha and strategy "
+            "(see conf/collective/two_collectives.yaml); one collective is collective.strategy + collective.alpha "
+            "(e.g. collective=signal_planting)."
         )
     for name, entry in entries.items():
         missing = [key for key in ("alpha", "strategy") if not isinstance(entry, DictConfig) or key not in entry]
@@ -131,22 +132,42 @@ def _uniqueness(dm: Any, strategy: Any = None) -> float | None:
         return None
 
 
+def config_collectives(cfg: DictConfig) -> list[Any] | None:
+    """The :class:`~lightning_aca.collective.collectives.Collective` s of ``collective.collectives``, or None for one.
+
+    Karan et al. 2025: each entry is one collective, named by its key (order as written), with its
+    own ``alpha`` and ``strategy``; strategies are instantiated in that order (before the data and
+    the model, as every engine does, so initial weights agree). A malformed entry is a
+    :class:`ConfigError` naming the key.
+    """
+    from hydra.utils import instantiate
+
+    from lightning_aca.collective.collectives import Collective
+
+    node = cfg.collective
+    _check_collective(node)
+    if "collectives" not in node:
+        return None
+    out = []
+    for name, entry in node.collectives.items():
+        try:
+            out.append(Collective(str(name), instantiate(entry.strategy), entry.alpha))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"collective.collectives.{name}: {err}") from None
+    return out
+
+
 def build_datamodule(cfg: DictConfig) -> Any:
     """The run's :class:`~lightning_aca.data.datamodule.CollectiveDataModule` from the ``data`` and ``collective`` groups."""
     from hydra.utils import instantiate
 
-    from lightning_aca.collective.collectives import Collective
     from lightning_aca.data.datamodule import CollectiveDataModule
 
-    node = cfg.collective
-    if "collectives" in node:
-        given: dict[str, Any] = {
-            "collectives": [
-                Collective(str(name), instantiate(entry.strategy), entry.alpha)
-                for name, entry in node.collectives.items()
-            ]
-        }
+    collectives = config_collectives(cfg)
+    if collectives is not None:
+        given: dict[str, Any] = {"collectives": collectives}
     else:
+        node = cfg.collective
         given = {"strategy": instantiate(node.strategy), "alpha": node.alpha}
     return CollectiveDataModule(
         seed=cfg.collective.seed,

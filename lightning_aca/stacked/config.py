@@ -10,14 +10,11 @@ sweep differ in α and seed; Solanki et al. 2025: in ε and C as well). With sev
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_aca.analysis.records import first_difference
-
-if TYPE_CHECKING:
-    from lightning_aca.collective.collectives import Collective
 
 STACKABLE_KEYS: tuple[str, ...] = (
     "collective.alpha",
@@ -110,46 +107,6 @@ def expand_keys(keys: tuple[str, ...] | list[str], data: dict[str, Any]) -> list
     return out
 
 
-def config_collectives(cfg: DictConfig) -> list[Collective] | None:
-    """The several collectives of a config (``collective.collectives``), or None for one (``strategy`` + ``alpha``).
-
-    Karan et al. 2025: each entry of ``collective.collectives`` is one collective, named by its key
-    (order as written) with its own ``alpha`` and ``strategy``. A config holding both forms, or an
-    entry without ``alpha`` or ``strategy``, is a :class:`~lightning_aca.cli.ConfigError` naming the key.
-    """
-    from hydra.utils import instantiate
-
-    from lightning_aca.cli import ConfigError
-    from lightning_aca.collective.collectives import Collective, check_collectives
-
-    collective = cfg.collective
-    entries = collective.get("collectives")
-    if entries is None:
-        return None
-    both = [key for key in ("strategy", "alpha") if collective.get(key) is not None]
-    if both:
-        raise ConfigError(
-            f"collective has both collectives and {' and '.join(both)}: a config holds one collective "
-            "(collective.strategy + collective.alpha) or several (collective.collectives), never both; "
-            f"drop collective.{both[0]} (e.g. ~collective.{both[0]}) or use collective=signal_planting."
-        )
-    if not isinstance(entries, DictConfig) or not entries:
-        raise ConfigError(
-            "collective.collectives must map each collective's name to its alpha and strategy "
-            "(see collective=two_collectives)."
-        )
-    out = []
-    for name, entry in entries.items():
-        for key in ("alpha", "strategy"):
-            if not isinstance(entry, DictConfig) or entry.get(key) is None:
-                raise ConfigError(f"collective.collectives.{name}.{key} must be set (see collective=two_collectives).")
-        try:
-            out.append(Collective(str(name), instantiate(entry.strategy), entry.alpha))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"collective.collectives.{name}: {err}") from None
-    return check_collectives(out)
-
-
 def _trainer_reason(trainer: Any) -> str | None:
     devices = trainer.get("devices", 1)
     if devices not in (1, "1", None, "auto") and not (isinstance(devices, list) and len(devices) == 1):
@@ -196,6 +153,8 @@ def stackable_reason(cfg: DictConfig) -> str | None:
             return f"model.optimizer={model.get('optimizer')!r}: the stacked engine trains with SGD only"
         if cfg.collective.get("callbacks"):
             return "online collectives (collective.callbacks) act on the model each step and are not stacked"
+        from lightning_aca.cli import config_collectives
+
         config_collectives(cfg)  # a malformed collective.collectives goes to the standard path's error
         reason = _firm_reason(cfg.firm) or _trainer_reason(cfg.trainer)
         if reason:

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_aca.cli import config_collectives
 from lightning_aca.firm.dp import calibration_steps, noise_multiplier_for
-from lightning_aca.stacked.config import check_group, config_collectives, stackable_reason
+from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
 from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
 from lightning_aca.stacked.module import Evaluation, SignalSet, StackedClassifier, StackedDataModule

@@ -8,12 +8,11 @@ import torch
 from hydra.utils import instantiate
 
 from lightning_aca.analysis.records import collective_names, load_records
-from lightning_aca.cli import ConfigError
+from lightning_aca.cli import ConfigError, config_collectives
 from lightning_aca.collective.dataset import SignalEvaluationDataset
 from lightning_aca.collective.membership import select_disjoint_members
 from lightning_aca.metrics.functional import collective_success
 from lightning_aca.stacked import run_stacked, stackable_reason
-from lightning_aca.stacked.config import config_collectives
 from lightning_aca.stacked.engine import build_stacked
 
 TWO = "collective=two_collectives"
@@ -159,11 +158,29 @@ def test_collective_alphas_stack_and_other_keys_do_not(compose_cfg):
 
 def test_a_config_with_both_forms_or_an_incomplete_collective_is_a_config_error(compose_cfg):
     both = compose_cfg(TWO, "+collective.alpha=0.1")
-    with pytest.raises(ConfigError, match=r"both collectives and alpha.*never both"):
+    with pytest.raises(ConfigError, match=r"both collective\.alpha \(one collective\) and collective\.collectives"):
         config_collectives(both)
-    assert "never both" in stackable_reason(both)
-    with pytest.raises(ConfigError, match=r"collective\.collectives\.second\.alpha must be set"):
+    assert "give either" in stackable_reason(both)
+    with pytest.raises(ConfigError, match=r"collective\.collectives\.second needs alpha"):
         config_collectives(compose_cfg(TWO, f"~{SECOND}.alpha"))
+    with pytest.raises(ConfigError, match=r"two or more collectives"):
+        config_collectives(compose_cfg(TWO, f"~{SECOND}"))
     with pytest.raises(ConfigError, match=r"collective\.collectives\.first: collective 'first''s alpha must be"):
         config_collectives(compose_cfg(TWO, f"{FIRST}.alpha=1.5"))
     assert config_collectives(compose_cfg()) is None
+
+
+def test_both_engines_choose_the_same_members_and_submitted_points(compose_cfg):
+    from lightning_aca.cli import build_datamodule
+
+    cfg = compose_cfg(TWO, FEATURE_ONLY_SECOND, *_alphas(0.1, 0.2), "seed=2")
+    module = build_stacked([cfg])
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    owner = module.owner[0].numpy()
+    for c, name in enumerate(("first", "second")):
+        assert dm.train_dataset.members_of(name).tolist() == np.flatnonzero(owner == c + 1).tolist()
+    x, y = module.gather(torch.arange(1347)[None])
+    items = [dm.train_dataset[i] for i in range(1347)]
+    assert torch.equal(torch.stack([item[0] for item in items]).float(), x[0])
+    assert torch.equal(torch.as_tensor([int(item[1]) for item in items]), y[0])
