@@ -27,6 +27,35 @@ from lightning_aca.analysis.records import RECORD_NAME, collective_entry, finish
 from lightning_aca.validation import non_negative_int, positive_int
 
 
+#: longest run directory name kept as is (file systems allow 255 bytes a name)
+_LONGEST_DIRNAME = 200
+
+
+def run_dirname(overrides: str) -> str:
+    """The run directory name of a sweep job: its overrides (``hydra.job.override_dirname``), shortened if too long.
+
+    A name over 200 characters becomes its first 183 characters, ``-`` and 16 hex digits of its
+    SHA-1, so that a sweep over many long keys (``collective.collectives.first.alpha=...``) still gets
+    one directory per override combination, the same on every re-run (resume finds it).
+
+    Example:
+        >>> run_dirname("collective.alpha=0.01,seed=1")
+        'collective.alpha=0.01,seed=1'
+        >>> name = run_dirname("x" * 300)
+        >>> len(name), name[-17:]
+        (200, '-02fd68253071f895')
+    """
+    if len(overrides) <= _LONGEST_DIRNAME:
+        return overrides
+    import hashlib
+
+    digest = hashlib.sha1(overrides.encode()).hexdigest()[:16]
+    return f"{overrides[: _LONGEST_DIRNAME - 17]}-{digest}"
+
+
+OmegaConf.register_new_resolver("aca_dirname", run_dirname, replace=True)
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot run; the message names the key and the fix."""
 
