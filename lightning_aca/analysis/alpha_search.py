@@ -85,6 +85,7 @@ class AlphaSearch:
         initial: α values of the first step, log-spaced inside ``alpha_range``.
         explore_seeds: how many of ``seeds`` (the first ones) a point gets while α* is bracketed
             and bisected; the rest are added at the bracket's ends.
+        n_bootstrap: bootstrap replicates of α*'s interval (``aca-report``'s default: 1000).
 
     Example:
         >>> search = AlphaSearch((0.001, 0.1), seeds=(0, 1), initial=3)
@@ -102,6 +103,7 @@ class AlphaSearch:
     max_runs: int = 40
     initial: int = 3
     explore_seeds: int = 1
+    n_bootstrap: int = 1000
 
     def __post_init__(self) -> None:
         if len(self.alpha_range) != 2:
@@ -126,6 +128,7 @@ class AlphaSearch:
         object.__setattr__(self, "max_runs", positive_int("max_runs", self.max_runs))
         object.__setattr__(self, "initial", positive_int("initial", self.initial))
         object.__setattr__(self, "explore_seeds", explore)
+        object.__setattr__(self, "n_bootstrap", positive_int("n_bootstrap", self.n_bootstrap))
 
     def initial_alphas(self) -> list[float]:
         """The first step's α values: ``initial`` points log-spaced strictly inside ``alpha_range``."""
@@ -156,6 +159,7 @@ class AlphaSearch:
             [s for _, s, _ in kept],
             success_level=self.success_level,
             seeds=[str(seed) for _, _, seed in kept],
+            n_bootstrap=self.n_bootstrap,
         )
         ran: dict[float, set[int]] = {}
         for a, _, seed in kept:
