@@ -216,12 +216,16 @@ class AlphaSearch:
             return self._next(flanks, fit, bracket, n_runs)
         runs = self._missing(ran, below) + self._missing(ran, above)
         if not runs and fit.low is not None and fit.high is not None:
-            # the interval leaves the window: some replicates cross beyond the bracket, so complete
-            # the seeds at the nearest tried α beyond it that lacks some
+            # the interval leaves the window: complete the seeds at the tried α bracketing its end,
+            # or, where a replicate leaves the tried α, at the nearest one beyond the bracket lacking some
             if fit.low < window[0]:
-                runs += next((m for a in reversed(tried[: tried.index(below)]) if (m := self._missing(ran, a))), [])
+                beyond = reversed(tried[: tried.index(below)])
+                edge = [a for a in beyond if a <= fit.low][:1] if fit.low > 0 else list(beyond)
+                runs += next((m for a in edge if (m := self._missing(ran, a))), [])
             if fit.high > window[1]:
-                runs += next((m for a in tried[tried.index(above) + 1 :] if (m := self._missing(ran, a))), [])
+                beyond = iter(tried[tried.index(above) + 1 :])
+                edge = [a for a in beyond if a >= fit.high][:1] if math.isfinite(fit.high) else list(beyond)
+                runs += next((m for a in edge if (m := self._missing(ran, a))), [])
         return self._next(runs, fit, bracket, n_runs, stop="seeds disagree")
 
     def _within(self, fit: AlphaStar, bracket: tuple[float, float], window: tuple[float, float]) -> bool:
