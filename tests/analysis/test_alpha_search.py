@@ -1,0 +1,133 @@
+"""AlphaSearch: where the next runs go, and when the search stops, on known S(α) curves plus noise."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_aca.analysis.alpha_search import AlphaSearch
+
+
+def logistic(alpha, alpha_50, slope=3.0):
+    """A success curve S-shaped in log α: S(alpha_50) = 0.5."""
+    return 1.0 / (1.0 + math.exp(-slope * (math.log(alpha) - math.log(alpha_50))))
+
+
+def critical_mass(alpha_50, slope=3.0, level=0.9):
+    return alpha_50 * math.exp(math.log(level / (1 - level)) / slope)
+
+
+def search_until_done(search, curve, noise=0.03, seed=0):
+    """Run the search on ``curve`` plus Gaussian noise (a fixed draw per (α, seed)); its last step and runs."""
+    alphas, successes, seeds, steps = [], [], [], 0
+    while True:
+        step = search.step(alphas, successes, seeds)
+        if step.done:
+            return step, list(zip(alphas, seeds, strict=True)), steps
+        steps += 1
+        assert step.runs and len(set(step.runs)) == len(step.runs)
+        for alpha, run_seed in step.runs:
+            assert (alpha, run_seed) not in zip(alphas, seeds, strict=True), "a finished run was proposed again"
+            rng = np.random.default_rng([seed, run_seed, round(alpha * 1e6)])
+            alphas.append(alpha)
+            successes.append(float(np.clip(curve(alpha) + rng.normal(0, noise), 0, 1)))
+            seeds.append(run_seed)
+
+
+def test_first_step_is_initial_points_inside_the_range_with_the_explore_seeds():
+    step = AlphaSearch((0.01, 0.16), seeds=(3, 4, 5), initial=3, explore_seeds=2).step([], [], [])
+    assert step.status == "running" and step.fit is None and step.n_runs == 0
+    assert step.runs == ((0.02, 3), (0.02, 4), (0.04, 3), (0.04, 4), (0.08, 3), (0.08, 4))
+
+
+@pytest.mark.parametrize("alpha_50", [0.006, 0.02, 0.05])
+def test_finds_alpha_star_within_the_tolerance_and_stops(alpha_50):
+    search = AlphaSearch((0.01, 0.2), seeds=(0, 1, 2), tolerance=0.25, n_bootstrap=200)
+    step, runs, steps = search_until_done(search, lambda a: logistic(a, alpha_50))
+    truth = critical_mass(alpha_50)
+    assert step.status == "converged"
+    fit = step.fit
+    assert fit.low >= fit.alpha_star * 0.75 - 1e-12 and fit.high <= fit.alpha_star * 1.25 + 1e-12
+    assert abs(fit.alpha_star / truth - 1) <= 0.25
+    # every seed ran at both ends of the final bracket, and far fewer runs than a 10-point grid's 30
+    assert all((a, s) in runs for a in step.bracket for s in (0, 1, 2))
+    assert len(runs) == step.n_runs <= 15 and steps <= 7
+
+
+def test_not_reached_when_success_level_is_above_the_curve_over_the_range():
+    search = AlphaSearch((0.01, 0.2), seeds=(0, 1, 2), n_bootstrap=200)
+    step, runs, _ = search_until_done(search, lambda a: 0.6 * logistic(a, 0.05))
+    assert step.status == "not reached" and not step.fit.reached
+    assert {s for a, s in runs if a == 0.2} == {0, 1, 2}  # the upper end was confirmed with every seed
+    assert len(runs) == 6
+    assert str(step.fit).startswith("not reached (max S = ")
+
+
+def test_below_range_when_the_smallest_alpha_already_reaches_the_success_level():
+    search = AlphaSearch((0.01, 0.2), seeds=(0, 1), n_bootstrap=200)
+    step, runs, _ = search_until_done(search, lambda a: logistic(a, 0.001))
+    assert step.status == "below range" and step.fit.at_smallest_alpha
+    assert {s for a, s in runs if a == 0.01} == {0, 1}
+
+
+def test_budget_caps_the_runs():
+    search = AlphaSearch((0.01, 0.2), seeds=(0, 1, 2), max_runs=4, n_bootstrap=200)
+    step, runs, _ = search_until_done(search, lambda a: logistic(a, 0.02))
+    assert step.status == "budget spent" and len(runs) == 4
+
+
+def test_one_seed_converges_on_its_bracket():
+    search = AlphaSearch((0.001, 0.1), seeds=(7,), tolerance=0.25)
+    step, _, _ = search_until_done(search, lambda a: logistic(a, 0.004), noise=0.0)
+    low, high = step.bracket
+    assert step.status == "converged" and step.fit.low is None
+    assert low >= step.fit.alpha_star * 0.75 and high <= step.fit.alpha_star * 1.25
+
+
+def test_runs_outside_the_seeds_or_the_range_are_left_out():
+    search = AlphaSearch((0.01, 0.2), seeds=(0,))
+    assert search.step([0.5, 0.05], [1.0, 0.5], [0, 9]).n_runs == 0
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    alpha_50=st.floats(1e-4, 1.0),
+    slope=st.floats(1.0, 8.0),
+    noise=st.floats(0.0, 0.15),
+    n_seeds=st.integers(1, 4),
+    seed=st.integers(0, 1000),
+)
+def test_every_search_stops_within_its_budget_and_proposes_only_new_runs_in_range(
+    alpha_50, slope, noise, n_seeds, seed
+):
+    search = AlphaSearch((0.002, 0.3), seeds=tuple(range(n_seeds)), max_runs=30, n_bootstrap=100)
+    step, runs, _ = search_until_done(search, lambda a: logistic(a, alpha_50, slope), noise=noise, seed=seed)
+    assert len(runs) <= 30 and step.runs == ()
+    assert all(0.002 <= a <= 0.3 for a, _ in runs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha_range": (0.2, 0.01)}, "alpha_range must be \\[low, high\\] with low < high"),
+        ({"alpha_range": (0.0, 0.1)}, "alpha_range\\[0\\] must be a finite number in \\(0.0, 1.0\\]"),
+        ({"alpha_range": (0.01,)}, "alpha_range must be \\[low, high\\]"),
+        ({"seeds": (1, 1)}, "seeds must be a non-empty list of distinct ints"),
+        ({"seeds": ()}, "seeds must be a non-empty list"),
+        ({"tolerance": 1.0}, "tolerance must be a finite number in \\(0.0, 1.0\\)"),
+        ({"explore_seeds": 3}, "explore_seeds must be at most the number of seeds \\(2\\)"),
+        ({"max_runs": 0}, "max_runs must be a positive int"),
+        ({"success_level": 0.0}, "success_level must be"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(kwargs, message):
+    arguments = {"alpha_range": (0.01, 0.2), "seeds": (0, 1), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        AlphaSearch(**arguments)
+
+
+def test_step_needs_one_entry_per_run():
+    with pytest.raises(ValueError, match="one entry per run, got 2, 1 and 2"):
+        AlphaSearch((0.01, 0.2), seeds=(0,)).step([0.01, 0.02], [0.5], [0, 0])
