@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_aca.analysis.records import RECORD_NAME, finished_record, make_record, write_record
+from lightning_aca.analysis.run_info import device_info, log_hparams, log_summary, run_hparams, sweep_dir
 from lightning_aca.validation import non_negative_int, positive_int
 
 
@@ -121,7 +122,8 @@ def build_datamodule(cfg: DictConfig) -> Any:
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration and return (and write) its run record."""
     out_dir = Path(cfg.output_dir)
-    finished = finished_record(out_dir, OmegaConf.to_container(cfg, resolve=True))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    finished = finished_record(out_dir, config)
     if finished is not None:
         print(f"aca-run: skip, record exists: {out_dir / RECORD_NAME}", flush=True)
         return finished
@@ -154,6 +156,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         enable_model_summary=not cfg.quiet,
         default_root_dir=str(out_dir),
     )
+    device = device_info(trainer.strategy.root_device, trainer.num_devices * trainer.num_nodes)
+    log_hparams(loggers, run_hparams(config, _overrides(), sweep_dir(cfg), engine="trainer", device=device))
     trainer.fit(model, dm)
     stage = "fit" if not cfg.test else "test"
     if cfg.test:
@@ -164,7 +168,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     record = make_record(
         engine="trainer",
         overrides=_overrides(),
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=config,
         alpha=cfg.collective.alpha,
         seed=cfg.seed,
         strategy=dm.strategy,
@@ -173,8 +177,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         xi=_uniqueness(dm),
         n_train=len(dm.train_dataset),
         wall_time_s=time.perf_counter() - start,
+        **device,
     )
     path = write_record(record, out_dir)
+    log_summary(loggers, record)
     _close(loggers)
     success, clean = results.get("aca/success", float("nan")), results.get("aca/clean_acc", float("nan"))
     baseline = results.get("aca/baseline_success", float("nan"))

@@ -3,7 +3,8 @@
 ``aca-report PATH ...`` prints each group's success curve S(α) with its baseline and the critical
 mass α* (Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine
 Learning", ICML 2023, arXiv 2302.04262, §3), writes ``report.csv``/``report.json`` and the plot
-``s_curve.png``/``.pdf``, and optionally logs both to Weights & Biases. ``aca-report PATH ...
+``s_curve.png``/``.pdf``, prints the device(s) the runs were trained on, and optionally logs the
+table and plots to one Weights & Biases report run in the sweep's group. ``aca-report PATH ...
 --versus KEY`` adds α* against the swept setting KEY (a full key or its last part): a table, printed
 and written as ``alpha_star_vs_<key>.csv``/``.json``, and the plot ``alpha_star_vs_<key>.png``.
 ``aca-report --distances PATH ...`` prints the distance-to-θ* table of runs with a gradient
@@ -23,14 +24,24 @@ from pathlib import Path
 from lightning_aca.analysis.distances import load_distance_curves, summarize_distances
 from lightning_aca.analysis.plot import plot_alpha_star_versus, plot_curves, plot_distance_curves
 from lightning_aca.analysis.records import load_records
-from lightning_aca.analysis.summary import AlphaRow, GroupSummary, alpha_star_versus, summarize, versus_key
+from lightning_aca.analysis.run_info import devices_line, wandb_group
+from lightning_aca.analysis.summary import (
+    AlphaRow,
+    GroupSummary,
+    VersusPoint,
+    alpha_star_versus,
+    summarize,
+    versus_key,
+)
 from lightning_aca.analysis.tables import (
     REPORT_COLUMNS,
+    VERSUS_COLUMNS,
     format_distance_table,
     format_table,
     format_versus_table,
     strict_json,
     table_rows,
+    versus_rows,
     write_report,
     write_versus,
 )
@@ -47,18 +58,41 @@ __all__ = [
 ]
 
 
-def _push_to_wandb(summaries: Sequence[GroupSummary], png: Path, out_dir: Path, project: str, config: dict) -> None:
-    """Log the table and the plot to one W&B run (``job_type="report"``), offline unless WANDB_MODE says otherwise."""
+def _push_to_wandb(
+    summaries: Sequence[GroupSummary],
+    paths: dict[str, Path],
+    points: Sequence[VersusPoint] | None,
+    out_dir: Path,
+    project: str,
+    group: str,
+    config: dict,
+) -> None:
+    """Log the report to one W&B run (``job_type="report"``) in ``group``, offline unless WANDB_MODE says otherwise.
+
+    Logged: the table (``aca/report``), the S(α) plot (``aca/s_curve``) and the same curves as a W&B
+    line chart (``aca/s_curve_chart``: mean S against α, one line per group); with ``--versus``,
+    the α*-against-setting plot and table (``aca/alpha_star_vs_<key>``, ``…_table``).
+    """
     import wandb
 
     mode = None if os.environ.get("WANDB_MODE") else "offline"
-    run = wandb.init(project=project, job_type="report", dir=out_dir, config=config, mode=mode)
+    run = wandb.init(
+        project=project, job_type="report", name="aca-report", group=group, dir=out_dir, config=config, mode=mode
+    )
     try:
         # "inf" (an interval end above the tested range) shares a column with numbers, hence mixed types.
         table = wandb.Table(
             columns=list(REPORT_COLUMNS), data=strict_json(table_rows(summaries)), allow_mixed_types=True
         )
-        run.log({"aca/report": table, "aca/s_curve": wandb.Image(str(png))})
+        chart = wandb.plot.line(table, x="alpha", y="success_mean", stroke="group", title="S(α): mean success")
+        logged = {"aca/report": table, "aca/s_curve": wandb.Image(str(paths["png"])), "aca/s_curve_chart": chart}
+        if points is not None:
+            name = f"aca/{paths['versus_png'].stem}"
+            logged[name] = wandb.Image(str(paths["versus_png"]))
+            logged[f"{name}_table"] = wandb.Table(
+                columns=list(VERSUS_COLUMNS), data=strict_json(versus_rows(points)), allow_mixed_types=True
+            )
+        run.log(logged)
     finally:
         run.finish()
 
@@ -93,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
         "--bootstrap", type=int, default=1000, help="bootstrap replicates for α*'s interval (default: 1000)"
     )
     parser.add_argument(
-        "--wandb", action="store_true", help="log the table and plot to W&B (offline unless WANDB_MODE is set)"
+        "--wandb",
+        action="store_true",
+        help="log the table and plots to a W&B report run in the sweep's group (offline unless WANDB_MODE is set)",
     )
     parser.add_argument("--wandb-project", default="lightning-aca", help="W&B project (default: lightning-aca)")
     return parser
@@ -131,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         summaries = summarize(records, success_level=level, n_bootstrap=args.bootstrap)
         key = None if args.versus is None else versus_key(summaries, args.versus)
         print(format_table(summaries))
+        print(devices_line(records))
         paths = write_report(summaries, out_dir)
         paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
+        points = None
         if key is not None:
             points = alpha_star_versus(summaries, key)
             print()
@@ -140,8 +178,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths.update(write_versus(points, key, out_dir))
             paths["versus_png"] = plot_alpha_star_versus(points, key, out_dir)
         if args.wandb:
-            config = {"success_level": level, "theory_epsilon": args.theory_epsilon, "n_records": len(records)}
-            _push_to_wandb(summaries, paths["png"], out_dir, args.wandb_project, config)
+            config = {
+                "success_level": level,
+                "theory_epsilon": args.theory_epsilon,
+                "n_records": len(records),
+                "versus": key,
+                "devices": devices_line(records),
+            }
+            group = wandb_group(records) or str(out_dir)
+            _push_to_wandb(summaries, paths, points, out_dir, args.wandb_project, group, config)
     except (ValueError, TypeError, OSError) as error:
         print(f"aca-report: error: {error}", file=sys.stderr)
         return 2

@@ -5,8 +5,10 @@ collective and S; Abadi et al. 2016 and Opacus's accounting for DP-SGD): the sam
 weights (``seed_everything(seed)``, then strategy, data and model instantiated in ``aca-run``'s
 order), the same members, its own batches, and a ``record.json`` of ``aca-run``'s schema plus
 ``"engine": "stacked"``. Loggers: after training, each configuration's own ``logger`` group is
-instantiated and receives its per-epoch ``train/loss`` and final ``aca/`` metrics (CSV and W&B
-alike, one log or W&B run per configuration, as ``aca-run`` writes them).
+instantiated and receives, as ``aca-run``'s loggers do, the flat resolved config, sweep and device
+as hyperparameters (:func:`~lightning_aca.analysis.run_info.run_hparams`), its per-epoch
+``train/loss`` and final ``aca/`` metrics, and the W&B run summary (CSV and W&B alike, one log or
+W&B run per configuration).
 """
 
 from __future__ import annotations
@@ -178,7 +180,9 @@ def _overrides(cfg: DictConfig) -> list[str]:
     return [str(o) for o in task] if task is not None else []
 
 
-def _record(job: _Job, metrics: dict[str, float], epsilon: float | None, xi: float | None, n: int, wall: float) -> dict:
+def _record(
+    job: _Job, metrics: dict[str, float], epsilon: float | None, xi: float | None, n: int, wall: float, device: dict
+) -> dict:
     from lightning_aca.analysis.records import make_record
 
     cfg = job.cfg
@@ -194,14 +198,16 @@ def _record(job: _Job, metrics: dict[str, float], epsilon: float | None, xi: flo
         xi=xi,
         n_train=n,
         wall_time_s=wall,
+        **device,
     )
 
 
-def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int) -> None:
-    """Replay the run's epoch losses and final metrics into the configuration's own loggers."""
+def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int, record: dict) -> None:
+    """Replay the run's epoch losses and final metrics into the configuration's own loggers, with its config and summary."""
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
 
+    from lightning_aca.analysis.run_info import log_hparams, log_summary, run_hparams, sweep_dir
     from lightning_aca.cli import _close
 
     loggers = []
@@ -210,11 +216,15 @@ def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], st
             loggers.append(instantiate(logger_cfg))
         except OmegaConfBaseException as err:  # e.g. a ${hydra:...} name outside a Hydra job
             log.warning("stacked: logger %r of %s not created: %s", name, job.cfg.output_dir, err)
+    device = {key: record[key] for key in ("device", "accelerator_count")}
+    hparams = run_hparams(record["config"], record["overrides"], sweep_dir(job.cfg), engine="stacked", device=device)
+    log_hparams(loggers, hparams)
     for logger in loggers:
         for epoch, values in enumerate(history):
             logger.log_metrics({**values, "epoch": epoch}, step=(epoch + 1) * steps - 1)
         logger.log_metrics(final, step=len(history) * steps - 1)
         logger.save()
+    log_summary(loggers, record)
     _close(loggers)
 
 
@@ -321,6 +331,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     or a chunk runs out of memory).
     """
     from lightning_aca.analysis.records import RECORD_NAME, finished_record, write_record
+    from lightning_aca.analysis.run_info import device_info
     from lightning_aca.cli import _quiet, validate
     from lightning_aca.validation import positive_int
 
@@ -353,6 +364,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     group = _Group([cfgs[i] for i in pending], [resolved[i] for i in pending], device)
     jobs, data = group.jobs, group.data
     size = _chunk_size(jobs, group.data_on_host, group.device, max_models)
+    device = device_info(group.device)
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         began = time.perf_counter()
@@ -371,10 +383,10 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
                 plan = module.poisson
                 steps = plan.steps_per_epoch * int(job.cfg.trainer.max_epochs)
                 epsilon = epsilon_spent(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
-            record = _record(job, metrics, epsilon, group.xi, data.n, wall)
+            record = _record(job, metrics, epsilon, group.xi, data.n, wall, device)
             path = write_record(record, Path(job.cfg.output_dir))
             final = dict(metrics) if epsilon is None else {**metrics, "aca/epsilon": epsilon}
-            _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch)
+            _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch, record)
             records[pending[start + k]] = record
             print(
                 f"aca-run[stacked]: alpha={record['alpha']:g} seed={record['seed']} "
