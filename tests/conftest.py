@@ -138,10 +138,14 @@ def wandb_runs(tmp_path, monkeypatch):
     finished = []
     finish = Run.finish
 
+    def plain(value):  # a logged table or image is a summary sub-dict: {"_type": "table-file", "nrows": ...}
+        if not hasattr(value, "keys"):  # W&B's summary and config objects are not Mappings
+            return value
+        return {key: plain(value[key]) for key in value.keys()}  # noqa: SIM118
+
     def read_then_finish(run, *args, **kwargs):
-        finished.append(
-            SimpleNamespace(job_type=run.job_type, group=run.group, config=dict(run.config), summary=dict(run.summary))
-        )
+        summary, config = plain(run.summary), plain(run.config)
+        finished.append(SimpleNamespace(job_type=run.job_type, group=run.group, config=config, summary=summary))
         return finish(run, *args, **kwargs)
 
     monkeypatch.setattr(Run, "finish", read_then_finish)

@@ -353,7 +353,11 @@ def test_each_configuration_tells_wandb_its_config_sweep_and_results(compose_cfg
         cfg = compose_cfg("logger=wandb", "collective.alpha=0.05", f"seed={seed}", name=str(seed))
         with open_dict(cfg):  # as the stacked launcher hands a job over: its Hydra values made local
             task = [f"seed={seed}", "logger=wandb"]
-            cfg.hydra = {"overrides": {"task": task}, "sweep": {"dir": str(tmp_path)}, "job": {"override_dirname": str(seed)}}
+            cfg.hydra = {
+                "overrides": {"task": task},
+                "sweep": {"dir": str(tmp_path)},
+                "job": {"override_dirname": str(seed)},
+            }
             cfg.logger.wandb.group, cfg.logger.wandb.name = "${hydra.sweep.dir}", "${hydra.job.override_dirname}"
         cfgs.append(cfg)
     records = run_stacked(cfgs)
@@ -361,7 +365,9 @@ def test_each_configuration_tells_wandb_its_config_sweep_and_results(compose_cfg
     assert [run.group for run in wandb_runs] == [str(tmp_path)] * 2
     for seed, (record, run) in enumerate(zip(records, wandb_runs, strict=True)):
         assert (record["engine"], record["device"], record["accelerator_count"]) == ("stacked", "cpu", 1)
-        assert run.config["seed"] == seed and run.config["sweep.seed"] == seed and run.config["collective.alpha"] == 0.05
+        assert (
+            run.config["seed"] == seed and run.config["sweep.seed"] == seed and run.config["collective.alpha"] == 0.05
+        )
         assert run.config["sweep_keys"] == ["logger", "seed"] and run.config["sweep_dir"] == str(tmp_path)
         assert (run.config["engine"], run.config["device"], run.config["model.arch"]) == ("stacked", "cpu", "mlp")
         assert run.summary["aca/success"] == pytest.approx(record["metrics"]["aca/success"])
