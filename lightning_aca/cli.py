@@ -24,8 +24,8 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_aca.analysis.records import RECORD_NAME, collective_entry, finished_record, make_record, write_record
+from lightning_aca.analysis.run_info import device_info, log_hparams, log_summary, run_hparams, sweep_dir
 from lightning_aca.validation import non_negative_int, positive_int
-
 
 #: longest run directory name kept as is (file systems allow 255 bytes a name)
 _LONGEST_DIRNAME = 200
@@ -211,7 +211,8 @@ def build_datamodule(cfg: DictConfig) -> Any:
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration and return (and write) its run record."""
     out_dir = Path(cfg.output_dir)
-    finished = finished_record(out_dir, OmegaConf.to_container(cfg, resolve=True))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    finished = finished_record(out_dir, config)
     if finished is not None:
         print(f"aca-run: skip, record exists: {out_dir / RECORD_NAME}", flush=True)
         return finished
@@ -244,6 +245,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         enable_model_summary=not cfg.quiet,
         default_root_dir=str(out_dir),
     )
+    device = device_info(trainer.strategy.root_device, trainer.num_devices * trainer.num_nodes)
+    log_hparams(loggers, run_hparams(config, _overrides(), sweep_dir(cfg), engine="trainer", device=device))
     trainer.fit(model, dm)
     stage = "fit" if not cfg.test else "test"
     if cfg.test:
@@ -255,7 +258,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     record = make_record(
         engine="trainer",
         overrides=_overrides(),
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=config,
         alpha=None if several else dm.alpha,
         seed=cfg.seed,
         strategy=None if several else dm.strategy,
@@ -270,15 +273,17 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         ]
         if several
         else None,
+        **device,
     )
     path = write_record(record, out_dir)
+    log_summary(loggers, record)
     _close(loggers)
-    print(f"aca-run: {_summary(record, results)} ({record['wall_time_s']:.1f} s) -> {path}", flush=True)
+    print(f"aca-run: {run_summary(record, results)} ({record['wall_time_s']:.1f} s) -> {path}", flush=True)
     return record
 
 
-def _summary(record: dict[str, Any], results: dict[str, Any]) -> str:
-    """One line: α, S and its baseline (per collective, when several), the seed and clean accuracy."""
+def run_summary(record: dict[str, Any], results: dict[str, Any]) -> str:
+    """A run's one-line result (both engines print it): α, S and its baseline (per collective, when several), seed, clean accuracy."""
     nan = float("nan")
 
     def measured(suffix: str = "") -> str:

@@ -5,15 +5,20 @@ file; the helpers are handed out by fixtures instead. ``plain_model`` gives the 
 inside a test, or call it with options); ``make_trainer`` gives a Trainer builder; ``compose_config``
 composes aca-run's configuration with overrides; ``tiny_text_model`` is the directory of a tiny,
 randomly initialised BERT with its tokenizer, and ``make_texts`` writes a two-class toy corpus.
+``wandb_runs`` runs W&B offline and keeps what each W&B run holds as it finishes; ``hydra_in_process``
+undoes what an in-process ``aca-run`` multirun leaves behind.
 """
 
+import logging
 import random
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
 from torch import nn
 
 
@@ -115,6 +120,47 @@ def _compose_config(*overrides, return_hydra_config=False):
     """aca-run's configuration with ``overrides``, as Hydra composes it for a run."""
     with initialize_config_module("lightning_aca.conf", version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+@pytest.fixture
+def wandb_runs(tmp_path, monkeypatch):
+    """W&B offline with its files under ``tmp_path``; a list that gets each run's job type, group, config and summary.
+
+    An offline run's directory holds only its binary transaction log, so the run object is read as
+    it finishes.
+    """
+    from wandb.sdk.wandb_run import Run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for variable in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / variable.lower()))
+    finished = []
+    finish = Run.finish
+
+    def plain(value):  # a logged table or image is a summary sub-dict: {"_type": "table-file", "nrows": ...}
+        if not hasattr(value, "keys"):  # W&B's summary and config objects are not Mappings
+            return value
+        return {key: plain(value[key]) for key in value.keys()}  # noqa: SIM118
+
+    def read_then_finish(run, *args, **kwargs):
+        summary, config = plain(run.summary), plain(run.config)
+        finished.append(SimpleNamespace(job_type=run.job_type, group=run.group, config=config, summary=summary))
+        return finish(run, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "finish", read_then_finish)
+    return finished
+
+
+@pytest.fixture
+def hydra_in_process():
+    """Restore ``HydraConfig`` and the root logger's handlers, which an in-process multirun leaves set."""
+    saved, root = HydraConfig.instance().cfg, logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    HydraConfig.instance().cfg = saved
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

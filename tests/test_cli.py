@@ -333,3 +333,36 @@ def test_one_and_several_collectives_never_mix(compose_config, overrides, match)
     cfg = compose_config("collective=two_collectives")
     validate(cfg)
     assert list(cfg.collective.collectives) == ["first", "second"]
+
+
+def test_a_sweep_run_gives_its_loggers_the_resolved_config_the_sweep_and_its_results(
+    tmp_path, monkeypatch, wandb_runs, hydra_in_process
+):
+    """Read back offline: W&B config and summary, CSV hparams.yaml, and the record's device."""
+    import yaml
+
+    sweep = tmp_path / "sweep"
+    epsilon = "firm.callbacks.dpsgd.target_epsilon"
+    sigma = "firm.callbacks.dpsgd.noise_multiplier"
+    swept = ["collective.alpha=0.05", "firm=dpsgd", f"{sigma}=null", f"{epsilon}=4", "seed=1"]
+    argv = ["aca-run", "-m", *swept, "logger=wandb", "trainer.max_epochs=1", "quiet=true", "~hydra.callbacks.report"]
+    monkeypatch.setattr(sys, "argv", [*argv, f"hydra.sweep.dir={sweep}"])
+    cli._hydra_main()
+
+    (path,) = sweep.glob(f"*/{RECORD_NAME}")
+    record = json.loads(path.read_text())
+    assert (record["engine"], record["device"], record["accelerator_count"]) == ("trainer", "cpu", 1)
+    (run,) = wandb_runs
+    assert (run.job_type, run.group) == ("train", str(sweep))
+    for config in (run.config, yaml.safe_load((path.parent / "csv" / "hparams.yaml").read_text())):
+        assert config[epsilon] == 4 and config["collective.alpha"] == 0.05 and config["seed"] == 1
+        assert config["sweep.firm"] == "dpsgd" and config[f"sweep.{epsilon}"] == 4 and config["sweep.seed"] == 1
+        keys = ["collective.alpha", "firm", sigma, epsilon, "logger", "seed", "trainer.max_epochs"]
+        assert config["sweep_keys"] == keys and config["sweep_dir"] == str(sweep)
+        assert config["sweep_group"] == f"firm=dpsgd, {sigma}=null, {epsilon}=4, logger=wandb, trainer.max_epochs=1"
+        assert (config["engine"], config["device"], config["accelerator_count"]) == ("trainer", "cpu", 1)
+    metrics = record["metrics"]
+    for key in ("aca/success", "aca/clean_acc", "aca/baseline_success", "aca/members"):
+        assert run.summary[key] == pytest.approx(metrics[key])
+    assert run.summary["aca/alpha"] == 0.05 and metrics["aca/members"] == 67.0
+    assert run.summary["aca/epsilon"] == pytest.approx(record["epsilon"]) and 0 < record["epsilon"] <= 4.0 + 1e-6

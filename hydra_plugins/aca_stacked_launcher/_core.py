@@ -14,8 +14,9 @@ directory, ``.hydra/`` files and log, with a no-op task). Then
 
 ``run_stacked`` gets each job's task config as written (so configs of one group stay equal outside
 the stackable keys) but self-contained: ``output_dir`` is the job's directory, each
-``${hydra:key}`` reads a ``hydra`` node holding that job's value of ``key``, and
-``hydra.overrides.task`` holds the job's overrides, which its record keeps.
+``${hydra:key}`` reads a ``hydra`` node holding that job's value of ``key``,
+``hydra.overrides.task`` holds the job's overrides, which its record keeps, and ``hydra.sweep.dir``
+the sweep directory its loggers name.
 
 Returns one ``JobReturn`` per job, in job order; a stacked job's return value is its record.
 """
@@ -120,8 +121,9 @@ def engine_config(config: DictConfig) -> DictConfig:
 
     ``output_dir`` becomes the job's directory; each ``${hydra:key}`` becomes ``${hydra.key}``,
     read from a ``hydra`` node holding this job's value of ``key``; ``hydra.overrides.task`` holds
-    the job's overrides. Other interpolations (``save_dir: ${output_dir}``, ``seed: ${seed}``) stay
-    as written, so the configs of one group differ only in stackable keys, ``output_dir`` and ``hydra``.
+    the job's overrides and ``hydra.sweep.dir`` its sweep directory. Other interpolations
+    (``save_dir: ${output_dir}``, ``seed: ${seed}``) stay as written, so the configs of one group
+    differ only in stackable keys, ``output_dir`` and ``hydra``.
     """
     task = OmegaConf.to_container(config, resolve=False)
     del task["hydra"]
@@ -138,6 +140,7 @@ def engine_config(config: DictConfig) -> DictConfig:
         return node
 
     task = localize(task)
+    referenced.add("sweep.dir")  # the run's loggers name its sweep (run_info.sweep_dir)
     hydra = OmegaConf.create()
     with _hydra_config(config):
         for key in sorted(referenced):

@@ -119,8 +119,14 @@ def make_record(
     n_train: int,
     wall_time_s: float,
     collectives: list[dict[str, Any]] | None = None,
+    device: str | None = None,
+    accelerator_count: int | None = None,
 ) -> dict[str, Any]:
     """One run's record, the same for every engine (``"trainer"``: one Lightning Trainer per run; ``"stacked"``).
+
+    ``device`` and ``accelerator_count`` say what trained the run (see
+    :func:`~lightning_aca.analysis.run_info.device_info`: ``"NVIDIA H100 80GB HBM3"`` or ``"cpu"``,
+    and how many); a record without them reads as "device not recorded".
 
     With several collectives, pass ``alpha=None``, ``strategy=None``, ``xi=None`` and
     ``collectives`` (one :func:`collective_entry` each): the record then holds them under
@@ -141,6 +147,8 @@ def make_record(
         "theory": {"xi": xi, "n_train": int(n_train)},
         "config": config,
         "wall_time_s": round(wall_time_s, 3),
+        "device": device,
+        "accelerator_count": None if accelerator_count is None else int(accelerator_count),
         "versions": _versions(),
     }
     if collectives is not None:

@@ -3,7 +3,8 @@
 ``aca-report PATH ...`` prints each group's success curve S(α) with its baseline and the critical
 mass α* (Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine
 Learning", ICML 2023, arXiv 2302.04262, §3), writes ``report.csv``/``report.json`` and the plot
-``s_curve.png``/``.pdf``, and optionally logs both to Weights & Biases. ``aca-report PATH ...
+``s_curve.png``/``.pdf``, prints the device(s) the runs were trained on, and optionally logs the
+table and plots to one Weights & Biases report run in the sweep's group. ``aca-report PATH ...
 --versus KEY`` adds α* against the swept setting KEY (a full key or its last part): a table, printed
 and written as ``alpha_star_vs_<key>.csv``/``.json``, and the plot ``alpha_star_vs_<key>.png``.
 ``aca-report --distances PATH ...`` prints the distance-to-θ* table of runs with a gradient
@@ -36,14 +37,23 @@ from lightning_aca.analysis.collectives import (
 from lightning_aca.analysis.distances import load_distance_curves, summarize_distances
 from lightning_aca.analysis.plot import plot_alpha_star_versus, plot_collectives, plot_curves, plot_distance_curves
 from lightning_aca.analysis.records import load_records
-from lightning_aca.analysis.summary import AlphaRow, GroupSummary, alpha_star_versus, summarize, versus_key
+from lightning_aca.analysis.run_info import devices_line, wandb_group
+from lightning_aca.analysis.summary import (
+    AlphaRow,
+    GroupSummary,
+    alpha_star_versus,
+    summarize,
+    versus_key,
+)
 from lightning_aca.analysis.tables import (
     REPORT_COLUMNS,
+    VERSUS_COLUMNS,
     format_distance_table,
     format_table,
     format_versus_table,
     strict_json,
     table_rows,
+    versus_rows,
     write_report,
     write_versus,
 )
@@ -61,22 +71,37 @@ __all__ = [
 
 
 def _push_to_wandb(
-    table: tuple[str, Sequence[str], list[list[object]]],
+    tables: dict[str, tuple[Sequence[str], list[list[object]]]],
     images: dict[str, Path],
     out_dir: Path,
     project: str,
+    group: str,
     config: dict,
 ) -> None:
-    """Log a ``(key, columns, rows)`` table and the plots to one W&B run (``job_type="report"``), offline by default."""
+    """Log the report to one W&B run (``job_type="report"``) in ``group``, offline unless WANDB_MODE says otherwise.
+
+    ``tables`` maps each key to ``(columns, rows)`` and ``images`` each key to a figure file. The
+    one-collective table ``aca/report`` is also drawn as a W&B line chart (``aca/s_curve_chart``:
+    mean S against α, one line per group).
+    """
     import wandb
 
     mode = None if os.environ.get("WANDB_MODE") else "offline"
-    run = wandb.init(project=project, job_type="report", dir=out_dir, config=config, mode=mode)
+    run = wandb.init(
+        project=project, job_type="report", name="aca-report", group=group, dir=out_dir, config=config, mode=mode
+    )
     try:
-        key, columns, rows = table
         # "inf" (an interval end above the tested range) shares a column with numbers, hence mixed types.
-        logged = wandb.Table(columns=list(columns), data=strict_json(rows), allow_mixed_types=True)
-        run.log({key: logged, **{name: wandb.Image(str(path)) for name, path in images.items()}})
+        logged: dict[str, object] = {
+            key: wandb.Table(columns=list(columns), data=strict_json(rows), allow_mixed_types=True)
+            for key, (columns, rows) in tables.items()
+        }
+        if "aca/report" in logged:
+            logged["aca/s_curve_chart"] = wandb.plot.line(
+                logged["aca/report"], x="alpha", y="success_mean", stroke="group", title="S(α): mean success"
+            )
+        logged.update({key: wandb.Image(str(image)) for key, image in images.items()})
+        run.log(logged)
     finally:
         run.finish()
 
@@ -127,7 +152,9 @@ def _parser() -> argparse.ArgumentParser:
         "--bootstrap", type=int, default=1000, help="bootstrap replicates for α*'s interval (default: 1000)"
     )
     parser.add_argument(
-        "--wandb", action="store_true", help="log the table and plot to W&B (offline unless WANDB_MODE is set)"
+        "--wandb",
+        action="store_true",
+        help="log the table and plots to a W&B report run in the sweep's group (offline unless WANDB_MODE is set)",
     )
     parser.add_argument("--wandb-project", default="lightning-aca", help="W&B project (default: lightning-aca)")
     return parser
@@ -172,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         summaries = summarize(records, success_level=level, n_bootstrap=args.bootstrap)
         key = None if args.versus is None else versus_key(summaries, args.versus)
         print(format_table(summaries))
+        print(devices_line(records))
         paths = write_report(summaries, out_dir)
         paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
+        points = None
         if key is not None:
             points = alpha_star_versus(summaries, key)
             print()
@@ -183,9 +212,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.economics:
             paths.update(_economics(summaries, records, args, out_dir))
         if args.wandb:
-            config = {"success_level": level, "theory_epsilon": args.theory_epsilon, "n_records": len(records)}
-            table = ("aca/report", REPORT_COLUMNS, table_rows(summaries))
-            _push_to_wandb(table, {"aca/s_curve": paths["png"]}, out_dir, args.wandb_project, config)
+            tables = {"aca/report": (REPORT_COLUMNS, table_rows(summaries))}
+            images = {"aca/s_curve": paths["png"]}
+            if key is not None:
+                name = f"aca/{paths['versus_png'].stem}"
+                images[name] = paths["versus_png"]
+                tables[f"{name}_table"] = (VERSUS_COLUMNS, versus_rows(points))
+            config = {
+                "success_level": level,
+                "theory_epsilon": args.theory_epsilon,
+                "n_records": len(records),
+                "versus": key,
+                "devices": devices_line(records),
+            }
+            group = wandb_group(records) or str(out_dir)
+            _push_to_wandb(tables, images, out_dir, args.wandb_project, group, config)
     except (ValueError, TypeError, OSError) as error:
         print(f"aca-report: error: {error}", file=sys.stderr)
         return 2
@@ -217,14 +258,16 @@ def _collectives(records: list[dict], out_dir: Path, args: argparse.Namespace) -
             )
     summaries = summarize_collectives(records)
     print(format_collectives_table(summaries))
+    print(devices_line(records))
     paths = write_collectives(summaries, out_dir)
     figures = plot_collectives(summaries, out_dir)
     paths.update(figures)
     if args.wandb:
-        table = ("aca/collectives", collectives_columns(summaries), collectives_rows(summaries))
-        images = {f"aca/{name.removesuffix('.png')}": path for name, path in ((p.name, p) for p in figures.values())}
-        config = {"n_records": len(records), "collectives": list(summaries[0].names)}
-        _push_to_wandb(table, images, out_dir, args.wandb_project, config)
+        tables = {"aca/collectives": (collectives_columns(summaries), collectives_rows(summaries))}
+        images = {f"aca/{path.stem}": path for path in figures.values()}
+        config = {"n_records": len(records), "collectives": list(summaries[0].names), "devices": devices_line(records)}
+        group = wandb_group(records) or str(out_dir)
+        _push_to_wandb(tables, images, out_dir, args.wandb_project, group, config)
     return paths
 
 

@@ -8,8 +8,10 @@ order), the same members, its own batches, and a ``record.json`` of ``aca-run``'
 each model's members come from ``select_disjoint_members``, each collective is evaluated on its
 own signal evaluation set and reported as ``aca/<metric>/<name>``, and the record lists the
 collectives. Loggers: after training, each configuration's own ``logger`` group is
-instantiated and receives its per-epoch ``train/loss`` and final ``aca/`` metrics (CSV and W&B
-alike, one log or W&B run per configuration, as ``aca-run`` writes them).
+instantiated and receives, as ``aca-run``'s loggers do, the flat resolved config, sweep and device
+as hyperparameters (:func:`~lightning_aca.analysis.run_info.run_hparams`), its per-epoch
+``train/loss`` and final ``aca/`` metrics, and the W&B run summary (CSV and W&B alike, one log or
+W&B run per configuration).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_aca.cli import config_collectives
+from lightning_aca.cli import config_collectives, run_summary
 from lightning_aca.firm.dp import calibration_steps, noise_multiplier_for
 from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
@@ -226,7 +228,13 @@ def _job_metrics(job: _Job, n: int) -> dict[str, float]:
 
 
 def _record(
-    job: _Job, metrics: dict[str, float], epsilon: float | None, xis: list[float | None], n: int, wall: float
+    job: _Job,
+    metrics: dict[str, float],
+    epsilon: float | None,
+    xis: list[float | None],
+    n: int,
+    wall: float,
+    device: dict[str, Any],
 ) -> dict:
     from lightning_aca.analysis.records import collective_entry, make_record
 
@@ -240,6 +248,7 @@ def _record(
         epsilon=epsilon,
         n_train=n,
         wall_time_s=wall,
+        **device,
     )
     if job.collectives is None:
         return make_record(**common, alpha=cfg.collective.alpha, strategy=job.strategy, xi=xis[0])
@@ -247,23 +256,12 @@ def _record(
     return make_record(**common, alpha=None, strategy=None, xi=None, collectives=entries)
 
 
-def _summary(record: dict, metrics: dict[str, float]) -> str:
-    """The run's line: α, seed and S (each collective's with several), clean accuracy."""
-    clean = metrics.get("aca/clean_acc", float("nan"))
-    if record.get("collectives") is None:
-        sizes, success = f"alpha={record['alpha']:g}", f"S={metrics['aca/success']:.3f}"
-    else:
-        names = [entry["name"] for entry in record["collectives"]]
-        sizes = "alpha=" + ",".join(f"{e['name']}:{e['alpha']:g}" for e in record["collectives"])
-        success = "S=" + ",".join(f"{name}:{metrics[f'aca/success/{name}']:.3f}" for name in names)
-    return f"{sizes} seed={record['seed']} {success} clean_acc={clean:.3f}"
-
-
-def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int) -> None:
-    """Replay the run's epoch losses and final metrics into the configuration's own loggers."""
+def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int, record: dict) -> None:
+    """Replay the run's epoch losses and final metrics into the configuration's own loggers, with its config and summary."""
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
 
+    from lightning_aca.analysis.run_info import log_hparams, log_summary, run_hparams, sweep_dir
     from lightning_aca.cli import _close
 
     loggers = []
@@ -272,11 +270,15 @@ def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], st
             loggers.append(instantiate(logger_cfg))
         except OmegaConfBaseException as err:  # e.g. a ${hydra:...} name outside a Hydra job
             log.warning("stacked: logger %r of %s not created: %s", name, job.cfg.output_dir, err)
+    device = {key: record[key] for key in ("device", "accelerator_count")}
+    hparams = run_hparams(record["config"], record["overrides"], sweep_dir(job.cfg), engine="stacked", device=device)
+    log_hparams(loggers, hparams)
     for logger in loggers:
         for epoch, values in enumerate(history):
             logger.log_metrics({**values, "epoch": epoch}, step=(epoch + 1) * steps - 1)
         logger.log_metrics(final, step=len(history) * steps - 1)
         logger.save()
+    log_summary(loggers, record)
     _close(loggers)
 
 
@@ -388,6 +390,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     or a chunk runs out of memory).
     """
     from lightning_aca.analysis.records import RECORD_NAME, finished_record, write_record
+    from lightning_aca.analysis.run_info import device_info
     from lightning_aca.cli import _quiet, validate
     from lightning_aca.validation import positive_int
 
@@ -420,6 +423,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     group = _Group([cfgs[i] for i in pending], [resolved[i] for i in pending], device)
     jobs, data = group.jobs, group.data
     size = _chunk_size(jobs, group.data_on_host, len(group.views[0]), group.device, max_models)
+    device = device_info(group.device)
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         began = time.perf_counter()
@@ -433,10 +437,10 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
                 plan = module.poisson
                 steps = plan.steps_per_epoch * int(job.cfg.trainer.max_epochs)
                 epsilon = epsilon_spent(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
-            record = _record(job, metrics, epsilon, group.xis, data.n, wall)
+            record = _record(job, metrics, epsilon, group.xis, data.n, wall, device)
             path = write_record(record, Path(job.cfg.output_dir))
             final = dict(metrics) if epsilon is None else {**metrics, "aca/epsilon": epsilon}
-            _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch)
+            _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch, record)
             records[pending[start + k]] = record
-            print(f"aca-run[stacked]: {_summary(record, metrics)} -> {path}", flush=True)
+            print(f"aca-run[stacked]: {run_summary(record, metrics)} -> {path}", flush=True)
     return records

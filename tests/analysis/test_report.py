@@ -584,3 +584,44 @@ def test_versus_target_epsilon_on_the_dp_digits_recipe_records(tmp_path):
     assert round(points[-1].summary.alpha_star.alpha_star, 3) == 0.020
     png = plot_alpha_star_versus(points, "firm.callbacks.dpsgd.target_epsilon", tmp_path)
     assert png.name == "alpha_star_vs_target_epsilon.png" and png.stat().st_size > 20_000
+
+
+def test_main_prints_the_devices_under_the_table(run_record, tmp_path, capsys):
+    records = versus_records(run_record, VERSUS_SETTINGS[:1])
+    for record in records[:3]:
+        record.update(device="NVIDIA H100 80GB HBM3", accelerator_count=1, engine="stacked")
+    assert main([str(write_records(records, tmp_path / "runs")), "--bootstrap", "0"]) == 0
+
+    out = capsys.readouterr().out
+    table, devices = out.split("\nwrote")[0].rstrip().rsplit("\n", 1)
+    assert table.splitlines()[-1].startswith("α* (S* = 0.9): α* = ")  # the last line of the table
+    n = len(records)
+    assert devices == f"device: NVIDIA H100 80GB HBM3 ×1, stacked engine (3 runs); device not recorded ({n - 3} runs)"
+
+
+def test_main_wandb_logs_table_and_plots_to_one_report_run_in_the_sweeps_group(run_record, tmp_path, wandb_runs):
+    records = versus_records(run_record)
+    for record in records:
+        record["config"] = {"logger": {"wandb": {"group": "multirun/2026-11-25/20-37-49"}}}
+    root = write_records(records, tmp_path / "runs")
+
+    assert main([str(root), "--bootstrap", "50", "--versus", "max_grad_norm", "--wandb"]) == 0
+
+    (run,) = wandb_runs
+    assert (run.job_type, run.group) == ("report", "multirun/2026-11-25/20-37-49")
+    assert run.config["versus"] == C_KEY and run.config["n_records"] == len(records)
+    assert run.config["devices"] == f"device not recorded ({len(records)} runs)"
+    logged = {key: (value["_type"], value.get("nrows")) for key, value in run.summary.items() if key.startswith("aca/")}
+    assert (
+        logged
+        == {
+            "aca/report": ("table-file", 6 * len(ALPHAS[1:])),  # one row per group × α
+            "aca/s_curve": ("image-file", None),
+            "aca/s_curve_chart_table": (
+                "table-file",
+                6 * len(ALPHAS[1:]),
+            ),  # the line chart's data: S against α by group
+            "aca/alpha_star_vs_max_grad_norm": ("image-file", None),
+            "aca/alpha_star_vs_max_grad_norm_table": ("table-file", 6),  # one row per group
+        }
+    )

@@ -28,6 +28,8 @@ RECORD_KEYS = {  # aca-run's record (lightning_aca.cli.run_experiment), plus the
     "wall_time_s",
     "versions",
     "engine",
+    "device",
+    "accelerator_count",
 }
 
 
@@ -343,3 +345,33 @@ def test_erasing_reports_agreement_and_label_flip_gathers_one_input(compose_cfg)
     x, y = flip.gather(index)
     member = torch.gather(flip.is_member, 1, index)
     assert flip._same_inputs and torch.equal(x[0], flip.x_train[index[0]]) and torch.all(y[member] == 0)
+
+
+def test_each_configuration_tells_wandb_its_config_sweep_and_results(compose_cfg, tmp_path, wandb_runs):
+    """As aca-run's loggers: flat config, swept settings, sweep directory, device; the record's values in the summary."""
+    from omegaconf import open_dict
+
+    cfgs = []
+    for seed in (0, 1):
+        cfg = compose_cfg("logger=wandb", "collective.alpha=0.05", f"seed={seed}", name=str(seed))
+        with open_dict(cfg):  # as the stacked launcher hands a job over: its Hydra values made local
+            task = [f"seed={seed}", "logger=wandb"]
+            cfg.hydra = {
+                "overrides": {"task": task},
+                "sweep": {"dir": str(tmp_path)},
+                "job": {"override_dirname": str(seed)},
+            }
+            cfg.logger.wandb.group, cfg.logger.wandb.name = "${hydra.sweep.dir}", "${hydra.job.override_dirname}"
+        cfgs.append(cfg)
+    records = run_stacked(cfgs)
+
+    assert [run.group for run in wandb_runs] == [str(tmp_path)] * 2
+    for seed, (record, run) in enumerate(zip(records, wandb_runs, strict=True)):
+        assert (record["engine"], record["device"], record["accelerator_count"]) == ("stacked", "cpu", 1)
+        assert (
+            run.config["seed"] == seed and run.config["sweep.seed"] == seed and run.config["collective.alpha"] == 0.05
+        )
+        assert run.config["sweep_keys"] == ["logger", "seed"] and run.config["sweep_dir"] == str(tmp_path)
+        assert (run.config["engine"], run.config["device"], run.config["model.arch"]) == ("stacked", "cpu", "mlp")
+        assert run.summary["aca/success"] == pytest.approx(record["metrics"]["aca/success"])
+        assert run.summary["aca/alpha"] == 0.05 and run.summary["aca/members"] == 67.0

@@ -170,6 +170,7 @@ def test_jobs_differing_in_stackable_keys_are_one_stack_with_their_own_directori
     assert len({c.output_dir for c in cfgs}) == 4
     assert all(c.logger.csv.save_dir == c.output_dir and Path(c.output_dir).parent == sweep for c in cfgs)
     assert all(c.logger.wandb.name == Path(c.output_dir).name and c.logger.wandb.group == str(sweep) for c in cfgs)
+    assert all(c.hydra.sweep.dir == str(sweep) for c in cfgs)  # what the engine's loggers name as the sweep
     # and its own overrides, which its record keeps
     assert all(f"collective.alpha={c.collective.alpha}" in c.hydra.overrides.task for c in cfgs)
     assert all(f"model.lr={c.model.lr}" in c.hydra.overrides.task for c in cfgs)
