@@ -18,6 +18,8 @@ for name in independent competing cooperating; do
 done
 for firm in erm dp; do
   for name in independent competing cooperating; do
-    aca-report "$RUNS/$firm/$name" --out "$(dirname "$0")/report/$firm/$name" > /dev/null
+    out="$(dirname "$0")/report/$firm/$name"
+    mkdir -p "$out"
+    aca-report "$RUNS/$firm/$name" --out "$out" > "$out/table.txt"
   done
 done
