@@ -86,6 +86,7 @@ def test_main_economics_errors_are_one_line_with_exit_code_2(mnist_runs, tmp_pat
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith("aca-report: error:") and message in error and error.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # checked before any report file is written
 
 
 def test_free_rider_rule_on_records_without_a_training_set_size_says_so(run_record, tmp_path, capsys):
