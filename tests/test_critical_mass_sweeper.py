@@ -6,7 +6,6 @@ search takes seconds; the last one runs the real quickstart.
 """
 
 import json
-import logging
 import math
 import os
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from lightning_aca import cli
@@ -41,14 +39,8 @@ def truth(center):
 
 
 @pytest.fixture(autouse=True)
-def _restore_hydra_and_logging():
-    """An in-process multirun leaves its config in ``HydraConfig`` and its handlers on the root logger."""
-    saved, root = HydraConfig.instance().cfg, logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    HydraConfig.instance().cfg = saved
-    root.handlers[:] = handlers
-    root.setLevel(level)
+def _restore_hydra_and_logging(hydra_in_process):
+    """Every test here runs an in-process multirun (see ``hydra_in_process`` in conftest.py)."""
 
 
 @pytest.fixture

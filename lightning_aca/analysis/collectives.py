@@ -13,9 +13,6 @@ with a Student-t interval for each mean S_i. ``aca-report`` prints the table, wr
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from lightning_aca.analysis.records import collective_names, group_key, group_label, write_atomically
+from lightning_aca.analysis.records import collective_names, group_key, group_label
 from lightning_aca.analysis.summary import Key
-from lightning_aca.analysis.tables import format_columns, number, strict_json
+from lightning_aca.analysis.tables import format_columns, number, write_table_files
 from lightning_aca.validation import real
 
 __all__ = [
@@ -261,10 +258,6 @@ def write_collectives(summaries: Sequence[CollectivesSummary], out_dir: str | os
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(collectives_columns(summaries))
-    writer.writerows(collectives_rows(summaries))
     groups = [
         {
             "label": summary.label,
@@ -277,7 +270,6 @@ def write_collectives(summaries: Sequence[CollectivesSummary], out_dir: str | os
         for index, summary in enumerate(summaries)
     ]
     paths = {"collectives_csv": out / "collectives.csv", "collectives_json": out / "collectives.json"}
-    write_atomically(paths["collectives_csv"], text.getvalue().encode())
-    document = json.dumps(strict_json({"groups": groups}), indent=2, ensure_ascii=False, allow_nan=False)
-    write_atomically(paths["collectives_json"], (document + "\n").encode())
+    columns, rows = collectives_columns(summaries), collectives_rows(summaries)
+    write_table_files(paths["collectives_csv"], columns, rows, paths["collectives_json"], {"groups": groups})
     return paths

@@ -9,9 +9,6 @@ the diagonal, one panel per group, equilibria marked.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -21,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from lightning_aca.analysis.plot import _save, _short_label
-from lightning_aca.analysis.records import write_atomically
-from lightning_aca.analysis.tables import format_columns, number, strict_json
+from lightning_aca.analysis.tables import format_columns, number, write_table_files
 from lightning_aca.economics import FirmEconomics, response
 
 __all__ = ["ECONOMICS_COLUMNS", "economics_rows", "format_economics_table", "plot_economics", "write_economics"]
@@ -120,11 +116,7 @@ def write_economics(results: Sequence[FirmEconomics], costs: str, out_dir: str |
         raise ValueError("no groups to tabulate.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(ECONOMICS_COLUMNS)
     rows = economics_rows(results)
-    writer.writerows(rows)
     model = results[0].participation
     document = {
         "costs": costs,
@@ -144,9 +136,7 @@ def write_economics(results: Sequence[FirmEconomics], costs: str, out_dir: str |
         ],
     }
     paths = {"economics_csv": out / "economics.csv", "economics_json": out / "economics.json"}
-    write_atomically(paths["economics_csv"], text.getvalue().encode())
-    encoded = json.dumps(strict_json(document), indent=2, ensure_ascii=False, allow_nan=False)
-    write_atomically(paths["economics_json"], (encoded + "\n").encode())
+    write_table_files(paths["economics_csv"], ECONOMICS_COLUMNS, rows, paths["economics_json"], document)
     return paths
 
 

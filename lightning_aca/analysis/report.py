@@ -183,10 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError("pass --success-level only (--threshold is its old name).")
             print("aca-report: warning: --threshold is deprecated; use --success-level.", file=sys.stderr)
         level = next((value for value in (args.success_level, args.threshold) if value is not None), 0.9)
-        if args.economics:  # bad economics options fail before any report file is written
+        if args.economics:  # bad costs, benefit or privacy cost fail before any report file is written
             from lightning_aca.economics import Participation, parse_costs
 
-            Participation(parse_costs(args.costs), args.benefit, args.rule, privacy_cost=args.privacy_cost)
+            # the rule is one of argparse's choices; the free-rider rule's N comes from the records later
+            Participation(parse_costs(args.costs), args.benefit, privacy_cost=args.privacy_cost)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             records = load_records(args.paths)

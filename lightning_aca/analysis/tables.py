@@ -156,6 +156,22 @@ def strict_json(value: Any) -> Any:
     return value
 
 
+def write_table_files(
+    csv_path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]], json_path: Path, document: Any
+) -> None:
+    """Write a table as CSV (``columns`` then ``rows``) and ``document`` as strict JSON, each file atomically.
+
+    Non-finite numbers in ``document`` become strings (:func:`strict_json`), so the JSON stays strict.
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    write_atomically(csv_path, text.getvalue().encode())
+    encoded = json.dumps(strict_json(document), indent=2, ensure_ascii=False, allow_nan=False)
+    write_atomically(json_path, (encoded + "\n").encode())
+
+
 def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.csv`` (one row per group × α, columns :data:`REPORT_COLUMNS`) and ``report.json``.
 
@@ -165,10 +181,6 @@ def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[s
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(REPORT_COLUMNS)
-    writer.writerows(table_rows(summaries))
     groups = [
         {
             "label": summary.label,
@@ -180,9 +192,7 @@ def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[s
         for summary in summaries
     ]
     paths = {"csv": out / "report.csv", "json": out / "report.json"}
-    write_atomically(paths["csv"], text.getvalue().encode())
-    document = json.dumps(strict_json({"groups": groups}), indent=2, ensure_ascii=False, allow_nan=False)
-    write_atomically(paths["json"], (document + "\n").encode())
+    write_table_files(paths["csv"], REPORT_COLUMNS, table_rows(summaries), paths["json"], {"groups": groups})
     return paths
 
 
@@ -252,10 +262,6 @@ def write_versus(points: Sequence[VersusPoint], key: str, out_dir: str | os.Path
         raise ValueError("no groups to tabulate.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(VERSUS_COLUMNS)
-    writer.writerows(versus_rows(points))
     rows = [
         dict(zip(VERSUS_COLUMNS, row, strict=True)) | {"others": dict(point.others)}
         for point, row in zip(points, versus_rows(points), strict=True)
@@ -263,9 +269,7 @@ def write_versus(points: Sequence[VersusPoint], key: str, out_dir: str | os.Path
     document = {"key": key, "success_level": points[0].summary.success_level, "rows": rows}
     stem = versus_name(key)
     paths = {"versus_csv": out / f"{stem}.csv", "versus_json": out / f"{stem}.json"}
-    write_atomically(paths["versus_csv"], text.getvalue().encode())
-    encoded = json.dumps(strict_json(document), indent=2, ensure_ascii=False, allow_nan=False)
-    write_atomically(paths["versus_json"], (encoded + "\n").encode())
+    write_table_files(paths["versus_csv"], VERSUS_COLUMNS, versus_rows(points), paths["versus_json"], document)
     return paths
 
 

@@ -6,7 +6,6 @@ launcher's own work in seconds; the last one runs the real engine end to end.
 """
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.aca_stacked_launcher._core import group_key
@@ -43,14 +41,8 @@ def _record(cfg: DictConfig, engine: str, overrides: list[str], config: dict | N
 
 
 @pytest.fixture(autouse=True)
-def _restore_hydra_and_logging():
-    """An in-process multirun leaves its config in ``HydraConfig`` and its handlers on the root logger."""
-    saved, root = HydraConfig.instance().cfg, logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    HydraConfig.instance().cfg = saved
-    root.handlers[:] = handlers
-    root.setLevel(level)
+def _restore_hydra_and_logging(hydra_in_process):
+    """Every test here runs an in-process multirun (see ``hydra_in_process`` in conftest.py)."""
 
 
 @pytest.fixture
