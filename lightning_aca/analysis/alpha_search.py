@@ -20,7 +20,8 @@ interval ``aca-report`` uses) and says which (α, seed) runs decide α* next:
    interval resamples seeds.
 5. **Stop** when every seed ran at both bracket ends and the bootstrap interval lies in the
    window ("converged"; with one seed, when the bracket does), when the replicated points leave
-   nothing to run but the interval is still wider ("seeds disagree": more seeds would narrow it),
+   nothing to run but the interval is still wider ("seeds disagree": more seeds would narrow it;
+   an interval open above every tried α first gets every seed one tolerance step further up),
    or when ``max_runs`` runs are spent ("budget spent").
 """
 
@@ -226,6 +227,10 @@ class AlphaSearch:
                 beyond = iter(tried[tried.index(above) + 1 :])
                 edge = [a for a in beyond if a >= fit.high][:1] if math.isfinite(fit.high) else list(beyond)
                 runs += next((m for a in edge if (m := self._missing(ran, a))), [])
+                if not runs and math.isinf(fit.high) and tried[-1] < self.alpha_range[1]:
+                    # the interval is open above every tried α: every seed one tolerance step further up
+                    step = (1 + self.tolerance) / (1 - self.tolerance)
+                    runs += self._missing(ran, _rounded(min(tried[-1] * step, self.alpha_range[1])))
         return self._next(runs, fit, bracket, n_runs, stop="seeds disagree")
 
     def _within(self, fit: AlphaStar, bracket: tuple[float, float], window: tuple[float, float]) -> bool:

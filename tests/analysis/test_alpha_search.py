@@ -131,3 +131,18 @@ def test_bad_arguments_name_the_parameter(kwargs, message):
 def test_step_needs_one_entry_per_run():
     with pytest.raises(ValueError, match="one entry per run, got 2, 1 and 2"):
         AlphaSearch((0.01, 0.2), seeds=(0,)).step([0.01, 0.02], [0.5], [0, 0])
+
+
+def test_an_interval_open_above_every_tried_alpha_gets_every_seed_one_step_up():
+    """Two seeds crossing S* apart (as the quickstart's do): the search closes the interval and converges."""
+    search = AlphaSearch((0.0025, 0.05), seeds=(0, 1), tolerance=0.25, n_bootstrap=200)
+    curves = {0: lambda a: logistic(a, 0.009), 1: lambda a: logistic(a, 0.0125)}  # α* ≈ 0.0187 and 0.026
+    alphas, successes, seeds = [], [], []
+    while not (step := search.step(alphas, successes, seeds)).done:
+        for alpha, seed in step.runs:
+            alphas.append(alpha)
+            successes.append(curves[seed](alpha))
+            seeds.append(seed)
+    assert step.status == "converged" and step.n_runs == 10
+    assert max(alphas) > step.fit.high and math.isfinite(step.fit.high)
+    assert step.fit.low >= step.fit.alpha_star * 0.75 and step.fit.high <= step.fit.alpha_star * 1.25
