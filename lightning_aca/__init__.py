@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lightning_aca.analysis.summary import summarize
     from lightning_aca.collective.collectives import Collective
     from lightning_aca.collective.dataset import CollectiveDataset
-    from lightning_aca.collective.membership import select_members
+    from lightning_aca.collective.membership import select_disjoint_members, select_members
     from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, TokenInsertion
     from lightning_aca.collective.strategies import FeatureOnlyPlanting, LabelFlip, SignalErasing, SignalPlanting
     from lightning_aca.data.adult import AdultDataModule
@@ -64,6 +64,7 @@ _EXPORTS = {
     "SignalErasing": "lightning_aca.collective.strategies",
     "SignalPlanting": "lightning_aca.collective.strategies",
     "select_members": "lightning_aca.collective.membership",
+    "select_disjoint_members": "lightning_aca.collective.membership",
     "Collective": "lightning_aca.collective.collectives",
     "CollectiveDataset": "lightning_aca.collective.dataset",
     "CollectiveDataModule": "lightning_aca.data.datamodule",
@@ -162,6 +163,7 @@ __all__ = [
     "estimate_uniqueness",
     "feature_label_success_bound",
     "load_records",
+    "select_disjoint_members",
     "select_members",
     "summarize",
 ]
