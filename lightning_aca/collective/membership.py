@@ -107,14 +107,15 @@ def select_disjoint_members(
         >>> set(first.tolist()) <= set(bigger[0].tolist()), bigger[1].tolist() == second.tolist()
         (True, True)
     """
-    alphas = [fraction(f"alphas[{j}] (collective {j}'s fractional size)", a) for j, a in enumerate(alphas)]
+    alphas = list(alphas)
     if not alphas:
         raise ValueError("alphas is empty: give one fraction per collective.")
     masks = list(eligible) if eligible is not None else [None] * len(alphas)
     if len(masks) != len(alphas):
         raise ValueError(f"eligible has {len(masks)} masks for {len(alphas)} collectives; give one per collective.")
-    if len(alphas) == 1:
+    if len(alphas) == 1:  # exactly select_members, its checks and messages included
         return [select_members(n, alphas[0], seed, masks[0])]
+    alphas = [fraction(f"alphas[{j}] (collective {j}'s fractional size)", a) for j, a in enumerate(alphas)]
     n = non_negative_int("n (the number of training points)", n)
     seed = non_negative_int("seed", seed)
     k = len(alphas)

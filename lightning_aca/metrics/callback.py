@@ -24,6 +24,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_aca.collective.strategies import SignalErasing
+from lightning_aca.metrics.functional import collective_sizes
 from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
 from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
 from lightning_aca.validation import positive_int, renamed
@@ -203,13 +204,8 @@ class CollectiveMetrics(L.Callback):
         dm = trainer.datamodule
         train_set = getattr(dm, "train_dataset", None)
         if hasattr(train_set, "members_of"):
-            collectives = train_set.collectives
-            for collective in collectives:
-                members = len(train_set.members_of(collective.name))
-                suffix = f"/{collective.name}" if len(collectives) > 1 else ""
-                values[f"aca/alpha{suffix}"] = float(collective.alpha)
-                values[f"aca/population_alpha{suffix}"] = members / len(train_set)
-                values[f"aca/members{suffix}"] = float(members)
+            sizes = [(c.name, c.alpha, len(train_set.members_of(c.name))) for c in train_set.collectives]
+            values.update(collective_sizes(sizes, len(train_set)))
         return values
 
     def _parts(self, batch: Any, keys: Sequence[int | str]) -> list[Any]:

@@ -8,6 +8,8 @@ f(g(x)) = f(x). Sagawa et al. 2020 (Group DRO) judge models by their worst group
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -102,3 +104,25 @@ def _worst(correct: Tensor, total: Tensor) -> Tensor:
     if not present.any():
         return torch.tensor(float("nan"))
     return (correct[present].float() / total[present]).min()
+
+
+def collective_sizes(sizes: Sequence[tuple[str, float, int]], n: int) -> dict[str, float]:
+    """Each collective's size as set (α), as realised (population α) and in members, keyed for logging.
+
+    ``sizes`` holds ``(name, α, members)`` per collective on a training set of ``n`` points. One
+    collective gives ``aca/alpha``, ``aca/population_alpha`` and ``aca/members``; several give each
+    key per collective as ``aca/<key>/<name>``.
+
+    Example:
+        >>> collective_sizes([("collective", 0.02, 27)], 1347)["aca/members"]
+        27.0
+        >>> sorted(collective_sizes([("first", 0.02, 27), ("second", 0.0, 0)], 1347))[:2]
+        ['aca/alpha/first', 'aca/alpha/second']
+    """
+    values: dict[str, float] = {}
+    for name, alpha, members in sizes:
+        suffix = f"/{name}" if len(sizes) > 1 else ""
+        values[f"aca/alpha{suffix}"] = float(alpha)
+        values[f"aca/population_alpha{suffix}"] = members / max(n, 1)
+        values[f"aca/members{suffix}"] = float(members)
+    return values

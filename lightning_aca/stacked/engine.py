@@ -86,7 +86,7 @@ class _Job:
         import lightning as L
         from hydra.utils import instantiate
 
-        from lightning_aca.collective.membership import select_disjoint_members, select_members
+        from lightning_aca.collective.membership import select_disjoint_members
 
         self.cfg, self.resolved = cfg, resolved
         # aca-run's order: seed, then strategies (as written), data module and model, so the initial weights match
@@ -96,11 +96,9 @@ class _Job:
             self.strategy = instantiate(cfg.collective.strategy)
         instantiate(cfg.data.datamodule)
         self.model = instantiate(cfg.model)
-        if self.collectives is None:
-            self.members = [select_members(data.n, cfg.collective.alpha, cfg.collective.seed, eligible[0])]
-        else:
-            alphas = [c.alpha for c in self.collectives]
-            self.members = select_disjoint_members(data.n, alphas, cfg.collective.seed, eligible)
+        # one collective: exactly select_members
+        alphas = [cfg.collective.alpha] if self.collectives is None else [c.alpha for c in self.collectives]
+        self.members = select_disjoint_members(data.n, alphas, cfg.collective.seed, eligible)
         self.dp = None
         # stackable_reason admits DPSGD as the only firm callback
         dp_cfg = next(iter((cfg.firm.get("callbacks") or {}).values()), None)
@@ -213,18 +211,11 @@ def _overrides(cfg: DictConfig) -> list[str]:
 
 def _job_metrics(job: _Job, n: int) -> dict[str, float]:
     """The collective's size as set (α), as realised (population α) and in members; per collective with several."""
+    from lightning_aca.metrics.functional import collective_sizes
+
     if job.collectives is None:
-        return {
-            "aca/alpha": float(job.cfg.collective.alpha),
-            "aca/population_alpha": len(job.members[0]) / max(n, 1),
-            "aca/members": float(len(job.members[0])),
-        }
-    values = {}
-    for collective, members in zip(job.collectives, job.members, strict=True):
-        values[f"aca/alpha/{collective.name}"] = float(collective.alpha)
-        values[f"aca/population_alpha/{collective.name}"] = len(members) / max(n, 1)
-        values[f"aca/members/{collective.name}"] = float(len(members))
-    return values
+        return collective_sizes([("collective", job.cfg.collective.alpha, len(job.members[0]))], n)
+    return collective_sizes([(c.name, c.alpha, len(m)) for c, m in zip(job.collectives, job.members, strict=True)], n)
 
 
 def _record(
