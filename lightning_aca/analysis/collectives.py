@@ -3,8 +3,8 @@
 Karan, Vincent, Karahalios, Sundaram (FAccT 2025) let several collectives act on one training set;
 whether they compete or cooperate shows in how S_i moves with the other collective's α_j. Records
 of such runs hold their collectives under ``collectives`` and each success as ``aca/success/<name>``
-(:mod:`lightning_aca.analysis.records`). Here they are grouped as one-collective records are
-(:func:`~lightning_aca.analysis.records.group_key`: every swept setting but the α and seed keys),
+(:mod:`lightning_aca.runs.records`). Here they are grouped as one-collective records are
+(:func:`~lightning_aca.runs.records.group_key`: every swept setting but the α and seed keys),
 and within a group by the tuple of the collectives' α: one cell of the grid, averaged over seeds,
 with a Student-t interval for each mean S_i. ``aca-report`` prints the table, writes
 ``collectives.csv``/``collectives.json`` and one figure per group
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from lightning_aca.analysis.records import collective_names, group_key, group_label
 from lightning_aca.analysis.summary import Key
 from lightning_aca.analysis.tables import format_columns, number, write_table_files
+from lightning_aca.runs.records import collective_names, group_key, group_label
 from lightning_aca.validation import real
 
 __all__ = [
@@ -67,8 +67,8 @@ class CollectivesSummary:
     """A group's grid: its swept settings, its collectives' names and one :class:`CollectiveCell` per α tuple.
 
     Attributes:
-        label: the group's swept settings (:func:`~lightning_aca.analysis.records.group_label`).
-        key: the group's :func:`~lightning_aca.analysis.records.group_key`.
+        label: the group's swept settings (:func:`~lightning_aca.runs.records.group_label`).
+        key: the group's :func:`~lightning_aca.runs.records.group_key`.
         names: the collectives' names, in the records' order.
         confidence: coverage of the cells' intervals.
         cells: sorted by their α tuple.
@@ -153,7 +153,7 @@ def _cell(alphas: tuple[float, ...], names: tuple[str, ...], runs: list[dict[str
 def summarize_collectives(records: Sequence[dict[str, Any]], confidence: float = 0.95) -> list[CollectivesSummary]:
     """Group several-collective records and summarize each cell of their α grid (mean S_i, interval, seeds).
 
-    Records are grouped by :func:`~lightning_aca.analysis.records.group_key` and their collectives'
+    Records are grouped by :func:`~lightning_aca.runs.records.group_key` and their collectives'
     names (groups with other names are other experiments), then by the tuple of the collectives' α.
     Groups are sorted by label, cells by α tuple.
 

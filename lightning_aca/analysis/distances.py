@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_aca.analysis.records import find_records, group_key, group_label
+from lightning_aca.runs.records import find_records, group_key, group_label
 
 __all__ = ["DistanceCurve", "load_distance_curves", "summarize_distances"]
 

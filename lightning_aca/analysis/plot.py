@@ -21,8 +21,8 @@ import numpy as np
 
 from lightning_aca.analysis.collectives import CollectivesSummary, figure_name
 from lightning_aca.analysis.distances import DistanceCurve, by_group_and_alpha, mean_or_none
-from lightning_aca.analysis.records import group_label, write_atomically
 from lightning_aca.analysis.summary import GroupSummary, VersusPoint, group_records, versus_name
+from lightning_aca.runs.records import group_label, write_atomically
 from lightning_aca.theory import feature_label_success_bound
 from lightning_aca.validation import real
 

@@ -36,8 +36,6 @@ from lightning_aca.analysis.collectives import (
 )
 from lightning_aca.analysis.distances import load_distance_curves, summarize_distances
 from lightning_aca.analysis.plot import plot_alpha_star_versus, plot_collectives, plot_curves, plot_distance_curves
-from lightning_aca.analysis.records import load_records
-from lightning_aca.analysis.run_info import devices_line, wandb_group
 from lightning_aca.analysis.summary import (
     AlphaRow,
     GroupSummary,
@@ -57,6 +55,8 @@ from lightning_aca.analysis.tables import (
     write_report,
     write_versus,
 )
+from lightning_aca.runs.records import load_records
+from lightning_aca.runs.run_info import devices_line, wandb_group
 
 __all__ = [
     "REPORT_COLUMNS",

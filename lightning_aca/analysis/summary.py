@@ -1,6 +1,6 @@
 """Success curves S(α) and critical masses α* from run records, one per group of swept settings.
 
-Groups the run records (see :mod:`lightning_aca.analysis.records`) into S(α) curves, averages each
+Groups the run records (see :mod:`lightning_aca.runs.records`) into S(α) curves, averages each
 over seeds, and reads off the critical mass α* = min{α : S(α) ≥ S*} (Hardt, Mazumdar,
 Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
 arXiv 2302.04262, §3) with :func:`~lightning_aca.analysis.critical_mass.estimate_alpha_star`.
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star
-from lightning_aca.analysis.records import group_key, group_label, target_class
+from lightning_aca.runs.records import group_key, group_label, target_class
 from lightning_aca.validation import non_negative_int, real, renamed
 
 __all__ = [
@@ -75,7 +75,7 @@ class GroupSummary:
 
     Attributes:
         label: the group's swept settings, e.g. ``firm=erm``; ``(all runs)`` when nothing else was swept.
-        key: the group's :func:`~lightning_aca.analysis.records.group_key`.
+        key: the group's :func:`~lightning_aca.runs.records.group_key`.
         success_level: the success level S* that defines α*.
         rows: one row per α, ascending, α = 0 included.
         alpha_star: α* over the runs with α > 0; ``None`` if the group has none.
@@ -171,7 +171,7 @@ def _with_dp_ceiling(rows: tuple[AlphaRow, ...], by_alpha: dict[float, list[dict
 
 
 def group_records(records: Sequence[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]]:
-    """Records by :func:`~lightning_aca.analysis.records.group_key`: one list per S(α) curve."""
+    """Records by :func:`~lightning_aca.runs.records.group_key`: one list per S(α) curve."""
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         groups[group_key(record)].append(record)
@@ -193,7 +193,7 @@ def summarize(
     the rows. Groups are sorted by label.
 
     Args:
-        records: loaded run records (see :func:`~lightning_aca.analysis.records.load_records`).
+        records: loaded run records (see :func:`~lightning_aca.runs.records.load_records`).
         success_level: success level S* defining α*, in (0, 1] (default 0.9).
         n_bootstrap: bootstrap replicates for α*'s interval, ≥ 0.
         threshold: deprecated name of ``success_level``.
@@ -231,7 +231,7 @@ class VersusPoint:
         value: the group's value of the setting; ``None`` for a reference group, whose records lack
             the setting (ERM against DP-SGD's target ε: the ε = ∞ end).
         others: the group's values of the other settings that vary between the groups holding the
-            setting, as a :func:`~lightning_aca.analysis.records.group_key`; one line per distinct
+            setting, as a :func:`~lightning_aca.runs.records.group_key`; one line per distinct
             ``others``; empty for a reference group.
         summary: the group's summary, whose α* is the one shown.
     """

@@ -16,8 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lightning_aca.analysis.records import group_label, write_atomically
 from lightning_aca.analysis.summary import GroupSummary, VersusPoint, versus_name
+from lightning_aca.runs.records import group_label, write_atomically
 
 __all__ = [
     "REPORT_COLUMNS",

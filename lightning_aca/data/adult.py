@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-from lightning_aca.data.shipped import shipped_file
+from lightning_aca.assets import shipped_file
 from lightning_aca.data.tabular import Table, TabularDataModule, TabularEncoder, read_csv
 
 #: the file's columns, in order (adult.names)

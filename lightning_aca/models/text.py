@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_aca.data.shipped import default_text_model
+from lightning_aca.assets import default_text_model
 from lightning_aca.models.classifier import CrossEntropyModule
 from lightning_aca.validation import fraction, non_negative_real, positive_int, positive_real
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_aca.analysis.records import first_difference
+from lightning_aca.runs.records import first_difference
 
 STACKABLE_KEYS: tuple[str, ...] = (
     "collective.alpha",

@@ -9,7 +9,7 @@ each model's members come from ``select_disjoint_members``, each collective is e
 own signal evaluation set and reported as ``aca/<metric>/<name>``, and the record lists the
 collectives. Loggers: after training, each configuration's own ``logger`` group is
 instantiated and receives, as ``aca-run``'s loggers do, the flat resolved config, sweep and device
-as hyperparameters (:func:`~lightning_aca.analysis.run_info.run_hparams`), its per-epoch
+as hyperparameters (:func:`~lightning_aca.runs.run_info.run_hparams`), its per-epoch
 ``train/loss`` and final ``aca/`` metrics, and the W&B run summary (CSV and W&B alike, one log or
 W&B run per configuration).
 """
@@ -227,7 +227,7 @@ def _record(
     wall: float,
     device: dict[str, Any],
 ) -> dict:
-    from lightning_aca.analysis.records import collective_entry, make_record
+    from lightning_aca.runs.records import collective_entry, make_record
 
     cfg = job.cfg
     common = dict(
@@ -252,8 +252,8 @@ def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], st
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
 
-    from lightning_aca.analysis.run_info import log_hparams, log_summary, run_hparams, sweep_dir
     from lightning_aca.cli import _close
+    from lightning_aca.runs.run_info import log_hparams, log_summary, run_hparams, sweep_dir
 
     loggers = []
     for name, logger_cfg in (job.cfg.get("logger") or {}).items():
@@ -380,9 +380,9 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
     or a chunk runs out of memory).
     """
-    from lightning_aca.analysis.records import RECORD_NAME, finished_record, write_record
-    from lightning_aca.analysis.run_info import device_info
     from lightning_aca.cli import _quiet, validate
+    from lightning_aca.runs.records import RECORD_NAME, finished_record, write_record
+    from lightning_aca.runs.run_info import device_info
     from lightning_aca.validation import positive_int
 
     cfgs = list(cfgs)

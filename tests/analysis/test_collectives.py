@@ -14,8 +14,8 @@ from lightning_aca.analysis.collectives import (
     write_collectives,
 )
 from lightning_aca.analysis.plot import plot_collectives
-from lightning_aca.analysis.records import write_record
 from lightning_aca.analysis.report import main
+from lightning_aca.runs.records import write_record
 
 GRID = [0.01, 0.05, 0.2]
 OFFSETS = {0: -0.03, 1: 0.0, 2: 0.03}  # per seed: the mean over seeds is the offset-free value

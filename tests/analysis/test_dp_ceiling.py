@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lightning_aca.analysis.records import load_records
 from lightning_aca.analysis.summary import summarize
+from lightning_aca.runs.records import load_records
 from lightning_aca.theory import dp_success_ceiling
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from lightning_aca.analysis.plot import plot_alpha_star_versus
-from lightning_aca.analysis.records import load_records
 from lightning_aca.analysis.report import REPORT_COLUMNS, format_table, main, plot_curves, summarize, write_report
 from lightning_aca.analysis.summary import alpha_star_versus, versus_key
 from lightning_aca.analysis.tables import VERSUS_COLUMNS, format_versus_table, versus_rows, write_versus
+from lightning_aca.runs.records import load_records
 
 ALPHAS = [0.0, *np.logspace(-3, -1, 9).tolist()]
 SEED_OFFSETS = {0: -0.02, 1: 0.0, 2: 0.02}

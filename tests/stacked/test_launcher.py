@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.aca_stacked_launcher._core import group_key
 from lightning_aca import cli
-from lightning_aca.analysis.records import RECORD_NAME, sweep_params, write_record
+from lightning_aca.runs.records import RECORD_NAME, sweep_params, write_record
 from lightning_aca.stacked import STACKABLE_KEYS
 from lightning_aca.stacked.config import plain
 

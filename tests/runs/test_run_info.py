@@ -3,8 +3,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lightning_aca.analysis.records import make_record
-from lightning_aca.analysis.run_info import (
+from lightning_aca.runs.records import make_record
+from lightning_aca.runs.run_info import (
     device_info,
     devices_line,
     flatten_config,

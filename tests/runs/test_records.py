@@ -3,8 +3,8 @@ import json
 import pytest
 
 from lightning_aca import cli
-from lightning_aca.analysis import records as records_module
-from lightning_aca.analysis.records import (
+from lightning_aca.runs import records as records_module
+from lightning_aca.runs.records import (
     RECORD_NAME,
     SCHEMA_VERSION,
     find_records,

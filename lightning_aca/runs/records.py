@@ -125,7 +125,7 @@ def make_record(
     """One run's record, the same for every engine (``"trainer"``: one Lightning Trainer per run; ``"stacked"``).
 
     ``device`` and ``accelerator_count`` say what trained the run (see
-    :func:`~lightning_aca.analysis.run_info.device_info`: ``"NVIDIA H100 80GB HBM3"`` or ``"cpu"``,
+    :func:`~lightning_aca.runs.run_info.device_info`: ``"NVIDIA H100 80GB HBM3"`` or ``"cpu"``,
     and how many); a record without them reads as "device not recorded".
 
     With several collectives, pass ``alpha=None``, ``strategy=None``, ``xi=None`` and

