@@ -213,11 +213,11 @@ def _standard_fit(cfg, device: torch.device, private: bool) -> Callable[[], floa
     """One run as ``aca-run`` trains it (Classifier, CollectiveDataModule, DPSGD callback): s per step."""
     from hydra.utils import instantiate
 
-    from lightning_aca.cli import build_datamodule
+    from lightning_aca.experiment import RunPlan
 
     def run() -> float:
         torch.manual_seed(0)
-        dm = build_datamodule(cfg)
+        dm = RunPlan.build(cfg).datamodule()
         timer = step_timer(device)
         callbacks = [timer, instantiate(cfg.firm.callbacks.dpsgd)] if private else [timer]
         bare_trainer(device, 1, callbacks).fit(instantiate(cfg.model), dm)

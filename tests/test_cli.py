@@ -8,7 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from lightning_aca import cli
-from lightning_aca.cli import ConfigError, run_experiment, validate
+from lightning_aca.cli import run_experiment
+from lightning_aca.experiment import ConfigError, validate
 from lightning_aca.runs.records import RECORD_NAME, SCHEMA_VERSION, load_records, sweep_params
 
 FAST = ["trainer.max_epochs=3", "quiet=true", "logger=none"]

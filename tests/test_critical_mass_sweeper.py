@@ -17,6 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lightning_aca import cli
+from lightning_aca.experiment import overrides_of
 from lightning_aca.runs.records import RECORD_NAME, load_records, sweep_params, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,7 @@ def objective(monkeypatch):
         if state["fail_after"] is not None and len(state["trained"]) >= state["fail_after"]:
             raise KeyboardInterrupt  # the search is killed mid-round
         state["trained"].append((cfg.collective.alpha, cfg.seed, cfg.trainer.max_epochs))
-        overrides = cli._overrides()
+        overrides = overrides_of(cfg)
         record = {
             "schema_version": 1,
             "alpha": float(cfg.collective.alpha),

@@ -216,7 +216,7 @@ def _standard(launcher: StackedLauncher, job: _Job) -> None:
 
 def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
     """Decide the job's path: done, standard (with a reason) or a stack (with a key)."""
-    from lightning_aca.cli import validate
+    from lightning_aca.experiment import validate
     from lightning_aca.runs.records import finished_record
     from lightning_aca.stacked.config import plain
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
-from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 from lightning_aca.collective.collectives import Collective, given_collectives, only_collective
@@ -23,15 +23,19 @@ from lightning_aca.collective.dataset import (
     _position,
 )
 from lightning_aca.collective.strategies import Strategy
+from lightning_aca.data.sampling import SeededShuffle
 from lightning_aca.validation import non_negative_int, positive_int, renamed
 
 
-def _loader_like(loader: DataLoader, dataset: Dataset, collate_fn: Any = None) -> DataLoader:
+def _loader_like(
+    loader: DataLoader, dataset: Dataset, collate_fn: Any = None, shuffle_seed: int | None = None
+) -> DataLoader:
     """A DataLoader over ``dataset`` (same length as ``loader.dataset``) with ``loader``'s settings.
 
     The sampler or batch sampler object is reused: it only draws indices, and the wrapped
     dataset has the same indices, so shuffling, weighting and batching are unchanged. A given
-    ``collate_fn`` replaces the loader's.
+    ``collate_fn`` replaces the loader's. With ``shuffle_seed``, a plain shuffle (``shuffle=True``)
+    becomes :class:`~lightning_aca.data.sampling.SeededShuffle`, the order every engine gives that seed.
     """
     kwargs: dict[str, Any] = dict(
         num_workers=loader.num_workers,
@@ -49,9 +53,13 @@ def _loader_like(loader: DataLoader, dataset: Dataset, collate_fn: Any = None) -
     if batches is None:
         return DataLoader(dataset, batch_size=None, sampler=loader.sampler, **kwargs)
     if type(batches) is BatchSampler:
+        sampler = batches.sampler
+        if shuffle_seed is not None and type(sampler) is RandomSampler and not sampler.replacement:
+            sampler = SeededShuffle(len(dataset), shuffle_seed)
+            kwargs["generator"] = None
         # Plain batching stays visible as batch_size/drop_last, which Lightning and Opacus read.
         return DataLoader(
-            dataset, batch_size=batches.batch_size, drop_last=batches.drop_last, sampler=batches.sampler, **kwargs
+            dataset, batch_size=batches.batch_size, drop_last=batches.drop_last, sampler=sampler, **kwargs
         )
     return DataLoader(dataset, batch_sampler=batches, **kwargs)
 
@@ -87,6 +95,9 @@ class CollectiveDataModule(L.LightningDataModule):
         alpha: fraction of eligible training points in the collective, in [0, 1].
         seed: membership seed (members are nested across α for a seed).
         collectives: several collectives instead of ``strategy`` and ``alpha``.
+        shuffle_seed: draw the shuffled training order from this seed
+            (:class:`~lightning_aca.data.sampling.SeededShuffle`), as every engine of ``aca-run``
+            does with the run's seed; ``None`` keeps the loader's own shuffling.
         datamodule: a LightningDataModule to wrap.
         train_dataset, val_dataset, test_dataset: map-style datasets, when no datamodule.
         batch_size, num_workers: loader settings for datasets given directly.
@@ -138,6 +149,7 @@ class CollectiveDataModule(L.LightningDataModule):
         *,
         target_key: str | int | None = None,
         collectives: Iterable[Collective] | None = None,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         self._collectives = given_collectives("CollectiveDataModule", strategy, alpha, collectives)
@@ -152,6 +164,7 @@ class CollectiveDataModule(L.LightningDataModule):
         if datamodule is not None and not isinstance(datamodule, L.LightningDataModule):
             raise TypeError(f"datamodule must be a LightningDataModule, got {type(datamodule).__name__}.")
         self.seed = non_negative_int("seed", seed)
+        self.shuffle_seed = None if shuffle_seed is None else non_negative_int("shuffle_seed", shuffle_seed)
         self.datamodule = datamodule
         self._train_base, self._val_base, self._test_base = train_dataset, val_dataset, test_dataset
         self.batch_size = positive_int("batch_size", batch_size)
@@ -235,13 +248,19 @@ class CollectiveDataModule(L.LightningDataModule):
         return "collate" if batches and _collates_to_tensors(base, **self._keys) else "item"
 
     def _loader(
-        self, dataset: Dataset, shuffle: bool = False, evaluation: bool = False, collate_fn: Any = None
+        self,
+        dataset: Dataset,
+        shuffle: bool = False,
+        evaluation: bool = False,
+        collate_fn: Any = None,
+        sampler: Sampler | None = None,
     ) -> DataLoader:
         batch_size = self.eval_batch_size if evaluation else self.batch_size
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_fn or self.dataset_collate_fn,
         )
@@ -263,8 +282,14 @@ class CollectiveDataModule(L.LightningDataModule):
             self.setup("fit")
         if self.datamodule is not None:
             inner = self.datamodule.train_dataloader()
-            return _loader_like(inner, self.train_dataset, self._collate(inner.collate_fn))
-        return self._loader(self.train_dataset, shuffle=True, collate_fn=self._collate(self.dataset_collate_fn))
+            return _loader_like(inner, self.train_dataset, self._collate(inner.collate_fn), self.shuffle_seed)
+        sampler = None if self.shuffle_seed is None else SeededShuffle(len(self.train_dataset), self.shuffle_seed)
+        return self._loader(
+            self.train_dataset,
+            shuffle=sampler is None,
+            sampler=sampler,
+            collate_fn=self._collate(self.dataset_collate_fn),
+        )
 
     def _collate(self, inner: Any) -> Any:
         """With collate injection, the dataset's collate function around ``inner``; otherwise None (keep the loader's)."""

@@ -277,6 +277,34 @@ def noise_multiplier_for(target_epsilon: float, delta: float, sample_rate: float
     )
 
 
+def privacy_fields(
+    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
+) -> dict[str, Any]:
+    """A DP-SGD run's record fields: ε spent after ``steps`` Poisson-sampled steps of rate q at noise σ, and the
+    numbers that decide it (σ, q, steps, δ, accountant), so ε can be audited from the record alone.
+
+    ε comes from an Opacus accountant whose history is [(σ, q, steps)].
+
+    Example:
+        >>> fields = privacy_fields(1.0, 0.01, 1000, 1e-5, "rdp")
+        >>> sorted(fields), round(fields["epsilon"], 2)
+        (['accountant', 'delta', 'epsilon', 'noise_multiplier', 'sample_rate', 'steps'], 2.1)
+    """
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(mechanism=accountant)
+    if steps:
+        acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+    return {
+        "epsilon": float(acc.get_epsilon(delta)),
+        "noise_multiplier": float(noise_multiplier),
+        "sample_rate": float(sample_rate),
+        "steps": int(steps),
+        "delta": float(delta),
+        "accountant": accountant,
+    }
+
+
 def _opacus_attributes(module: torch.nn.Module) -> set[tuple[int, str]]:
     """The attributes named like Opacus's that the module's layers and parameters hold now."""
     owners = [*module.modules(), *module.parameters()]

@@ -24,7 +24,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_aca.collective.strategies import SignalErasing
-from lightning_aca.metrics.functional import collective_sizes
+from lightning_aca.metrics.functional import collective_sizes, metric_key
 from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
 from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
 from lightning_aca.validation import positive_int, renamed
@@ -194,8 +194,7 @@ class CollectiveMetrics(L.Callback):
         try:
             with torch.random.fork_rng(devices=fork_devices), torch.no_grad():
                 for name, (signal, agreement) in signals.items():
-                    measured = self._signal_metrics(pl_module, _shard(signal, rank, world), device, agreement, name)
-                    values.update(measured if name is None else {f"{k}/{name}": v for k, v in measured.items()})
+                    values.update(self._signal_metrics(pl_module, _shard(signal, rank, world), device, agreement, name))
                 if clean is not None:
                     values.update(self._clean_metrics(pl_module, _shard(clean, rank, world), device))
         finally:
@@ -243,7 +242,7 @@ class CollectiveMetrics(L.Callback):
                     metrics["baseline_success"].update(clean_scores, y)
                 if agreement:
                     metrics["erasure_agreement"].update(scores, clean_scores)
-        return _computed(metrics)
+        return _computed(metrics, name)
 
     def _clean_metrics(
         self, pl_module: L.LightningModule, loader: DataLoader, device: torch.device
@@ -268,10 +267,10 @@ class CollectiveMetrics(L.Callback):
         if metrics is None:
             return {}
         values = _computed(metrics)
-        group_acc = values.pop("aca/group_acc", None)
+        group_acc = values.pop(metric_key("group_acc"), None)
         if group_acc is not None:
             for g, acc in enumerate(group_acc):
-                values[f"aca/group_acc/{g}"] = acc
+                values[metric_key("group_acc", str(g))] = acc
         return values
 
     def _clean_set(self, num_classes: int) -> dict[str, Metric]:
@@ -296,11 +295,11 @@ class CollectiveMetrics(L.Callback):
         self.results = dict(state_dict.get("results", {}))
 
 
-def _computed(metrics: MetricCollection) -> dict[str, Any]:
-    """``{"aca/<name>": value}`` for each metric of ``metrics`` that saw a batch (vectors as lists)."""
+def _computed(metrics: MetricCollection, collective: str | None = None) -> dict[str, Any]:
+    """``{metric_key(name, collective): value}`` for each metric of ``metrics`` that saw a batch (vectors as lists)."""
     values: dict[str, Any] = {}
     for name, metric in metrics.items(keep_base=True, copy_state=False):
         if metric.update_called:
             value = metric.compute()
-            values[f"aca/{name}"] = float(value) if value.dim() == 0 else value.tolist()
+            values[metric_key(name, collective)] = float(value) if value.dim() == 0 else value.tolist()
     return values

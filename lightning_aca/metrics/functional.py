@@ -96,10 +96,22 @@ def worst_group_accuracy(preds: Tensor, labels: Tensor, groups: Tensor, num_grou
         tensor(0.5000)
     """
     correct, total = group_correct_counts(preds, labels, groups, num_groups)
-    return _worst(correct, total)
+    return lowest_group_accuracy(correct, total)
 
 
-def _worst(correct: Tensor, total: Tensor) -> Tensor:
+def metric_key(metric: str, collective: str | None = None) -> str:
+    """The logging and record key of a metric: ``aca/<metric>``, or ``aca/<metric>/<name>`` for one of several
+    named collectives (Karan et al. 2025).
+
+    Example:
+        >>> metric_key("success"), metric_key("success", "first")
+        ('aca/success', 'aca/success/first')
+    """
+    return f"aca/{metric}" if collective is None else f"aca/{metric}/{collective}"
+
+
+def lowest_group_accuracy(correct: Tensor, total: Tensor) -> Tensor:
+    """The lowest accuracy over groups with at least one point (NaN when none has any)."""
     present = total > 0
     if not present.any():
         return torch.tensor(float("nan"))
@@ -121,8 +133,8 @@ def collective_sizes(sizes: Sequence[tuple[str, float, int]], n: int) -> dict[st
     """
     values: dict[str, float] = {}
     for name, alpha, members in sizes:
-        suffix = f"/{name}" if len(sizes) > 1 else ""
-        values[f"aca/alpha{suffix}"] = float(alpha)
-        values[f"aca/population_alpha{suffix}"] = members / max(n, 1)
-        values[f"aca/members{suffix}"] = float(members)
+        named = name if len(sizes) > 1 else None
+        values[metric_key("alpha", named)] = float(alpha)
+        values[metric_key("population_alpha", named)] = members / max(n, 1)
+        values[metric_key("members", named)] = float(members)
     return values

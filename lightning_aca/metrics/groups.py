@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_aca.metrics.functional import _worst, group_correct_counts
+from lightning_aca.metrics.functional import group_correct_counts, lowest_group_accuracy
 from lightning_aca.validation import positive_int
 
 
@@ -62,4 +62,4 @@ class WorstGroupAccuracy(GroupAccuracy):
     """
 
     def compute(self) -> Tensor:
-        return _worst(self.correct, self.total)
+        return lowest_group_accuracy(self.correct, self.total)

@@ -110,48 +110,49 @@ def make_record(
     engine: str,
     overrides: list[str],
     config: dict[str, Any],
-    alpha: float,
     seed: int,
-    strategy: Any,
+    collectives: list[dict[str, Any]],
     metrics: dict[str, float],
-    epsilon: float | None,
-    xi: float | None,
     n_train: int,
     wall_time_s: float,
-    collectives: list[dict[str, Any]] | None = None,
+    firm: dict[str, Any] | None = None,
     device: str | None = None,
     accelerator_count: int | None = None,
 ) -> dict[str, Any]:
     """One run's record, the same for every engine (``"trainer"``: one Lightning Trainer per run; ``"stacked"``).
 
+    ``collectives`` holds one :func:`collective_entry` per collective. One collective's α,
+    strategy, y* and ξ̂ are the record's ``alpha``, ``strategy``, ``target_class`` and
+    ``theory.xi``; several are listed under ``"collectives"`` (each one's metrics keyed
+    ``aca/<metric>/<name>``) and those top-level keys are null. ``firm`` holds what the firm's
+    callbacks declare (``record_fields()``: DP-SGD's ``epsilon``, ``noise_multiplier``,
+    ``sample_rate``, ``steps``, ``delta``, ``accountant``; Group DRO's ``group_weights`` and
+    ``worst_group_loss``), stored at the top level; ``epsilon`` is null without DP-SGD.
     ``device`` and ``accelerator_count`` say what trained the run (see
-    :func:`~lightning_aca.runs.run_info.device_info`: ``"NVIDIA H100 80GB HBM3"`` or ``"cpu"``,
-    and how many); a record without them reads as "device not recorded".
-
-    With several collectives, pass ``alpha=None``, ``strategy=None``, ``xi=None`` and
-    ``collectives`` (one :func:`collective_entry` each): the record then holds them under
-    ``"collectives"`` and each one's metrics under ``aca/<metric>/<name>``; its top-level
-    ``alpha``, ``strategy`` and ``target_class`` are null.
+    :func:`~lightning_aca.runs.run_info.device_info`); a record without them reads as "device not
+    recorded".
     """
+    one = collectives[0] if len(collectives) == 1 else None
     record = {
         "schema_version": SCHEMA_VERSION,
         "engine": engine,
         "overrides": list(overrides),
         "sweep": sweep_params(list(overrides)),
-        "alpha": None if alpha is None else float(alpha),
+        "alpha": None if one is None else one["alpha"],
         "seed": int(seed),
-        "strategy": None if strategy is None else type(strategy).__name__,
-        "target_class": None if strategy is None else strategy.target_class,
+        "strategy": None if one is None else one["strategy"],
+        "target_class": None if one is None else one["target_class"],
         "metrics": metrics,
-        "epsilon": epsilon,
-        "theory": {"xi": xi, "n_train": int(n_train)},
+        "epsilon": None,
+        **(firm or {}),
+        "theory": {"xi": None if one is None else one["xi"], "n_train": int(n_train)},
         "config": config,
         "wall_time_s": round(wall_time_s, 3),
         "device": device,
         "accelerator_count": None if accelerator_count is None else int(accelerator_count),
         "versions": _versions(),
     }
-    if collectives is not None:
+    if one is None:
         record["collectives"] = list(collectives)
     return record
 

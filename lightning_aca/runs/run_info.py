@@ -124,22 +124,14 @@ def run_hparams(
 
 
 def summary_values(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The W&B run summary of a run record: every ``aca/*`` metric, α, the members and ε.
-
-    With several collectives (``record["collectives"]``) each one's α and members are added as
-    ``aca/alpha/<name>`` and ``aca/members/<name>`` beside its ``aca/success/<name>``. ε is left
-    out for a run without DP-SGD.
+    """The W&B run summary of a run record: every ``aca/*`` metric (S, baseline, clean accuracy, α and members,
+    per collective with several) and ε (left out for a run without DP-SGD).
 
     Example:
-        >>> summary_values({"alpha": 0.02, "epsilon": 3.0, "metrics": {"aca/success": 0.9, "aca/members": 27.0}})
-        {'aca/success': 0.9, 'aca/members': 27.0, 'aca/alpha': 0.02, 'aca/epsilon': 3.0}
+        >>> summary_values({"epsilon": 3.0, "metrics": {"aca/success": 0.9, "aca/alpha": 0.02, "aca/members": 27.0}})
+        {'aca/success': 0.9, 'aca/alpha': 0.02, 'aca/members': 27.0, 'aca/epsilon': 3.0}
     """
     summary = {key: value for key, value in (record.get("metrics") or {}).items() if key.startswith("aca/")}
-    if record.get("alpha") is not None:
-        summary["aca/alpha"] = record["alpha"]
-    for entry in record.get("collectives") or []:
-        summary[f"aca/alpha/{entry['name']}"] = entry["alpha"]
-        summary[f"aca/members/{entry['name']}"] = entry["members"]
     if record.get("epsilon") is not None:
         summary["aca/epsilon"] = record["epsilon"]
     return summary

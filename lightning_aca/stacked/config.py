@@ -153,7 +153,7 @@ def stackable_reason(cfg: DictConfig) -> str | None:
             return f"model.optimizer={model.get('optimizer')!r}: the stacked engine trains with SGD only"
         if cfg.collective.get("callbacks"):
             return "online collectives (collective.callbacks) act on the model each step and are not stacked"
-        from lightning_aca.cli import config_collectives
+        from lightning_aca.experiment import config_collectives
 
         config_collectives(cfg)  # a malformed collective.collectives goes to the standard path's error
         reason = _firm_reason(cfg.firm) or _trainer_reason(cfg.trainer)

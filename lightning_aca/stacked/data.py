@@ -1,10 +1,8 @@
 """In-memory training data for K stacked models: tensors on the device and per-model index streams.
 
 Each model sees the data the standard path would give it (Hardt et al. 2023, §2: the firm learns
-on α·h♯P₀ + (1 − α)·P₀): its own members (``select_members`` for its α and collective seed), its
-own shuffle stream (ERM) or its own Poisson samples (DP-SGD, Abadi et al. 2016), drawn from
-generators seeded by (seed, epoch) only, so a model's batches never depend on which other models
-share its chunk, and a resumed epoch draws the same batches.
+on α·h♯P₀ + (1 − α)·P₀): its own members (``select_members`` for its α and collective seed), and
+its own shuffle stream (ERM) or Poisson samples (DP-SGD) from :mod:`lightning_aca.data.sampling`.
 """
 
 from __future__ import annotations
@@ -98,42 +96,3 @@ def load_tensors(data_cfg: Any) -> TensorData:
     from hydra.utils import instantiate
 
     return tensors_of(instantiate(data_cfg.datamodule), data_cfg.get("num_groups"))
-
-
-def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` determined by (seed, epoch) alone."""
-    state = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
-    return torch.Generator(device=device).manual_seed(state)
-
-
-def shuffled_indices(seeds: list[int], epoch: int, n: int, device: torch.device) -> Tensor:
-    """``(K, n)``: one random permutation of the training set per model, from its (seed, epoch)."""
-    return torch.stack([torch.randperm(n, generator=epoch_generator(s, epoch, device), device=device) for s in seeds])
-
-
-def poisson_indices(
-    seeds: list[int], epoch: int, n: int, sample_rate: float, steps: int, device: torch.device, multiple: int = 8
-) -> tuple[Tensor, Tensor]:
-    """Poisson samples of one epoch: indices ``(K, steps, B)`` and a mask ``(K, steps, B)`` of the real rows.
-
-    Every point joins each step's batch with probability ``sample_rate`` independently (Opacus's
-    ``UniformWithReplacementSampler``); B is the largest batch of the epoch over all models,
-    rounded up to ``multiple``, and rows past a batch's size are padding.
-    """
-
-    def sample(seed: int) -> Tensor:
-        return torch.rand(steps, n, generator=epoch_generator(seed, epoch, device), device=device) < sample_rate
-
-    # each model's (steps, n) mask is drawn twice (count, then index) rather than held for all K at once
-    counts = torch.stack([sample(s).sum(1) for s in seeds])
-    width = max(int(counts.max()), 1)  # one host sync per epoch
-    width = min(-(-width // multiple) * multiple, max(n, 1))
-    positions = torch.arange(n, device=device).expand(steps, n)
-    index = torch.zeros(len(seeds), steps, width + 1, dtype=torch.long, device=device)
-    for k, seed in enumerate(seeds):
-        mask = sample(seed)
-        # the j-th sampled point of a step goes to column j; unsampled points to the spare last column
-        column = torch.where(mask, mask.cumsum(1) - 1, width)
-        index[k].scatter_(1, column, positions)
-    valid = torch.arange(width, device=device) < counts[..., None]
-    return index[..., :width].contiguous(), valid

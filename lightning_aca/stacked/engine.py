@@ -1,9 +1,10 @@
 """``run_stacked``: train a group of ``aca-run`` configurations as stacked models and write their records.
 
-Each configuration gets what its own ``aca-run`` would give it (Hardt et al. 2023, §2–3 for the
-collective and S; Abadi et al. 2016 and Opacus's accounting for DP-SGD): the same initial
-weights (``seed_everything(seed)``, then strategy, data and model instantiated in ``aca-run``'s
-order), the same members, its own batches, and a ``record.json`` of ``aca-run``'s schema plus
+Each configuration is built from its run plan (:class:`~lightning_aca.experiment.RunPlan`), as
+``aca-run`` builds it, and gets what its own ``aca-run`` would give it (Hardt et al. 2023, §2–3 for
+the collective and S; Abadi et al. 2016 and Opacus's accounting for DP-SGD): the same initial
+weights, the same members, the same shuffled batches under ERM
+(:func:`~lightning_aca.data.sampling.shuffled_indices`), and the plan's ``record.json`` with
 ``"engine": "stacked"``. With several collectives (``collective.collectives``; Karan et al. 2025)
 each model's members come from ``select_disjoint_members``, each collective is evaluated on its
 own signal evaluation set and reported as ``aca/<metric>/<name>``, and the record lists the
@@ -16,29 +17,25 @@ W&B run per configuration).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lightning_aca.cli import config_collectives, run_summary
-from lightning_aca.firm.dp import calibration_steps, noise_multiplier_for
+from lightning_aca.experiment import RunPlan, close_loggers, quiet, run_summary, uniqueness, validate
+from lightning_aca.firm.dp import calibration_steps, noise_multiplier_for, privacy_fields
 from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
 from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
 from lightning_aca.stacked.module import Evaluation, SignalSet, StackedClassifier, StackedDataModule
-from lightning_aca.stacked.privacy import PoissonPlan, epsilon_spent
-
-log = logging.getLogger(__name__)
+from lightning_aca.stacked.privacy import PoissonPlan
 
 #: fraction of the free memory the stacked models may plan to use.
 MEMORY_FRACTION = 0.8
@@ -73,37 +70,22 @@ def _trainer_device(device: torch.device) -> dict[str, Any]:
 
 
 class _Job:
-    """One configuration's per-model numbers: initial network, members, learning rate, DP settings.
+    """One configuration's run plan and per-model numbers: initial network, members, DP settings.
 
-    ``collectives`` is None for one collective (``strategy``, ``members[0]``), else the
-    configuration's :class:`~lightning_aca.collective.collectives.Collective` list, with
-    ``members[c]`` those of collective c.
+    ``members[c]`` are the training points of collective c (``plan.collectives[c]``).
     """
 
-    def __init__(
-        self, cfg: DictConfig, resolved: dict[str, Any], data: TensorData, eligible: list[np.ndarray | None]
-    ) -> None:
-        import lightning as L
-        from hydra.utils import instantiate
-
+    def __init__(self, plan: RunPlan, data: TensorData, eligible: list[np.ndarray | None]) -> None:
         from lightning_aca.collective.membership import select_disjoint_members
 
-        self.cfg, self.resolved = cfg, resolved
-        # aca-run's order: seed, then strategies (as written), data module and model, so the initial weights match
-        L.seed_everything(cfg.seed, verbose=False)
-        self.collectives = config_collectives(cfg)
-        if self.collectives is None:
-            self.strategy = instantiate(cfg.collective.strategy)
-        instantiate(cfg.data.datamodule)
-        self.model = instantiate(cfg.model)
-        # one collective: exactly select_members
-        alphas = [cfg.collective.alpha] if self.collectives is None else [c.alpha for c in self.collectives]
-        self.members = select_disjoint_members(data.n, alphas, cfg.collective.seed, eligible)
-        self.dp = None
-        # stackable_reason admits DPSGD as the only firm callback
-        dp_cfg = next(iter((cfg.firm.get("callbacks") or {}).values()), None)
-        if dp_cfg is not None:
-            self.dp = instantiate(dp_cfg)  # DPSGD validates its arguments
+        cfg = self.cfg = plan.cfg
+        self.plan = plan
+        self.model = plan.model
+        self.members = select_disjoint_members(
+            data.n, [c.alpha for c in self.plan.collectives], cfg.collective.seed, eligible
+        )
+        self.dp = next(iter(self.plan.firm_callbacks), None)  # stackable_reason admits DPSGD alone
+        if self.dp is not None:
             plan = PoissonPlan.for_loader(data.n, data.batches)
             self.delta = self.dp.delta if self.dp.delta is not None else 1.0 / data.n
             sigma = self.dp.noise_multiplier
@@ -204,63 +186,19 @@ def _fit_or_explain(module: StackedClassifier, cfg: DictConfig, device: torch.de
         ) from err
 
 
-def _overrides(cfg: DictConfig) -> list[str]:
-    task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
-    return [str(o) for o in task] if task is not None else []
-
-
 def _job_metrics(job: _Job, n: int) -> dict[str, float]:
     """The collective's size as set (α), as realised (population α) and in members; per collective with several."""
     from lightning_aca.metrics.functional import collective_sizes
 
-    if job.collectives is None:
-        return collective_sizes([("collective", job.cfg.collective.alpha, len(job.members[0]))], n)
-    return collective_sizes([(c.name, c.alpha, len(m)) for c, m in zip(job.collectives, job.members, strict=True)], n)
-
-
-def _record(
-    job: _Job,
-    metrics: dict[str, float],
-    epsilon: float | None,
-    xis: list[float | None],
-    n: int,
-    wall: float,
-    device: dict[str, Any],
-) -> dict:
-    from lightning_aca.runs.records import collective_entry, make_record
-
-    cfg = job.cfg
-    common = dict(
-        engine="stacked",
-        overrides=_overrides(cfg),
-        config=job.resolved,
-        seed=cfg.seed,
-        metrics=metrics,
-        epsilon=epsilon,
-        n_train=n,
-        wall_time_s=wall,
-        **device,
-    )
-    if job.collectives is None:
-        return make_record(**common, alpha=cfg.collective.alpha, strategy=job.strategy, xi=xis[0])
-    entries = [collective_entry(c, len(m), xi) for c, m, xi in zip(job.collectives, job.members, xis, strict=True)]
-    return make_record(**common, alpha=None, strategy=None, xi=None, collectives=entries)
+    collectives = job.plan.collectives
+    return collective_sizes([(c.name, c.alpha, len(m)) for c, m in zip(collectives, job.members, strict=True)], n)
 
 
 def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], steps: int, record: dict) -> None:
     """Replay the run's epoch losses and final metrics into the configuration's own loggers, with its config and summary."""
-    from hydra.utils import instantiate
-    from omegaconf.errors import OmegaConfBaseException
-
-    from lightning_aca.cli import _close
     from lightning_aca.runs.run_info import log_hparams, log_summary, run_hparams, sweep_dir
 
-    loggers = []
-    for name, logger_cfg in (job.cfg.get("logger") or {}).items():
-        try:
-            loggers.append(instantiate(logger_cfg))
-        except OmegaConfBaseException as err:  # e.g. a ${hydra:...} name outside a Hydra job
-            log.warning("stacked: logger %r of %s not created: %s", name, job.cfg.output_dir, err)
+    loggers = job.plan.loggers()
     device = {key: record[key] for key in ("device", "accelerator_count")}
     hparams = run_hparams(record["config"], record["overrides"], sweep_dir(job.cfg), engine="stacked", device=device)
     log_hparams(loggers, hparams)
@@ -270,7 +208,7 @@ def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], st
         logger.log_metrics(final, step=len(history) * steps - 1)
         logger.save()
     log_summary(loggers, record)
-    _close(loggers)
+    close_loggers(loggers)
 
 
 def build_module(
@@ -337,26 +275,20 @@ class _Group:
     """What the configurations of one group share: device, data, strategies, views, evaluation sets, ξ̂."""
 
     def __init__(self, cfgs: list[DictConfig], resolved: list[dict[str, Any]], device: str | None) -> None:
-        from hydra.utils import instantiate
-
-        from lightning_aca.cli import _uniqueness
-
         first = cfgs[0]
         self.device = _device(first, device)
         data = load_tensors(first.data)
-        collectives = config_collectives(first)
-        if collectives is None:
-            strategies, names = [instantiate(first.collective.strategy)], [None]
-        else:
-            strategies, names = [c.strategy for c in collectives], [c.name for c in collectives]
+        plans = [RunPlan.build(cfg, r) for cfg, r in zip(cfgs, resolved, strict=True)]
+        plan = plans[0]
+        strategies = [c.strategy for c in plan.collectives]
         # eligibility from the true labels of the training set, as the standard path decides it
         eligible = [s.eligible(data.y_train).numpy() if s.uses_labels else None for s in strategies]
-        self.jobs = [_Job(cfg, r, data, eligible) for cfg, r in zip(cfgs, resolved, strict=True)]
+        self.jobs = [_Job(p, data, eligible) for p in plans]
         model = self.jobs[0].model
         check_stackable(model.net, tuple(model.hparams.input_shape), self.jobs[0].dp is not None)
-        self.evaluation = _evaluation(first, strategies, names, data)
-        train = SimpleNamespace(dataset=data.train_dataset)
-        self.xis = [_uniqueness(SimpleNamespace(strategy=s, train_dataset=train)) for s in strategies]
+        self.evaluation = _evaluation(first, strategies, plan.names, data)
+        inputs = data.x_train[:5000]
+        self.xis = [uniqueness(inputs, s) for s in strategies]
         self.data_on_host = data
         self.views = tuple(view.to(self.device) for view in _views(strategies, data))
         self.data = TensorData(**{**vars(data), "x_train": self.views[0][0], "y_train": self.views[1][0]})
@@ -380,7 +312,6 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
     or a chunk runs out of memory).
     """
-    from lightning_aca.cli import _quiet, validate
     from lightning_aca.runs.records import RECORD_NAME, finished_record, write_record
     from lightning_aca.runs.run_info import device_info
     from lightning_aca.validation import positive_int
@@ -401,15 +332,13 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
         if records[i] is not None:
             print(f"aca-run: skip, record exists: {Path(cfg.output_dir) / RECORD_NAME}", flush=True)
         else:
-            validate(cfg)
+            validate(cfg)  # a bad config fails before any model of the group trains
             pending.append(i)
     if not pending:
         return records
     first = cfgs[pending[0]]
     if first.get("quiet"):
-        _quiet()
-    if first.get("torch_threads"):
-        torch.set_num_threads(first.torch_threads)
+        quiet()
     os.environ.setdefault("WANDB_MODE", "offline")
     group = _Group([cfgs[i] for i in pending], [resolved[i] for i in pending], device)
     jobs, data = group.jobs, group.data
@@ -423,15 +352,24 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
             metrics = {**module.results[k], **_job_metrics(job, data.n)}
-            epsilon = None
+            firm = {}
             if job.dp is not None:
                 plan = module.poisson
                 steps = plan.steps_per_epoch * int(job.cfg.trainer.max_epochs)
-                epsilon = epsilon_spent(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
-            record = _record(job, metrics, epsilon, group.xis, data.n, wall, device)
+                firm = privacy_fields(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
+            record = job.plan.record(
+                engine="stacked",
+                metrics=metrics,
+                members=[len(m) for m in job.members],
+                xis=group.xis,
+                n_train=data.n,
+                wall_time_s=wall,
+                firm=firm,
+                device=device,
+            )
             path = write_record(record, Path(job.cfg.output_dir))
-            final = dict(metrics) if epsilon is None else {**metrics, "aca/epsilon": epsilon}
+            final = dict(metrics) if job.dp is None else {**metrics, "aca/epsilon": firm["epsilon"]}
             _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch, record)
             records[pending[start + k]] = record
-            print(f"aca-run[stacked]: {run_summary(record, metrics)} -> {path}", flush=True)
+            print(f"aca-run[stacked]: {run_summary(record)} -> {path}", flush=True)
     return records

@@ -21,14 +21,15 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from lightning_aca.data.sampling import poisson_indices, shuffled_indices
 from lightning_aca.metrics.functional import (
-    _worst,
     agreement_hits,
     group_correct_counts,
+    lowest_group_accuracy,
+    metric_key,
     predicted_labels,
     success_hits,
 )
-from lightning_aca.stacked.data import poisson_indices, shuffled_indices
 from lightning_aca.stacked.functional import Params, batch_gradients, logits, per_sample_gradients
 from lightning_aca.stacked.privacy import PoissonPlan, clipped_sum, privatize
 
@@ -50,8 +51,8 @@ class SignalSet:
     name: str | None = None
 
     def key(self, metric: str) -> str:
-        """The metric's key: ``aca/<metric>``, or ``aca/<metric>/<name>`` for a named collective."""
-        return f"aca/{metric}" if self.name is None else f"aca/{metric}/{self.name}"
+        """The metric's key (:func:`~lightning_aca.metrics.functional.metric_key`)."""
+        return metric_key(metric, self.name)
 
 
 @dataclass
@@ -314,7 +315,7 @@ class StackedClassifier(L.LightningModule):
         if "group_total" in counts:
             right = torch.as_tensor(counts["group_correct"][i])
             total = torch.as_tensor(counts["group_total"][i])
-            values["aca/worst_group_acc"] = float(_worst(right, total))
+            values["aca/worst_group_acc"] = float(lowest_group_accuracy(right, total))
             for g in range(len(total)):
                 values[f"aca/group_acc/{g}"] = float(right[g] / total[g]) if total[g] else float("nan")
         return values

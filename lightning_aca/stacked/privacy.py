@@ -5,8 +5,8 @@ sum, divide by the expected batch size), with Poisson sampling at rate q, as Opa
 the ``DPSGD`` callback (Solanki et al. 2025, arXiv 2505.05707, the setting of the DP sweeps).
 Every number that decides ε is computed as Opacus computes it: q = 1/len(train loader), steps
 per epoch = int(1/q), expected batch size = int(n·q), σ for a target ε as the ``DPSGD`` callback
-calibrates it (:func:`lightning_aca.firm.dp.noise_multiplier_for`), and ε from an accountant whose
-history is [(σ, q, steps)].
+calibrates it (:func:`lightning_aca.firm.dp.noise_multiplier_for`), and ε as the record gives it
+(:func:`lightning_aca.firm.dp.privacy_fields`).
 """
 
 from __future__ import annotations
@@ -39,18 +39,6 @@ class PoissonPlan:
         """
         sample_rate = 1 / batches
         return cls(n, sample_rate, int(1 / sample_rate), int(n * sample_rate))
-
-
-def epsilon_spent(
-    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
-) -> float:
-    """ε after ``steps`` Poisson-sampled Gaussian steps, from an Opacus accountant with history [(σ, q, steps)]."""
-    from opacus.accountants import create_accountant
-
-    acc = create_accountant(mechanism=accountant)
-    if steps:
-        acc.history = [(noise_multiplier, sample_rate, steps)]
-    return float(acc.get_epsilon(delta))
 
 
 def clipped_sum(per_sample: dict[str, Tensor], weights: Tensor, max_grad_norm: Tensor) -> dict[str, Tensor]:

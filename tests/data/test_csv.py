@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from lightning_aca.cli import ConfigError, run_experiment, validate
+from lightning_aca.cli import run_experiment
 from lightning_aca.data.csv import CSVDataModule
+from lightning_aca.experiment import ConfigError, validate
 from lightning_aca.stacked.data import tensors_of
 
 JOBS = ("admin.", "blue-collar", "technician")

@@ -200,7 +200,8 @@ def test_xi_for_text_counts_documents_already_carrying_the_pattern(csv_file, tin
     assert estimate_uniqueness(corpus, g) == pytest.approx(3 / 6)
     with pytest.raises(TypeError, match="carries"):
         estimate_uniqueness(["a b"], lambda x: x)
-    from lightning_aca.cli import _uniqueness
+    from lightning_aca.experiment import uniqueness
 
     dm = _planting(csv_file, tiny_text_model, 0.1)
-    assert _uniqueness(dm) == 0.0  # no clean toy review holds "~"
+    base = dm.train_dataset.dataset
+    assert uniqueness([base[i][0] for i in range(len(base))], dm.strategy) == 0.0  # no clean toy review holds "~"

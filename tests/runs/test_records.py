@@ -92,7 +92,9 @@ def test_group_key_drops_alpha_seed_and_hydra_keys_and_sorts_the_rest(record):
 
 
 def test_one_record_name_and_schema_version_shared_by_writer_and_reader():
-    assert cli.RECORD_NAME is RECORD_NAME and cli.write_record is write_record and cli.make_record is make_record
+    from lightning_aca import experiment
+
+    assert cli.RECORD_NAME is RECORD_NAME and cli.write_record is write_record and experiment.make_record is make_record
     assert (RECORD_NAME, SCHEMA_VERSION) == ("record.json", 1)
 
 

@@ -68,25 +68,23 @@ def test_hparams_name_swept_group_choices_and_the_curve_without_alpha_and_seed()
     }
 
 
-def test_summary_of_several_collectives_names_each_ones_alpha_members_and_success():
+def test_summary_of_several_collectives_holds_each_ones_metrics_and_leaves_out_what_is_not_aca():
+    metrics = {"aca/success/first": 0.8, "aca/success/second": 0.3, "aca/clean_acc": 0.95, "train/loss": 0.1}
+    metrics |= {
+        "aca/alpha/first": 0.02,
+        "aca/members/first": 27.0,
+        "aca/alpha/second": 0.01,
+        "aca/members/second": 13.0,
+    }
     record = {
         "alpha": None,
         "epsilon": None,
-        "metrics": {"aca/success/first": 0.8, "aca/success/second": 0.3, "aca/clean_acc": 0.95, "train/loss": 0.1},
-        "collectives": [
-            {"name": "first", "alpha": 0.02, "members": 27},
-            {"name": "second", "alpha": 0.01, "members": 13},
-        ],
+        "metrics": metrics,
+        "collectives": [{"name": "first"}, {"name": "second"}],
     }
-    assert summary_values(record) == {
-        "aca/success/first": 0.8,
-        "aca/success/second": 0.3,
-        "aca/clean_acc": 0.95,
-        "aca/alpha/first": 0.02,
-        "aca/members/first": 27,
-        "aca/alpha/second": 0.01,
-        "aca/members/second": 13,
-    }
+    summary = summary_values(record)
+    assert summary == {key: value for key, value in metrics.items() if key != "train/loss"}
+    assert summary_values({**record, "epsilon": 2.5})["aca/epsilon"] == 2.5
 
 
 def test_a_cuda_device_is_named_by_its_driver(monkeypatch):
@@ -102,8 +100,16 @@ def test_a_cuda_device_is_named_by_its_driver(monkeypatch):
 
 
 def test_records_hold_the_device_or_say_it_is_not_recorded():
-    common = dict(engine="stacked", overrides=[], config={}, alpha=0.01, seed=0, strategy=None, metrics={})
-    common |= dict(epsilon=None, xi=None, n_train=10, wall_time_s=1.0)
+    entry = {
+        "name": "collective",
+        "alpha": 0.01,
+        "strategy": "SignalPlanting",
+        "target_class": 0,
+        "members": 1,
+        "xi": None,
+    }
+    common = dict(engine="stacked", overrides=[], config={}, seed=0, collectives=[entry], metrics={})
+    common |= dict(n_train=10, wall_time_s=1.0)
     with_device = make_record(**common, **device_info("cpu"))
     assert (with_device["device"], with_device["accelerator_count"]) == ("cpu", 1)
     without = make_record(**common)

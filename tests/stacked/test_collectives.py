@@ -7,9 +7,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from lightning_aca.cli import ConfigError, config_collectives
 from lightning_aca.collective.dataset import SignalEvaluationDataset
 from lightning_aca.collective.membership import select_disjoint_members
+from lightning_aca.experiment import ConfigError, config_collectives
 from lightning_aca.metrics.functional import collective_success
 from lightning_aca.runs.records import collective_names, load_records
 from lightning_aca.stacked import run_stacked, stackable_reason
@@ -167,15 +167,16 @@ def test_a_config_with_both_forms_or_an_incomplete_collective_is_a_config_error(
         config_collectives(compose_cfg(TWO, f"~{SECOND}"))
     with pytest.raises(ConfigError, match=r"collective\.collectives\.first: collective 'first''s alpha must be"):
         config_collectives(compose_cfg(TWO, f"{FIRST}.alpha=1.5"))
-    assert config_collectives(compose_cfg()) is None
+    (one,) = config_collectives(compose_cfg())
+    assert (one.name, one.alpha) == ("collective", 0.01)
 
 
 def test_both_engines_choose_the_same_members_and_submitted_points(compose_cfg):
-    from lightning_aca.cli import build_datamodule
+    from lightning_aca.experiment import RunPlan
 
     cfg = compose_cfg(TWO, FEATURE_ONLY_SECOND, *_alphas(0.1, 0.2), "seed=2")
     module = build_stacked([cfg])
-    dm = build_datamodule(cfg)
+    dm = RunPlan.build(cfg).datamodule()
     dm.setup("fit")
     owner = module.owner[0].numpy()
     for c, name in enumerate(("first", "second")):

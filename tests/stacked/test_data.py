@@ -8,8 +8,9 @@ from torch.utils.data import DataLoader, Dataset
 from lightning_aca import CollectiveDataModule
 from lightning_aca.collective.dataset import SignalEvaluationDataset
 from lightning_aca.collective.membership import select_members
+from lightning_aca.data.sampling import epoch_generator, poisson_indices, shuffled_indices
 from lightning_aca.stacked import stackable_reason
-from lightning_aca.stacked.data import epoch_generator, poisson_indices, shuffled_indices, tensors_of
+from lightning_aca.stacked.data import tensors_of
 from lightning_aca.stacked.engine import build_stacked
 
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.aca_stacked_launcher._core import group_key
 from lightning_aca import cli
+from lightning_aca.experiment import overrides_of, validate
 from lightning_aca.runs.records import RECORD_NAME, sweep_params, write_record
 from lightning_aca.stacked import STACKABLE_KEYS
 from lightning_aca.stacked.config import plain
@@ -81,9 +82,9 @@ def standard(monkeypatch):
         if existing.exists():
             print(f"aca-run: skip, record exists: {existing}", flush=True)
             return json.loads(existing.read_text())
-        cli.validate(cfg)
+        validate(cfg)
         trained.append(cfg)
-        record = _record(cfg, "trainer", cli._overrides())
+        record = _record(cfg, "trainer", overrides_of(cfg))
         write_record(record, Path(cfg.output_dir))
         return record
 
