@@ -231,12 +231,7 @@ Curve = SuccessCurve | Callable[[np.ndarray], Any]
 
 
 def nondecreasing_fit(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The weighted least-squares non-decreasing fit of ``values`` in their order (isotonic regression).
-
-    Example:
-        >>> nondecreasing_fit(np.array([0.2, 0.6, 0.4]), np.ones(3)).tolist()
-        [0.2, 0.5, 0.5]
-    """
+    """The weighted least-squares non-decreasing fit of ``values`` in their order (isotonic regression)."""
     order = np.arange(values.size)
     return IsotonicRegression().fit(order, values, sample_weight=weights).predict(order)
 

@@ -1,9 +1,6 @@
-"""Per-sample gradients and DP-SGD's per-sample clipping, for the stacked engine and the gradient strategies.
+"""Per-sample gradients (``torch.func``) and DP-SGD's per-sample clipping (Abadi et al. 2016, Algorithm 1).
 
-Per-sample gradients with ``torch.func`` (``vmap(grad)`` over the examples of a batch) and the
-clipping of DP-SGD (Abadi et al. 2016, Algorithm 1): each example's gradient g scaled by
-min(1, C / (‖g‖ + 10⁻⁶)), the factor Opacus applies, so that a member's gradient counts as the
-firm's DP-SGD counts it.
+Shared by the stacked engine and the gradient strategies, so both clip as the firm's Opacus does.
 """
 
 from __future__ import annotations
@@ -29,12 +26,7 @@ def clip_factor(norms: Tensor, max_norm: float | Tensor) -> Tensor:
 
 
 def per_sample_norms(per_sample: Mapping[str, Tensor]) -> Tensor:
-    """‖gᵢ‖ over all parameters of each example: ``{name: (B, ...)}`` → ``(B,)``.
-
-    Example:
-        >>> per_sample_norms({"weight": torch.tensor([[3.0], [0.0]]), "bias": torch.tensor([4.0, 1.0])})
-        tensor([5., 1.])
-    """
+    """‖gᵢ‖ over all parameters of each example: ``{name: (B, ...)}`` → ``(B,)``."""
     return torch.linalg.vector_norm(
         torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1) for g in per_sample.values()]), dim=0
     )
@@ -45,9 +37,7 @@ def per_sample_gradients(
 ) -> tuple[Params, Tensor]:
     """Per-example gradients ``{name: (B, ...)}`` and losses ``(B,)`` of softmax cross-entropy on ``(x, y)``.
 
-    ``model`` is called with ``params`` and ``buffers`` in place of its own state
-    (``torch.func.functional_call``): a stateless copy on the meta device serves, and a module's
-    buffers not given are its own.
+    ``model`` runs with ``params`` and ``buffers`` for its state (``functional_call``); what they omit is its own.
     """
 
     def loss(p: Params, b: Params, xs: Tensor, ys: Tensor) -> Tensor:
