@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
+from sklearn.isotonic import IsotonicRegression
 
 from lightning_aca.validation import fraction, non_negative_real, one_of, positive_int, real
 
@@ -39,11 +40,11 @@ __all__ = [
     "COST_FORMS",
     "RULES",
     "Equilibrium",
-    "FirmEconomics",
     "Participation",
     "SuccessCurve",
-    "firm_economics",
+    "alpha_star",
     "membership_advantage",
+    "nondecreasing_fit",
     "parse_costs",
     "participation_equilibria",
     "response",
@@ -185,20 +186,18 @@ class SuccessCurve:
     ) -> SuccessCurve:
         """The curve through the weighted least-squares non-decreasing fit of (α, mean S) points, α = 0 first.
 
-        The same isotonic fit as α*'s (:mod:`lightning_aca.analysis.critical_mass`), weights the
+        :func:`nondecreasing_fit`, as α*'s (:mod:`lightning_aca.analysis.critical_mass`), weights the
         number of runs behind each mean.
 
         Example:
             >>> SuccessCurve.fit([0.0, 0.01, 0.02, 0.1], [0.1, 0.6, 0.4, 1.0]).successes
             (0.1, 0.5, 0.5, 1.0)
         """
-        from lightning_aca.analysis.critical_mass import _isotonic
-
         points = np.asarray(successes, dtype=float)
         counts = np.ones_like(points) if weights is None else np.asarray(weights, dtype=float)
         if points.shape != counts.shape or points.shape != np.shape(alphas):
             raise ValueError("SuccessCurve.fit needs alphas, successes and weights of one length.")
-        return cls(tuple(alphas), tuple(np.clip(_isotonic(points, counts), 0.0, 1.0)))
+        return cls(tuple(alphas), tuple(np.clip(nondecreasing_fit(points, counts), 0.0, 1.0)))
 
     @classmethod
     def from_summary(cls, summary: Any) -> SuccessCurve:
@@ -229,6 +228,12 @@ class SuccessCurve:
 
 
 Curve = SuccessCurve | Callable[[np.ndarray], Any]
+
+
+def nondecreasing_fit(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted least-squares non-decreasing fit of ``values`` in their order (isotonic regression)."""
+    order = np.arange(values.size)
+    return IsotonicRegression().fit(order, values, sample_weight=weights).predict(order)
 
 
 @dataclass(frozen=True)
@@ -414,8 +419,15 @@ def tipping_size(equilibria: Sequence[Equilibrium]) -> float | None:
     return min(unstable) if unstable else None
 
 
-def _alpha_star(curve: Curve, success_level: float, top: float, knots: Sequence[float]) -> float | None:
-    """The smallest α with S(α) ≥ S* on [0, α_max]; ``None`` if S stays below S*."""
+def alpha_star(curve: Curve, success_level: float, alpha_max: float | None = None) -> float | None:
+    """α*: the smallest α with S(α) ≥ S* on [0, α_max]; ``None`` if S stays below S*.
+
+    Example:
+        >>> round(alpha_star(lambda a: a, success_level=0.5, alpha_max=1.0), 6)
+        0.5
+    """
+    success_level = real("success_level", success_level, low=0.0, high=1.0, low_open=True)
+    top, knots = _range(curve, alpha_max)
     grid = _grid(top, knots)
     values = _success(curve, grid, top)
     if np.any(np.diff(values) < -1e-9):
@@ -453,11 +465,10 @@ def smallest_benefit(
         >>> round(smallest_benefit(lambda a: a, model, success_level=0.5, alpha_max=1.0), 6)
         1.0
     """
-    success_level = real("success_level", success_level, low=0.0, high=1.0, low_open=True)
-    top, knots = _range(curve, alpha_max)
-    alpha_star = _alpha_star(curve, success_level, top, knots)
-    if alpha_star is None:
+    lowest = alpha_star(curve, success_level, alpha_max)
+    if lowest is None:
         return None
+    top, knots = _range(curve, alpha_max)
 
     def needed(alpha: Any) -> np.ndarray:
         a = np.asarray(alpha, dtype=float)
@@ -466,7 +477,7 @@ def smallest_benefit(
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(gain > 0, cost / np.where(gain > 0, gain, 1.0), np.where(cost <= 0, 0.0, np.inf))
 
-    grid = _grid(top, knots, low=alpha_star)
+    grid = _grid(top, knots, low=lowest)
     values = needed(grid)
     best = int(np.argmin(values))
     if not np.isfinite(values[best]):
@@ -474,103 +485,3 @@ def smallest_benefit(
     bounds = (grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)])
     refined = optimize.minimize_scalar(lambda a: float(needed(a)), bounds=bounds, method="bounded")
     return float(min(values[best], refined.fun))
-
-
-@dataclass(frozen=True)
-class FirmEconomics:
-    """The economics of joining against one firm setting (one ``aca-report`` group).
-
-    Attributes:
-        label: the group's label (its swept settings).
-        curve: the group's measured success curve.
-        participation: the participation model, with the firm's ε and δ.
-        success_level: S*.
-        alpha_star: the smallest α with S ≥ S* on the curve; ``None`` if never reached.
-        benefit_star: b*, the smallest benefit sustaining a stable equilibrium with S ≥ S*;
-            ``None`` when not reachable.
-        equilibria: the equilibria at ``participation.benefit``.
-        tipping: the tipping size at that benefit (:func:`tipping_size`).
-    """
-
-    label: str
-    curve: SuccessCurve
-    participation: Participation
-    success_level: float
-    alpha_star: float | None
-    benefit_star: float | None
-    equilibria: tuple[Equilibrium, ...] = ()
-    tipping: float | None = None
-
-    @property
-    def successful(self) -> tuple[Equilibrium, ...]:
-        """The stable equilibria whose S reaches S*."""
-        return tuple(eq for eq in self.equilibria if eq.stable and eq.success >= self.success_level)
-
-    @property
-    def not_reachable(self) -> str | None:
-        """Why no benefit sustains a successful collective; ``None`` when one does."""
-        if self.benefit_star is not None:
-            return None
-        if self.alpha_star is None:
-            top = self.curve.alpha_max
-            return (
-                f"S never reaches S* = {self.success_level:g} on the measured range "
-                f"(S = {self.curve.successes[-1]:.3g} at α = {top:g})"
-            )
-        return "no member's marginal contribution is positive at or above α*"
-
-
-def firm_economics(
-    summaries: Sequence[Any],
-    records: Sequence[dict[str, Any]],
-    costs: Any,
-    benefit: float = 1.0,
-    rule: str = "naive",
-    privacy_cost: float = 0.0,
-) -> list[FirmEconomics]:
-    """The economics of joining for each group of ``aca-report``'s summaries (one firm setting each).
-
-    Each group's curve is :meth:`SuccessCurve.from_summary`; its ε is the mean ε of its DP runs
-    (``None`` for ERM and other non-private firms), its δ its DPSGD callback's, and N its records'
-    training set size (``theory.n_train``). S* is the summaries' success level.
-    """
-    from lightning_aca.analysis.summary import _delta, group_records
-
-    by_key = group_records(records)
-    results = []
-    for summary in summaries:
-        runs = by_key.get(summary.key, [])
-        epsilons = [row.epsilon_mean for row in summary.rows if row.epsilon_mean is not None]
-        deltas = [d for d in map(_delta, runs) if d is not None]
-        sizes = {(run.get("theory") or {}).get("n_train") for run in runs} - {None}
-        if len(sizes) > 1:
-            raise ValueError(f"group {summary.label!r} mixes training set sizes {sorted(sizes)}: N is ambiguous.")
-        if rule == "free_rider" and not sizes:
-            raise ValueError(
-                f"rule='free_rider' needs N, the training set size (theory.n_train), which the records of group "
-                f"{summary.label!r} lack; use rule='naive'."
-            )
-        participation = Participation(
-            costs,
-            benefit,
-            rule,
-            population=next(iter(sizes)) if sizes else None,
-            privacy_cost=privacy_cost,
-            epsilon=float(np.mean(epsilons)) if epsilons else None,
-            delta=max(deltas) if deltas else 0.0,
-        )
-        curve = SuccessCurve.from_summary(summary)
-        equilibria = participation_equilibria(curve, participation)
-        results.append(
-            FirmEconomics(
-                summary.label,
-                curve,
-                participation,
-                summary.success_level,
-                _alpha_star(curve, summary.success_level, curve.alpha_max, curve.alphas),
-                smallest_benefit(curve, participation, summary.success_level),
-                equilibria,
-                tipping_size(equilibria),
-            )
-        )
-    return results

@@ -11,6 +11,7 @@ from lightning_aca.economics import (
     Participation,
     SuccessCurve,
     membership_advantage,
+    nondecreasing_fit,
     parse_costs,
     participation_equilibria,
     response,
@@ -236,3 +237,23 @@ def test_bad_curves_name_the_problem():
         SuccessCurve((0.01, 0.1), (0.1, 0.4))
     with pytest.raises(ValueError, match="success_level must be"):
         smallest_benefit(linear(0.1, 1.0), naive(1.0), 0.0, alpha_max=1.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "weights", "fitted"),
+    [
+        # the weighted pool-adjacent-violators solutions
+        ([0.95, 0.3, 0.5, 1.0], [1, 1, 1, 1], [0.5833333333333334, 0.5833333333333334, 0.5833333333333334, 1.0]),
+        (
+            [0.2, 0.6, 0.4, 0.9, 0.8, 1.0],
+            [3, 1, 2, 1, 1, 2],
+            [0.2, 0.4666666666666666, 0.4666666666666666, 0.8500000000000001, 0.8500000000000001, 1.0],
+        ),
+        ([0.5, 0.5, 0.1, 0.7], [1, 2, 1, 1], [0.4, 0.4, 0.4, 0.7]),
+        ([0.1, 0.2, 0.3], [1, 1, 1], [0.1, 0.2, 0.3]),
+        ([1.0, 0.0], [1, 3], [0.25, 0.25]),
+    ],
+)
+def test_isotonic_fit_equals_weighted_pool_adjacent_violators(values, weights, fitted):
+    result = nondecreasing_fit(np.array(values), np.array(weights, dtype=float))
+    assert result == pytest.approx(fitted, abs=1e-12)

@@ -8,11 +8,12 @@ points, possibly repeated over training seeds, with a bootstrap-over-seeds confi
 Method:
 
 1. Average S per α over all runs at that α.
-2. Make the curve non-decreasing with isotonic regression (``sklearn.isotonic``, each α weighted
-   by its number of runs). Success grows with α in theory, so dips are noise. Isotonic regression
-   is the least-squares non-decreasing fit: it pools a dip with its neighbours. A running maximum
-   would instead keep every lucky high point, so one noisy run at small α could declare S*
-   reached and bias α* downwards.
+2. Make the curve non-decreasing with isotonic regression
+   (:func:`lightning_aca.economics.nondecreasing_fit`, each α weighted by its number of runs).
+   Success grows with α in theory, so dips are noise. Isotonic regression is the least-squares
+   non-decreasing fit: it pools a dip with its neighbours. A running maximum would instead keep
+   every lucky high point, so one noisy run at small α could declare S* reached and bias α*
+   downwards.
 3. Take the first α whose fitted S reaches S* and interpolate linearly in log α between
    it and the previous α, because sweeps are log-spaced and curves are S-shaped in log α. If the
    smallest α already reaches S*, only α* ≤ α_min is known; nothing is extrapolated.
@@ -34,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
 
+from lightning_aca.economics import nondecreasing_fit
 from lightning_aca.validation import non_negative_int, real, renamed
 
 __all__ = ["AlphaStar", "estimate_alpha_star"]
@@ -99,17 +100,11 @@ class AlphaStar:
         return f"{value:.3g}"
 
 
-def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least-squares non-decreasing fit of ``values`` in their order."""
-    order = np.arange(values.size)
-    return IsotonicRegression().fit(order, values, sample_weight=weights).predict(order)
-
-
 def _crossing(alphas: np.ndarray, sums: np.ndarray, counts: np.ndarray, success_level: float) -> float:
     """α* of one curve: interpolated in log α; −inf if reached at its smallest α, +inf if never."""
     observed = counts > 0
     alphas, means, weights = alphas[observed], sums[observed] / counts[observed], counts[observed]
-    fitted = _isotonic(means, weights)
+    fitted = nondecreasing_fit(means, weights)
     above = np.flatnonzero(fitted >= success_level)
     if above.size == 0:
         return math.inf

@@ -1,27 +1,144 @@
 """``aca-report --economics``: the economics of joining per firm setting, as a table, CSV/JSON and a figure.
 
-The model is :mod:`lightning_aca.economics`; this module presents its
-:class:`~lightning_aca.economics.FirmEconomics` per group: the text table (b*, the tipping size and
-the stable equilibria at the given benefit), ``economics.csv``/``economics.json``
-(:data:`ECONOMICS_COLUMNS`) and ``economics.png``, the participation response R(α) against α with
-the diagonal, one panel per group, equilibria marked.
+The model is :mod:`lightning_aca.economics`; this module applies it to each group of records
+(:func:`firm_economics`, one :class:`FirmEconomics` per group) and presents the results: the text
+table (b*, the tipping size and the stable equilibria at the given benefit),
+``economics.csv``/``economics.json`` (:data:`ECONOMICS_COLUMNS`) and ``economics.png``, the
+participation response R(α) against α with the diagonal, one panel per group, equilibria marked.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lightning_aca.analysis.plot import _save, _short_label
+from lightning_aca.analysis.summary import _delta, group_records
 from lightning_aca.analysis.tables import format_columns, number, write_table_files
-from lightning_aca.economics import FirmEconomics, response
+from lightning_aca.economics import (
+    Equilibrium,
+    Participation,
+    SuccessCurve,
+    alpha_star,
+    participation_equilibria,
+    response,
+    smallest_benefit,
+    tipping_size,
+)
 
-__all__ = ["ECONOMICS_COLUMNS", "economics_rows", "format_economics_table", "plot_economics", "write_economics"]
+__all__ = [
+    "ECONOMICS_COLUMNS",
+    "FirmEconomics",
+    "economics_rows",
+    "firm_economics",
+    "format_economics_table",
+    "plot_economics",
+    "write_economics",
+]
+
+
+@dataclass(frozen=True)
+class FirmEconomics:
+    """The economics of joining against one firm setting (one ``aca-report`` group).
+
+    Attributes:
+        label: the group's label (its swept settings).
+        curve: the group's measured success curve.
+        participation: the participation model, with the firm's ε and δ.
+        success_level: S*.
+        alpha_star: the smallest α with S ≥ S* on the curve; ``None`` if never reached.
+        benefit_star: b*, the smallest benefit sustaining a stable equilibrium with S ≥ S*;
+            ``None`` when not reachable.
+        equilibria: the equilibria at ``participation.benefit``.
+        tipping: the tipping size at that benefit (:func:`tipping_size`).
+    """
+
+    label: str
+    curve: SuccessCurve
+    participation: Participation
+    success_level: float
+    alpha_star: float | None
+    benefit_star: float | None
+    equilibria: tuple[Equilibrium, ...] = ()
+    tipping: float | None = None
+
+    @property
+    def successful(self) -> tuple[Equilibrium, ...]:
+        """The stable equilibria whose S reaches S*."""
+        return tuple(eq for eq in self.equilibria if eq.stable and eq.success >= self.success_level)
+
+    @property
+    def not_reachable(self) -> str | None:
+        """Why no benefit sustains a successful collective; ``None`` when one does."""
+        if self.benefit_star is not None:
+            return None
+        if self.alpha_star is None:
+            top = self.curve.alpha_max
+            return (
+                f"S never reaches S* = {self.success_level:g} on the measured range "
+                f"(S = {self.curve.successes[-1]:.3g} at α = {top:g})"
+            )
+        return "no member's marginal contribution is positive at or above α*"
+
+
+def firm_economics(
+    summaries: Sequence[Any],
+    records: Sequence[dict[str, Any]],
+    costs: Any,
+    benefit: float = 1.0,
+    rule: str = "naive",
+    privacy_cost: float = 0.0,
+) -> list[FirmEconomics]:
+    """The economics of joining for each group of ``aca-report``'s summaries (one firm setting each).
+
+    Each group's curve is :meth:`SuccessCurve.from_summary`; its ε is the mean ε of its DP runs
+    (``None`` for ERM and other non-private firms), its δ its DPSGD callback's, and N its records'
+    training set size (``theory.n_train``). S* is the summaries' success level.
+    """
+    by_key = group_records(records)
+    results = []
+    for summary in summaries:
+        runs = by_key.get(summary.key, [])
+        epsilons = [row.epsilon_mean for row in summary.rows if row.epsilon_mean is not None]
+        deltas = [d for d in map(_delta, runs) if d is not None]
+        sizes = {(run.get("theory") or {}).get("n_train") for run in runs} - {None}
+        if len(sizes) > 1:
+            raise ValueError(f"group {summary.label!r} mixes training set sizes {sorted(sizes)}: N is ambiguous.")
+        if rule == "free_rider" and not sizes:
+            raise ValueError(
+                f"rule='free_rider' needs N, the training set size (theory.n_train), which the records of group "
+                f"{summary.label!r} lack; use rule='naive'."
+            )
+        participation = Participation(
+            costs,
+            benefit,
+            rule,
+            population=next(iter(sizes)) if sizes else None,
+            privacy_cost=privacy_cost,
+            epsilon=float(np.mean(epsilons)) if epsilons else None,
+            delta=max(deltas) if deltas else 0.0,
+        )
+        curve = SuccessCurve.from_summary(summary)
+        equilibria = participation_equilibria(curve, participation)
+        results.append(
+            FirmEconomics(
+                summary.label,
+                curve,
+                participation,
+                summary.success_level,
+                alpha_star(curve, summary.success_level),
+                smallest_benefit(curve, participation, summary.success_level),
+                equilibria,
+                tipping_size(equilibria),
+            )
+        )
+    return results
+
 
 #: columns of ``economics.csv``: one row per group; ``stable_equilibria`` lists "α:S" pairs, ";"-separated
 ECONOMICS_COLUMNS = (

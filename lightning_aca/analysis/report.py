@@ -243,8 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _economics(summaries: Sequence[GroupSummary], records: list, args: argparse.Namespace, out: Path) -> dict:
     """``aca-report --economics``: print the table, write ``economics.csv``/``.json``/``.png``."""
-    from lightning_aca.analysis.economics import format_economics_table, plot_economics, write_economics
-    from lightning_aca.economics import firm_economics, parse_costs
+    from lightning_aca.analysis.economics import firm_economics, format_economics_table, plot_economics, write_economics
+    from lightning_aca.economics import parse_costs
 
     costs = parse_costs(args.costs)
     results = firm_economics(summaries, records, costs, args.benefit, args.rule, args.privacy_cost)

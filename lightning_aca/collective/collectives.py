@@ -100,3 +100,15 @@ def only_collective(owner: str, collectives: list[Collective], attribute: str) -
         f"{owner} has {len(collectives)} collectives ({names}), so no single {attribute}: use "
         f".collectives[i].{attribute} (or the per-collective methods with collective=<name>)."
     )
+
+
+def collective_position(collectives: list[Collective], name: str | None, where: str) -> int:
+    """The position of collective ``name`` (None: the only one); an unknown or missing name is a clear error."""
+    names = [c.name for c in collectives]
+    if name is None:
+        if len(names) == 1:
+            return 0
+        raise ValueError(f"{where}: there are {len(names)} collectives {names}; pass collective=<one of them>.")
+    if name not in names:
+        raise KeyError(f"{where}: no collective named {name!r}; the collectives are {names}.")
+    return names.index(name)

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
-from lightning_aca.collective.collectives import Collective, given_collectives, only_collective
+from lightning_aca.collective.collectives import Collective, collective_position, given_collectives, only_collective
 from lightning_aca.collective.membership import select_disjoint_members
 from lightning_aca.collective.strategies import Strategy, check_strategy
 from lightning_aca.validation import non_negative_int, one_of, positive_int, renamed
@@ -135,7 +135,7 @@ def _check_signal(strategy: Strategy, x: Any) -> None:
         strategy.signal.check(x)
 
 
-def _check_injection(injection: Any, options: tuple[str, ...]) -> str:
+def check_injection(injection: Any, options: tuple[str, ...]) -> str:
     if injection == "batch":
         raise ValueError(
             "injection='batch' was removed: use injection='collate' (the same batches, with the members' rows "
@@ -144,7 +144,7 @@ def _check_injection(injection: Any, options: tuple[str, ...]) -> str:
     return one_of("injection", injection, options)
 
 
-def _collates_to_tensors(dataset: Dataset, input_key: str | int = 0, label_key: str | int = 1) -> bool:
+def collates_to_tensors(dataset: Dataset, input_key: str | int = 0, label_key: str | int = 1) -> bool:
     """Whether the first item's input is a tensor and its label a tensor or an integer (``default_collate`` stacks both)."""
     if len(dataset) == 0:
         return False
@@ -260,7 +260,7 @@ class CollectiveDataset(Dataset):
         self.collectives = given_collectives("CollectiveDataset", strategy, alpha, collectives)
         strategies = [c.strategy for c in self.collectives]
         label_key = renamed("CollectiveDataset", "target_key", "label_key", target_key, label_key, default=1)
-        injection = _check_injection(injection, ("item", "collate"))
+        injection = check_injection(injection, ("item", "collate"))
         for item in strategies:
             if injection == "collate" and not item.batched_inputs:
                 raise ValueError(
@@ -312,7 +312,7 @@ class CollectiveDataset(Dataset):
 
     def members_of(self, name: str | None = None) -> np.ndarray:
         """Sorted indices of collective ``name``'s members (default: the only collective)."""
-        return self._members[_position(self.collectives, name, "CollectiveDataset.members_of")]
+        return self._members[collective_position(self.collectives, name, "CollectiveDataset.members_of")]
 
     @property
     def labels(self) -> Tensor:
@@ -452,18 +452,6 @@ def _disjoint_members(
             raise
         names = ", ".join(f"alphas[{j}] is collective {c.name!r}" for j, c in enumerate(collectives))
         raise ValueError(f"{err} ({names})") from None
-
-
-def _position(collectives: list[Collective], name: str | None, where: str) -> int:
-    """The position of collective ``name`` (None: the only one); an unknown or missing name is a clear error."""
-    names = [c.name for c in collectives]
-    if name is None:
-        if len(names) == 1:
-            return 0
-        raise ValueError(f"{where}: there are {len(names)} collectives {names}; pass collective=<one of them>.")
-    if name not in names:
-        raise KeyError(f"{where}: no collective named {name!r}; the collectives are {names}.")
-    return names.index(name)
 
 
 class SignalEvaluationDataset(Dataset):

@@ -14,13 +14,12 @@ import lightning as L
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
-from lightning_aca.collective.collectives import Collective, given_collectives, only_collective
+from lightning_aca.collective.collectives import Collective, collective_position, given_collectives, only_collective
 from lightning_aca.collective.dataset import (
     CollectiveDataset,
     SignalEvaluationDataset,
-    _check_injection,
-    _collates_to_tensors,
-    _position,
+    check_injection,
+    collates_to_tensors,
 )
 from lightning_aca.collective.strategies import Strategy
 from lightning_aca.data.sampling import SeededShuffle
@@ -172,7 +171,7 @@ class CollectiveDataModule(L.LightningDataModule):
         self.num_workers = non_negative_int("num_workers", num_workers)
         self._keys = dict(input_key=input_key, label_key=label_key)
         self.return_membership = return_membership
-        self.injection = _check_injection(injection, ("auto", "item", "collate"))
+        self.injection = check_injection(injection, ("auto", "item", "collate"))
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"collate_fn must be callable (items -> batch), got {type(collate_fn).__name__}.")
         self._collate_fn = collate_fn
@@ -245,7 +244,7 @@ class CollectiveDataModule(L.LightningDataModule):
         if self.injection != "auto":
             return self.injection
         batches = all(c.strategy.batched_inputs for c in self._collectives) and collate_fn is default_collate
-        return "collate" if batches and _collates_to_tensors(base, **self._keys) else "item"
+        return "collate" if batches and collates_to_tensors(base, **self._keys) else "item"
 
     def _loader(
         self,
@@ -348,7 +347,7 @@ class CollectiveDataModule(L.LightningDataModule):
         ``return_clean=True`` batches also carry the clean inputs and true labels, for metrics
         comparing f(g(x)) with f(x).
         """
-        found = self._collectives[_position(self._collectives, collective, "signal_test_dataloader")]
+        found = self._collectives[collective_position(self._collectives, collective, "signal_test_dataloader")]
         if not return_clean:
             return self._loader(self.signal_test_datasets[found.name], evaluation=True)
         return self._loader(self._signal_set(found.strategy, return_clean=True), evaluation=True)

@@ -22,7 +22,6 @@ import copy
 from abc import ABC, abstractmethod
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
@@ -30,6 +29,7 @@ from lightning_aca.gradient_strategies.functional import clip_per_sample, linear
 from lightning_aca.gradient_strategies.synthesis import candidate_atoms, synthesize_by_search, synthesize_from_hull
 from lightning_aca.gradient_strategies.theory import linear_member_gradient_bound, neutralization_alpha_star
 from lightning_aca.gradient_strategies.theta_star import trainable_parameters
+from lightning_aca.gradients import per_sample_gradients
 
 FAMILIES = ("auto", "linear", "autograd")
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -235,12 +235,7 @@ class AutogradModel(GradientFamily):
         return {name: p.detach() for name, p in parameters.items()}
 
     def gradients(self, theta: Tensor, inputs: Tensor, labels: Tensor) -> Tensor:
-        from torch.func import functional_call, grad, vmap
-
-        def loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-            return F.cross_entropy(functional_call(self.twin, params, (x.unsqueeze(0),)), y.unsqueeze(0))
-
-        per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(self._parameters_at(theta), inputs, labels)
+        per_sample, _ = per_sample_gradients(self.twin, self._parameters_at(theta), {}, inputs, labels)
         return torch.cat([per_sample[name].reshape(len(inputs), -1) for name in self.names], dim=1)
 
     def construct(self, theta, member_sum, inputs, labels, feature_bounds, clip_norm, direction=None):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_aca.gradients import clip_factor
 from lightning_aca.validation import real
 
 
@@ -62,7 +63,7 @@ def linear_softmax_gradients(weight: Tensor, bias: Tensor, inputs: Tensor, label
 
 
 def clip_per_sample(gradients: Tensor, max_norm: float | None) -> Tensor:
-    """Each row scaled by min(1, C / (‖row‖ + 10⁻⁶)), the per-sample clipping of DP-SGD (as in Opacus).
+    """Each row scaled by min(1, C / (‖row‖ + 10⁻⁶)) (:func:`lightning_aca.gradients.clip_factor`), DP-SGD's clipping.
 
     ``max_norm=None`` returns the gradients unchanged.
 
@@ -72,8 +73,7 @@ def clip_per_sample(gradients: Tensor, max_norm: float | None) -> Tensor:
     """
     if max_norm is None:
         return gradients
-    factor = (max_norm / (gradients.norm(dim=1, keepdim=True) + 1e-6)).clamp(max=1.0)
-    return gradients * factor
+    return gradients * clip_factor(gradients.norm(dim=1, keepdim=True), max_norm)
 
 
 def neutralization_member_sum(rest_sum: Tensor) -> Tensor:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+from torch.func import functional_call, stack_module_state, vmap
 
-Params = dict[str, Tensor]
+from lightning_aca import gradients
+
+Params = gradients.Params
 
 
 def stack(nets: Sequence[nn.Module]) -> tuple[Params, Params, nn.Module]:
@@ -26,10 +29,6 @@ def stack(nets: Sequence[nn.Module]) -> tuple[Params, Params, nn.Module]:
     params = {k: v.detach().clone() for k, v in params.items()}
     buffers = {k: v.detach().clone() for k, v in buffers.items()}
     return params, buffers, copy.deepcopy(nets[0]).to("meta")
-
-
-def _sample_loss(base: nn.Module, params: Params, buffers: Params, x: Tensor, y: Tensor) -> Tensor:
-    return F.cross_entropy(functional_call(base, (params, buffers), (x[None],)), y[None])
 
 
 def batch_gradients(base: nn.Module, params: Params, buffers: Params, x: Tensor, y: Tensor) -> tuple[Params, Tensor]:
@@ -50,13 +49,11 @@ def batch_gradients(base: nn.Module, params: Params, buffers: Params, x: Tensor,
 def per_sample_gradients(
     base: nn.Module, params: Params, buffers: Params, x: Tensor, y: Tensor
 ) -> tuple[Params, Tensor]:
-    """Per-example gradients ``(K, B, ...)`` and losses ``(K, B)`` of every model on its own batch."""
+    """Per-example gradients ``(K, B, ...)`` and losses ``(K, B)`` of every model on its own batch.
 
-    def loss(p: Params, b: Params, xs: Tensor, ys: Tensor) -> Tensor:
-        return _sample_loss(base, p, b, xs, ys)
-
-    per_model = vmap(grad_and_value(loss), in_dims=(None, None, 0, 0), randomness="different")
-    return vmap(per_model, randomness="different")(params, buffers, x, y)
+    :func:`lightning_aca.gradients.per_sample_gradients` of one model, vmapped over the K models.
+    """
+    return vmap(partial(gradients.per_sample_gradients, base), randomness="different")(params, buffers, x, y)
 
 
 def logits(base: nn.Module, params: Params, buffers: Params, x: Tensor) -> Tensor:

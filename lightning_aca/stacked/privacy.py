@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.func import vmap
 
-#: Opacus's guard against division by zero in the clip factor C / (‖g‖ + 1e-6).
-_NORM_EPS = 1e-6
+from lightning_aca.gradients import clip_factor, per_sample_norms
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,10 @@ def clipped_sum(per_sample: dict[str, Tensor], weights: Tensor, max_grad_norm: T
     """Σᵢ wᵢ · gᵢ · min(1, C / (‖gᵢ‖ + 1e-6)) for each model: ``(K, B, ...)`` grads → ``(K, ...)`` sums.
 
     ``weights`` ``(K, B)`` is the Poisson mask (1 for sampled rows, 0 for padding); ``max_grad_norm``
-    ``(K,)`` is each model's C. The norm is over all parameters of one example (Abadi et al. 2016).
+    ``(K,)`` is each model's C. The norm is over all parameters of one example (Abadi et al. 2016),
+    the factor :func:`lightning_aca.gradients.clip_factor`.
     """
-    norms = torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g.flatten(2), dim=2) for g in per_sample.values()]), dim=0
-    )
-    factor = (max_grad_norm[:, None] / (norms + _NORM_EPS)).clamp(max=1.0) * weights
+    factor = clip_factor(vmap(per_sample_norms)(per_sample), max_grad_norm[:, None]) * weights
     return {
         name: torch.bmm(factor[:, None], g.flatten(2)).view(g.shape[:1] + g.shape[2:]) for name, g in per_sample.items()
     }

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_aca.analysis.critical_mass import AlphaStar, _isotonic, estimate_alpha_star, estimate_critical_mass
+from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star, estimate_critical_mass
 
 ALPHA_0, SLOPE = 0.01, 3.0
 GRID = np.logspace(-4, 0, 25)
@@ -162,26 +162,6 @@ def test_rejects_bad_inputs(kwargs, message):
     arguments = {"alphas": [0.01, 0.1], "successes": [0.2, 0.95], **kwargs}
     with pytest.raises(ValueError, match=message):
         estimate_alpha_star(**arguments)
-
-
-@pytest.mark.parametrize(
-    ("values", "weights", "fitted"),
-    [
-        # outputs of the hand-written pool-adjacent-violators fit this replaced
-        ([0.95, 0.3, 0.5, 1.0], [1, 1, 1, 1], [0.5833333333333334, 0.5833333333333334, 0.5833333333333334, 1.0]),
-        (
-            [0.2, 0.6, 0.4, 0.9, 0.8, 1.0],
-            [3, 1, 2, 1, 1, 2],
-            [0.2, 0.4666666666666666, 0.4666666666666666, 0.8500000000000001, 0.8500000000000001, 1.0],
-        ),
-        ([0.5, 0.5, 0.1, 0.7], [1, 2, 1, 1], [0.4, 0.4, 0.4, 0.7]),
-        ([0.1, 0.2, 0.3], [1, 1, 1], [0.1, 0.2, 0.3]),
-        ([1.0, 0.0], [1, 3], [0.25, 0.25]),
-    ],
-)
-def test_isotonic_fit_equals_weighted_pool_adjacent_violators(values, weights, fitted):
-    result = _isotonic(np.array(values), np.array(weights, dtype=float))
-    assert result == pytest.approx(fitted, abs=1e-12)
 
 
 def test_old_names_warn_and_give_the_same_result():

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from lightning_aca.analysis.economics import ECONOMICS_COLUMNS, format_economics_table
+from lightning_aca.analysis.economics import ECONOMICS_COLUMNS, firm_economics, format_economics_table
 from lightning_aca.analysis.report import main
 from lightning_aca.analysis.summary import summarize
-from lightning_aca.economics import SuccessCurve, firm_economics, parse_costs
+from lightning_aca.economics import SuccessCurve, parse_costs
 from lightning_aca.runs.records import load_records
 
 RUNS = Path(__file__).parents[2] / "recipes" / "mnist_dp" / "runs"
