@@ -12,20 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 _TOP = ("lightning_aca", "hydra_plugins")
-
-# Imports (file, imported module or module:name) left to the stacked engine's move onto the run
-# plan; that change deletes these entries.
-_BEING_MOVED = {
-    ("lightning_aca/stacked/engine.py", "lightning_aca.cli:_close"),
-    ("lightning_aca/stacked/engine.py", "lightning_aca.cli:_quiet"),
-    ("lightning_aca/stacked/engine.py", "lightning_aca.cli:_uniqueness"),
-    ("lightning_aca/stacked/module.py", "lightning_aca.metrics.functional:_worst"),
-}
-
 
 class _Import(NamedTuple):
     file: str
@@ -98,10 +86,6 @@ def _target(imp: _Import) -> str:
     return imp.module
 
 
-def _key(imp: _Import) -> tuple[str, str]:
-    return (imp.file, imp.module if imp.name is None else f"{imp.module}:{imp.name}")
-
-
 def _crosses(imp: _Import) -> bool:
     return _package(_module_name(ROOT / imp.file)) != _package(_target(imp))
 
@@ -111,12 +95,11 @@ def test_no_private_name_crosses_a_package():
     for imp in _all_imports():
         reached = _target(imp)
         names = reached.split(".")[1:] + ([imp.name] if imp.name and reached == imp.module else [])
-        if _crosses(imp) and any(_is_private(n) for n in names) and _key(imp) not in _BEING_MOVED:
+        if _crosses(imp) and any(_is_private(n) for n in names):
             offenders.append(f"{imp.file}:{imp.line} imports {reached}" + (f" {imp.name}" if imp.name else ""))
     assert not offenders, "private names imported across packages:\n" + "\n".join(offenders)
 
 
-@pytest.mark.xfail(strict=False, reason="stacked engine being moved onto the run plan")
 def test_entry_point_is_imported_by_no_engine_or_plugin():
     offenders = [
         f"{imp.file}:{imp.line}"
@@ -132,7 +115,7 @@ def _package_graph() -> dict[str, dict[str, list[str]]]:
     graph: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for imp in _all_imports():
         source, target = _package(_module_name(ROOT / imp.file)), _package(_target(imp))
-        if imp.type_checking or source == "lightning_aca" or source == target or _key(imp) in _BEING_MOVED:
+        if imp.type_checking or source == "lightning_aca" or source == target:
             continue
         graph[source][target].append(f"{imp.file}:{imp.line}")
     return graph
