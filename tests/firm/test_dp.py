@@ -1,3 +1,4 @@
+import json
 from types import SimpleNamespace
 
 import lightning as L
@@ -308,3 +309,85 @@ def test_dp_makes_planting_harder_than_erm_on_digits(fit):
     fit([dp, DPSGD(noise_multiplier=2.0, max_grad_norm=0.5)], epochs=15)
     s_erm, s_dp = erm.results["fit"]["aca/success"], dp.results["fit"]["aca/success"]
     assert s_erm - s_dp > 0.3, (s_erm, s_dp)
+
+
+# -- record fields, state, several instances ----------------------------------------------------------
+def test_record_fields_are_the_accountants_numbers(fit):
+    dp = DPSGD(noise_multiplier=1.1, max_grad_norm=1.0, delta=1e-5)
+    assert dp.record_fields() == {} and dp.sample_rate is None and dp.steps == 0
+    fit([dp], epochs=2)
+    fields = dp.record_fields()
+    assert fields == {
+        "epsilon": dp.epsilon,
+        "noise_multiplier": 1.1,
+        "sample_rate": pytest.approx(1 / 22),  # 1347 digits in batches of 64
+        "steps": 44,
+        "delta": 1e-5,
+        "accountant": "rdp",
+    }
+    reference = RDPAccountant()
+    reference.history = [(1.1, 1 / 22, 44)]
+    assert fields["epsilon"] == pytest.approx(reference.get_epsilon(1e-5), rel=1e-9)
+    assert json.loads(json.dumps(fields)) == fields
+    assert type(fields["steps"]) is int and type(fields["epsilon"]) is float
+
+
+def test_sample_rate_without_poisson_sampling_is_one_over_the_batches(fit):
+    dp = DPSGD(noise_multiplier=1.0, poisson_sampling=False, delta=1e-5)
+    fit([dp], epochs=1)
+    assert dp.sample_rate == pytest.approx(1 / 22)
+    assert dp.record_fields()["steps"] == 22 and dp.record_fields()["sample_rate"] == dp.sample_rate
+    reference = RDPAccountant()
+    reference.history = [(1.0, 1 / 22, 22)]
+    assert dp.epsilon == pytest.approx(reference.get_epsilon(1e-5), rel=1e-9)
+
+
+def test_a_checkpoint_holds_every_computed_value_and_resumes_the_accounting(fit, tmp_path):
+    dp = DPSGD(target_epsilon=3.0)
+    trainer, _ = fit([dp], epochs=1)
+    path = tmp_path / "one.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = DPSGD(target_epsilon=3.0)
+    loaded.load_state_dict(torch.load(path, weights_only=False)["callbacks"][dp.state_key])
+    assert loaded.record_fields() == dp.record_fields() and loaded.state_dict() == dp.state_dict()
+    assert (loaded.delta_used, loaded.sample_rate) == (pytest.approx(1 / 1347), pytest.approx(1 / 22))
+    assert (loaded.noise_multiplier, loaded.delta) == (None, None)  # the settings stay as given
+
+    # resumed with a longer Trainer: σ is calibrated for two epochs, the first epoch's steps stay at their σ
+    resumed = DPSGD(target_epsilon=3.0)
+    fit([resumed], epochs=2, ckpt_path=path)
+    first, second = dp.noise_multiplier_used, resumed.noise_multiplier_used
+    assert second > first
+    assert resumed.history == [(first, pytest.approx(1 / 22), 22), (second, pytest.approx(1 / 22), 22)]
+    reference = RDPAccountant()
+    reference.history = [(first, 1 / 22, 22), (second, 1 / 22, 22)]
+    fields = resumed.record_fields()
+    assert fields["epsilon"] == pytest.approx(reference.get_epsilon(1 / 1347), rel=1e-9)
+    assert fields["epsilon"] > dp.epsilon and (fields["steps"], fields["noise_multiplier"]) == (44, second)
+
+
+def test_two_instances_with_other_settings_keep_their_own_state(fit):
+    from lightning.pytorch.trainer import call
+
+    low, high = DPSGD(noise_multiplier=0.8), DPSGD(noise_multiplier=2.0)
+    assert low.state_key != high.state_key
+    assert (
+        low.state_key
+        == DPSGD(noise_multiplier=0.8).state_key
+        == "DPSGD"
+        + repr(
+            {"noise_multiplier": 0.8, "target_epsilon": None, "delta": None, "max_grad_norm": 1.0, "accountant": "rdp"}
+        )
+    )
+    fit([low], epochs=1)
+    fit([high], epochs=1)
+    assert low.epsilon > high.epsilon
+    # what Lightning does at checkpoint save and load, with both in one Trainer
+    states = call._call_callbacks_state_dict(L.Trainer(callbacks=[low, high], logger=False))
+    assert set(states) == {low.state_key, high.state_key}
+    low_again, high_again = DPSGD(noise_multiplier=0.8), DPSGD(noise_multiplier=2.0)
+    call._call_callbacks_load_state_dict(
+        L.Trainer(callbacks=[high_again, low_again], logger=False), {"callbacks": states}
+    )
+    assert low_again.record_fields() == low.record_fields()
+    assert high_again.record_fields() == high.record_fields()
