@@ -366,7 +366,7 @@ def test_a_checkpoint_holds_every_computed_value_and_resumes_the_accounting(fit,
     assert fields["epsilon"] > dp.epsilon and (fields["steps"], fields["noise_multiplier"]) == (44, second)
 
 
-def test_two_instances_with_other_settings_keep_their_own_state(fit):
+def test_two_instances_with_other_settings_keep_their_own_state(fit, make_trainer):
     from lightning.pytorch.trainer import call
 
     low, high = DPSGD(noise_multiplier=0.8), DPSGD(noise_multiplier=2.0)
@@ -383,11 +383,9 @@ def test_two_instances_with_other_settings_keep_their_own_state(fit):
     fit([high], epochs=1)
     assert low.epsilon > high.epsilon
     # what Lightning does at checkpoint save and load, with both in one Trainer
-    states = call._call_callbacks_state_dict(L.Trainer(callbacks=[low, high], logger=False))
+    states = call._call_callbacks_state_dict(make_trainer(1, [low, high]))
     assert set(states) == {low.state_key, high.state_key}
     low_again, high_again = DPSGD(noise_multiplier=0.8), DPSGD(noise_multiplier=2.0)
-    call._call_callbacks_load_state_dict(
-        L.Trainer(callbacks=[high_again, low_again], logger=False), {"callbacks": states}
-    )
+    call._call_callbacks_load_state_dict(make_trainer(1, [high_again, low_again]), {"callbacks": states})
     assert low_again.record_fields() == low.record_fields()
     assert high_again.record_fields() == high.record_fields()

@@ -376,10 +376,10 @@ def test_two_instances_with_other_settings_keep_their_own_state(make_trainer):
     _fit_in_order(make_trainer, [fast], epochs=1)
     assert abs(float(fast.weights[0] - slow.weights[0])) > 0.05  # different step sizes, different q
     # what Lightning does at checkpoint save and load, with both in one Trainer
-    states = call._call_callbacks_state_dict(L.Trainer(callbacks=[slow, fast], logger=False))
+    states = call._call_callbacks_state_dict(make_trainer(1, [slow, fast]))
     assert set(states) == {slow.state_key, fast.state_key}
     slow_again, fast_again = GroupDRO(num_groups=2, step_size=0.05), GroupDRO(num_groups=2, step_size=1.0)
-    trainer = L.Trainer(callbacks=[fast_again, slow_again], logger=False)
+    trainer = make_trainer(1, [fast_again, slow_again])
     call._call_callbacks_load_state_dict(trainer, {"callbacks": states})
     assert slow_again.record_fields() == slow.record_fields()
     assert fast_again.record_fields() == fast.record_fields()
