@@ -28,6 +28,7 @@ from typing import Any
 
 import lightning as L
 from torch import nn
+from typing_extensions import override
 
 __all__ = ["Patcher", "PatchingCallback"]
 
@@ -88,8 +89,10 @@ class PatchingCallback(L.Callback):
     def __init__(self) -> None:
         self.patcher = Patcher()
 
+    @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.patcher.restore()
 
+    @override
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.patcher.restore()

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from torch import nn
 from torch.optim import Optimizer
+from typing_extensions import override
 
 from lightning_aca.patching import PatchingCallback
 from lightning_aca.validation import flag, non_negative_real, one_of, positive_int, positive_real, real
@@ -39,9 +40,15 @@ class DPSGD(PatchingCallback):
     (by Opacus) for the optimizer steps the Trainer takes: ``max_epochs`` epochs of the training
     loader's batches (as ``limit_train_batches`` limits them), at most ``max_steps``; so ε at the
     Trainer's end is at most ``target_epsilon``, and within 0.01 of it (Opacus's calibration
-    tolerance). Logs ``aca/epsilon`` (ε spent so far, at ``delta``) at the end of every training
-    epoch; :attr:`epsilon` holds the latest value, also after a run that ``max_steps`` ends
-    mid-epoch.
+    tolerance). Logs ``aca/epsilon`` (ε spent so far, at δ) at the end of every training epoch.
+
+    The constructor's arguments are the callback's settings and never change. What a fit computes
+    is kept apart: :attr:`epsilon` (ε spent, the latest value, also after a run that ``max_steps``
+    ends mid-epoch), :attr:`noise_multiplier_used` (σ as given or calibrated), :attr:`delta_used`
+    (δ as given or 1/n), :attr:`sample_rate` (q), :attr:`steps` and :attr:`history` (the
+    accountant's ``(σ, q, steps)`` entries). All of it is saved in checkpoints and read back on
+    resume, so a resumed run's ε counts the steps taken before it; :meth:`record_fields` gives it
+    for a run's record.
 
     The LR schedulers ``configure_optimizers`` returns (list or dict form) are moved onto the
     private optimizer, which shares the user's optimizer's ``param_groups``, so they schedule as
@@ -111,11 +118,29 @@ class DPSGD(PatchingCallback):
         self.fix_model = flag("fix_model", fix_model)
         self.secure_mode = flag("secure_mode", secure_mode)
         self.engine: Any = None
+        #: ε spent at :attr:`delta_used` (None before fit)
         self.epsilon: float | None = None
+        #: σ the run trains with: ``noise_multiplier``, or the one calibrated for ``target_epsilon`` (None before fit)
+        self.noise_multiplier_used: float | None = None
+        #: δ of :attr:`epsilon`: ``delta``, or 1/n for n training points (None before fit)
+        self.delta_used: float | None = None
+        self._sample_rate: float | None = None
         self._private_loader: Any = None
         self._history: list[tuple[float, float, int]] = []
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            noise_multiplier=self.noise_multiplier,
+            target_epsilon=self.target_epsilon,
+            delta=self.delta,
+            max_grad_norm=self.max_grad_norm,
+            accountant=self.accountant,
+        )
+
     # -- fit start: validate, then patch configure_optimizers and the train loader ------------------
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -163,8 +188,8 @@ class DPSGD(PatchingCallback):
         from opacus import PrivacyEngine
 
         optimizer, schedulers, rebuild = _single_optimizer(config)
-        if self.delta is None:
-            self.delta = 1.0 / len(loader.dataset)
+        self.delta_used = self.delta if self.delta is not None else 1.0 / len(loader.dataset)
+        self._sample_rate = 1 / len(loader)  # the rate make_private gives the accountant, Poisson sampling or not
         self.engine = PrivacyEngine(accountant=self.accountant, secure_mode=self.secure_mode)
         self.engine.accountant.history = list(self._history)  # steps already taken, when resuming
         left_before = _opacus_attributes(pl_module)
@@ -177,15 +202,15 @@ class DPSGD(PatchingCallback):
             grad_sample_mode=self.grad_sample_mode,
             wrap_model=False,
         )
+        self.noise_multiplier_used = self.noise_multiplier
         if self.target_epsilon is not None:
             # σ for the whole run from its first step (a resumed run's history is part of it).
-            sample_rate = 1 / len(loader)  # as make_private samples
             steps = self._calibration_steps(trainer, len(loader))
-            self.noise_multiplier = noise_multiplier_for(
-                self.target_epsilon, self.delta, sample_rate, steps, self.accountant
+            self.noise_multiplier_used = noise_multiplier_for(
+                self.target_epsilon, self.delta_used, self._sample_rate, steps, self.accountant
             )
         hooks, dp_optimizer, self._private_loader = self.engine.make_private(
-            noise_multiplier=self.noise_multiplier, **common
+            noise_multiplier=self.noise_multiplier_used, **common
         )
         self.patcher.defer(_detach, hooks, pl_module, left_before)
         # Lightning steps the private optimizer; the user's schedulers must follow it. They keep
@@ -205,31 +230,72 @@ class DPSGD(PatchingCallback):
         return calibration_steps(per_epoch, trainer.max_epochs, trainer.max_steps, self.epochs, self.target_epsilon)
 
     # -- accounting ---------------------------------------------------------------------------------
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epsilon = float(self.engine.get_epsilon(self.delta))
+        self.epsilon = float(self.engine.get_epsilon(self.delta_used))
         pl_module.log("aca/epsilon", self.epsilon, on_epoch=True, on_step=False)
 
+    @override
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epsilon = float(self.engine.get_epsilon(self.delta))  # also when max_steps ends an epoch early
+        self.epsilon = float(self.engine.get_epsilon(self.delta_used))  # also when max_steps ends an epoch early
 
     @property
     def sample_rate(self) -> float | None:
-        """Poisson sampling rate q = expected batch size / n (None before fit)."""
-        return None if self._private_loader is None else self._private_loader.sample_rate
+        """q = 1/len(training loader), the sampling rate Opacus's ``make_private`` gives the accountant.
 
-    def state_dict(self) -> dict[str, Any]:
-        history = list(self.engine.accountant.history) if self.engine is not None else []
+        Under Poisson sampling each point joins a batch with probability q (expected batch size q·n);
+        without it the accountant still counts every step at this rate. None before fit.
+        """
+        return self._sample_rate
+
+    @property
+    def history(self) -> list[tuple[float, float, int]]:
+        """The accountant's history: one ``(σ, q, steps)`` entry per stretch of steps at the same σ and q."""
+        history = self.engine.accountant.history if self.engine is not None else self._history
+        return [(float(sigma), float(q), int(steps)) for sigma, q, steps in history]
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps the accountant has counted (those of a resumed run's checkpoint included)."""
+        return sum(steps for _, _, steps in self.history)
+
+    def record_fields(self) -> dict[str, Any]:
+        """What DP-SGD adds to a run's record, JSON-ready; ``{}`` before fit.
+
+        ``epsilon`` (ε spent), ``noise_multiplier`` (σ as used), ``sample_rate`` (q) and ``steps``
+        (optimizer steps) as the accountant counted them, ``delta`` (δ of ε) and ``accountant``.
+        """
+        history = self.history
+        if self.epsilon is None or not history:
+            return {}
+        sigma, sample_rate, _ = history[-1]
         return {
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "noise_multiplier": self.noise_multiplier,
-            "history": history,
+            "epsilon": float(self.epsilon),
+            "noise_multiplier": sigma,
+            "sample_rate": sample_rate,
+            "steps": self.steps,
+            "delta": float(self.delta_used),
+            "accountant": self.accountant,
         }
 
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epsilon": self.epsilon,
+            "delta": self.delta_used,
+            "noise_multiplier": self.noise_multiplier_used,
+            "sample_rate": self._sample_rate,
+            "history": self.history,
+        }
+
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.epsilon = state_dict.get("epsilon")
-        self.delta = state_dict.get("delta", self.delta)
-        self._history = [tuple(step) for step in state_dict.get("history", [])]
+        self.engine = None  # a fit after loading accounts from the loaded history
+        self.epsilon = state_dict["epsilon"]
+        self.delta_used = state_dict["delta"]
+        self.noise_multiplier_used = state_dict["noise_multiplier"]
+        self._history = [tuple(step) for step in state_dict["history"]]
+        self._sample_rate = state_dict.get("sample_rate", self._history[-1][1] if self._history else None)
 
 
 def calibration_steps(

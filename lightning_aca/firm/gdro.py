@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
+from typing_extensions import override
 
 from lightning_aca.patching import PatchingCallback
 from lightning_aca.validation import integer, non_negative_real, one_of, positive_real
@@ -41,8 +42,11 @@ class GroupDRO(PatchingCallback):
     needs a scalar).
 
     Logs at every training epoch end (stable keys): ``aca/gdro/q/<g>`` for every group and
-    ``aca/gdro/worst_group_loss``, the largest per-group average training loss of the epoch.
-    q (with the group counts) is saved in checkpoints and restored on resume. Under several
+    ``aca/gdro/worst_group_loss``, the largest per-group average training loss of the epoch
+    (kept as :attr:`worst_group_loss`). The constructor's arguments are the settings and never
+    change; the computed state (q, the group counts, the epoch's running group losses and the
+    last worst-group loss) is saved in checkpoints and restored on resume, and
+    :meth:`record_fields` gives the final q and worst-group loss for a run's record. Under several
     processes, group losses are summed across ranks before updating q, so q stays identical.
 
     Args:
@@ -96,7 +100,22 @@ class GroupDRO(PatchingCallback):
         self._q = torch.full((num_groups,), 1.0 / num_groups)
         self._epoch_sums = torch.zeros(num_groups)
         self._epoch_counts = torch.zeros(num_groups)
+        #: the largest per-group average training loss of the last training epoch (None before one ends)
+        self.worst_group_loss: float | None = None
+        self._loaded = False
         self._sum_across_ranks: Callable[[Tensor], Tensor] | None = None
+
+    @property
+    @override
+    def state_key(self) -> str:
+        groups = self.groups if isinstance(self.groups, str) else getattr(self.groups, "__qualname__", "callable")
+        return self._generate_state_key(
+            num_groups=self.num_groups,
+            step_size=self.step_size,
+            groups=groups,
+            group_index=self.group_index,
+            generalization_adjustment=self.generalization_adjustment,
+        )
 
     def _checked_counts(self, counts: Any, name: str) -> Tensor:
         message = (
@@ -204,6 +223,7 @@ class GroupDRO(PatchingCallback):
         return batch[:-1]
 
     # -- hooks -----------------------------------------------------------------------------------
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -227,6 +247,7 @@ class GroupDRO(PatchingCallback):
 
         self.patcher.patch(pl_module, "training_step", training_step)
 
+    @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.generalization_adjustment > 0 and self._counts is None:
             self._counts = self._count_groups(trainer.train_dataloader)
@@ -242,23 +263,50 @@ class GroupDRO(PatchingCallback):
             counts += torch.bincount(self._checked_groups(self._batch_groups(batch), None), minlength=self.num_groups)
         return counts
 
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._loaded:  # the checkpoint's epoch goes on: keep its running group losses
+            self._loaded = False
+            return
+        self._clear_epoch()
+
+    def _clear_epoch(self) -> None:
         self._epoch_sums = torch.zeros_like(self._epoch_sums)
         self._epoch_counts = torch.zeros_like(self._epoch_counts)
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for g, weight in enumerate(self._q.tolist()):
             pl_module.log(f"aca/gdro/q/{g}", weight, on_step=False, on_epoch=True)
         present = self._epoch_counts > 0
         if present.any():
-            worst = (self._epoch_sums[present] / self._epoch_counts[present]).max()
-            pl_module.log("aca/gdro/worst_group_loss", float(worst), on_step=False, on_epoch=True)
+            self.worst_group_loss = float((self._epoch_sums[present] / self._epoch_counts[present]).max())
+            pl_module.log("aca/gdro/worst_group_loss", self.worst_group_loss, on_step=False, on_epoch=True)
+        self._clear_epoch()  # so that a checkpoint written at epoch end starts the next epoch afresh
+
+    def record_fields(self) -> dict[str, Any]:
+        """What Group DRO adds to a run's record, JSON-ready; ``{}`` before a training epoch has ended.
+
+        ``group_weights``: the final q, one float per group; ``worst_group_loss``: the largest
+        per-group average training loss of the last epoch.
+        """
+        if self.worst_group_loss is None:
+            return {}
+        return {"group_weights": [float(w) for w in self._q.tolist()], "worst_group_loss": self.worst_group_loss}
 
     # -- checkpointing ---------------------------------------------------------------------------
+    @override
     def state_dict(self) -> dict[str, Any]:
         counts = None if self._counts is None else self._counts.cpu().clone()
-        return {"q": self._q.detach().cpu().clone(), "group_counts": counts}
+        return {
+            "q": self._q.detach().cpu().clone(),
+            "group_counts": counts,
+            "epoch_sums": self._epoch_sums.detach().cpu().clone(),
+            "epoch_counts": self._epoch_counts.detach().cpu().clone(),
+            "worst_group_loss": self.worst_group_loss,
+        }
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         q = torch.as_tensor(state_dict["q"], dtype=torch.float32)
         if q.shape != (self.num_groups,):
@@ -266,5 +314,11 @@ class GroupDRO(PatchingCallback):
                 f"the checkpoint's GroupDRO state has q for {q.numel()} groups, but num_groups={self.num_groups}."
             )
         self._q = q.clone()
-        counts = state_dict.get("group_counts")
+        counts = state_dict["group_counts"]
         self._counts = None if counts is None else self._checked_counts(counts, "the checkpoint's group_counts")
+        # a checkpoint written mid-epoch resumes the epoch's running group losses
+        zeros = torch.zeros(self.num_groups)
+        self._epoch_sums = torch.as_tensor(state_dict.get("epoch_sums", zeros), dtype=torch.float32).clone()
+        self._epoch_counts = torch.as_tensor(state_dict.get("epoch_counts", zeros), dtype=torch.float32).clone()
+        self.worst_group_loss = state_dict.get("worst_group_loss")
+        self._loaded = True

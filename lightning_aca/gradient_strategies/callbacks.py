@@ -30,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector
 from torch.utils.data import DataLoader, Subset
+from typing_extensions import override
 
 from lightning_aca.gradient_strategies.families import FAMILIES, GradientFamily, flat_parameters, make_family
 from lightning_aca.gradient_strategies.functional import (
@@ -128,7 +129,25 @@ class _GradientCallback(L.Callback, ABC):
         self._reference_mean: tuple[Tensor, Tensor] | None = None
         self._residuals: list[float] = []
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(**self._settings())
+
+    def _settings(self) -> dict[str, Any]:
+        """The settings that tell two instances apart in a checkpoint (printed the same in every process)."""
+        shown = type(self.theta_star).__repr__ is not object.__repr__
+        return {
+            "theta_star": repr(self.theta_star) if shown else type(self.theta_star).__qualname__,
+            "feature_bounds": self.feature_bounds,
+            "family": self.family,
+            "rest_gradient": self.rest_gradient,
+            "start_step": self.start_step,
+            "seed": self.seed,
+        }
+
     # -- set-up --------------------------------------------------------------------------------
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" or self._family is None:
             self._family = make_family(
@@ -262,6 +281,7 @@ class _GradientCallback(L.Callback, ABC):
             self._reference_mean = cached
         return n_rest * cached[1]
 
+    @override
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -289,6 +309,7 @@ class _GradientCallback(L.Callback, ABC):
             achieved = clip_per_sample(self._family.gradients(at, new_inputs, new_labels), self._clip_norm).sum(0)
         self._residuals.append(float((achieved - member_sum).norm() / member_sum.norm().clamp_min(1e-12)))
 
+    @override
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -307,6 +328,7 @@ class _GradientCallback(L.Callback, ABC):
             "aca/controllable_distance": float(self._family.controllable(gap).norm()),
         }
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.theta_star_vector is None:
             return
@@ -318,6 +340,7 @@ class _GradientCallback(L.Callback, ABC):
         for name, value in values.items():
             pl_module.log(name, value, on_step=False, on_epoch=True, batch_size=1)
 
+    @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.theta_star_vector is None:
             return
@@ -327,19 +350,23 @@ class _GradientCallback(L.Callback, ABC):
             pl_module.log(name, value, on_step=False, on_epoch=True, batch_size=1)
 
     # -- checkpoints -------------------------------------------------------------------------------
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {
             "theta_star": self.theta_star_vector,
             "theory": dict(self.theory),
             "distances": list(self.distances),
             "results": dict(self.results),
+            "residuals": list(self._residuals),
         }
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.theta_star_vector = state_dict.get("theta_star")
         self.theory = _renew_keys(state_dict.get("theory", {}))
         self.distances = [tuple(item) for item in state_dict.get("distances", [])]
         self.results = _renew_keys(state_dict.get("results", {}))
+        self._residuals = list(state_dict.get("residuals", []))  # the running epoch's, for a mid-epoch resume
 
     @property
     def target(self) -> ThetaStar:
@@ -461,6 +488,10 @@ class GradientControl(_GradientCallback):
     ) -> None:
         super().__init__(theta_star, feature_bounds, **kwargs)
         self.rate = real("rate (the fraction of the gap closed per step)", rate, low=0.0, high=1.0, low_open=True)
+
+    @override
+    def _settings(self) -> dict[str, Any]:
+        return {**super()._settings(), "rate": self.rate}
 
     def _check_firm(self, trainer: L.Trainer, optimizer: Any) -> None:
         if trainer.accumulate_grad_batches != 1:

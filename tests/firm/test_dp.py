@@ -1,3 +1,4 @@
+import json
 from types import SimpleNamespace
 
 import lightning as L
@@ -43,7 +44,7 @@ def test_epsilon_equals_opacus_accountant_for_the_same_steps(fit):
     reference = RDPAccountant()
     reference.history = [(1.1, dp.sample_rate, steps)]
     assert dp.sample_rate == pytest.approx(1 / 22)  # 1347 digits in batches of 64 -> 22 batches
-    assert dp.delta == pytest.approx(1 / 1347)
+    assert dp.delta_used == pytest.approx(1 / 1347)
     assert dp.epsilon == pytest.approx(reference.get_epsilon(1 / 1347), rel=1e-9)
     assert trainer.callback_metrics["aca/epsilon"].item() == pytest.approx(dp.epsilon, rel=1e-6)
 
@@ -73,7 +74,7 @@ def test_target_epsilon_is_met_at_the_trainers_end(fit, trainer_kwargs, epochs, 
     assert count.steps == steps
     assert 1.99 <= dp.epsilon <= 2.0  # Opacus calibrates σ to within 0.01 below the target
     reference = RDPAccountant()
-    reference.history = [(dp.noise_multiplier, dp.sample_rate, steps)]
+    reference.history = [(dp.noise_multiplier_used, dp.sample_rate, steps)]
     assert dp.epsilon == pytest.approx(reference.get_epsilon(1e-5), rel=1e-9)
 
 
@@ -114,7 +115,7 @@ def test_a_resumed_run_spends_the_budget_of_one_run(fit, tmp_path):
         fit([DPSGD(target_epsilon=2.0, delta=1e-5), _CheckpointThenFail(path)], epochs=3)
     resumed = DPSGD(target_epsilon=2.0, delta=1e-5)
     fit([resumed], epochs=3, ckpt_path=path)
-    assert resumed.noise_multiplier == straight.noise_multiplier
+    assert resumed.noise_multiplier_used == straight.noise_multiplier_used is not None
     assert resumed.epsilon == pytest.approx(straight.epsilon, rel=1e-9)
 
 
@@ -308,3 +309,83 @@ def test_dp_makes_planting_harder_than_erm_on_digits(fit):
     fit([dp, DPSGD(noise_multiplier=2.0, max_grad_norm=0.5)], epochs=15)
     s_erm, s_dp = erm.results["fit"]["aca/success"], dp.results["fit"]["aca/success"]
     assert s_erm - s_dp > 0.3, (s_erm, s_dp)
+
+
+# -- record fields, state, several instances ----------------------------------------------------------
+def test_record_fields_are_the_accountants_numbers(fit):
+    dp = DPSGD(noise_multiplier=1.1, max_grad_norm=1.0, delta=1e-5)
+    assert dp.record_fields() == {} and dp.sample_rate is None and dp.steps == 0
+    fit([dp], epochs=2)
+    fields = dp.record_fields()
+    assert fields == {
+        "epsilon": dp.epsilon,
+        "noise_multiplier": 1.1,
+        "sample_rate": pytest.approx(1 / 22),  # 1347 digits in batches of 64
+        "steps": 44,
+        "delta": 1e-5,
+        "accountant": "rdp",
+    }
+    reference = RDPAccountant()
+    reference.history = [(1.1, 1 / 22, 44)]
+    assert fields["epsilon"] == pytest.approx(reference.get_epsilon(1e-5), rel=1e-9)
+    assert json.loads(json.dumps(fields)) == fields
+    assert type(fields["steps"]) is int and type(fields["epsilon"]) is float
+
+
+def test_sample_rate_without_poisson_sampling_is_one_over_the_batches(fit):
+    dp = DPSGD(noise_multiplier=1.0, poisson_sampling=False, delta=1e-5)
+    fit([dp], epochs=1)
+    assert dp.sample_rate == pytest.approx(1 / 22)
+    assert dp.record_fields()["steps"] == 22 and dp.record_fields()["sample_rate"] == dp.sample_rate
+    reference = RDPAccountant()
+    reference.history = [(1.0, 1 / 22, 22)]
+    assert dp.epsilon == pytest.approx(reference.get_epsilon(1e-5), rel=1e-9)
+
+
+def test_a_checkpoint_holds_every_computed_value_and_resumes_the_accounting(fit, tmp_path):
+    dp = DPSGD(target_epsilon=3.0)
+    trainer, _ = fit([dp], epochs=1)
+    path = tmp_path / "one.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = DPSGD(target_epsilon=3.0)
+    loaded.load_state_dict(torch.load(path, weights_only=False)["callbacks"][dp.state_key])
+    assert loaded.record_fields() == dp.record_fields() and loaded.state_dict() == dp.state_dict()
+    assert (loaded.delta_used, loaded.sample_rate) == (pytest.approx(1 / 1347), pytest.approx(1 / 22))
+    assert (loaded.noise_multiplier, loaded.delta) == (None, None)  # the settings stay as given
+
+    # resumed with a longer Trainer: σ is calibrated for two epochs, the first epoch's steps stay at their σ
+    resumed = DPSGD(target_epsilon=3.0)
+    fit([resumed], epochs=2, ckpt_path=path)
+    first, second = dp.noise_multiplier_used, resumed.noise_multiplier_used
+    assert second > first
+    assert resumed.history == [(first, pytest.approx(1 / 22), 22), (second, pytest.approx(1 / 22), 22)]
+    reference = RDPAccountant()
+    reference.history = [(first, 1 / 22, 22), (second, 1 / 22, 22)]
+    fields = resumed.record_fields()
+    assert fields["epsilon"] == pytest.approx(reference.get_epsilon(1 / 1347), rel=1e-9)
+    assert fields["epsilon"] > dp.epsilon and (fields["steps"], fields["noise_multiplier"]) == (44, second)
+
+
+def test_two_instances_with_other_settings_keep_their_own_state(fit, make_trainer):
+    from lightning.pytorch.trainer import call
+
+    low, high = DPSGD(noise_multiplier=0.8), DPSGD(noise_multiplier=2.0)
+    assert low.state_key != high.state_key
+    assert (
+        low.state_key
+        == DPSGD(noise_multiplier=0.8).state_key
+        == "DPSGD"
+        + repr(
+            {"noise_multiplier": 0.8, "target_epsilon": None, "delta": None, "max_grad_norm": 1.0, "accountant": "rdp"}
+        )
+    )
+    fit([low], epochs=1)
+    fit([high], epochs=1)
+    assert low.epsilon > high.epsilon
+    # what Lightning does at checkpoint save and load, with both in one Trainer
+    states = call._call_callbacks_state_dict(make_trainer(1, [low, high]))
+    assert set(states) == {low.state_key, high.state_key}
+    low_again, high_again = DPSGD(noise_multiplier=0.8), DPSGD(noise_multiplier=2.0)
+    call._call_callbacks_load_state_dict(make_trainer(1, [high_again, low_again]), {"callbacks": states})
+    assert low_again.record_fields() == low.record_fields()
+    assert high_again.record_fields() == high.record_fields()

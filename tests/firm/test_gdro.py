@@ -289,3 +289,97 @@ def test_state_dict_round_trip_and_checkpoint_resume(fit, tmp_path):
     fit(LinearClassifier(in_features=4), _two_groups(), [resumed], ckpt_path=path)
     assert torch.equal(resumed.weights, dro.weights)
     assert not torch.equal(resumed.weights, GroupDRO(num_groups=2).weights)
+
+
+# -- record fields, a resumed run, several instances ----------------------------------------------
+class _EpochLosses(L.Callback):
+    """The per-group average training loss of each epoch, recomputed from the module's own per-sample losses."""
+
+    def __init__(self):
+        self.worst = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.sums, self.counts = torch.zeros(2), torch.zeros(2)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        x, y, groups = batch
+        with torch.no_grad():
+            losses = F.cross_entropy(pl_module(x), y, reduction="none")
+        self.sums += torch.zeros(2).index_add(0, groups, losses)
+        self.counts += torch.bincount(groups, minlength=2)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.worst.append(float((self.sums / self.counts).max()))
+
+
+def _fit_in_order(make_trainer, callbacks, epochs, ckpt_path=None):
+    """Two-group data in a fixed order (no shuffling), so a resumed run sees the batches a straight one does."""
+    L.seed_everything(0, verbose=False)
+    model = LinearClassifier(in_features=4)
+    trainer = make_trainer(epochs, callbacks, limit_val_batches=0)
+    trainer.fit(model, torch.utils.data.DataLoader(_two_groups(), batch_size=32), ckpt_path=ckpt_path)
+    return trainer
+
+
+def test_record_fields_are_the_final_weights_and_the_last_worst_group_loss(make_trainer):
+    dro, losses = GroupDRO(num_groups=2, step_size=0.5), _EpochLosses()
+    assert dro.record_fields() == {}
+    _fit_in_order(make_trainer, [losses, dro], epochs=2)
+    fields = dro.record_fields()
+    assert set(fields) == {"group_weights", "worst_group_loss"}
+    assert fields["group_weights"] == dro.weights.tolist() and sum(fields["group_weights"]) == pytest.approx(1.0)
+    assert fields["group_weights"][1] > 0.6  # the coin-flip group keeps the larger loss, so the larger weight
+    assert fields["worst_group_loss"] == pytest.approx(losses.worst[-1], rel=1e-5)
+    assert type(fields["worst_group_loss"]) is float
+
+
+def test_a_resumed_run_continues_where_the_checkpoint_left_off(make_trainer, tmp_path):
+    straight = GroupDRO(num_groups=2, step_size=0.5, generalization_adjustment=1.0)
+    _fit_in_order(make_trainer, [straight], epochs=2)
+    first = GroupDRO(num_groups=2, step_size=0.5, generalization_adjustment=1.0)
+    trainer = _fit_in_order(make_trainer, [first], epochs=1)
+    path = tmp_path / "one.ckpt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, weights_only=False)["callbacks"][first.state_key]
+    assert set(state) == {"q", "group_counts", "epoch_sums", "epoch_counts", "worst_group_loss"}
+    assert state["epoch_counts"].tolist() == [0.0, 0.0]  # the epoch ended: the next one starts afresh
+    resumed = GroupDRO(num_groups=2, step_size=0.5, generalization_adjustment=1.0)
+    _fit_in_order(make_trainer, [resumed], epochs=2, ckpt_path=path)
+    assert torch.allclose(resumed.weights, straight.weights, atol=1e-6)
+    assert resumed.record_fields()["worst_group_loss"] == pytest.approx(straight.worst_group_loss, rel=1e-5)
+    assert resumed.group_counts.tolist() == [128.0, 128.0]
+
+
+def test_a_mid_epoch_state_round_trips_and_is_kept_for_the_epoch_it_came_from():
+    dro = GroupDRO(num_groups=2, step_size=0.1)
+    dro.step(torch.tensor([1.0, 3.0]), torch.tensor([0, 1]))
+    state = dro.state_dict()
+    loaded = GroupDRO(num_groups=2, step_size=0.1)
+    loaded.load_state_dict(state)
+    assert all(
+        torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+        for a, b in zip(state.values(), loaded.state_dict().values(), strict=True)
+        if a is not None
+    )
+    loaded.on_train_epoch_start(None, None)  # the checkpoint's epoch goes on
+    assert loaded.state_dict()["epoch_sums"].tolist() == [1.0, 3.0]
+    loaded.on_train_epoch_start(None, None)  # the next epoch starts afresh
+    assert loaded.state_dict()["epoch_sums"].tolist() == [0.0, 0.0]
+
+
+def test_two_instances_with_other_settings_keep_their_own_state(make_trainer):
+    from lightning.pytorch.trainer import call
+
+    slow, fast = GroupDRO(num_groups=2, step_size=0.05), GroupDRO(num_groups=2, step_size=1.0)
+    assert slow.state_key != fast.state_key and slow.state_key == GroupDRO(num_groups=2, step_size=0.05).state_key
+    _fit_in_order(make_trainer, [slow], epochs=1)
+    _fit_in_order(make_trainer, [fast], epochs=1)
+    assert abs(float(fast.weights[0] - slow.weights[0])) > 0.05  # different step sizes, different q
+    # what Lightning does at checkpoint save and load, with both in one Trainer
+    states = call._call_callbacks_state_dict(make_trainer(1, [slow, fast]))
+    assert set(states) == {slow.state_key, fast.state_key}
+    slow_again, fast_again = GroupDRO(num_groups=2, step_size=0.05), GroupDRO(num_groups=2, step_size=1.0)
+    trainer = make_trainer(1, [fast_again, slow_again])
+    call._call_callbacks_load_state_dict(trainer, {"callbacks": states})
+    assert slow_again.record_fields() == slow.record_fields()
+    assert fast_again.record_fields() == fast.record_fields()

@@ -238,3 +238,46 @@ def test_dict_batches_read_the_label_at_label_key(linear_module, fit_model):
     neutralization = GradientNeutralization(ZERO, feature_bounds=(-2.0, 2.0), input_key="x", label_key="label")
     fit_model(lambda: DictModule(d=1), dm, [neutralization], max_epochs=1)
     assert neutralization.theory["aca/alpha_star"] == pytest.approx(3 / 7, rel=1e-5)
+
+
+def test_a_checkpoint_resumes_theta_star_and_the_logs_under_the_settings_key(
+    gaussian_dm, classifier, fit_model, tmp_path
+):
+    first = GradientControl(SHIFT, feature_bounds=BOX, start_step=5)
+    trainer, _ = fit_model(classifier, gaussian_dm(0.5), [first], max_steps=8)
+    path = tmp_path / "control.ckpt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, weights_only=False)["callbacks"][first.state_key]
+    assert set(state) == {"theta_star", "theory", "distances", "results", "residuals"}
+    resumed = GradientControl(SHIFT, feature_bounds=BOX, start_step=5)
+    resumed.load_state_dict(state)
+    torch.testing.assert_close(resumed.theta_star_vector, first.theta_star_vector)
+    assert resumed.distances == first.distances and len(first.distances) == 3  # steps 5, 6, 7
+    assert resumed.results == first.results and resumed.theory == first.theory
+
+
+def test_two_instances_with_other_settings_keep_their_own_state(gaussian_dm, classifier, fit_model, make_trainer):
+    from lightning.pytorch.trainer import call
+
+    early, late = (
+        GradientControl(SHIFT, feature_bounds=BOX, start_step=2),
+        GradientControl(SHIFT, feature_bounds=BOX, start_step=5),
+    )
+    assert (
+        early.state_key
+        != late.state_key
+        != GradientControl(SHIFT, feature_bounds=BOX, start_step=5, rate=0.9).state_key
+    )
+    assert late.state_key == GradientControl(SHIFT, feature_bounds=BOX, start_step=5).state_key
+    assert "LogitShift(target_class=0" in late.state_key and " at 0x" not in late.state_key
+    fit_model(classifier, gaussian_dm(0.5), [early], max_steps=8)
+    fit_model(classifier, gaussian_dm(0.5), [late], max_steps=8)
+    assert (len(early.distances), len(late.distances)) == (6, 3)
+    states = call._call_callbacks_state_dict(make_trainer(1, [early, late]))
+    assert set(states) == {early.state_key, late.state_key}
+    early_again, late_again = (
+        GradientControl(SHIFT, feature_bounds=BOX, start_step=2),
+        GradientControl(SHIFT, feature_bounds=BOX, start_step=5),
+    )
+    call._call_callbacks_load_state_dict(make_trainer(1, [late_again, early_again]), {"callbacks": states})
+    assert early_again.distances == early.distances and late_again.distances == late.distances
