@@ -188,8 +188,12 @@ class DPSGD(PatchingCallback):
         from opacus import PrivacyEngine
 
         optimizer, schedulers, rebuild = _single_optimizer(config)
-        self.delta_used = self.delta if self.delta is not None else 1.0 / len(loader.dataset)
-        self._sample_rate = 1 / len(loader)  # the rate make_private gives the accountant, Poisson sampling or not
+        limit = trainer.limit_train_batches  # as Lightning limits each epoch's batches
+        per_epoch = min(len(loader), limit) if isinstance(limit, int) else int(len(loader) * limit)
+        # σ for the whole run from its first step (a resumed run's history is part of it)
+        self.noise_multiplier_used, self._sample_rate, self.delta_used = self.resolve(
+            len(loader.dataset), len(loader), trainer.max_epochs, trainer.max_steps, per_epoch
+        )
         self.engine = PrivacyEngine(accountant=self.accountant, secure_mode=self.secure_mode)
         self.engine.accountant.history = list(self._history)  # steps already taken, when resuming
         left_before = _opacus_attributes(pl_module)
@@ -202,13 +206,6 @@ class DPSGD(PatchingCallback):
             grad_sample_mode=self.grad_sample_mode,
             wrap_model=False,
         )
-        self.noise_multiplier_used = self.noise_multiplier
-        if self.target_epsilon is not None:
-            # σ for the whole run from its first step (a resumed run's history is part of it).
-            steps = self._calibration_steps(trainer, len(loader))
-            self.noise_multiplier_used = noise_multiplier_for(
-                self.target_epsilon, self.delta_used, self._sample_rate, steps, self.accountant
-            )
         hooks, dp_optimizer, self._private_loader = self.engine.make_private(
             noise_multiplier=self.noise_multiplier_used, **common
         )
@@ -222,12 +219,26 @@ class DPSGD(PatchingCallback):
             _track_step_order(dp_optimizer)
         return rebuild(dp_optimizer)
 
-    def _calibration_steps(self, trainer: L.Trainer, batches: int) -> int:
-        """The optimizer steps σ is calibrated for: those the Trainer takes, or ``epochs`` epochs if more."""
-        limit = trainer.limit_train_batches  # as Lightning limits each epoch's batches
-        per_epoch = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-        # Poisson sampling may give one batch an epoch fewer than the loader has: counting the loader's is safe.
-        return calibration_steps(per_epoch, trainer.max_epochs, trainer.max_steps, self.epochs, self.target_epsilon)
+    def resolve(
+        self, n: int, batches: int, max_epochs: int | None, max_steps: int | None = None, per_epoch: int | None = None
+    ) -> tuple[float, float, float]:
+        """(σ, q, δ) of a run on ``n`` training points served in ``batches`` batches an epoch, as every engine uses them.
+
+        δ is ``delta`` or 1/n; q = 1/``batches``, the rate Opacus's ``make_private`` gives the
+        accountant (Poisson sampling or not); σ is ``noise_multiplier``, or calibrated for
+        ``target_epsilon`` over the run's steps: ``max_epochs`` epochs of ``per_epoch`` steps
+        (default ``batches``; Poisson sampling may give an epoch one batch fewer, so counting the
+        loader's is safe), at most ``max_steps``, or ``epochs`` epochs when that is more.
+        """
+        delta = self.delta if self.delta is not None else 1.0 / n
+        sample_rate = 1 / batches
+        sigma = self.noise_multiplier
+        if self.target_epsilon is not None:
+            steps = calibration_steps(
+                batches if per_epoch is None else per_epoch, max_epochs, max_steps, self.epochs, self.target_epsilon
+            )
+            sigma = noise_multiplier_for(self.target_epsilon, delta, sample_rate, steps, self.accountant)
+        return float(sigma), sample_rate, delta
 
     # -- accounting ---------------------------------------------------------------------------------
     @override
@@ -269,14 +280,7 @@ class DPSGD(PatchingCallback):
         if self.epsilon is None or not history:
             return {}
         sigma, sample_rate, _ = history[-1]
-        return {
-            "epsilon": float(self.epsilon),
-            "noise_multiplier": sigma,
-            "sample_rate": sample_rate,
-            "steps": self.steps,
-            "delta": float(self.delta_used),
-            "accountant": self.accountant,
-        }
+        return privacy_fields(sigma, sample_rate, self.steps, self.delta_used, self.accountant, epsilon=self.epsilon)
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -344,12 +348,18 @@ def noise_multiplier_for(target_epsilon: float, delta: float, sample_rate: float
 
 
 def privacy_fields(
-    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    accountant: str,
+    epsilon: float | None = None,
 ) -> dict[str, Any]:
     """A DP-SGD run's record fields: ε spent after ``steps`` Poisson-sampled steps of rate q at noise σ, and the
     numbers that decide it (σ, q, steps, δ, accountant), so ε can be audited from the record alone.
 
-    ε comes from an Opacus accountant whose history is [(σ, q, steps)].
+    ε is ``epsilon`` if given (a callback's accountant), else from an Opacus accountant whose
+    history is [(σ, q, steps)].
 
     Example:
         >>> fields = privacy_fields(1.0, 0.01, 1000, 1e-5, "rdp")
@@ -358,11 +368,13 @@ def privacy_fields(
     """
     from opacus.accountants import create_accountant
 
-    acc = create_accountant(mechanism=accountant)
-    if steps:
-        acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+    if epsilon is None:
+        acc = create_accountant(mechanism=accountant)
+        if steps:
+            acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+        epsilon = acc.get_epsilon(delta)
     return {
-        "epsilon": float(acc.get_epsilon(delta)),
+        "epsilon": float(epsilon),
         "noise_multiplier": float(noise_multiplier),
         "sample_rate": float(sample_rate),
         "steps": int(steps),

@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig
 
 from lightning_aca.experiment import RunPlan, close_loggers, quiet, run_summary, uniqueness, validate
-from lightning_aca.firm.dp import calibration_steps, noise_multiplier_for, privacy_fields
+from lightning_aca.firm.dp import privacy_fields
 from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
 from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
@@ -86,18 +86,8 @@ class _Job:
         )
         self.dp = next(iter(self.plan.firm_callbacks), None)  # stackable_reason admits DPSGD alone
         if self.dp is not None:
-            plan = PoissonPlan.for_loader(data.n, data.batches)
-            self.delta = self.dp.delta if self.dp.delta is not None else 1.0 / data.n
-            sigma = self.dp.noise_multiplier
-            if self.dp.target_epsilon is not None:
-                # the steps and σ the DPSGD callback would calibrate for this run (stacked runs have no max_steps)
-                steps = calibration_steps(
-                    plan.steps_per_epoch, cfg.trainer.max_epochs, None, self.dp.epochs, self.dp.target_epsilon
-                )
-                sigma = noise_multiplier_for(
-                    self.dp.target_epsilon, self.delta, plan.sample_rate, steps, self.dp.accountant
-                )
-            self.sigma = float(sigma)
+            # σ, q and δ as the DPSGD callback resolves them (stacked runs have no max_steps)
+            self.sigma, _, self.delta = self.dp.resolve(data.n, data.batches, int(cfg.trainer.max_epochs))
 
 
 def _signal_set(cfg: DictConfig, strategy: Any, name: str | None, data: TensorData) -> SignalSet:
