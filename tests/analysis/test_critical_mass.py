@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_aca.analysis.critical_mass import AlphaStar, _isotonic, estimate_alpha_star, estimate_critical_mass
+from lightning_aca.analysis.critical_mass import AlphaStar, _isotonic, estimate_alpha_star
 
 ALPHA_0, SLOPE = 0.01, 3.0
 GRID = np.logspace(-4, 0, 25)
@@ -182,17 +182,3 @@ def test_rejects_bad_inputs(kwargs, message):
 def test_isotonic_fit_equals_weighted_pool_adjacent_violators(values, weights, fitted):
     result = _isotonic(np.array(values), np.array(weights, dtype=float))
     assert result == pytest.approx(fitted, abs=1e-12)
-
-
-def test_old_names_warn_and_give_the_same_result():
-    expected = estimate_alpha_star([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], success_level=0.8)
-    with pytest.warns(FutureWarning, match="estimate_alpha_star"):
-        old = estimate_critical_mass([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], threshold=0.8)
-    assert old == expected
-    with pytest.warns(FutureWarning, match="success_level"):
-        assert old.threshold == 0.8
-    with pytest.warns(FutureWarning, match="AlphaStar"):
-        from lightning_aca.analysis.critical_mass import CriticalMass
-    assert CriticalMass is AlphaStar
-    with pytest.raises(ValueError, match="both success_level= and its old name threshold="):
-        estimate_alpha_star([0.01, 0.1], [0.2, 0.95], success_level=0.9, threshold=0.9)
