@@ -13,7 +13,6 @@ import does not pay for Lightning, Opacus or matplotlib it does not need.
 from __future__ import annotations
 
 import importlib
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -100,31 +99,6 @@ _EXPORTS = {
     "feature_label_success_bound": "lightning_aca.theory",
 }
 
-# Former top-level names, kept for one release: name -> (module, name there).
-_DEPRECATED = {
-    "Signal": ("lightning_aca.collective.signals", "Signal"),
-    "Strategy": ("lightning_aca.collective.strategies", "Strategy"),
-    "SignalEvaluationDataset": ("lightning_aca.collective.dataset", "SignalEvaluationDataset"),
-    "dataset_labels": ("lightning_aca.collective.dataset", "dataset_labels"),
-    "member_count": ("lightning_aca.collective.membership", "member_count"),
-    "TorchvisionDataModule": ("lightning_aca.data.vision", "TorchvisionDataModule"),
-    "load_digits_tensors": ("lightning_aca.data.digits", "load_digits_tensors"),
-    "observed_groups": ("lightning_aca.data.spurious", "observed_groups"),
-    "SignalErasureSuccess": ("lightning_aca.metrics.success", "SignalErasureSuccess"),
-    "GroupAccuracy": ("lightning_aca.metrics.groups", "GroupAccuracy"),
-    "WorstGroupAccuracy": ("lightning_aca.metrics.groups", "WorstGroupAccuracy"),
-    "CriticalMass": ("lightning_aca.analysis.critical_mass", "AlphaStar"),
-    "estimate_critical_mass": ("lightning_aca.analysis.critical_mass", "estimate_alpha_star"),
-    "plot_curves": ("lightning_aca.analysis.plot", "plot_curves"),
-    "feature_label_critical_mass": ("lightning_aca.theory", "feature_label_alpha_star"),
-    "gradient_neutralization_threshold": ("lightning_aca.theory", "gradient_neutralization_alpha_bound"),
-    "OnlineStrategy": ("lightning_aca.gradient_strategies", "GradientStrategy"),
-    "LogitShift": ("lightning_aca.gradient_strategies", "LogitShift"),
-    "ParameterTarget": ("lightning_aca.gradient_strategies", "ParameterTarget"),
-    "linear_member_gradient_bound": ("lightning_aca.gradient_strategies", "linear_member_gradient_bound"),
-    "neutralization_critical_alpha": ("lightning_aca.gradient_strategies", "neutralization_alpha_star"),
-}
-
 __all__ = [
     "DPSGD",
     "AdultDataModule",
@@ -175,10 +149,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
-    if name in _DEPRECATED:
-        module, new = _DEPRECATED[name]
-        warnings.warn(f"lightning_aca.{name} is deprecated; use {module}.{new} instead.", FutureWarning, stacklevel=2)
-        return getattr(importlib.import_module(module), new)
     raise AttributeError(f"module 'lightning_aca' has no attribute {name!r}")
 
 

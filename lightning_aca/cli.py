@@ -138,7 +138,7 @@ class SweepReport(HydraCallback):
         from lightning_aca.analysis.report import main as report_main
 
         report = config.get("report", {})
-        level = report.get("success_level", report.get("threshold", 0.9))
+        level = report.get("success_level", 0.9)
         argv = [str(config.hydra.sweep.dir), "--success-level", str(level)]
         argv += ["--theory-epsilon", str(report.get("theory_epsilon", 0.01))]
         report_main(argv)

@@ -26,7 +26,6 @@ norm bound and ξ̂ are derived here. Derivations, assumptions and sources: ``do
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_aca.validation import fraction, non_negative_int, non_negative_real, positive_int, real, renamed
+from lightning_aca.validation import fraction, non_negative_int, non_negative_real, positive_int, real
 
 
 def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: float = 0.0) -> float:
@@ -66,14 +65,7 @@ def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: 
     return 1.0 - (1.0 - alpha) / alpha * delta * xi - epsilon / ((1.0 - epsilon) * alpha)
 
 
-def feature_label_alpha_star(
-    success_level: float | None = None,
-    xi: float | None = None,
-    delta: float | None = None,
-    epsilon: float = 0.0,
-    *,
-    target: float | None = None,
-) -> float | None:
+def feature_label_alpha_star(success_level: float, xi: float, delta: float, epsilon: float = 0.0) -> float | None:
     """Smallest α whose feature-label bound reaches S*: α* = (Δξ + ε/(1 − ε)) / (1 − S* + Δξ).
 
     Solves :func:`feature_label_success_bound` ≥ S* for α (the bound increases with α, so the
@@ -86,13 +78,11 @@ def feature_label_alpha_star(
         xi: uniqueness ξ = P₀(X*), in [0, 1].
         delta: suboptimality gap Δ of y* on the signal set, in [0, 1].
         epsilon: learner suboptimality ε, in [0, 1).
-        target: deprecated name of ``success_level``.
 
     Example:
         >>> round(feature_label_alpha_star(success_level=0.9, xi=0.001, delta=0.5), 6)
         0.004975
     """
-    success_level = renamed("feature_label_alpha_star", "target", "success_level", target, success_level)
     success_level = fraction("success_level", success_level)
     xi, delta = fraction("xi", xi), fraction("delta", delta)
     epsilon = real("epsilon", epsilon, low=0.0, high=1.0, high_open=True)
@@ -205,22 +195,6 @@ def dp_member_bound(success_level: float, baseline: float, epsilon: float, delta
     while members > 0 and dp_success_ceiling(baseline, epsilon, delta, members - 1) >= success_level:
         members -= 1  # rounding in the logarithm can put the bound one member high
     return members
-
-
-def feature_label_critical_mass(target: float, xi: float, delta: float, epsilon: float = 0.0) -> float | None:
-    """Deprecated name of :func:`feature_label_alpha_star` (its ``target`` is ``success_level``)."""
-    _deprecated("feature_label_critical_mass", "feature_label_alpha_star")
-    return feature_label_alpha_star(target, xi, delta, epsilon)
-
-
-def gradient_neutralization_threshold(base_gradient_norm: float, member_gradient_bound: float) -> float:
-    """Deprecated name of :func:`gradient_neutralization_alpha_bound`."""
-    _deprecated("gradient_neutralization_threshold", "gradient_neutralization_alpha_bound")
-    return gradient_neutralization_alpha_bound(base_gradient_norm, member_gradient_bound)
-
-
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated; use {new}.", FutureWarning, stacklevel=3)
 
 
 def estimate_uniqueness(

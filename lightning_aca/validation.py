@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from collections.abc import Collection
 from typing import Any, TypeVar
 
@@ -36,7 +35,6 @@ __all__ = [
     "positive_int",
     "positive_real",
     "real",
-    "renamed",
 ]
 
 
@@ -132,17 +130,3 @@ def one_of(name: str, value: T, options: Collection[T]) -> T:
     if isinstance(value, bool) or value not in options:
         raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}.")
     return value
-
-
-def renamed(owner: str, old: str, new: str, old_value: Any, new_value: Any, default: Any = None) -> Any:
-    """Resolve a keyword argument renamed from ``old`` to ``new``, warning when the old name is used.
-
-    Returns the value given under either name (``default`` when neither is given); giving both is
-    an error. The old name is kept for one release.
-    """
-    if old_value is None:
-        return default if new_value is None else new_value
-    if new_value is not None:
-        raise ValueError(f"{owner} got both {new}= and its old name {old}=; pass {new}= only.")
-    warnings.warn(f"{owner}({old}=...) is deprecated; use {new}=... instead.", FutureWarning, stacklevel=3)
-    return old_value

@@ -242,7 +242,7 @@ def make_texts():
     return _make_texts
 
 def _run_record(alpha, seed, firm="erm", metrics=None, **fields):
-    """A run record of schema 1 (with the old ``target`` key) for the sweep point ``(alpha, seed, firm)``."""
+    """A run record of schema 1 for the sweep point ``(alpha, seed, firm)``."""
     sweep = {"collective.alpha": alpha, "seed": seed, "firm": firm}
     return {
         "schema_version": 1,
@@ -251,7 +251,7 @@ def _run_record(alpha, seed, firm="erm", metrics=None, **fields):
         "alpha": alpha,
         "seed": seed,
         "strategy": "SignalPlanting",
-        "target": 0,
+        "target_class": 0,
         "metrics": {"aca/success": 0.5, "aca/clean_acc": 0.97} if metrics is None else metrics,
         "epsilon": None,
         **fields,

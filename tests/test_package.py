@@ -1,5 +1,4 @@
 import ast
-import importlib
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ def test_version_comes_from_the_installed_metadata():
     from importlib.metadata import version
 
     assert lightning_aca.__version__ == version("lightning-aca")
-
-
-@pytest.mark.parametrize("old", sorted(lightning_aca._DEPRECATED))
-def test_former_top_level_names_still_resolve_with_a_warning(old):
-    module, new = lightning_aca._DEPRECATED[old]
-    with pytest.warns(FutureWarning, match=f"lightning_aca.{old} is deprecated"):
-        value = getattr(lightning_aca, old)
-    assert value is getattr(importlib.import_module(module), new)
 
 
 def test_an_unknown_name_is_an_attribute_error():

@@ -11,10 +11,8 @@ from lightning_aca.theory import (
     dp_success_ceiling,
     estimate_uniqueness,
     feature_label_alpha_star,
-    feature_label_critical_mass,
     feature_label_success_bound,
     gradient_neutralization_alpha_bound,
-    gradient_neutralization_threshold,
 )
 
 unit = st.floats(0.0, 1.0)
@@ -212,15 +210,6 @@ def test_uniqueness_rejects_bad_inputs():
         estimate_uniqueness(torch.zeros(2, 2, 2), _stamp, batch_size=0)
     with pytest.raises(ValueError, match="atol must be a finite number in"):
         estimate_uniqueness(np.zeros((2, 2, 2)), _stamp, atol=-1.0)
-
-
-def test_old_names_warn_and_agree():
-    with pytest.warns(FutureWarning, match="feature_label_alpha_star"):
-        assert feature_label_critical_mass(target=0.9, xi=0.02, delta=0.5) == feature_label_alpha_star(0.9, 0.02, 0.5)
-    with pytest.warns(FutureWarning, match="success_level"):
-        assert feature_label_alpha_star(target=0.9, xi=0.02, delta=0.5) == pytest.approx(0.01 / 0.11)
-    with pytest.warns(FutureWarning, match="gradient_neutralization_alpha_bound"):
-        assert gradient_neutralization_threshold(3.0, 1.0) == gradient_neutralization_alpha_bound(3.0, 1.0)
 
 
 @pytest.mark.parametrize("value", [True, "0.5"])

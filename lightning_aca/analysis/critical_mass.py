@@ -29,15 +29,13 @@ Method:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from lightning_aca.economics import nondecreasing_fit
-from lightning_aca.validation import non_negative_int, real, renamed
+from lightning_aca.validation import non_negative_int, real
 
 __all__ = ["AlphaStar", "estimate_alpha_star"]
 
@@ -85,12 +83,6 @@ class AlphaStar:
             return text
         return f"{text} [{self.format_bound(self.low)}, {self.format_bound(self.high)}]"
 
-    @property
-    def threshold(self) -> float:
-        """Deprecated name of :attr:`success_level`."""
-        warnings.warn("AlphaStar.threshold is deprecated; use success_level.", FutureWarning, stacklevel=2)
-        return self.success_level
-
     def format_bound(self, value: float) -> str:
         """An interval end as text: ``≤ α_min`` below the tested range, ``> α_max`` above it, else the number."""
         if value == 0.0:
@@ -129,13 +121,11 @@ def _as_vector(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
 def estimate_alpha_star(
     alphas: Sequence[float] | np.ndarray,
     successes: Sequence[float] | np.ndarray,
-    success_level: float | None = None,
+    success_level: float = 0.9,
     seeds: Sequence[object] | np.ndarray | None = None,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     random_state: int | None = 0,
-    *,
-    threshold: float | None = None,
 ) -> AlphaStar:
     """Estimate the critical mass α* = min{α : S(α) ≥ S*} from measured (α, S) points.
 
@@ -153,7 +143,6 @@ def estimate_alpha_star(
         n_bootstrap: number of bootstrap replicates, ≥ 0; 0 skips the interval.
         confidence: coverage of the percentile interval, in (0, 1).
         random_state: seed for ``np.random.default_rng`` used by the bootstrap.
-        threshold: deprecated name of ``success_level``.
 
     Example:
         >>> result = estimate_alpha_star([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], success_level=0.8)
@@ -174,7 +163,6 @@ def estimate_alpha_star(
     if np.any((success_values < 0) | (success_values > 1)):
         bad = int(np.flatnonzero((success_values < 0) | (success_values > 1))[0])
         raise ValueError(f"successes must be in [0, 1], got {success_values[bad]!r} at index {bad}.")
-    success_level = renamed("estimate_alpha_star", "threshold", "success_level", threshold, success_level, 0.9)
     success_level = real("success_level", success_level, low=0.0, high=1.0, low_open=True)
     confidence = real("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
     n_bootstrap = non_negative_int("n_bootstrap", n_bootstrap)
@@ -224,16 +212,3 @@ def estimate_alpha_star(
         alpha_at_max=float(grid[best]),
         alpha_range=(float(grid[0]), float(grid[-1])),
     )
-
-
-def estimate_critical_mass(*args: Any, **kwargs: Any) -> AlphaStar:
-    """Deprecated name of :func:`estimate_alpha_star`."""
-    warnings.warn("estimate_critical_mass is deprecated; use estimate_alpha_star.", FutureWarning, stacklevel=2)
-    return estimate_alpha_star(*args, **kwargs)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "CriticalMass":
-        warnings.warn("CriticalMass is deprecated; use AlphaStar.", FutureWarning, stacklevel=2)
-        return AlphaStar
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,8 +4,7 @@ Reads the ``aca-run`` records of a sweep with a gradient strategy and each run's
 (``<run>/csv/metrics.csv``, the ``logger=csv`` default), which holds ``aca/param_distance`` for
 every logged step (set ``trainer.log_every_n_steps=1`` for every step) and the critical-mass bounds
 ``aca/alpha_norm_bound`` (the norm bound G/(G + B)) and ``aca/alpha_star`` (the exact α* of the
-model family) of Hardt et al. 2023 (arXiv 2302.04262, §4). Logs written under the old keys
-``aca/theory_threshold`` and ``aca/critical_alpha`` are read too.
+model family) of Hardt et al. 2023 (arXiv 2302.04262, §4).
 """
 
 from __future__ import annotations
@@ -25,11 +24,8 @@ __all__ = ["DistanceCurve", "load_distance_curves", "summarize_distances"]
 
 DISTANCE_KEY = "aca/param_distance"
 CONTROLLABLE_KEY = "aca/controllable_distance"
-#: each bound's log key, then the key it had before
-BOUND_KEYS = {
-    "alpha_norm_bound": ("aca/alpha_norm_bound", "aca/theory_threshold"),
-    "alpha_star": ("aca/alpha_star", "aca/critical_alpha"),
-}
+#: each bound's log key
+BOUND_KEYS = {"alpha_norm_bound": "aca/alpha_norm_bound", "alpha_star": "aca/alpha_star"}
 
 
 @dataclass(frozen=True)
@@ -57,10 +53,9 @@ def _read_log(path: Path) -> tuple[list[int], list[float], list[float], dict[str
                 distances.append(float(row[DISTANCE_KEY]))
                 if row.get(CONTROLLABLE_KEY):
                     controllable.append(float(row[CONTROLLABLE_KEY]))
-            for name, keys in BOUND_KEYS.items():
-                value = next((row[key] for key in keys if row.get(key)), None)
-                if value is not None:
-                    bounds[name] = float(value)
+            for name, key in BOUND_KEYS.items():
+                if row.get(key):
+                    bounds[name] = float(row[key])
     return steps, distances, controllable, bounds
 
 

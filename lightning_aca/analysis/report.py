@@ -112,8 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Success curves S(α) and critical masses α* from aca-run records (record.json).",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run or sweep directories, or record files")
-    parser.add_argument("--success-level", type=float, default=None, help="success level S* defining α* (default: 0.9)")
-    parser.add_argument("--threshold", type=float, default=None, help=argparse.SUPPRESS)  # old name of --success-level
+    parser.add_argument("--success-level", type=float, default=0.9, help="success level S* defining α* (default: 0.9)")
     parser.add_argument(
         "--distances",
         action="store_true",
@@ -178,11 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--versus compares α* between groups of success curves; it does not apply to --distances."
                 )
             return _distances(args.paths, args.out)
-        if args.threshold is not None:
-            if args.success_level is not None:
-                raise ValueError("pass --success-level only (--threshold is its old name).")
-            print("aca-report: warning: --threshold is deprecated; use --success-level.", file=sys.stderr)
-        level = next((value for value in (args.success_level, args.threshold) if value is not None), 0.9)
         if args.economics:  # bad costs, benefit or privacy cost fail before any report file is written
             from lightning_aca.economics import Participation, parse_costs
 
@@ -201,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in paths.values():
                 print(f"wrote {path}")
             return 0
-        summaries = summarize(records, success_level=level, n_bootstrap=args.bootstrap)
+        summaries = summarize(records, success_level=args.success_level, n_bootstrap=args.bootstrap)
         key = None if args.versus is None else versus_key(summaries, args.versus)
         print(format_table(summaries))
         print(devices_line(records))
@@ -224,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 images[name] = paths["versus_png"]
                 tables[f"{name}_table"] = (VERSUS_COLUMNS, versus_rows(points))
             config = {
-                "success_level": level,
+                "success_level": args.success_level,
                 "theory_epsilon": args.theory_epsilon,
                 "n_records": len(records),
                 "versus": key,

@@ -11,7 +11,6 @@ of the evaluation inputs), since S is only evidence of the signal where it is ab
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star
-from lightning_aca.runs.records import group_key, group_label, target_class
-from lightning_aca.validation import non_negative_int, real, renamed
+from lightning_aca.runs.records import group_key, group_label
+from lightning_aca.validation import non_negative_int, real
 
 __all__ = [
     "AlphaRow",
@@ -92,18 +91,6 @@ class GroupSummary:
         """The α whose mean S is not above the baseline (for collectives with a target class)."""
         return tuple(row.alpha for row in self.rows if row.above_baseline is False)
 
-    @property
-    def threshold(self) -> float:
-        """Deprecated name of :attr:`success_level`."""
-        warnings.warn("GroupSummary.threshold is deprecated; use success_level.", FutureWarning, stacklevel=2)
-        return self.success_level
-
-    @property
-    def critical_mass(self) -> AlphaStar | None:
-        """Deprecated name of :attr:`alpha_star`."""
-        warnings.warn("GroupSummary.critical_mass is deprecated; use alpha_star.", FutureWarning, stacklevel=2)
-        return self.alpha_star
-
 
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
@@ -122,7 +109,7 @@ def _metric(runs: list[dict[str, Any]], name: str) -> list[float]:
 def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
     success = _metric(runs, "aca/success")
     baseline = _mean(_metric(runs, "aca/baseline_success"))
-    has_target = any(target_class(run) is not None for run in runs)
+    has_target = any(run.get("target_class") is not None for run in runs)
     success_mean = float(np.mean(success))
     return AlphaRow(
         alpha=alpha,
@@ -180,10 +167,8 @@ def group_records(records: Sequence[dict[str, Any]]) -> dict[Key, list[dict[str,
 
 def summarize(
     records: Sequence[dict[str, Any]],
-    success_level: float | None = None,
+    success_level: float = 0.9,
     n_bootstrap: int = 1000,
-    *,
-    threshold: float | None = None,
 ) -> list[GroupSummary]:
     """Summarize each group of records: per-α mean ± std of S and its baseline, and α* at S*.
 
@@ -196,9 +181,7 @@ def summarize(
         records: loaded run records (see :func:`~lightning_aca.runs.records.load_records`).
         success_level: success level S* defining α*, in (0, 1] (default 0.9).
         n_bootstrap: bootstrap replicates for α*'s interval, ≥ 0.
-        threshold: deprecated name of ``success_level``.
     """
-    success_level = renamed("summarize", "threshold", "success_level", threshold, success_level, 0.9)
     success_level = real("success_level", success_level, low=0.0, high=1.0, low_open=True)
     n_bootstrap = non_negative_int("n_bootstrap", n_bootstrap)
     if not records:

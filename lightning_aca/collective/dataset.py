@@ -23,7 +23,7 @@ from torch.utils.data._utils.collate import default_collate
 from lightning_aca.collective.collectives import Collective, collective_position, given_collectives, only_collective
 from lightning_aca.collective.membership import select_disjoint_members
 from lightning_aca.collective.strategies import Strategy, check_strategy
-from lightning_aca.validation import non_negative_int, one_of, positive_int, renamed
+from lightning_aca.validation import non_negative_int, one_of, positive_int
 
 
 class _ItemCodec:
@@ -76,17 +76,14 @@ class _ItemCodec:
         return (*item, flag)
 
 
-def dataset_labels(
-    dataset: Dataset, label_key: str | int | None = None, *, target_key: str | int | None = None
-) -> Tensor:
+def dataset_labels(dataset: Dataset, label_key: str | int = 1) -> Tensor:
     """All labels of a map-style dataset as an int64 tensor.
 
     Reads them without loading inputs where the dataset exposes them (``TensorDataset``,
     ``Subset``, torchvision-style ``.targets``/``.labels``); otherwise iterates once, taking
-    ``item[label_key]`` of every item (default: position 1). ``target_key`` is the deprecated
-    name of ``label_key``.
+    ``item[label_key]`` of every item (default: position 1).
     """
-    return _labels(dataset, renamed("dataset_labels", "target_key", "label_key", target_key, label_key, default=1))
+    return _labels(dataset, label_key)
 
 
 def _labels(dataset: Dataset, label_key: str | int) -> Tensor:
@@ -215,7 +212,7 @@ class CollectiveDataset(Dataset):
         alpha: fraction of eligible training points in the collective, in [0, 1].
         seed: membership seed.
         input_key, label_key: positions (tuples) or keys (dicts) of input and label
-            (default 0 and 1); ``target_key`` is the deprecated name of ``label_key``.
+            (default 0 and 1).
         return_membership: append the membership flag to every item (a member of any collective).
         num_classes: number of classes, to validate the strategies' target classes; by default
             each must be a label present in the dataset.
@@ -249,17 +246,15 @@ class CollectiveDataset(Dataset):
         alpha: float | None = None,
         seed: int = 0,
         input_key: str | int = 0,
-        label_key: str | int | None = None,
+        label_key: str | int = 1,
         return_membership: bool = False,
         num_classes: int | None = None,
         injection: str = "item",
         *,
-        target_key: str | int | None = None,
         collectives: Iterable[Collective] | None = None,
     ) -> None:
         self.collectives = given_collectives("CollectiveDataset", strategy, alpha, collectives)
         strategies = [c.strategy for c in self.collectives]
-        label_key = renamed("CollectiveDataset", "target_key", "label_key", target_key, label_key, default=1)
         injection = check_injection(injection, ("item", "collate"))
         for item in strategies:
             if injection == "collate" and not item.batched_inputs:
@@ -461,8 +456,7 @@ class SignalEvaluationDataset(Dataset):
     with y* (success = the model predicts the item's label). For erasing: every test point with
     the signal, labelled with its true label. Items keep the base dataset's structure; with
     ``return_clean=True`` the clean input and the true label are appended (keys ``clean_input``,
-    ``true_label``) for metrics that compare f(g(x)) with f(x). ``target_key`` is the deprecated
-    name of ``label_key``.
+    ``true_label``) for metrics that compare f(g(x)) with f(x).
     """
 
     def __init__(
@@ -470,14 +464,11 @@ class SignalEvaluationDataset(Dataset):
         dataset: Dataset,
         strategy: Strategy,
         input_key: str | int = 0,
-        label_key: str | int | None = None,
+        label_key: str | int = 1,
         return_clean: bool = False,
         num_classes: int | None = None,
-        *,
-        target_key: str | int | None = None,
     ) -> None:
         check_strategy(strategy)
-        label_key = renamed("SignalEvaluationDataset", "target_key", "label_key", target_key, label_key, default=1)
         _check_not_empty(dataset, "test")
         if num_classes is not None:
             num_classes = positive_int("num_classes", num_classes)

@@ -12,7 +12,6 @@ Success is measured only on held-out inputs whose true label is not already the 
 
 from __future__ import annotations
 
-import warnings
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -20,11 +19,11 @@ import torch
 from torch import Tensor
 
 from lightning_aca.collective.signals import Signal
-from lightning_aca.validation import integer, renamed
+from lightning_aca.validation import integer
 
 
 def _target_class(owner: str, value: Any) -> int:
-    """The class index y* given as ``target_class=`` (or the deprecated ``target=``)."""
+    """The class index y* given as ``target_class=``."""
     if value is None:
         raise TypeError(f"{owner} needs target_class=<the class index y* the collective steers towards>.")
     return integer(f"{owner} target_class", value, low=0, kind="a non-negative class index y*")
@@ -44,21 +43,6 @@ class Strategy(ABC):
     target_class: int | None = None
     #: the signal g the strategy plants or erases, or ``None`` when it carries no signal.
     signal: Signal | None = None
-
-    @property
-    def target(self) -> int | None:
-        """Deprecated name of :attr:`target_class`."""
-        warnings.warn(
-            f"{type(self).__name__}.target is deprecated; use .target_class instead.", FutureWarning, stacklevel=2
-        )
-        return self.target_class
-
-    @target.setter
-    def target(self, value: int | None) -> None:
-        warnings.warn(
-            f"{type(self).__name__}.target is deprecated; use .target_class instead.", FutureWarning, stacklevel=2
-        )
-        self.target_class = value
 
     def eligible(self, labels: Tensor) -> Tensor:
         """Boolean mask over training points that may join the collective (default: all)."""
@@ -155,10 +139,9 @@ class SignalPlanting(SignalStrategy):
         ([1.0, 0.0], 3)
     """
 
-    def __init__(self, signal: Signal, target_class: int | None = None, *, target: int | None = None) -> None:
+    def __init__(self, signal: Signal, target_class: int | None = None) -> None:
         super().__init__(signal)
-        owner = type(self).__name__
-        self.target_class = _target_class(owner, renamed(owner, "target", "target_class", target, target_class))
+        self.target_class = _target_class(type(self).__name__, target_class)
 
     def member_label(self, y: Any) -> Any:
         return _like(y, self.target_class)
@@ -214,10 +197,8 @@ class LabelFlip(Strategy):
     is the fraction of held-out clean inputs with true label ≠ y* predicted as y*.
     """
 
-    def __init__(self, target_class: int | None = None, *, target: int | None = None) -> None:
-        self.target_class = _target_class(
-            "LabelFlip", renamed("LabelFlip", "target", "target_class", target, target_class)
-        )
+    def __init__(self, target_class: int | None = None) -> None:
+        self.target_class = _target_class("LabelFlip", target_class)
 
     def member_input(self, x: Any) -> Any:
         return x

@@ -23,7 +23,7 @@ from lightning_aca.collective.dataset import (
 )
 from lightning_aca.collective.strategies import Strategy
 from lightning_aca.data.sampling import SeededShuffle
-from lightning_aca.validation import non_negative_int, positive_int, renamed
+from lightning_aca.validation import non_negative_int, positive_int
 
 
 def _loader_like(
@@ -103,7 +103,7 @@ class CollectiveDataModule(L.LightningDataModule):
         eval_batch_size: batch size of the signal and clean test loaders (evaluation only; large
             batches cut per-batch overhead).
         input_key, label_key: positions (tuple items) or keys (dict items) of input and label
-            (default 0 and 1); ``target_key`` is the deprecated name of ``label_key``.
+            (default 0 and 1).
         return_membership: append a membership flag to every training item.
         injection: ``"item"`` (members modified as items are read; any dataset),
             ``"collate"`` (members' rows of each collated training batch modified in one call,
@@ -140,19 +140,17 @@ class CollectiveDataModule(L.LightningDataModule):
         num_workers: int = 0,
         eval_batch_size: int = 512,
         input_key: str | int = 0,
-        label_key: str | int | None = None,
+        label_key: str | int = 1,
         return_membership: bool = False,
         num_classes: int | None = None,
         injection: str = "auto",
         collate_fn: Callable[[list[Any]], Any] | None = None,
         *,
-        target_key: str | int | None = None,
         collectives: Iterable[Collective] | None = None,
         shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         self._collectives = given_collectives("CollectiveDataModule", strategy, alpha, collectives)
-        label_key = renamed("CollectiveDataModule", "target_key", "label_key", target_key, label_key, default=1)
         if datamodule is not None and (train_dataset is not None or test_dataset is not None):
             raise ValueError("give either datamodule=... or train_dataset=/test_dataset=..., not both.")
         if datamodule is None and (train_dataset is None or test_dataset is None):

@@ -19,7 +19,6 @@ the clean data whose mean gradient estimates ∇L_{P₀}(θ).
 
 from __future__ import annotations
 
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -41,17 +40,11 @@ from lightning_aca.gradient_strategies.functional import (
 )
 from lightning_aca.gradient_strategies.theta_star import StateSpec, ThetaStar, as_theta_star, trainable_parameters
 from lightning_aca.theory import gradient_neutralization_alpha_bound
-from lightning_aca.validation import non_negative_int, one_of, positive_int, positive_real, real, renamed
+from lightning_aca.validation import non_negative_int, one_of, positive_int, positive_real, real
 
 _REST_GRADIENTS = ("batch", "estimate")
 _ON_INFEASIBLE = ("warn", "raise")
 _CHUNK = 1024
-# logged and recorded keys of earlier releases, read from old checkpoints
-_OLD_KEYS = {"aca/theory_threshold": "aca/alpha_norm_bound", "aca/critical_alpha": "aca/alpha_star"}
-
-
-def _renew_keys(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {_OLD_KEYS.get(key, key): value for key, value in values.items()}
 
 
 def _stack_points(dataset: Any, indices: Tensor, input_key: int | str, label_key: int | str) -> tuple[Tensor, Tensor]:
@@ -80,7 +73,7 @@ class _GradientCallback(L.Callback, ABC):
 
     def __init__(
         self,
-        theta_star: ThetaStar | StateSpec | None = None,
+        theta_star: ThetaStar | StateSpec,
         feature_bounds: tuple[float, float] | None = None,
         family: str = "auto",
         rest_gradient: str = "batch",
@@ -93,13 +86,9 @@ class _GradientCallback(L.Callback, ABC):
         on_infeasible: str = "warn",
         seed: int = 0,
         input_key: int | str = 0,
-        label_key: int | str | None = None,
-        *,
-        target: ThetaStar | StateSpec | None = None,
-        target_key: int | str | None = None,
+        label_key: int | str = 1,
     ) -> None:
-        owner = type(self).__name__
-        self.theta_star = as_theta_star(renamed(owner, "target", "theta_star", target, theta_star))
+        self.theta_star = as_theta_star(theta_star)
         self.feature_bounds = check_feature_bounds(feature_bounds)
         self.family = one_of("family", family, FAMILIES)
         self.rest_gradient = one_of("rest_gradient", rest_gradient, _REST_GRADIENTS)
@@ -112,7 +101,7 @@ class _GradientCallback(L.Callback, ABC):
         self.on_infeasible = one_of("on_infeasible", on_infeasible, _ON_INFEASIBLE)
         self.seed = non_negative_int("seed", seed)
         self.input_key = input_key
-        self.label_key = renamed(owner, "target_key", "label_key", target_key, label_key, default=1)
+        self.label_key = label_key
         #: θ* resolved against the firm's model (flat, as its trainable parameters) when the collective starts acting
         self.theta_star_vector: Tensor | None = None
         #: the theory values at θ*: G, B, the norm bound G/(G + B) and α* (linear family)
@@ -363,30 +352,10 @@ class _GradientCallback(L.Callback, ABC):
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.theta_star_vector = state_dict.get("theta_star")
-        self.theory = _renew_keys(state_dict.get("theory", {}))
+        self.theory = dict(state_dict.get("theory", {}))
         self.distances = [tuple(item) for item in state_dict.get("distances", [])]
-        self.results = _renew_keys(state_dict.get("results", {}))
+        self.results = dict(state_dict.get("results", {}))
         self._residuals = list(state_dict.get("residuals", []))  # the running epoch's, for a mid-epoch resume
-
-    @property
-    def target(self) -> ThetaStar:
-        """Deprecated name of :attr:`theta_star`."""
-        warnings.warn(
-            f"{type(self).__name__}.target is deprecated; use {type(self).__name__}.theta_star.",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return self.theta_star
-
-    @property
-    def target_key(self) -> int | str:
-        """Deprecated name of :attr:`label_key`."""
-        warnings.warn(
-            f"{type(self).__name__}.target_key is deprecated; use {type(self).__name__}.label_key.",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return self.label_key
 
 
 class GradientNeutralization(_GradientCallback):
@@ -442,7 +411,6 @@ class GradientNeutralization(_GradientCallback):
         seed: seed of the candidates and of the reference subsamples.
         input_key, label_key: positions (tuple batches) or keys (dict batches) of input and label
             (``label_key`` defaults to 1).
-        target, target_key: deprecated names of ``theta_star`` and ``label_key``.
     """
 
     _name = "GradientNeutralization"
@@ -481,7 +449,7 @@ class GradientControl(_GradientCallback):
 
     def __init__(
         self,
-        theta_star: ThetaStar | StateSpec | None = None,
+        theta_star: ThetaStar | StateSpec,
         feature_bounds: tuple[float, float] | None = None,
         rate: float = 0.5,
         **kwargs: Any,

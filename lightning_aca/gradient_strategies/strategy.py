@@ -10,11 +10,10 @@ batch (use ``return_membership=True`` so batches say who the members are).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from lightning_aca.collective.strategies import Strategy
-from lightning_aca.validation import non_negative_int, renamed
+from lightning_aca.validation import non_negative_int
 
 
 class GradientStrategy(Strategy):
@@ -33,7 +32,6 @@ class GradientStrategy(Strategy):
 
     Args:
         target_class: y*, the class the collective wants predicted, or ``None``.
-        target: deprecated name of ``target_class``.
 
     Example:
         >>> import torch
@@ -42,8 +40,7 @@ class GradientStrategy(Strategy):
         (0, [True, False, True])
     """
 
-    def __init__(self, target_class: int | None = None, *, target: int | None = None) -> None:
-        target_class = renamed("GradientStrategy", "target", "target_class", target, target_class)
+    def __init__(self, target_class: int | None = None) -> None:
         self.target_class = None if target_class is None else non_negative_int("target_class", target_class)
 
     def member_input(self, x: Any) -> Any:
@@ -60,11 +57,3 @@ class GradientStrategy(Strategy):
 
     def __repr__(self) -> str:
         return f"GradientStrategy(target_class={self.target_class})"
-
-
-class OnlineStrategy(GradientStrategy):
-    """Deprecated name of :class:`GradientStrategy`, kept for one release."""
-
-    def __init__(self, target_class: int | None = None, *, target: int | None = None) -> None:
-        warnings.warn("OnlineStrategy is deprecated; use GradientStrategy.", FutureWarning, stacklevel=2)
-        super().__init__(target_class, target=target)

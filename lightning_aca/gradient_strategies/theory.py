@@ -23,7 +23,6 @@ Derived here, not quoted from the paper; derivations, assumptions and provenance
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch import Tensor
@@ -81,11 +80,3 @@ def neutralization_alpha_star(base_gradient: Tensor, atoms: Tensor) -> float:
         return 0.0
     radius = hull_radius(atoms, -g)
     return norm / (norm + radius) if radius > 0 else 1.0
-
-
-def neutralization_critical_alpha(base_gradient: Tensor, atoms: Tensor) -> float:
-    """Deprecated name of :func:`neutralization_alpha_star`, kept for one release."""
-    warnings.warn(
-        "neutralization_critical_alpha is deprecated; use neutralization_alpha_star.", FutureWarning, stacklevel=2
-    )
-    return neutralization_alpha_star(base_gradient, atoms)

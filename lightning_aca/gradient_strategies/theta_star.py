@@ -8,7 +8,6 @@ collective starts acting, into one tensor per trainable parameter (by name).
 from __future__ import annotations
 
 import os
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -178,13 +177,3 @@ def as_theta_star(spec: ThetaStar | StateSpec) -> ThetaStar:
         "theta_star must be a ThetaStar (e.g. LogitShift(target_class=0, shift=1.0)), a state dict or a checkpoint "
         f"path, got {type(spec).__name__}."
     )
-
-
-#: Deprecated name of :class:`ThetaStar`, kept for one release.
-Target = ThetaStar
-
-
-def as_target(spec: ThetaStar | StateSpec) -> ThetaStar:
-    """Deprecated name of :func:`as_theta_star`, kept for one release."""
-    warnings.warn("as_target is deprecated; use as_theta_star.", FutureWarning, stacklevel=2)
-    return as_theta_star(spec)

@@ -10,7 +10,6 @@ loggers.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -27,7 +26,7 @@ from lightning_aca.collective.strategies import SignalErasing
 from lightning_aca.metrics.functional import collective_sizes, metric_key
 from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
 from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
-from lightning_aca.validation import positive_int, renamed
+from lightning_aca.validation import positive_int
 
 
 def _shard(loader: DataLoader, rank: int, world_size: int) -> DataLoader:
@@ -75,7 +74,6 @@ class CollectiveMetrics(L.Callback):
         every_n_epochs: evaluate every n-th epoch during fit (test always evaluates).
         input_key, label_key: positions or keys of input and label in batches.
         predict_fn: ``(pl_module, x) -> scores``; default ``pl_module(x)``.
-        target_key: deprecated name of ``label_key``.
     """
 
     def __init__(
@@ -89,11 +87,9 @@ class CollectiveMetrics(L.Callback):
         top_k: int = 1,
         every_n_epochs: int = 1,
         input_key: int | str = 0,
-        label_key: int | str | None = None,
+        label_key: int | str = 1,
         predict_fn: Callable[[L.LightningModule, Any], Tensor] | None = None,
         baseline: bool = True,
-        *,
-        target_key: int | str | None = None,
     ) -> None:
         self.every_n_epochs = positive_int("every_n_epochs", every_n_epochs)
         self.num_groups = None if num_groups is None else positive_int("num_groups", num_groups)
@@ -105,18 +101,12 @@ class CollectiveMetrics(L.Callback):
         self.baseline = baseline
         self.group_index = group_index
         self.input_key = input_key
-        self.label_key = renamed("CollectiveMetrics", "target_key", "label_key", target_key, label_key, 1)
+        self.label_key = label_key
         self.predict_fn = predict_fn
         self.results: dict[str, dict[str, float]] = {}
         self._evaluated_epoch = -1
         self._collections: dict[tuple, MetricCollection] = {}
         self._signal_loaders: tuple[Any, tuple, dict[str | None, tuple[DataLoader, bool]]] | None = None
-
-    @property
-    def target_key(self) -> int | str:
-        """Deprecated name of :attr:`label_key`."""
-        warnings.warn("CollectiveMetrics.target_key is deprecated; use label_key.", FutureWarning, stacklevel=2)
-        return self.label_key
 
     # -- where the loaders come from -------------------------------------------------------
     def _loaders(self, trainer: L.Trainer) -> tuple[dict[str | None, tuple[DataLoader, bool]], DataLoader | None]:

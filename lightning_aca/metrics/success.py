@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -10,7 +9,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lightning_aca.metrics.functional import agreement_hits, success_hits
-from lightning_aca.validation import non_negative_int, positive_int, renamed
+from lightning_aca.validation import non_negative_int, positive_int
 
 
 class _Fraction(Metric):
@@ -52,7 +51,6 @@ class CollectiveSuccess(_Fraction):
     Args:
         target_class: the class y*; ``None`` to take the success labels from each ``update``.
         top_k: count a success when the label is among the top-k scores (logits needed).
-        target: deprecated name of ``target_class``.
 
     Example:
         >>> metric = CollectiveSuccess(target_class=0)
@@ -62,19 +60,10 @@ class CollectiveSuccess(_Fraction):
         tensor(0.7500)
     """
 
-    def __init__(
-        self, target_class: int | None = None, top_k: int = 1, *, target: int | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, target_class: int | None = None, top_k: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        target_class = renamed("CollectiveSuccess", "target", "target_class", target, target_class)
         self.target_class = None if target_class is None else non_negative_int("target_class", target_class)
         self.top_k = positive_int("top_k", top_k)
-
-    @property
-    def target(self) -> int | None:
-        """Deprecated name of :attr:`target_class`."""
-        warnings.warn("CollectiveSuccess.target is deprecated; use target_class.", FutureWarning, stacklevel=2)
-        return self.target_class
 
     def update(self, preds: Tensor, success_labels: Tensor | None = None) -> None:
         """Count a batch: ``preds`` are logits/probabilities ``(N, C)`` or labels ``(N,)``."""

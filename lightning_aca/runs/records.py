@@ -2,8 +2,7 @@
 
 Each ``aca-run`` run writes one ``record.json`` (schema version 1) into its run directory; a Hydra
 multirun gives ``<sweep_dir>/<job_num>/record.json``. The collective's target class y* is stored
-under ``target_class`` (records written before the rename hold it under ``target``; the reader
-accepts both). A group is the set of runs sharing every swept
+under ``target_class``. A group is the set of runs sharing every swept
 setting except the collective size α and the seed: one success curve S(α) (Hardt, Mazumdar,
 Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
 arXiv 2302.04262, §3) measured over seeds. A run with several collectives (Karan et al. 2025)
@@ -35,7 +34,6 @@ __all__ = [
     "load_records",
     "make_record",
     "sweep_params",
-    "target_class",
     "write_atomically",
     "write_record",
 ]
@@ -263,11 +261,6 @@ def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found.values())
 
 
-def target_class(record: dict[str, Any]) -> int | None:
-    """The record's y*: key ``target_class``, or ``target`` in records written before the rename."""
-    return record.get("target_class", record.get("target"))
-
-
 def _problem(record: Any) -> str | None:
     """Why ``record`` cannot be used, or ``None`` if it can."""
     if not isinstance(record, dict):
@@ -302,8 +295,8 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
 
     A file that is unreadable or partial JSON (a run still writing, or killed), has another
     ``schema_version``, or lacks a number α or ``metrics['aca/success']`` in [0, 1] (with several
-    collectives: each one's α and ``aca/success/<name>``) is skipped with a warning naming it. A record that names y* under its old key ``target`` gets ``target_class``
-    beside it. Raises ``ValueError`` naming ``paths`` when no usable record is left.
+    collectives: each one's α and ``aca/success/<name>``) is skipped with a warning naming it.
+    Raises ``ValueError`` naming ``paths`` when no usable record is left.
     """
     paths = list(paths)
     files = find_records(paths)
@@ -318,7 +311,6 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
         if problem is not None:
             warnings.warn(f"skipping {file}: {problem}", stacklevel=2)
             continue
-        record.setdefault("target_class", target_class(record))
         records.append(record)
     if not records:
         where = ", ".join(str(path) for path in paths)

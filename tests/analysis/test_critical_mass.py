@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star, estimate_critical_mass
+from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star
 
 ALPHA_0, SLOPE = 0.01, 3.0
 GRID = np.logspace(-4, 0, 25)
@@ -164,15 +164,3 @@ def test_rejects_bad_inputs(kwargs, message):
         estimate_alpha_star(**arguments)
 
 
-def test_old_names_warn_and_give_the_same_result():
-    expected = estimate_alpha_star([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], success_level=0.8)
-    with pytest.warns(FutureWarning, match="estimate_alpha_star"):
-        old = estimate_critical_mass([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], threshold=0.8)
-    assert old == expected
-    with pytest.warns(FutureWarning, match="success_level"):
-        assert old.threshold == 0.8
-    with pytest.warns(FutureWarning, match="AlphaStar"):
-        from lightning_aca.analysis.critical_mass import CriticalMass
-    assert CriticalMass is AlphaStar
-    with pytest.raises(ValueError, match="both success_level= and its old name threshold="):
-        estimate_alpha_star([0.01, 0.1], [0.2, 0.95], success_level=0.9, threshold=0.9)

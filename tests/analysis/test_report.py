@@ -265,14 +265,12 @@ def test_main_wandb_logs_an_offline_run_under_the_out_dir(make_record, sweeps, t
     assert list(runs[0].glob("*.wandb"))
 
 
-def constant_model_records(make_record, target_key="target_class"):
+def constant_model_records(make_record):
     """A model that predicts y* everywhere: S = 1 at every α, and S = 1 on the clean inputs too."""
     records = []
     for alpha in (0.01, 0.1):
         for seed in (0, 1):
             record = make_record(alpha, seed, "constant")
-            record.pop("target")
-            record[target_key] = 0
             record["metrics"] = {"aca/success": 1.0, "aca/baseline_success": 1.0, "aca/clean_acc": 0.1}
             records.append(record)
     return records
@@ -321,38 +319,12 @@ def test_success_not_above_its_baseline_is_flagged(make_record, tmp_path):
     assert document["groups"][0]["rows"][0]["above_baseline"] is False
 
 
-def test_records_with_the_old_target_key_are_flagged_alike(make_record, tmp_path):
-    for job, record in enumerate(constant_model_records(make_record, target_key="target")):
-        path = tmp_path / str(job) / "record.json"
-        path.parent.mkdir()
-        path.write_text(json.dumps(record))
-    records = load_records([tmp_path])
-    assert {record["target_class"] for record in records} == {0}
-    (summary,) = summarize(records, n_bootstrap=0)
-    assert summary.not_above_baseline == (0.01, 0.1)
-
-
 def test_erasing_runs_and_runs_without_a_baseline_are_not_flagged(make_record):
     erasing = [record | {"target_class": None} for record in constant_model_records(make_record)]
     assert summarize(erasing, n_bootstrap=0)[0].not_above_baseline == ()
     (old,) = summarize([make_record(0.1, 0, "erm")], n_bootstrap=0)
     assert old.rows[0].baseline_success_mean is None and old.rows[0].above_baseline is None
     assert "baseline" not in format_table([old])
-
-
-def test_old_threshold_names_still_work_with_a_warning(sweeps, capsys):
-    records = load_records([sweeps])
-    with pytest.warns(FutureWarning, match="success_level"):
-        (old,) = [s for s in summarize(records, threshold=0.8, n_bootstrap=0) if s.label == "firm=erm"]
-    with pytest.warns(FutureWarning, match="success_level"):
-        assert old.threshold == 0.8
-    with pytest.warns(FutureWarning, match="alpha_star"):
-        assert old.critical_mass is old.alpha_star
-
-    assert main([str(sweeps), "--threshold", "0.8", "--bootstrap", "0"]) == 0
-    captured = capsys.readouterr()
-    assert "--threshold is deprecated; use --success-level" in captured.err
-    assert "α* (S* = 0.8)" in captured.out
 
 
 C_KEY, SIGMA_KEY, EPSILON_KEY = (

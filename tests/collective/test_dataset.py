@@ -117,28 +117,6 @@ def test_bad_inputs():
         CollectiveDataset(base(), PLANT, 0.1, num_classes=True)
 
 
-def test_old_names_still_work_with_a_future_warning():
-    with pytest.warns(FutureWarning, match=r"target=\.\.\.\) is deprecated; use target_class") as caught:
-        old = SignalPlanting(PixelPatch(2), target=3)
-    assert old.target_class == 3 and caught[0].filename == __file__  # the warning points at the caller
-    with pytest.warns(FutureWarning, match=r"\.target is deprecated"):
-        assert old.target == 3
-    with pytest.warns(FutureWarning, match="target="):
-        assert LabelFlip(target=2).target_class == 2
-    with pytest.warns(FutureWarning, match="target="):
-        assert FeatureOnlyPlanting(PixelPatch(2), target=1).target_class == 1
-    with pytest.raises(ValueError, match="both target_class= and its old name target="):
-        LabelFlip(1, target=2)
-    with pytest.warns(FutureWarning, match=r"target_key=\.\.\.\) is deprecated; use label_key"):
-        ds = CollectiveDataset(DictDataset(base()), PLANT, 0.1, input_key="image", target_key="label")
-    assert ds[int(ds.members[0])]["label"] == 0
-    with pytest.warns(FutureWarning, match="target_key"):
-        ev = SignalEvaluationDataset(DictDataset(base()), PLANT, input_key="image", target_key="label")
-    assert len(ev) == 90
-    with pytest.warns(FutureWarning, match="target_key"):
-        assert dataset_labels(DictDataset(base()), target_key="label").tolist()[:3] == [0, 1, 2]
-
-
 def test_every_strategy_says_whether_it_carries_a_signal():
     patch = PixelPatch(2)
     for strategy in (SignalPlanting(patch, 0), FeatureOnlyPlanting(patch, 0), SignalErasing(patch)):

@@ -241,13 +241,6 @@ def test_empty_training_or_test_sets_say_so():
             dm.signal_test_dataloader()
 
 
-def test_target_key_is_a_deprecated_name_of_label_key():
-    with pytest.warns(FutureWarning, match="target_key"):
-        dm = CollectiveDataModule(PLANT, 0.1, datamodule=PlainDigits(), target_key=1)
-    dm.setup("fit")
-    assert len(dm.train_dataset.members) == 140
-
-
 def test_collate_injection_keeps_the_wrapped_loaders_collate_function():
     calls = []
 

@@ -200,19 +200,6 @@ def test_state_dict_keeps_theta_star_across_a_resume(gaussian_dm, classifier, fi
     assert resumed.theory == first.theory and resumed.distances == first.distances
 
 
-def test_checkpoints_with_the_old_keys_load_under_the_new_ones():
-    old = {
-        "theta_star": torch.zeros(4),
-        "theory": {"aca/theory_threshold": 0.2, "aca/critical_alpha": 0.4, "aca/base_gradient_norm": 1.0},
-        "distances": [(1, 0.5)],
-        "results": {"aca/critical_alpha": 0.4, "aca/param_distance": 0.5},
-    }
-    control = GradientControl(SHIFT, feature_bounds=BOX)
-    control.load_state_dict(old)
-    assert control.theory == {"aca/alpha_norm_bound": 0.2, "aca/alpha_star": 0.4, "aca/base_gradient_norm": 1.0}
-    assert control.results == {"aca/alpha_star": 0.4, "aca/param_distance": 0.5}
-
-
 def test_real_numbers_of_any_kind_are_accepted():
     control = GradientControl(SHIFT, feature_bounds=(torch.tensor(-4.0), 4), rate=torch.tensor(0.25), start_step=0)
     assert control.rate == 0.25 and control.feature_bounds == (-4.0, 4.0)

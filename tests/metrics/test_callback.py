@@ -163,10 +163,7 @@ def test_baseline_can_be_switched_off_and_needs_clean_inputs(make_trainer):
     assert set(explicit.results["test"]) == {"aca/success"}
 
 
-def test_target_key_is_a_deprecated_name_of_label_key():
-    with pytest.warns(FutureWarning, match="label_key"):
-        cb = CollectiveMetrics(target_key="label")
-    assert cb.label_key == "label"
+def test_every_n_epochs_must_be_a_positive_int():
     with pytest.raises(TypeError, match="every_n_epochs must be a positive int"):
         CollectiveMetrics(every_n_epochs=True)
 

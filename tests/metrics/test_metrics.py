@@ -132,18 +132,6 @@ def test_two_process_gloo_sync(tmp_path):
     assert out[0].tolist() == out[1].tolist() == [0.5, 0.5]
 
 
-def test_target_is_a_deprecated_name_of_target_class():
-    with pytest.warns(FutureWarning, match="target_class"):
-        old = CollectiveSuccess(target=2)
-    assert old.target_class == 2
-    with pytest.warns(FutureWarning, match="target_class"):
-        assert old.target == 2
-    old.update(torch.tensor([2, 1]))
-    assert old.compute().item() == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="both target_class= and its old name target="):
-        CollectiveSuccess(target_class=1, target=1)
-
-
 @pytest.mark.parametrize("value", [True, 1.0])
 def test_class_counts_and_top_k_refuse_non_ints(value):
     with pytest.raises(TypeError, match="top_k must be a positive int"):

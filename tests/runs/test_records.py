@@ -117,10 +117,3 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     with pytest.raises(OSError, match="disk full"):
         write_atomically(path, b"new")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["report.csv"]
-
-
-def test_records_name_the_target_class_under_either_key(record, tmp_path):
-    write(tmp_path / "old" / "record.json", record(0.01, 0))
-    new = {key: value for key, value in record(0.01, 1).items() if key != "target"} | {"target_class": 3}
-    write(tmp_path / "new" / "record.json", new)
-    assert [r["target_class"] for r in load_records([tmp_path / "old", tmp_path / "new"])] == [0, 3]
