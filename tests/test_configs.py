@@ -17,9 +17,10 @@ from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import lightning_aca
-from lightning_aca.cli import run_experiment, validate
+from lightning_aca.cli import run_experiment
 from lightning_aca.collective.signals import Signal
 from lightning_aca.collective.strategies import Strategy
+from lightning_aca.experiment import validate
 from lightning_aca.metrics.callback import CollectiveMetrics
 
 #: packages whose public names are the API: the top level and the subpackages users import from
