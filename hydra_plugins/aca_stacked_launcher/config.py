@@ -1,7 +1,8 @@
-"""The stacked launcher's structured config, registered as ``hydra/launcher=aca_stacked``.
+"""The stacked launcher's structured config, registered as ``hydra/launcher=aca_stacked`` and ``=stacked``.
 
-``conf/hydra/launcher/stacked.yaml`` of ``lightning_aca`` extends it; select that one with
-``hydra/launcher=stacked``.
+``hydra/launcher=stacked`` selects it in any Hydra app. In ``aca-run``, whose search path finds
+``lightning_aca``'s ``conf/hydra/launcher/stacked.yaml`` first, that file (which extends
+``aca_stacked``) is the one selected.
 """
 
 # no `from __future__ import annotations`: Hydra imports this module before registering it in
@@ -23,6 +24,5 @@ class StackedLauncherConf:
     device: str | None = None
 
 
-ConfigStore.instance().store(
-    group="hydra/launcher", name="aca_stacked", node=StackedLauncherConf, provider="lightning-aca"
-)
+for _name in ("aca_stacked", "stacked"):
+    ConfigStore.instance().store(group="hydra/launcher", name=_name, node=StackedLauncherConf, provider="lightning-aca")

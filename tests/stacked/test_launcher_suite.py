@@ -1,0 +1,102 @@
+"""``hydra/launcher=stacked`` under Hydra's own launcher test suites (``hydra.test_utils.launcher_common_tests``).
+
+The suites' apps (``foo``, ``bar``, ``db``, ``group1`` …) are not ``aca-run`` configs, so every job
+takes the launcher's standard path and must come back as from Hydra's basic launcher: overrides,
+config, job name, id and number, output directory with ``.hydra/`` files and log. The
+integration suite runs its apps in subprocesses (``python task.py -m …``).
+"""
+
+import importlib
+
+import pytest
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
+from hydra.version import setbase
+
+from hydra_plugins.aca_stacked_launcher import _core
+from hydra_plugins.aca_stacked_launcher.stacked_launcher import StackedLauncher
+
+
+def test_discovery():
+    # the scanner executes each plugin module again, so compare by name
+    found = {f"{plugin.__module__}.{plugin.__qualname__}" for plugin in Plugins.instance().discover(Launcher)}
+    assert f"{StackedLauncher.__module__}.{StackedLauncher.__qualname__}" in found
+
+
+@pytest.mark.parametrize(("launcher_name", "overrides"), [("stacked", [])])
+class TestStackedLauncher(LauncherTestSuite):
+    """The launcher suite: sweeps of one and two jobs, config groups, strict mode, custom resolvers."""
+
+
+@pytest.mark.parametrize(
+    ("launcher_name", "overrides"), [("stacked", ["hydra/sweeper=basic", "hydra.sweeper.max_batch_size=2"])]
+)
+class TestStackedLauncherWithBatching(BatchedSweeperTestSuite):
+    """Six jobs in three batches of two: job numbers, directories and configs continue across batches."""
+
+
+@pytest.mark.parametrize(
+    ("task_launcher_cfg", "extra_flags"),
+    [
+        (
+            {
+                "defaults": [
+                    {"override hydra/launcher": "stacked"},
+                    {"override hydra/hydra_logging": "hydra_debug"},
+                    {"override hydra/job_logging": "disabled"},
+                ]
+            },
+            ["-m"],
+        )
+    ],
+)
+class TestStackedLauncherIntegration(IntegrationTestSuite):
+    """Job names, sweep directories from config and command line, original cwd and ``to_absolute_path``."""
+
+
+@pytest.mark.usefixtures("hydra_restore_singletons")
+def test_generic_jobs_are_counted_and_named_on_the_standard_path(hydra_sweep_runner, tmp_path, capsys):
+    sweep = hydra_sweep_runner(
+        calling_file=None,
+        calling_module="hydra.test_utils.a_module",
+        task_function=lambda cfg: cfg.a,
+        config_path="configs",
+        config_name="compose",
+        overrides=["hydra/launcher=stacked", "+a=0,1"],
+        temp_dir=tmp_path,
+    )
+    with sweep:
+        assert [r.return_value for r in sweep.returns[0]] == [0, 1]
+    out = capsys.readouterr().out
+    assert "2 jobs: 0 in 0 stack(s) on " in out and ", 2 on the standard path, 0 done" in out
+    assert "not stacked (invalid config), 2 on the standard path: +a=0 | +a=1" in out
+
+
+@pytest.mark.usefixtures("hydra_restore_singletons")
+def test_the_apps_version_base_decides_the_jobs_working_directory(hydra_sweep_runner, tmp_path, monkeypatch):
+    """Importing the engine imports ``aca-run``, whose ``@hydra.main(version_base="1.3")`` sets Hydra's version base.
+
+    An app of version base 1.1 (here: none given) runs each job in its output directory; the
+    launcher keeps that, however late the engine is first imported.
+    """
+    import_module = importlib.import_module
+
+    def import_as_first_time(name, *args, **kwargs):
+        module = import_module(name, *args, **kwargs)
+        if name == "lightning_aca.stacked":
+            setbase("1.3")
+        return module
+
+    monkeypatch.setattr(_core.importlib, "import_module", import_as_first_time)
+    sweep = hydra_sweep_runner(
+        calling_file=None,
+        calling_module="hydra.test_utils.a_module",
+        task_function=None,
+        config_path="configs",
+        config_name="compose",
+        overrides=["hydra/launcher=stacked", "+a=0,1"],
+        temp_dir=tmp_path,
+    )
+    with pytest.warns(UserWarning, match="no longer change working directory"), sweep:
+        assert [r.working_dir for r in sweep.returns[0]] == [str(tmp_path / "0"), str(tmp_path / "1")]
