@@ -37,4 +37,6 @@ class CriticalMassSweeperConf:
 
 
 for _name in ("aca_critical_mass", "critical_mass"):
-    ConfigStore.instance().store(group="hydra/sweeper", name=_name, node=CriticalMassSweeperConf, provider="lightning-aca")
+    ConfigStore.instance().store(
+        group="hydra/sweeper", name=_name, node=CriticalMassSweeperConf, provider="lightning-aca"
+    )

@@ -3,10 +3,14 @@
 The suites' apps (``foo``, ``bar``, ``db``, ``group1`` …) are not ``aca-run`` configs, so every job
 takes the launcher's standard path and must come back as from Hydra's basic launcher: overrides,
 config, job name, id and number, output directory with ``.hydra/`` files and log. The
-integration suite runs its apps in subprocesses (``python task.py -m …``).
+integration suite runs its apps in subprocesses (``python task.py -m …``), each importing the
+engine (torch, Lightning) afresh, so it is marked slow.
 """
 
 import importlib
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from hydra.core.plugins import Plugins
@@ -51,6 +55,7 @@ class TestStackedLauncherWithBatching(BatchedSweeperTestSuite):
         )
     ],
 )
+@pytest.mark.slow
 class TestStackedLauncherIntegration(IntegrationTestSuite):
     """Job names, sweep directories from config and command line, original cwd and ``to_absolute_path``."""
 
@@ -100,3 +105,32 @@ def test_the_apps_version_base_decides_the_jobs_working_directory(hydra_sweep_ru
     )
     with pytest.warns(UserWarning, match="no longer change working directory"), sweep:
         assert [r.working_dir for r in sweep.returns[0]] == [str(tmp_path / "0"), str(tmp_path / "1")]
+
+
+@pytest.mark.slow
+def test_an_app_of_version_base_1_1_runs_each_job_in_its_directory(tmp_path):
+    """The same in a fresh process, where the launcher is the first to import the engine."""
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            import hydra
+
+
+            @hydra.main(version_base="1.1", config_path=None)
+            def app(cfg):
+                with open("cwd.txt", "w") as f:
+                    f.write(os.getcwd())
+
+
+            app()
+            """
+        )
+    )
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, str(app), "-m", "hydra/launcher=stacked", "+a=0,1", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [(sweep / job / "cwd.txt").read_text() for job in ("0", "1")] == [str(sweep / "0"), str(sweep / "1")]
