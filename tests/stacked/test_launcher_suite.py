@@ -16,10 +16,26 @@ import pytest
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
-from hydra.version import setbase
+from hydra.version import VersionBase, setbase
+from packaging.version import Version
 
 from hydra_plugins.aca_stacked_launcher import _core
 from hydra_plugins.aca_stacked_launcher.stacked_launcher import StackedLauncher
+
+# the suites' apps keep Hydra 1.1's default of running a job in its output directory, which Hydra warns of
+pytestmark = pytest.mark.filterwarnings("ignore:Future Hydra versions will no longer change working directory")
+
+
+@pytest.fixture(autouse=True)
+def _hydra_default_version_base():
+    """Hydra's default version base, 1.1 (a job runs in its output directory), which the suites expect.
+
+    ``aca-run``'s apps, composed or run by other tests, leave 1.3 set in this process.
+    """
+    saved = VersionBase.instance().getbase()
+    VersionBase.instance().setbase(Version("1.1"))
+    yield
+    VersionBase.instance().version_base = saved
 
 
 def test_discovery():
@@ -82,8 +98,8 @@ def test_generic_jobs_are_counted_and_named_on_the_standard_path(hydra_sweep_run
 def test_the_apps_version_base_decides_the_jobs_working_directory(hydra_sweep_runner, tmp_path, monkeypatch):
     """Importing the engine imports ``aca-run``, whose ``@hydra.main(version_base="1.3")`` sets Hydra's version base.
 
-    An app of version base 1.1 (here: none given) runs each job in its output directory; the
-    launcher keeps that, however late the engine is first imported.
+    An app of version base 1.1 runs each job in its output directory; the launcher keeps that,
+    however late the engine is first imported.
     """
     import_module = importlib.import_module
 
