@@ -1,7 +1,9 @@
-"""``hydra/sweeper=critical_mass`` under Hydra's sweeper test suites (``hydra.test_utils.launcher_common_tests``).
+"""The critical-mass sweeper under Hydra's sweeper test suites (``hydra.test_utils.launcher_common_tests``).
 
 Hydra tests a sweeper by running the launcher, batching and integration suites with the basic
-launcher and ``hydra/sweeper=<name>``. Their apps sweep generic keys (``+a=0,1``,
+launcher and ``hydra/sweeper=<name>``; outside ``aca-run`` the sweeper's name is
+``aca_critical_mass`` (its structured config; ``aca-run``'s ``critical_mass`` extends it with S*
+from ``report.success_level``). Their apps sweep generic keys (``+a=0,1``,
 ``group1=file1,file2``, ``db=mysql,postgresql``, ``bar=100,200,300``) and check that each grid
 point comes back as one job with exactly its overrides. The critical-mass sweeper sweeps no grid
 of its own keys: it places runs over ``collective.alpha`` and ``seed``, adds both to every job,
@@ -17,7 +19,7 @@ from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, Inte
 
 from hydra_plugins.aca_critical_mass_sweeper.critical_mass_sweeper import CriticalMassSweeper
 
-SWEEPER = ["hydra/sweeper=critical_mass", "hydra.sweeper.alpha_range=[0.01,0.1]"]
+SWEEPER = ["hydra/sweeper=aca_critical_mass", "hydra.sweeper.alpha_range=[0.01,0.1]"]
 _GRID = (
     "expects one job per point of a generic grid with exactly that point's overrides; the critical-mass "
     "sweeper's jobs are rounds over collective.alpha and seed, which it adds to every job and which the "
@@ -76,14 +78,14 @@ class TestCriticalMassSweeperIntegration(IntegrationTestSuite):
 
 @pytest.mark.usefixtures("hydra_restore_singletons")
 def test_a_generic_grid_is_refused_with_the_fix(hydra_sweep_runner, tmp_path):
-    """In any Hydra app ``hydra/sweeper=critical_mass`` composes; a sweep without an α range says what to add."""
+    """In any Hydra app ``hydra/sweeper=aca_critical_mass`` composes; a sweep without an α range says what to add."""
     sweep = hydra_sweep_runner(
         calling_file=None,
         calling_module="hydra.test_utils.a_module",
         task_function=None,
         config_path="configs",
         config_name="compose",
-        overrides=["hydra/sweeper=critical_mass", "+a=0,1"],
+        overrides=["hydra/sweeper=aca_critical_mass", "+a=0,1"],
         temp_dir=tmp_path,
     )
     with (

@@ -1,9 +1,7 @@
-"""The critical-mass sweeper's structured config, registered as ``hydra/sweeper=aca_critical_mass`` and ``=critical_mass``.
+"""The critical-mass sweeper's structured config, registered as ``hydra/sweeper=aca_critical_mass``.
 
-``hydra/sweeper=critical_mass`` selects it in any Hydra app whose runs write ``aca-run``'s records.
-In ``aca-run``, whose search path finds ``lightning_aca``'s ``conf/hydra/sweeper/critical_mass.yaml``
-first, that file (which extends ``aca_critical_mass`` and takes S* from ``report.success_level``)
-is the one selected.
+``conf/hydra/sweeper/critical_mass.yaml`` of ``lightning_aca`` extends it; select that one with
+``hydra/sweeper=critical_mass``.
 """
 
 # no `from __future__ import annotations`: Hydra imports this module before registering it in
@@ -36,7 +34,6 @@ class CriticalMassSweeperConf:
     params: Any = None
 
 
-for _name in ("aca_critical_mass", "critical_mass"):
-    ConfigStore.instance().store(
-        group="hydra/sweeper", name=_name, node=CriticalMassSweeperConf, provider="lightning-aca"
-    )
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="aca_critical_mass", node=CriticalMassSweeperConf, provider="lightning-aca"
+)

@@ -11,12 +11,15 @@ import importlib
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
+from hydra import compose, initialize_config_module
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 from hydra.version import VersionBase, setbase
+from omegaconf import OmegaConf
 from packaging.version import Version
 
 from hydra_plugins.aca_stacked_launcher import _core
@@ -42,6 +45,17 @@ def test_discovery():
     # the scanner executes each plugin module again, so compare by name
     found = {f"{plugin.__module__}.{plugin.__qualname__}" for plugin in Plugins.instance().discover(Launcher)}
     assert f"{StackedLauncher.__module__}.{StackedLauncher.__qualname__}" in found
+
+
+def test_aca_run_and_any_other_app_select_the_same_launcher_config():
+    def launcher_config(config_module, config_name):
+        with initialize_config_module(config_module, version_base="1.3"):
+            cfg = compose(config_name, overrides=["hydra/launcher=stacked"], return_hydra_config=True)
+        return OmegaConf.to_container(cfg.hydra.launcher)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. Hydra's deprecated matching of a config file to a schema
+        assert launcher_config("lightning_aca.conf", "config") == launcher_config("hydra.test_utils.configs", "compose")
 
 
 @pytest.mark.parametrize(("launcher_name", "overrides"), [("stacked", [])])
