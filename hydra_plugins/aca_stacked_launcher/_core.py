@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, run_job, setup_globals
 from hydra.types import HydraContext
+from hydra.version import VersionBase
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 if TYPE_CHECKING:
@@ -80,10 +81,20 @@ class _Job:
 
 
 def _engine() -> ModuleType:
+    """``lightning_aca.stacked``, imported without changing the app's Hydra version base.
+
+    It imports ``lightning_aca.cli``, whose ``@hydra.main(version_base="1.3")`` sets the process's
+    version base on import; the app's own (e.g. 1.1: a job runs in its output directory) must
+    still hold for the jobs this launcher runs.
+    """
+    versions = VersionBase.instance()
+    base = versions.getbase()
     try:
         return importlib.import_module("lightning_aca.stacked")
     except ImportError as err:
         raise ImportError(f"hydra/launcher=stacked needs lightning_aca.stacked, which failed to import: {err}") from err
+    finally:
+        versions.version_base = base
 
 
 def _default_device() -> str:
@@ -292,8 +303,9 @@ def launch(launcher: StackedLauncher, job_overrides: Sequence[Sequence[str]], in
     for job in jobs:
         if job.key is not None:
             groups.setdefault(job.key, []).append(job)
-    standard = [j for j in jobs if j.key is None and j.ret.status is JobStatus.UNKNOWN]
-    done = sum(j.done for j in standard)
+    unstacked = [j for j in jobs if j.key is None]
+    standard = [j for j in unstacked if j.ret.status is JobStatus.UNKNOWN]  # the others ran in _sort
+    done = sum(j.done for j in unstacked)
     size = (
         "as many models a stack as fit"
         if launcher.max_models is None
@@ -301,12 +313,12 @@ def launch(launcher: StackedLauncher, job_overrides: Sequence[Sequence[str]], in
     )
     print(
         f"{_PREFIX} {len(jobs)} jobs: {sum(map(len, groups.values()))} in {len(groups)} stack(s) on {device} "
-        f"({size}), {len(standard) - done} on the standard path, "
+        f"({size}), {len(unstacked) - done} on the standard path, "
         f"{done} done",
         flush=True,
     )
     by_reason: dict[str, list[_Job]] = {}
-    for job in standard:
+    for job in unstacked:
         if job.reason is not None:
             by_reason.setdefault(job.reason, []).append(job)
     for reason, refused in by_reason.items():

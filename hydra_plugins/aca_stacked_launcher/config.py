@@ -1,7 +1,10 @@
-"""The stacked launcher's structured config, registered as ``hydra/launcher=aca_stacked``.
+"""The stacked launcher's structured config, registered as ``hydra/launcher=stacked``.
 
-``conf/hydra/launcher/stacked.yaml`` of ``lightning_aca`` extends it; select that one with
-``hydra/launcher=stacked``.
+A sweep's runs that differ only in α, seeds, DP noise / target ε, clipping norm or learning rate
+are trained together as one torch.func-stacked model per group (:mod:`lightning_aca.stacked`);
+other runs (e.g. Group DRO) one by one as ``aca-run`` trains them, with the same run directories,
+records and resume. Registered in Hydra's ``ConfigStore``, as Hydra's own launcher plugins are,
+so ``hydra/launcher=stacked`` selects it in ``aca-run`` and in any other Hydra app.
 """
 
 # no `from __future__ import annotations`: Hydra imports this module before registering it in
@@ -23,6 +26,4 @@ class StackedLauncherConf:
     device: str | None = None
 
 
-ConfigStore.instance().store(
-    group="hydra/launcher", name="aca_stacked", node=StackedLauncherConf, provider="lightning-aca"
-)
+ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf, provider="lightning-aca")
