@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, run_job, setup_globals
 from hydra.types import HydraContext
-from hydra.version import VersionBase
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 if TYPE_CHECKING:
@@ -81,20 +80,10 @@ class _Job:
 
 
 def _engine() -> ModuleType:
-    """``lightning_aca.stacked``, imported without changing the app's Hydra version base.
-
-    It imports ``lightning_aca.cli``, whose ``@hydra.main(version_base="1.3")`` sets the process's
-    version base on import; the app's own (e.g. 1.1: a job runs in its output directory) must
-    still hold for the jobs this launcher runs.
-    """
-    versions = VersionBase.instance()
-    base = versions.getbase()
     try:
         return importlib.import_module("lightning_aca.stacked")
     except ImportError as err:
         raise ImportError(f"hydra/launcher=stacked needs lightning_aca.stacked, which failed to import: {err}") from err
-    finally:
-        versions.version_base = base
 
 
 def _default_device() -> str:

@@ -7,7 +7,6 @@ integration suite runs its apps in subprocesses (``python task.py -m …``), eac
 engine (torch, Lightning) afresh, so it is marked slow.
 """
 
-import importlib
 import subprocess
 import sys
 import textwrap
@@ -18,11 +17,10 @@ from hydra import compose, initialize_config_module
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
-from hydra.version import VersionBase, setbase
+from hydra.version import VersionBase
 from omegaconf import OmegaConf
 from packaging.version import Version
 
-from hydra_plugins.aca_stacked_launcher import _core
 from hydra_plugins.aca_stacked_launcher.stacked_launcher import StackedLauncher
 
 # the suites' apps keep Hydra 1.1's default of running a job in its output directory, which Hydra warns of
@@ -108,38 +106,9 @@ def test_generic_jobs_are_counted_and_named_on_the_standard_path(hydra_sweep_run
     assert "not stacked (invalid config), 2 on the standard path: +a=0 | +a=1" in out
 
 
-@pytest.mark.usefixtures("hydra_restore_singletons")
-def test_the_apps_version_base_decides_the_jobs_working_directory(hydra_sweep_runner, tmp_path, monkeypatch):
-    """Importing the engine imports ``aca-run``, whose ``@hydra.main(version_base="1.3")`` sets Hydra's version base.
-
-    An app of version base 1.1 runs each job in its output directory; the launcher keeps that,
-    however late the engine is first imported.
-    """
-    import_module = importlib.import_module
-
-    def import_as_first_time(name, *args, **kwargs):
-        module = import_module(name, *args, **kwargs)
-        if name == "lightning_aca.stacked":
-            setbase("1.3")
-        return module
-
-    monkeypatch.setattr(_core.importlib, "import_module", import_as_first_time)
-    sweep = hydra_sweep_runner(
-        calling_file=None,
-        calling_module="hydra.test_utils.a_module",
-        task_function=None,
-        config_path="configs",
-        config_name="compose",
-        overrides=["hydra/launcher=stacked", "+a=0,1"],
-        temp_dir=tmp_path,
-    )
-    with pytest.warns(UserWarning, match="no longer change working directory"), sweep:
-        assert [r.working_dir for r in sweep.returns[0]] == [str(tmp_path / "0"), str(tmp_path / "1")]
-
-
 @pytest.mark.slow
 def test_an_app_of_version_base_1_1_runs_each_job_in_its_directory(tmp_path):
-    """The same in a fresh process, where the launcher is the first to import the engine."""
+    """The engine the launcher imports leaves the app's Hydra version base alone: at 1.1 a job runs in its directory."""
     app = tmp_path / "app.py"
     app.write_text(
         textwrap.dedent(
