@@ -88,7 +88,6 @@ def _mnist_scale(sizes: Sizes) -> list[str]:
         f"data.datamodule.n_train={sizes.n_train}",
         f"data.datamodule.n_test={sizes.n_test}",
         "data.datamodule.image_shape=[28,28]",
-        "data.input_shape=[1,28,28]",
         f"data.datamodule.batch_size={sizes.batch_size}",
         "model=cnn",
         "collective=signal_planting",

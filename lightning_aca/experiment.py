@@ -13,6 +13,7 @@ both.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -119,6 +120,36 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
         except (TypeError, ValueError) as err:
             raise ConfigError(f"collective.collectives.{name}: {err}") from None
     return out
+
+
+#: what a ``data`` group's datamodule knows and the model, the metrics and Group DRO need
+DATA_FACTS = ("num_classes", "input_shape", "num_groups")
+
+
+@functools.lru_cache(maxsize=16)
+def _datamodule(datamodule_yaml: str) -> Any:
+    from hydra.utils import instantiate
+
+    return instantiate(OmegaConf.create(datamodule_yaml))
+
+
+def data_fact(data: DictConfig, key: str) -> Any:
+    """``num_classes``, ``input_shape`` or ``num_groups`` of a ``data`` group: given there, else its datamodule's.
+
+    A datamodule holds these (``DigitsDataModule().num_classes`` is 10), so a data config does not
+    repeat them; a config that gives one (e.g. a text file's ``data.num_classes=3``) overrides it.
+    ``None`` where the datamodule has none (``num_groups`` of data without groups). Configs read
+    them as ``${aca_data:num_classes}``.
+    """
+    if key not in DATA_FACTS:
+        raise ConfigError(f"aca_data takes one of {DATA_FACTS}, got {key!r}.")
+    if key in data:
+        return data[key]
+    value = getattr(_datamodule(OmegaConf.to_yaml(data.datamodule, resolve=True)), key, None)
+    return list(value) if isinstance(value, tuple) else value
+
+
+OmegaConf.register_new_resolver("aca_data", lambda key, _root_: data_fact(_root_.data, key), replace=True)
 
 
 def quiet() -> None:
@@ -259,7 +290,7 @@ class RunPlan:
             seed=cfg.collective.seed,
             shuffle_seed=cfg.seed,
             datamodule=instantiate(cfg.data.datamodule),
-            num_classes=cfg.data.num_classes,
+            num_classes=data_fact(cfg.data, "num_classes"),
             return_membership=cfg.collective.get("return_membership", False),
             injection=cfg.collective.get("injection", "auto"),
         )
@@ -268,7 +299,7 @@ class RunPlan:
         """The :class:`~lightning_aca.metrics.callback.CollectiveMetrics` of ``metrics`` (S, baseline, clean and group accuracy)."""
         from lightning_aca.metrics.callback import CollectiveMetrics
 
-        return CollectiveMetrics(**self.cfg.metrics, num_groups=self.cfg.data.get("num_groups"))
+        return CollectiveMetrics(**self.cfg.metrics, num_groups=data_fact(self.cfg.data, "num_groups"))
 
     def loggers(self) -> list[Any]:
         """The ``logger`` group's loggers (CSV, W&B offline …); a logger that cannot be built is a :class:`ConfigError`."""

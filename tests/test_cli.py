@@ -367,3 +367,16 @@ def test_a_sweep_run_gives_its_loggers_the_resolved_config_the_sweep_and_its_res
         assert run.summary[key] == pytest.approx(metrics[key])
     assert run.summary["aca/alpha"] == 0.05 and metrics["aca/members"] == 67.0
     assert run.summary["aca/epsilon"] == pytest.approx(record["epsilon"]) and 0 < record["epsilon"] <= 4.0 + 1e-6
+
+
+def test_data_configs_leave_their_datamodules_facts_to_them(compose_config):
+    from lightning_aca.experiment import data_fact
+
+    cfg = compose_config("data=spurious", "firm=gdro", "model=cnn")
+    assert not {"num_classes", "input_shape", "num_groups"} & set(cfg.data)
+    assert (list(cfg.model.input_shape), cfg.model.num_classes, cfg.firm.callbacks.gdro.num_groups) == ([1, 8, 8], 2, 4)
+    assert data_fact(compose_config().data, "num_groups") is None  # digits have no groups
+    given = compose_config("+data.num_classes=3")  # a config that gives one overrides the datamodule's
+    assert given.model.num_classes == 3
+    with pytest.raises(ValueError, match="aca_data takes one of"):
+        data_fact(cfg.data, "width")

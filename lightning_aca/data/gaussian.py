@@ -72,6 +72,7 @@ class GaussianDataModule(_NoisyClassesDataModule):
     ) -> None:
         super().__init__(n_train, n_test, num_classes, positive_real("noise", noise), seed, batch_size)
         self.num_features = positive_int("num_features", num_features)
+        self.input_shape = (self.num_features,)
         if self.num_classes > 2 and self.num_features < 2:
             raise ValueError(
                 f"num_features={num_features} cannot hold {num_classes} class means on a circle; use num_features >= 2."

@@ -37,6 +37,7 @@ class SyntheticDataModule(_NoisyClassesDataModule):
     ) -> None:
         super().__init__(n_train, n_test, num_classes, non_negative_real("noise", noise), seed, batch_size)
         self.image_shape = tuple(positive_int("image_shape", side) for side in image_shape)
+        self.input_shape = (1, *self.image_shape)
 
     @property
     def _value_range(self) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from lightning_aca.data.in_memory import InMemoryDataModule
 from lightning_aca.validation import flag, one_of
 
 _DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
 def _torchvision() -> Any:
@@ -64,6 +65,7 @@ class TorchvisionDataModule(InMemoryDataModule):
         self.name = one_of("name", name, sorted(_DATASETS))
         self.root, self.download = root, download
         self.in_memory = flag("in_memory", in_memory)
+        self.input_shape = _SHAPES[self.name]
 
     def _make(self, train: bool) -> Dataset:
         tv = _torchvision()

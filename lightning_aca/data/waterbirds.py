@@ -63,6 +63,7 @@ class WaterbirdsDataModule(InMemoryDataModule):
     def __init__(self, root: str | Path, image_size: int = 64, batch_size: int = 64, num_workers: int = 0) -> None:
         super().__init__(batch_size, num_workers)
         self.root, self.image_size = root, positive_int("image_size", image_size)
+        self.input_shape = (3, self.image_size, self.image_size)
 
     def build(self) -> tuple[WaterbirdsDataset, WaterbirdsDataset, WaterbirdsDataset]:
         train, val, test = (WaterbirdsDataset(self.root, split, self.image_size) for split in ("train", "val", "test"))

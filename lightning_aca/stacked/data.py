@@ -95,4 +95,5 @@ def load_tensors(data_cfg: Any) -> TensorData:
     """:func:`tensors_of` the datamodule a ``data`` config group instantiates."""
     from hydra.utils import instantiate
 
-    return tensors_of(instantiate(data_cfg.datamodule), data_cfg.get("num_groups"))
+    datamodule = instantiate(data_cfg.datamodule)
+    return tensors_of(datamodule, data_cfg.get("num_groups", getattr(datamodule, "num_groups", None)))

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from lightning_aca.experiment import RunPlan, close_loggers, quiet, run_summary, uniqueness, validate
+from lightning_aca.experiment import RunPlan, close_loggers, data_fact, quiet, run_summary, uniqueness, validate
 from lightning_aca.firm.dp import privacy_fields
 from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
@@ -117,7 +117,7 @@ def _evaluation(cfg: DictConfig, strategies: list[Any], names: list[str | None],
         x=data.x_test if with_clean else None,
         y=data.y_test if with_clean else None,
         groups=data.groups_test if with_clean else None,
-        num_groups=cfg.data.get("num_groups"),
+        num_groups=data_fact(cfg.data, "num_groups"),
         top_k=int(metrics.get("top_k", 1)),
     )
 

@@ -84,9 +84,10 @@ def test_missing_package_bad_root_and_foreign_file_say_what_to_do(monkeypatch, t
         AdultDataModule().setup()
 
 
-def test_config_input_shape_is_the_encoded_width(compose_config):
+def test_the_model_is_built_for_the_encoded_width_the_datamodule_holds(compose_config):
     cfg = compose_config("data=adult")
-    assert list(cfg.data.input_shape) == list(AdultDataModule().input_shape) and cfg.data.num_classes == 2
+    assert "input_shape" not in cfg.data and "num_classes" not in cfg.data  # the datamodule holds them
+    assert list(cfg.model.input_shape) == list(AdultDataModule().input_shape) and cfg.model.num_classes == 2
 
 
 def test_the_stacked_engine_reads_it_as_tensors():

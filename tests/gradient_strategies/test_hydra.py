@@ -25,7 +25,7 @@ def test_collective_options_compose(compose_gaussian, name):
     assert cfg.collective.return_membership is True and cfg.collective.seed == cfg.seed
     assert callback.theta_star.target_class == cfg.collective.strategy.target_class == 0
     assert callback._target_.startswith("lightning_aca.gradient_strategies.")
-    assert list(cfg.data.input_shape) == [2] and list(callback.feature_bounds) == [-4.0, 4.0]
+    assert list(cfg.model.input_shape) == [2] and list(callback.feature_bounds) == [-4.0, 4.0]
 
 
 def test_preset_sweeps_alpha_across_alpha_star(compose_config):
