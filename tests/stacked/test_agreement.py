@@ -67,3 +67,8 @@ def test_erm_same_seed_trains_the_same_model_in_both_engines(compose_cfg):
     standard = run_experiment(compose_cfg(*overrides, name="standard"))
     for key in ("aca/success", "aca/baseline_success", "aca/clean_acc", "aca/members"):
         assert stacked["metrics"][key] == pytest.approx(standard["metrics"][key], rel=1e-6), key
+    # the numbers the README quotes
+    assert (round(standard["metrics"]["aca/success"], 3), round(standard["metrics"]["aca/clean_acc"], 3)) == (
+        0.956,
+        0.964,
+    )
