@@ -197,7 +197,7 @@ def overrides_of(cfg: DictConfig) -> list[str]:
 
 def run_summary(record: dict[str, Any]) -> str:
     """A run's one-line result (every engine prints it): α, S and its baseline (per collective, when several), seed, clean accuracy."""
-    from lightning_aca.metrics.functional import metric_key
+    from lightning_aca.runs.keys import metric_key
 
     nan = float("nan")
     results = record["metrics"]
@@ -268,14 +268,11 @@ class RunPlan:
         )
 
     @property
-    def several(self) -> bool:
-        """Whether the run has several collectives (metrics and records name each one)."""
-        return len(self.collectives) > 1
-
-    @property
     def names(self) -> list[str | None]:
-        """Each collective's name in metric keys: ``None`` for the one collective (``aca/<metric>``)."""
-        return [c.name if self.several else None for c in self.collectives]
+        """Each collective's name in metric keys (:func:`~lightning_aca.runs.keys.key_names`)."""
+        from lightning_aca.runs.keys import key_names
+
+        return key_names([c.name for c in self.collectives])
 
     def datamodule(self) -> Any:
         """The run's :class:`~lightning_aca.data.datamodule.CollectiveDataModule`: its collectives on the

@@ -24,6 +24,7 @@ import numpy as np
 
 from lightning_aca.analysis.summary import Key
 from lightning_aca.analysis.tables import format_columns, number, write_table_files
+from lightning_aca.runs.keys import metric_key
 from lightning_aca.runs.records import collective_names, group_key, group_label
 from lightning_aca.validation import real
 
@@ -138,7 +139,7 @@ def _numbers(runs: list[dict[str, Any]], name: str) -> list[float]:
 
 
 def _cell(alphas: tuple[float, ...], names: tuple[str, ...], runs: list[dict[str, Any]], confidence: float):
-    intervals = [mean_interval(_numbers(runs, f"aca/success/{name}"), confidence) for name in names]
+    intervals = [mean_interval(_numbers(runs, metric_key("success", name)), confidence) for name in names]
     clean = _numbers(runs, "aca/clean_acc")
     return CollectiveCell(
         alphas=alphas,

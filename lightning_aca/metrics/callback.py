@@ -23,9 +23,10 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_aca.collective.strategies import SignalErasing
-from lightning_aca.metrics.functional import collective_sizes, metric_key
+from lightning_aca.metrics.functional import collective_sizes
 from lightning_aca.metrics.groups import GroupAccuracy, WorstGroupAccuracy
 from lightning_aca.metrics.success import CollectiveSuccess, SignalErasureSuccess
+from lightning_aca.runs.keys import key_names, metric_key
 from lightning_aca.validation import positive_int
 
 
@@ -138,12 +139,12 @@ class CollectiveMetrics(L.Callback):
         if self._signal_loaders is None or self._signal_loaders[0] is not dm or self._signal_loaders[1] != settings:
             collectives = dm.collectives
             loaders = {}
-            for collective in collectives:
+            for collective, name in zip(collectives, key_names([c.name for c in collectives]), strict=True):
                 agreement = self.erasure_agreement
                 if agreement is None:
                     agreement = isinstance(collective.strategy, SignalErasing)
                 loader = dm.signal_test_dataloader(return_clean=self.baseline or agreement, collective=collective.name)
-                loaders[collective.name if len(collectives) > 1 else None] = (loader, agreement)
+                loaders[name] = (loader, agreement)
             self._signal_loaders = (dm, settings, loaders)
         return self._signal_loaders[2]
 

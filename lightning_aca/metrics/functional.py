@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from lightning_aca.runs.keys import key_names, metric_key
 from lightning_aca.validation import positive_int
 
 
@@ -99,17 +100,6 @@ def worst_group_accuracy(preds: Tensor, labels: Tensor, groups: Tensor, num_grou
     return lowest_group_accuracy(correct, total)
 
 
-def metric_key(metric: str, collective: str | None = None) -> str:
-    """The logging and record key of a metric: ``aca/<metric>``, or ``aca/<metric>/<name>`` for one of several
-    named collectives (Karan et al. 2025).
-
-    Example:
-        >>> metric_key("success"), metric_key("success", "first")
-        ('aca/success', 'aca/success/first')
-    """
-    return f"aca/{metric}" if collective is None else f"aca/{metric}/{collective}"
-
-
 def lowest_group_accuracy(correct: Tensor, total: Tensor) -> Tensor:
     """The lowest accuracy over groups with at least one point (NaN when none has any)."""
     present = total > 0
@@ -132,8 +122,7 @@ def collective_sizes(sizes: Sequence[tuple[str, float, int]], n: int) -> dict[st
         ['aca/alpha/first', 'aca/alpha/second']
     """
     values: dict[str, float] = {}
-    for name, alpha, members in sizes:
-        named = name if len(sizes) > 1 else None
+    for named, (_, alpha, members) in zip(key_names([name for name, _, _ in sizes]), sizes, strict=True):
         values[metric_key("alpha", named)] = float(alpha)
         values[metric_key("population_alpha", named)] = members / max(n, 1)
         values[metric_key("members", named)] = float(members)

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lightning_aca.runs.keys import metric_key
 from lightning_aca.validation import fraction
 
 __all__ = [
@@ -277,7 +278,7 @@ def _problem(record: Any) -> str | None:
             for e in entries
             for item in (
                 (f"collectives[{e['name']!r}].alpha", e.get("alpha")),
-                (f"metrics['aca/success/{e['name']}']", metrics.get(f"aca/success/{e['name']}")),
+                (f"metrics['{metric_key('success', e['name'])}']", metrics.get(metric_key("success", e["name"]))),
             )
         )
     else:

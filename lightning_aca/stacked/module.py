@@ -26,10 +26,10 @@ from lightning_aca.metrics.functional import (
     agreement_hits,
     group_correct_counts,
     lowest_group_accuracy,
-    metric_key,
     predicted_labels,
     success_hits,
 )
+from lightning_aca.runs.keys import metric_key
 from lightning_aca.stacked.functional import Params, batch_gradients, logits, per_sample_gradients
 from lightning_aca.stacked.privacy import PoissonPlan, clipped_sum, privatize
 
@@ -317,5 +317,5 @@ class StackedClassifier(L.LightningModule):
             total = torch.as_tensor(counts["group_total"][i])
             values["aca/worst_group_acc"] = float(lowest_group_accuracy(right, total))
             for g in range(len(total)):
-                values[f"aca/group_acc/{g}"] = float(right[g] / total[g]) if total[g] else float("nan")
+                values[metric_key("group_acc", str(g))] = float(right[g] / total[g]) if total[g] else float("nan")
         return values
