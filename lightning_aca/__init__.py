@@ -21,126 +21,69 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0.0.0"
 
-if TYPE_CHECKING:
-    from lightning_aca.analysis.critical_mass import estimate_alpha_star
-    from lightning_aca.analysis.summary import summarize
-    from lightning_aca.collective.collectives import Collective
-    from lightning_aca.collective.dataset import CollectiveDataset
-    from lightning_aca.collective.membership import select_disjoint_members, select_members
-    from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, TokenInsertion
-    from lightning_aca.collective.strategies import FeatureOnlyPlanting, LabelFlip, SignalErasing, SignalPlanting
-    from lightning_aca.data.adult import AdultDataModule
-    from lightning_aca.data.colored_mnist import ColoredMNISTDataModule
-    from lightning_aca.data.csv import CSVDataModule
-    from lightning_aca.data.datamodule import CollectiveDataModule
-    from lightning_aca.data.digits import DigitsDataModule
-    from lightning_aca.data.gaussian import GaussianDataModule
-    from lightning_aca.data.mnist5k import MNIST5kDataModule
-    from lightning_aca.data.reviews import RottenTomatoesDataModule
-    from lightning_aca.data.spurious import SpuriousDigitsDataModule
-    from lightning_aca.data.synthetic import SyntheticDataModule
-    from lightning_aca.data.text import TextCSVDataModule
-    from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule
-    from lightning_aca.data.waterbirds import WaterbirdsDataModule
-    from lightning_aca.firm.dp import DPSGD
-    from lightning_aca.firm.gdro import GroupDRO
-    from lightning_aca.gradient_strategies import GradientControl, GradientNeutralization
-    from lightning_aca.metrics.callback import CollectiveMetrics
-    from lightning_aca.metrics.success import CollectiveSuccess
-    from lightning_aca.models import Classifier, TextClassifier
-    from lightning_aca.runs.records import load_records
-    from lightning_aca.theory import estimate_uniqueness, feature_label_success_bound
+if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers and IDEs
+    from lightning_aca.analysis.critical_mass import estimate_alpha_star  # noqa: F401
+    from lightning_aca.analysis.summary import summarize  # noqa: F401
+    from lightning_aca.collective.collectives import Collective  # noqa: F401
+    from lightning_aca.collective.dataset import CollectiveDataset  # noqa: F401
+    from lightning_aca.collective.membership import select_disjoint_members, select_members  # noqa: F401
+    from lightning_aca.collective.signals import BlendPattern, FeatureAssignment, PixelPatch, TokenInsertion  # noqa: F401
+    from lightning_aca.collective.strategies import FeatureOnlyPlanting, LabelFlip, SignalErasing, SignalPlanting  # noqa: F401
+    from lightning_aca.data.adult import AdultDataModule  # noqa: F401
+    from lightning_aca.data.colored_mnist import ColoredMNISTDataModule  # noqa: F401
+    from lightning_aca.data.csv import CSVDataModule  # noqa: F401
+    from lightning_aca.data.datamodule import CollectiveDataModule  # noqa: F401
+    from lightning_aca.data.digits import DigitsDataModule  # noqa: F401
+    from lightning_aca.data.gaussian import GaussianDataModule  # noqa: F401
+    from lightning_aca.data.mnist5k import MNIST5kDataModule  # noqa: F401
+    from lightning_aca.data.reviews import RottenTomatoesDataModule  # noqa: F401
+    from lightning_aca.data.spurious import SpuriousDigitsDataModule  # noqa: F401
+    from lightning_aca.data.synthetic import SyntheticDataModule  # noqa: F401
+    from lightning_aca.data.text import TextCSVDataModule  # noqa: F401
+    from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule  # noqa: F401
+    from lightning_aca.data.waterbirds import WaterbirdsDataModule  # noqa: F401
+    from lightning_aca.firm.dp import DPSGD  # noqa: F401
+    from lightning_aca.firm.gdro import GroupDRO  # noqa: F401
+    from lightning_aca.gradient_strategies import GradientControl, GradientNeutralization  # noqa: F401
+    from lightning_aca.metrics.callback import CollectiveMetrics  # noqa: F401
+    from lightning_aca.metrics.success import CollectiveSuccess  # noqa: F401
+    from lightning_aca.models import Classifier, TextClassifier  # noqa: F401
+    from lightning_aca.runs.records import load_records  # noqa: F401
+    from lightning_aca.theory import estimate_uniqueness, feature_label_success_bound  # noqa: F401
 
-# Public names and the module defining each (keep in step with the TYPE_CHECKING block above).
-_EXPORTS = {
-    # the collective: signals g, strategies h, membership, the wrapped data
-    "BlendPattern": "lightning_aca.collective.signals",
-    "FeatureAssignment": "lightning_aca.collective.signals",
-    "PixelPatch": "lightning_aca.collective.signals",
-    "TokenInsertion": "lightning_aca.collective.signals",
-    "FeatureOnlyPlanting": "lightning_aca.collective.strategies",
-    "LabelFlip": "lightning_aca.collective.strategies",
-    "SignalErasing": "lightning_aca.collective.strategies",
-    "SignalPlanting": "lightning_aca.collective.strategies",
-    "select_members": "lightning_aca.collective.membership",
-    "select_disjoint_members": "lightning_aca.collective.membership",
-    "Collective": "lightning_aca.collective.collectives",
-    "CollectiveDataset": "lightning_aca.collective.dataset",
-    "CollectiveDataModule": "lightning_aca.data.datamodule",
-    # data sources
-    "DigitsDataModule": "lightning_aca.data.digits",
-    "MNIST5kDataModule": "lightning_aca.data.mnist5k",
-    "ColoredMNISTDataModule": "lightning_aca.data.colored_mnist",
-    "AdultDataModule": "lightning_aca.data.adult",
-    "CSVDataModule": "lightning_aca.data.csv",
-    "SpuriousDigitsDataModule": "lightning_aca.data.spurious",
-    "SyntheticDataModule": "lightning_aca.data.synthetic",
-    "GaussianDataModule": "lightning_aca.data.gaussian",
-    "MNISTDataModule": "lightning_aca.data.vision",
-    "CIFAR10DataModule": "lightning_aca.data.vision",
-    "WaterbirdsDataModule": "lightning_aca.data.waterbirds",
-    "RottenTomatoesDataModule": "lightning_aca.data.reviews",
-    "TextCSVDataModule": "lightning_aca.data.text",
-    # the firm's model and algorithm
-    "Classifier": "lightning_aca.models",
-    "TextClassifier": "lightning_aca.models",
-    "DPSGD": "lightning_aca.firm.dp",
-    "GroupDRO": "lightning_aca.firm.gdro",
-    # the collective's gradient strategies
-    "GradientControl": "lightning_aca.gradient_strategies",
-    "GradientNeutralization": "lightning_aca.gradient_strategies",
-    # measurement, analysis, theory
-    "CollectiveMetrics": "lightning_aca.metrics.callback",
-    "CollectiveSuccess": "lightning_aca.metrics.success",
-    "estimate_alpha_star": "lightning_aca.analysis.critical_mass",
-    "load_records": "lightning_aca.runs.records",
-    "summarize": "lightning_aca.analysis.summary",
-    "estimate_uniqueness": "lightning_aca.theory",
-    "feature_label_success_bound": "lightning_aca.theory",
+# Public names by the module defining each (keep in step with the TYPE_CHECKING block above).
+_MODULES = {
+    "lightning_aca.collective.signals": ("BlendPattern", "FeatureAssignment", "PixelPatch", "TokenInsertion"),
+    "lightning_aca.collective.strategies": ("FeatureOnlyPlanting", "LabelFlip", "SignalErasing", "SignalPlanting"),
+    "lightning_aca.collective.membership": ("select_members", "select_disjoint_members"),
+    "lightning_aca.collective.collectives": ("Collective",),
+    "lightning_aca.collective.dataset": ("CollectiveDataset",),
+    "lightning_aca.data.datamodule": ("CollectiveDataModule",),
+    "lightning_aca.data.digits": ("DigitsDataModule",),
+    "lightning_aca.data.mnist5k": ("MNIST5kDataModule",),
+    "lightning_aca.data.colored_mnist": ("ColoredMNISTDataModule",),
+    "lightning_aca.data.adult": ("AdultDataModule",),
+    "lightning_aca.data.csv": ("CSVDataModule",),
+    "lightning_aca.data.spurious": ("SpuriousDigitsDataModule",),
+    "lightning_aca.data.synthetic": ("SyntheticDataModule",),
+    "lightning_aca.data.gaussian": ("GaussianDataModule",),
+    "lightning_aca.data.vision": ("MNISTDataModule", "CIFAR10DataModule"),
+    "lightning_aca.data.waterbirds": ("WaterbirdsDataModule",),
+    "lightning_aca.data.reviews": ("RottenTomatoesDataModule",),
+    "lightning_aca.data.text": ("TextCSVDataModule",),
+    "lightning_aca.models": ("Classifier", "TextClassifier"),
+    "lightning_aca.firm.dp": ("DPSGD",),
+    "lightning_aca.firm.gdro": ("GroupDRO",),
+    "lightning_aca.gradient_strategies": ("GradientControl", "GradientNeutralization"),
+    "lightning_aca.metrics.callback": ("CollectiveMetrics",),
+    "lightning_aca.metrics.success": ("CollectiveSuccess",),
+    "lightning_aca.analysis.critical_mass": ("estimate_alpha_star",),
+    "lightning_aca.runs.records": ("load_records",),
+    "lightning_aca.analysis.summary": ("summarize",),
+    "lightning_aca.theory": ("estimate_uniqueness", "feature_label_success_bound"),
 }
-
-__all__ = [
-    "DPSGD",
-    "AdultDataModule",
-    "BlendPattern",
-    "CIFAR10DataModule",
-    "CSVDataModule",
-    "Classifier",
-    "Collective",
-    "CollectiveDataModule",
-    "CollectiveDataset",
-    "CollectiveMetrics",
-    "CollectiveSuccess",
-    "ColoredMNISTDataModule",
-    "DigitsDataModule",
-    "FeatureAssignment",
-    "FeatureOnlyPlanting",
-    "GaussianDataModule",
-    "GradientControl",
-    "GradientNeutralization",
-    "GroupDRO",
-    "LabelFlip",
-    "MNIST5kDataModule",
-    "MNISTDataModule",
-    "PixelPatch",
-    "RottenTomatoesDataModule",
-    "SignalErasing",
-    "SignalPlanting",
-    "SpuriousDigitsDataModule",
-    "SyntheticDataModule",
-    "TextCSVDataModule",
-    "TextClassifier",
-    "TokenInsertion",
-    "WaterbirdsDataModule",
-    "__version__",
-    "estimate_alpha_star",
-    "estimate_uniqueness",
-    "feature_label_success_bound",
-    "load_records",
-    "select_disjoint_members",
-    "select_members",
-    "summarize",
-]
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:
