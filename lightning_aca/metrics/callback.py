@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+from typing_extensions import override
 
 from lightning_aca.collective.strategies import SignalErasing
 from lightning_aca.metrics.functional import collective_sizes
@@ -149,21 +150,25 @@ class CollectiveMetrics(L.Callback):
         return self._signal_loaders[2]
 
     # -- hooks ---------------------------------------------------------------------------------
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._loaders(trainer)  # fail at fit/test start if there is nothing to evaluate on
 
+    @override
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs:
             return
         self._evaluated_epoch = trainer.current_epoch
         self._log(pl_module, self.evaluate(trainer, pl_module), "validate")
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._evaluated_epoch == trainer.current_epoch or trainer.current_epoch % self.every_n_epochs:
             return  # validation already evaluated this epoch
         self._evaluated_epoch = trainer.current_epoch
         self._log(pl_module, self.evaluate(trainer, pl_module), "fit")
 
+    @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log(pl_module, self.evaluate(trainer, pl_module), "test")
 
@@ -279,9 +284,11 @@ class CollectiveMetrics(L.Callback):
         metrics.reset()
         return metrics.to(device)
 
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {"results": self.results}
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.results = dict(state_dict.get("results", {}))
 

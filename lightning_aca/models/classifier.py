@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
+from typing_extensions import override
 
 
 def mlp(input_shape: Sequence[int], num_classes: int, hidden: int = 128, depth: int = 1) -> nn.Sequential:
@@ -75,29 +76,34 @@ class CrossEntropyModule(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @override
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
         losses = F.cross_entropy(self(x), y, reduction="none")
         self.train_loss.update(losses.detach())
         return losses if self.hparams.per_sample_loss else losses.mean()
 
+    @override
     def on_train_epoch_end(self) -> None:
         if self.train_loss.update_called:
             self.log("train/loss", self.train_loss.compute())
         self.train_loss.reset()
 
+    @override
     def validation_step(self, batch: Sequence[Any], batch_idx: int) -> None:
         x, y = batch[0], batch[1]
         logits = self(x)
         self.val_loss.update(F.cross_entropy(logits, y, reduction="none"))
         self.val_acc.update(logits, y)
 
+    @override
     def on_validation_epoch_end(self) -> None:
         if self.val_acc.update_called:
             self.log_dict({"val/loss": self.val_loss.compute(), "val/acc": self.val_acc.compute()})
         self.val_loss.reset()
         self.val_acc.reset()
 
+    @override
     def test_step(self, batch: Sequence[Any], batch_idx: int) -> None:
         x, y = batch[0], batch[1]
         self.test_acc(self(x), y)
@@ -141,9 +147,11 @@ class Classifier(CrossEntropyModule):
         self.net = _ARCHS[arch](tuple(input_shape), num_classes, **arch_kwargs)
         self._add_metrics(num_classes)
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    @override
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
         if hp.optimizer == "adam":

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from lightning_aca.assets import default_text_model
 from lightning_aca.models.classifier import CrossEntropyModule
@@ -85,6 +86,7 @@ class TextClassifier(CrossEntropyModule):
         self._position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
         self._add_metrics(num_classes)
 
+    @override
     def forward(self, x: Mapping[str, Tensor]) -> Tensor:
         if not isinstance(x, Mapping) or "input_ids" not in x:
             raise TypeError(
@@ -97,6 +99,7 @@ class TextClassifier(CrossEntropyModule):
             inputs["position_ids"] = torch.arange(ids.shape[1], device=ids.device).expand_as(ids).contiguous()
         return self.model(**inputs).logits
 
+    @override
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         decay, no_decay = [], []

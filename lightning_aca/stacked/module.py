@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from typing_extensions import override
 
 from lightning_aca.data.sampling import poisson_indices, shuffled_indices
 from lightning_aca.metrics.functional import (
@@ -79,6 +80,7 @@ class StackedDataModule(L.LightningDataModule):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
 
+    @override
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.steps_per_epoch), batch_size=None)
 
@@ -214,12 +216,15 @@ class StackedClassifier(L.LightningModule):
         return x, y
 
     # -- training --------------------------------------------------------------------------------
+    @override
     def configure_optimizers(self) -> None:
         return None  # the SGD step is vectorized over models in training_step
 
+    @override
     def on_fit_start(self) -> None:
         self._noise = torch.Generator(device=self.device).manual_seed(self.noise_seed)
 
+    @override
     def on_train_epoch_start(self) -> None:
         self._index, self._valid = self.epoch_indices(self.current_epoch)
         if self._valid is not None:  # per-step widths, rounded up to 8, read once per epoch
@@ -247,6 +252,7 @@ class StackedClassifier(L.LightningModule):
                 g = buf.mul_(self.momentum).add_(g)
             p.sub_(self.lr.view(-1, *[1] * (p.dim() - 1)) * g)
 
+    @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
         index, valid = self.step_indices(batch_idx)
         x, y = self.gather(index)
@@ -254,11 +260,13 @@ class StackedClassifier(L.LightningModule):
         self.sgd_step(grads)
         self.loss_sum += loss.detach()
 
+    @override
     def on_train_epoch_end(self) -> None:
         losses = self.loss_sum / self.steps_per_epoch
         self.history.append(losses)  # per model; read once, after training
         self.log("train/loss", losses.mean(), prog_bar=True)  # the progress bar shows the mean over models
 
+    @override
     def on_train_end(self) -> None:
         self.results = self.evaluate()
 
