@@ -200,7 +200,8 @@ def format_economics_table(results: Sequence[FirmEconomics], costs: str) -> str:
     )
     header = ["group", "ε", "S(0)", "α*", "b*", "tipping α", f"stable equilibria at b = {model.benefit:g}: α (S)"]
     rows = []
-    for result, label in zip(results, _titles(results), strict=True):
+    titles = _titles(results)
+    for result, label in zip(results, titles, strict=True):
         stable = _equilibria_text(result, ", ", "{alpha:.4g}{end} ({success:.3f})") or "–"
         rows.append(
             [
@@ -214,9 +215,7 @@ def format_economics_table(results: Sequence[FirmEconomics], costs: str) -> str:
             ]
         )
     lines = [title, format_columns(header, rows)]
-    lines += [
-        f"{label}: {r.not_reachable}" for r, label in zip(results, _titles(results), strict=True) if r.not_reachable
-    ]
+    lines += [f"{label}: {r.not_reachable}" for r, label in zip(results, titles, strict=True) if r.not_reachable]
     if any(eq.at_range_end for result in results for eq in result.equilibria):
         lines.append("+ at the largest measured α: at least that many join; S beyond it was not measured")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -138,8 +138,6 @@ def _delta(record: dict[str, Any]) -> float | None:
 
 def _with_dp_ceiling(rows: tuple[AlphaRow, ...], by_alpha: dict[float, list[dict[str, Any]]]) -> tuple[AlphaRow, ...]:
     """The rows with the group-privacy ceiling on S (docs/theory.md §5) where the group is private and has α = 0 runs."""
-    from dataclasses import replace
-
     from lightning_aca.theory import dp_success_ceiling
 
     if not rows or rows[0].alpha != 0.0:
