@@ -2,21 +2,12 @@
 
 Whether a collective of size α* forms depends on what joining costs and what it brings
 (Solanki, Bhange, Aïvodji, Creager, "Crowding Out The Noise", arXiv 2505.05707: their stylized
-analysis of who joins). This module is a small model on top of a success curve S(α), measured
-(:class:`SuccessCurve`, from ``aca-report``'s summaries) or analytic (any vectorized callable):
-
-- users of a population of N have participation costs c ~ F (a scipy.stats frozen distribution,
-  :func:`parse_costs` for the text form ``uniform:0,1``); success is worth b to a member;
-- a participation rule: ``naive`` (join if b·S(α) ≥ c, α the current collective size) or
-  ``free_rider`` (only one's own marginal contribution counts: b·[S(α + 1/N) − S(α)] ≥ c);
-- an optional privacy term κ·A(ε, δ) added to each member's cost, where A is the largest
-  advantage with which the trained model tells a member from a non-member
-  (:func:`membership_advantage`; ERM: A = 1); off by default (κ = 0);
-- the participation response R(α) = min(F(u(α)), α_max), u the rule's net benefit of joining;
-  an equilibrium is a fixed point α = R(α), stable when the response's slope there is < 1
-  (:func:`participation_equilibria`); the tipping size is the smallest unstable interior one
-  (:func:`tipping_size`); b* is the smallest benefit that sustains a stable equilibrium with
-  S ≥ S* (:func:`smallest_benefit`).
+analysis of who joins). Users have participation costs c ~ F (:func:`parse_costs`), success is
+worth b to a member, and a rule with an optional privacy term (:class:`Participation`) says who
+joins at size α, on a success curve measured (:class:`SuccessCurve`) or analytic (any vectorized
+callable). The response R(α) (:func:`response`) has fixed points (:func:`participation_equilibria`),
+a tipping size (:func:`tipping_size`) and a smallest benefit b* sustaining S ≥ S*
+(:func:`smallest_benefit`).
 
 Benefits, costs and the privacy cost κ share one unit: the cost distribution's (with the default
 ``uniform:0,1``, the largest cost). Which parts are the paper's framing and which are choices made
@@ -107,12 +98,10 @@ def parse_costs(text: str) -> Any:
 def membership_advantage(epsilon: float | None, delta: float = 0.0) -> float:
     """Largest advantage (TPR − FPR) of any test telling from the model whether a user joined the collective.
 
-    A modelling choice made here, not the paper's. Joining replaces the user's record by a
-    modified one: two add/remove steps, so a firm that is (ε, δ)-DP under add/remove adjacency is
-    (2ε, δ(1 + e^ε))-DP for that change (group privacy, ``docs/theory.md`` §5). Any test between
-    (ε′, δ′)-DP neighbours has FPR + e^{ε′}·FNR ≥ 1 − δ′ and e^{ε′}·FPR + FNR ≥ 1 − δ′ (Kairouz,
-    Oh, Viswanath 2015), hence TPR − FPR ≤ (e^{ε′} − 1 + 2δ′)/(e^{ε′} + 1). ``epsilon=None`` (no DP,
-    ERM) gives 1: nothing is guaranteed.
+    A modelling choice made here, not the paper's: joining replaces a record, so the firm is
+    (2ε, δ(1 + e^ε))-DP for it (group privacy), and any test between (ε′, δ′)-DP neighbours has
+    TPR − FPR ≤ (e^{ε′} − 1 + 2δ′)/(e^{ε′} + 1) (Kairouz, Oh, Viswanath 2015; ``docs/theory.md`` §6).
+    ``epsilon=None`` (no DP, ERM) gives 1: nothing is guaranteed.
 
     Example:
         >>> round(membership_advantage(1.0), 4)  # tanh(1)
@@ -395,12 +384,11 @@ def participation_equilibria(
     found = []
     for alpha in sorted(roots):
         low, high = max(alpha - step, 0.0), min(alpha + step, top)
-        slope = float(
-            (response(curve, participation, high, top) - response(curve, participation, low, top)) / (high - low)
+        rise = response(curve, participation, high, top) - response(curve, participation, low, top)
+        slope = float(rise / (high - low))
+        found.append(
+            Equilibrium(alpha, float(_success(curve, np.asarray(alpha), top)), slope, slope < 1.0, alpha == top)
         )
-        success = float(_success(curve, np.asarray(alpha), top))
-        at_end = alpha == top
-        found.append(Equilibrium(alpha, success, slope, slope < 1.0, at_end))
     return tuple(found)
 
 
@@ -451,14 +439,10 @@ def smallest_benefit(
 ) -> float | None:
     """b*: the smallest benefit that sustains a stable equilibrium with S ≥ S* (``participation.benefit`` unused).
 
-    R grows with b, so a successful stable equilibrium exists for every b above
-    b* = min over α in [α*, α_max] of (F⁻¹(α) + privacy term)/gain(α): above it R(α) > α at the
-    minimizing α ≥ α*, and R − id either crosses the diagonal downwards further right (a stable
-    equilibrium) or stays above it to α_max (the range end); below it R(α) < α on all of
-    [α*, α_max]. b* itself is the infimum (the equilibrium there is a tangency). The minimum is
-    taken on a dense grid and refined with :func:`scipy.optimize.minimize_scalar`. ``None`` when S
-    never reaches S* on [0, α_max], or when no α ≥ α* has a positive gain (free riders on a flat
-    curve).
+    b* = min over α in [α*, α_max] of (F⁻¹(α) + privacy term)/gain(α), an infimum (why:
+    ``docs/theory.md`` §6), taken on a dense grid and refined with
+    :func:`scipy.optimize.minimize_scalar`. ``None`` when S never reaches S* on [0, α_max], or when
+    no α ≥ α* has a positive gain (free riders on a flat curve).
 
     Example (linear S = α on [0, 1], uniform costs on [0, 1]: b(α) = α/α = 1 for every α):
         >>> model = Participation(parse_costs("uniform:0,1"))

@@ -1,22 +1,13 @@
 """Closed-form predictions from the collective-action papers, and their empirical inputs.
 
-- :func:`feature_label_success_bound` — lower bound on the success S(α) of feature-label signal
-  planting, h(x, y) = (g(x), y*), against an ε-suboptimal classifier (Hardt, Mazumdar,
-  Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICML 2023,
-  arXiv 2302.04262, §3): S(α) ≥ 1 − ((1 − α)/α)·Δ·ξ − ε/((1 − ε)·α).
-- :func:`feature_label_alpha_star` — the same bound solved for α: the critical mass α*, the
-  smallest collective whose bound reaches the success level S*.
-- :func:`gradient_neutralization_alpha_bound` — the norm bound G/(G + B) of gradient
-  neutralization (arXiv 2302.04262, §4): necessary for a collective whose members' gradients have
-  norm ≤ B to make θ* stationary, never sufficient. The critical mass itself, α* = G/(G + ρ) with
-  ρ the radius of the members' gradient hull along −∇L_{P₀}(θ*), is computed in
-  :mod:`lightning_aca.gradient_strategies.theory`.
-- :func:`dp_success_ceiling` and :func:`dp_member_bound` — what (ε, δ)-DP itself allows a
-  collective of m members (group privacy, k = 2m add/remove steps): S ≤ e^{kε}·S(0) +
-  δ·(e^{kε} − 1)/(e^ε − 1), and the fewest members that can reach S*; derived here.
-- :func:`estimate_uniqueness` — the empirical uniqueness ξ̂ of a signal: the fraction of clean
-  inputs x with g(x) = x, an estimate of ξ = P₀({g(x) : x ∈ X}) (exact in expectation for
-  idempotent g).
+From Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning",
+ICML 2023, arXiv 2302.04262: the feature-label bound on S(α) of §3
+(:func:`feature_label_success_bound`, solved for the critical mass by
+:func:`feature_label_alpha_star`), the norm bound G/(G + B) of gradient neutralization of §4
+(:func:`gradient_neutralization_alpha_bound`; the critical mass itself is computed in
+:mod:`lightning_aca.gradient_strategies.theory`) and the signal's uniqueness ξ of §3, estimated by
+:func:`estimate_uniqueness`. What (ε, δ)-DP itself allows a collective of m members (group
+privacy): :func:`dp_success_ceiling` and :func:`dp_member_bound`, derived here.
 
 Provenance: the feature-label bound is Hardt et al.'s as restated by Gauthier, Bach, Jordan
 (ICML 2025, arXiv 2502.04879), not checked against Hardt et al.'s text; α* from the bound, the
@@ -46,7 +37,7 @@ def feature_label_success_bound(alpha: float, xi: float, delta: float, epsilon: 
     ``docs/theory.md``.
 
     The returned value is the bound itself, not clipped: a value ≤ 0 means the theorem guarantees
-    nothing at this α. As α → 1 it tends to 1 − ε/(1 − ε); with ξ → 0 and ε = 0 it is 1 for any α.
+    nothing at this α.
 
     Args:
         alpha: fraction α of the training data the collective controls, in (0, 1].
@@ -99,12 +90,9 @@ def feature_label_alpha_star(success_level: float, xi: float, delta: float, epsi
 def gradient_neutralization_alpha_bound(base_gradient_norm: float, member_gradient_bound: float) -> float:
     """Norm bound on the critical mass of gradient neutralization: α* ≥ G / (G + B).
 
-    Hardt et al. 2023 (arXiv 2302.04262), §4, gradient neutralization: the collective submits
-    points z* with α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*), so that θ* is stationary for the mixture.
-    With G = ‖∇L_{P₀}(θ*)‖ and members' gradients bounded by ‖∇ℓ(θ*; z)‖ ≤ B, taking norms gives
-    αB ≥ (1 − α)G, i.e. α ≥ G/(G + B). This is necessary for every such collective, and sufficient
-    when members can produce a gradient of norm (1 − α)G/α pointing along −∇L_{P₀}(θ*); derivation
-    in ``docs/theory.md``.
+    Hardt et al. 2023 (arXiv 2302.04262), §4: making θ* stationary for the mixture needs
+    α∇ℓ(θ*; z*) = −(1 − α)∇L_{P₀}(θ*); taking norms, αB ≥ (1 − α)G. Necessary, and sufficient
+    only when members can produce such a gradient along −∇L_{P₀}(θ*) (``docs/theory.md`` §2).
 
     Args:
         base_gradient_norm: G = ‖∇L_{P₀}(θ*)‖, the clean data's gradient norm at the target, ≥ 0.
@@ -122,13 +110,9 @@ def gradient_neutralization_alpha_bound(base_gradient_norm: float, member_gradie
 def dp_success_ceiling(baseline: float, epsilon: float, delta: float, members: int) -> float:
     """Group-privacy ceiling on success under (ε, δ)-DP: S ≤ e^{kε}·S(0) + δ·(e^{kε} − 1)/(e^ε − 1), k = 2m.
 
-    Derived here from the definition of DP (``docs/theory.md`` §5): a training algorithm that is
-    (ε, δ)-DP under add/remove adjacency (what Opacus's accountants report, Poisson sampling
-    included) changes the probability of any event by at most that much when k records are added or
-    removed; a collective of m members *replaces* m records, k = 2m steps. With the event
-    f(g(x)) = y* averaged over the signal evaluation set, the firm's expected success with the
-    collective is at most the ceiling, where S(0) is the same firm's expected success without it.
-    Capped at 1.
+    Derived here from the definition of DP under add/remove adjacency (``docs/theory.md`` §5): a
+    collective of m members *replaces* m records, k = 2m steps; S(0) is the same firm's expected
+    success without it. Capped at 1.
 
     Args:
         baseline: S(0), the firm's success with no collective (α = 0), in [0, 1].
@@ -207,16 +191,11 @@ def estimate_uniqueness(
 ) -> float:
     """Empirical uniqueness ξ̂: the fraction of clean inputs that already carry the signal.
 
-    Estimates ξ = P₀(X*), X* = {g(x) : x ∈ X} (Hardt et al. 2023, arXiv 2302.04262, §3; small ξ
-    means a unique signal) by the fraction of clean inputs with g(x) = x, all entries equal within
-    ``atol + rtol·|x|``. A fixed point x = g(x) lies in X*, so ξ̂ is an unbiased estimate of
-    P₀({x : g(x) = x}) ≤ ξ; the two are equal when g is idempotent (g(g(x)) = g(x), as for a pixel
-    patch or a feature set to a constant). For a non-idempotent g, such as a blended pattern, ξ̂ is
-    a lower bound on ξ.
-
-    Texts are judged by the signal's own membership test ``signal.carries(text)`` (x ∈ g(X), exact;
-    e.g. :meth:`~lightning_aca.collective.signals.TokenInsertion.carries`): ξ̂ is then the fraction
-    of clean documents that already carry the token pattern.
+    Estimates ξ = P₀(X*), X* = {g(x) : x ∈ X} (Hardt et al. 2023, arXiv 2302.04262, §3) by the
+    fraction of clean inputs with g(x) = x, all entries equal within ``atol + rtol·|x|``: exact in
+    expectation for idempotent g, a lower bound on ξ otherwise (``docs/theory.md`` §1). Texts are
+    judged by the signal's membership test ``signal.carries(text)`` (e.g.
+    :meth:`~lightning_aca.collective.signals.TokenInsertion.carries`).
 
     Args:
         inputs: clean inputs, shape ``(n, ...)``, first dimension the batch; arrays are converted

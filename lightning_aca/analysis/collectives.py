@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from lightning_aca.analysis.summary import Key
+from lightning_aca.analysis.distances import mean_or_none
+from lightning_aca.analysis.summary import Key, _metric
 from lightning_aca.analysis.tables import format_columns, number, write_table_files
 from lightning_aca.runs.keys import metric_key
 from lightning_aca.runs.records import collective_names, group_key, group_label
@@ -133,21 +134,15 @@ def has_several_collectives(records: Sequence[dict[str, Any]]) -> bool:
     return bool(several)
 
 
-def _numbers(runs: list[dict[str, Any]], name: str) -> list[float]:
-    values = (run["metrics"].get(name) for run in runs)
-    return [float(value) for value in values if isinstance(value, int | float) and not isinstance(value, bool)]
-
-
 def _cell(alphas: tuple[float, ...], names: tuple[str, ...], runs: list[dict[str, Any]], confidence: float):
-    intervals = [mean_interval(_numbers(runs, metric_key("success", name)), confidence) for name in names]
-    clean = _numbers(runs, "aca/clean_acc")
+    intervals = [mean_interval(_metric(runs, metric_key("success", name)), confidence) for name in names]
     return CollectiveCell(
         alphas=alphas,
         n_seeds=len(runs),
         success_mean=tuple(mean for mean, _, _ in intervals),
         success_low=tuple(low for _, low, _ in intervals),
         success_high=tuple(high for _, _, high in intervals),
-        clean_acc_mean=float(np.mean(clean)) if clean else None,
+        clean_acc_mean=mean_or_none(_metric(runs, "aca/clean_acc")),
     )
 
 
@@ -257,8 +252,6 @@ def write_collectives(summaries: Sequence[CollectivesSummary], out_dir: str | os
     ``collectives.json`` holds each group's label, swept settings, collectives' names, confidence,
     cells and the name of its figure. Returns ``{"collectives_csv": path, "collectives_json": path}``.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     groups = [
         {
             "label": summary.label,
@@ -270,7 +263,6 @@ def write_collectives(summaries: Sequence[CollectivesSummary], out_dir: str | os
         }
         for index, summary in enumerate(summaries)
     ]
-    paths = {"collectives_csv": out / "collectives.csv", "collectives_json": out / "collectives.json"}
+    names = {"collectives_csv": "collectives.csv", "collectives_json": "collectives.json"}
     columns, rows = collectives_columns(summaries), collectives_rows(summaries)
-    write_table_files(paths["collectives_csv"], columns, rows, paths["collectives_json"], {"groups": groups})
-    return paths
+    return write_table_files(out_dir, names, columns, rows, {"groups": groups})

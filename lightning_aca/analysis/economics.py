@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from lightning_aca.analysis.plot import _save, _short_label
+from lightning_aca.analysis.distances import mean_or_none
+from lightning_aca.analysis.plot import _figure, _save, _short_label
 from lightning_aca.analysis.summary import _delta, group_records
 from lightning_aca.analysis.tables import format_columns, number, write_table_files
 from lightning_aca.economics import (
@@ -104,7 +105,6 @@ def firm_economics(
     results = []
     for summary in summaries:
         runs = by_key.get(summary.key, [])
-        epsilons = [row.epsilon_mean for row in summary.rows if row.epsilon_mean is not None]
         deltas = [d for d in map(_delta, runs) if d is not None]
         sizes = {(run.get("theory") or {}).get("n_train") for run in runs} - {None}
         if len(sizes) > 1:
@@ -120,7 +120,7 @@ def firm_economics(
             rule,
             population=next(iter(sizes)) if sizes else None,
             privacy_cost=privacy_cost,
-            epsilon=float(np.mean(epsilons)) if epsilons else None,
+            epsilon=mean_or_none([row.epsilon_mean for row in summary.rows]),
             delta=max(deltas) if deltas else 0.0,
         )
         curve = SuccessCurve.from_summary(summary)
@@ -200,7 +200,8 @@ def format_economics_table(results: Sequence[FirmEconomics], costs: str) -> str:
     )
     header = ["group", "ε", "S(0)", "α*", "b*", "tipping α", f"stable equilibria at b = {model.benefit:g}: α (S)"]
     rows = []
-    for result, label in zip(results, _titles(results), strict=True):
+    titles = _titles(results)
+    for result, label in zip(results, titles, strict=True):
         stable = _equilibria_text(result, ", ", "{alpha:.4g}{end} ({success:.3f})") or "–"
         rows.append(
             [
@@ -214,9 +215,7 @@ def format_economics_table(results: Sequence[FirmEconomics], costs: str) -> str:
             ]
         )
     lines = [title, format_columns(header, rows)]
-    lines += [
-        f"{label}: {r.not_reachable}" for r, label in zip(results, _titles(results), strict=True) if r.not_reachable
-    ]
+    lines += [f"{label}: {r.not_reachable}" for r, label in zip(results, titles, strict=True) if r.not_reachable]
     if any(eq.at_range_end for result in results for eq in result.equilibria):
         lines.append("+ at the largest measured α: at least that many join; S beyond it was not measured")
     return "\n".join(lines)
@@ -231,8 +230,6 @@ def write_economics(results: Sequence[FirmEconomics], costs: str, out_dir: str |
     """
     if not results:
         raise ValueError("no groups to tabulate.")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rows = economics_rows(results)
     model = results[0].participation
     document = {
@@ -252,9 +249,8 @@ def write_economics(results: Sequence[FirmEconomics], costs: str, out_dir: str |
             for result, row in zip(results, rows, strict=True)
         ],
     }
-    paths = {"economics_csv": out / "economics.csv", "economics_json": out / "economics.json"}
-    write_table_files(paths["economics_csv"], ECONOMICS_COLUMNS, rows, paths["economics_json"], document)
-    return paths
+    names = {"economics_csv": "economics.csv", "economics_json": "economics.json"}
+    return write_table_files(out_dir, names, ECONOMICS_COLUMNS, rows, document)
 
 
 def _titles(results: Sequence[FirmEconomics]) -> list[str]:
@@ -272,13 +268,9 @@ def plot_economics(results: Sequence[FirmEconomics], out_dir: str | os.PathLike[
     """
     if not results:
         raise ValueError("no groups to plot.")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     columns = min(3, len(results))
     rows = -(-len(results) // columns)
-    figure = Figure(figsize=(3.6 * columns, 3.2 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure(3.6 * columns, 3.2 * rows)
     grid = figure.subplots(rows, columns, squeeze=False)
     for index, (result, title) in enumerate(zip(results, _titles(results), strict=True)):
         axes = grid[index // columns][index % columns]
@@ -304,6 +296,4 @@ def plot_economics(results: Sequence[FirmEconomics], out_dir: str | os.PathLike[
     grid[0][0].legend(fontsize="x-small")
     model = results[0].participation
     figure.suptitle(f"participation response, rule {model.rule}, b = {model.benefit:g}", fontsize="medium")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return _save(figure, out / "economics.png", "png")
+    return _save(figure, out_dir, "economics.png")

@@ -21,7 +21,7 @@ import numpy as np
 
 from lightning_aca.analysis.collectives import CollectivesSummary, figure_name
 from lightning_aca.analysis.distances import DistanceCurve, by_group_and_alpha, mean_or_none
-from lightning_aca.analysis.summary import GroupSummary, VersusPoint, group_records, versus_name
+from lightning_aca.analysis.summary import GroupSummary, VersusPoint, _is_number, group_records, versus_name
 from lightning_aca.runs.records import group_label, write_atomically
 from lightning_aca.theory import feature_label_success_bound
 from lightning_aca.validation import real
@@ -29,9 +29,22 @@ from lightning_aca.validation import real
 __all__ = ["plot_alpha_star_versus", "plot_collectives", "plot_curves", "plot_distance_curves"]
 
 
-def _save(figure: Any, path: Path, kind: str) -> Path:
+def _figure(width: float, height: float) -> Any:
+    """A constrained-layout figure on its own Agg canvas, leaving pyplot's state alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Any, out_dir: str | os.PathLike[str], name: str) -> Path:
+    """Write ``figure`` atomically as ``out_dir/name`` (created if need be), in the format of the name's suffix."""
+    path = Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=kind, dpi=150)
+    figure.savefig(buffer, format=path.suffix[1:], dpi=150)
     return write_atomically(path, buffer.getvalue())
 
 
@@ -67,16 +80,13 @@ def plot_curves(
     if not summaries:
         raise ValueError("no groups to plot.")
     theory_epsilon = real("theory_epsilon", theory_epsilon, low=0.0, high=1.0, high_open=True)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
-    figure = Figure(figsize=(6.4 if len(summaries) < 3 else 9.6, 4.4), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure(6.4 if len(summaries) < 3 else 9.6, 4.4)
     axes = figure.add_subplot()
     runs_by_key = group_records(records)
     bounds_drawn: set[float] = set()
-    baseline_drawn = ceiling_drawn = False
+    legends_drawn: set[str] = set()
     for index, summary in enumerate(summaries):
         color = f"C{index % 10}"
         plotted = [row for row in summary.rows if row.alpha > 0]
@@ -93,28 +103,15 @@ def plot_curves(
             capsize=3,
             label=label,
         )
-        baseline = [row for row in plotted if row.baseline_success_mean is not None]
-        if baseline:
-            axes.plot(
-                [row.alpha for row in baseline],
-                [row.baseline_success_mean for row in baseline],
-                color=color,
-                linestyle=":",
-                marker=".",
-                label=None if baseline_drawn else "dotted: baseline (S on clean inputs)",
-            )
-            baseline_drawn = True
-        ceiling = [row for row in plotted if row.dp_ceiling is not None]
-        if ceiling:
-            axes.plot(
-                [row.alpha for row in ceiling],
-                [row.dp_ceiling for row in ceiling],
-                color=color,
-                linestyle="-.",
-                linewidth=1,
-                label=None if ceiling_drawn else "dash-dot: what (ε, δ)-DP allows (group privacy)",
-            )
-            ceiling_drawn = True
+        for field, legend, style in (
+            ("baseline_success_mean", "dotted: baseline (S on clean inputs)", {"linestyle": ":", "marker": "."}),
+            ("dp_ceiling", "dash-dot: what (ε, δ)-DP allows (group privacy)", {"linestyle": "-.", "linewidth": 1}),
+        ):
+            line = [(row.alpha, getattr(row, field)) for row in plotted if getattr(row, field) is not None]
+            if line:
+                label = None if legend in legends_drawn else legend
+                axes.plot(*zip(*line, strict=True), color=color, label=label, **style)
+                legends_drawn.add(legend)
         mass = summary.alpha_star
         if mass is not None and mass.reached:
             axes.axvline(mass.alpha_star, color=color, linestyle=":", linewidth=1)
@@ -142,16 +139,7 @@ def plot_curves(
         axes.legend(fontsize="small")
     else:
         axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"png": out / "s_curve.png", "pdf": out / "s_curve.pdf"}
-    for kind, path in paths.items():
-        _save(figure, path, kind)
-    return paths
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return {kind: _save(figure, out_dir, f"s_curve.{kind}") for kind in ("png", "pdf")}
 
 
 def _versus_line(axes: Any, line: Sequence[VersusPoint], x: dict[Any, float], color: str, label: str) -> bool:
@@ -206,8 +194,6 @@ def plot_alpha_star_versus(points: Sequence[VersusPoint], key: str, out_dir: str
     """
     if not points:
         raise ValueError("no groups to plot.")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     short = key.rsplit(".", 1)[-1]
@@ -220,8 +206,7 @@ def plot_alpha_star_versus(points: Sequence[VersusPoint], key: str, out_dir: str
     for point in placed:
         lines.setdefault(group_label(point.others) if point.others else "", []).append(point)
 
-    figure = Figure(figsize=(7.2, 4.4), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure(7.2, 4.4)
     axes = figure.add_subplot()
     missed = False
     for index, (others, line) in enumerate(sorted(lines.items())):
@@ -262,9 +247,7 @@ def plot_alpha_star_versus(points: Sequence[VersusPoint], key: str, out_dir: str
     else:
         figure.set_figwidth(10.4)
         axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return _save(figure, out / f"{versus_name(key)}.png", "png")
+    return _save(figure, out_dir, f"{versus_name(key)}.png")
 
 
 def _short_label(label: str) -> str:
@@ -292,15 +275,11 @@ def plot_distance_curves(curves: Sequence[DistanceCurve], out_dir: str | Path) -
     One column per group; the top row is ‖θ_t − θ*‖, the bottom row (when logged) its controllable
     part; one curve per α, averaged over seeds, log scale, dashed below the group's α*.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     grouped = by_group_and_alpha(curves)
     rows = [("distances", "‖θ_t − θ*‖")]
     if all(curve.controllable for curve in curves):
         rows.append(("controllable", "controllable part of θ_t − θ*"))
-    figure = Figure(figsize=(5.2 * len(grouped), 3.8 * len(rows)), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure(5.2 * len(grouped), 3.8 * len(rows))
     colors = {alpha: f"C{i % 10}" for i, alpha in enumerate(sorted({curve.alpha for curve in curves}))}
     grid = figure.subplots(len(rows), len(grouped), squeeze=False)
     titles = _short_titles(curves)
@@ -329,9 +308,7 @@ def plot_distance_curves(curves: Sequence[DistanceCurve], out_dir: str | Path) -
                 axes.legend(fontsize="small")
             if row == len(rows) - 1:
                 axes.set_xlabel("training step")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return _save(figure, out / "distance_curves.png", "png")
+    return _save(figure, out_dir, "distance_curves.png")
 
 
 def _alpha_axis(axes: Any, alphas: Sequence[float]) -> None:
@@ -410,17 +387,11 @@ def plot_collectives(summaries: Sequence[CollectivesSummary], out_dir: str | os.
     """
     if not summaries:
         raise ValueError("no groups to plot.")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for index, summary in enumerate(summaries):
         count = len(summary.names)
         rows = 2 if count == 2 else 1
-        figure = Figure(figsize=(5.2 * count, 4.2 * rows), layout="constrained")
-        FigureCanvasAgg(figure)
+        figure = _figure(5.2 * count, 4.2 * rows)
         grid = figure.subplots(rows, count, squeeze=False)
         for i in range(count):
             _collective_curves(grid[0][i], summary, i)
@@ -430,5 +401,5 @@ def plot_collectives(summaries: Sequence[CollectivesSummary], out_dir: str | os.
                 image = _collective_heatmap(grid[1][i], summary, i)
             figure.colorbar(image, ax=list(grid[1]), label="mean S")
         figure.suptitle(_short_label(summary.label))
-        paths[f"collectives_png_{index + 1}"] = _save(figure, out / figure_name(index), "png")
+        paths[f"collectives_png_{index + 1}"] = _save(figure, out_dir, figure_name(index))
     return paths

@@ -75,18 +75,21 @@ def _push_to_wandb(
     images: dict[str, Path],
     out_dir: Path,
     project: str,
-    group: str,
+    records: list[dict],
     config: dict,
 ) -> None:
-    """Log the report to one W&B run (``job_type="report"``) in ``group``, offline unless WANDB_MODE says otherwise.
+    """Log the report to one W&B run (``job_type="report"``) in the sweep's group, offline unless WANDB_MODE says otherwise.
 
-    ``tables`` maps each key to ``(columns, rows)`` and ``images`` each key to a figure file. The
+    ``tables`` maps each key to ``(columns, rows)`` and ``images`` each key to a figure file; the
+    records' devices are added to ``config``. The
     one-collective table ``aca/report`` is also drawn as a W&B line chart (``aca/s_curve_chart``:
     mean S against α, one line per group).
     """
     import wandb
 
     mode = None if os.environ.get("WANDB_MODE") else "offline"
+    group = wandb_group(records) or str(out_dir)
+    config = config | {"devices": devices_line(records)}
     run = wandb.init(
         project=project, job_type="report", name="aca-report", group=group, dir=out_dir, config=config, mode=mode
     )
@@ -191,41 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"the first PATH {out_dir} is not a directory; pass --out DIR.")
         if has_several_collectives(records):
             paths = _collectives(records, out_dir, args)
-            print()
-            for path in paths.values():
-                print(f"wrote {path}")
-            return 0
-        summaries = summarize(records, success_level=args.success_level, n_bootstrap=args.bootstrap)
-        key = None if args.versus is None else versus_key(summaries, args.versus)
-        print(format_table(summaries))
-        print(devices_line(records))
-        paths = write_report(summaries, out_dir)
-        paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
-        points = None
-        if key is not None:
-            points = alpha_star_versus(summaries, key)
-            print()
-            print(format_versus_table(points, key))
-            paths.update(write_versus(points, key, out_dir))
-            paths["versus_png"] = plot_alpha_star_versus(points, key, out_dir)
-        if args.economics:
-            paths.update(_economics(summaries, records, args, out_dir))
-        if args.wandb:
-            tables = {"aca/report": (REPORT_COLUMNS, table_rows(summaries))}
-            images = {"aca/s_curve": paths["png"]}
-            if key is not None:
-                name = f"aca/{paths['versus_png'].stem}"
-                images[name] = paths["versus_png"]
-                tables[f"{name}_table"] = (VERSUS_COLUMNS, versus_rows(points))
-            config = {
-                "success_level": args.success_level,
-                "theory_epsilon": args.theory_epsilon,
-                "n_records": len(records),
-                "versus": key,
-                "devices": devices_line(records),
-            }
-            group = wandb_group(records) or str(out_dir)
-            _push_to_wandb(tables, images, out_dir, args.wandb_project, group, config)
+        else:
+            paths = _curves(records, out_dir, args)
     except (ValueError, TypeError, OSError) as error:
         print(f"aca-report: error: {error}", file=sys.stderr)
         return 2
@@ -233,6 +203,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths.values():
         print(f"wrote {path}")
     return 0
+
+
+def _curves(records: list[dict], out_dir: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """The one-collective report: S(α) table, ``report.csv``/``.json``, the plot, and ``--versus``/``--economics``."""
+    summaries = summarize(records, success_level=args.success_level, n_bootstrap=args.bootstrap)
+    key = None if args.versus is None else versus_key(summaries, args.versus)
+    print(format_table(summaries))
+    print(devices_line(records))
+    paths = write_report(summaries, out_dir)
+    paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
+    points = None
+    if key is not None:
+        points = alpha_star_versus(summaries, key)
+        print()
+        print(format_versus_table(points, key))
+        paths.update(write_versus(points, key, out_dir))
+        paths["versus_png"] = plot_alpha_star_versus(points, key, out_dir)
+    if args.economics:
+        paths.update(_economics(summaries, records, args, out_dir))
+    if args.wandb:
+        tables = {"aca/report": (REPORT_COLUMNS, table_rows(summaries))}
+        images = {"aca/s_curve": paths["png"]}
+        if key is not None:
+            name = f"aca/{paths['versus_png'].stem}"
+            images[name] = paths["versus_png"]
+            tables[f"{name}_table"] = (VERSUS_COLUMNS, versus_rows(points))
+        config = {
+            "success_level": args.success_level,
+            "theory_epsilon": args.theory_epsilon,
+            "n_records": len(records),
+            "versus": key,
+        }
+        _push_to_wandb(tables, images, out_dir, args.wandb_project, records, config)
+    return paths
 
 
 def _economics(summaries: Sequence[GroupSummary], records: list, args: argparse.Namespace, out: Path) -> dict:
@@ -264,9 +268,8 @@ def _collectives(records: list[dict], out_dir: Path, args: argparse.Namespace) -
     if args.wandb:
         tables = {"aca/collectives": (collectives_columns(summaries), collectives_rows(summaries))}
         images = {f"aca/{path.stem}": path for path in figures.values()}
-        config = {"n_records": len(records), "collectives": list(summaries[0].names), "devices": devices_line(records)}
-        group = wandb_group(records) or str(out_dir)
-        _push_to_wandb(tables, images, out_dir, args.wandb_project, group, config)
+        config = {"n_records": len(records), "collectives": list(summaries[0].names)}
+        _push_to_wandb(tables, images, out_dir, args.wandb_project, records, config)
     return paths
 
 

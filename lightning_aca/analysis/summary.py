@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star
+from lightning_aca.analysis.distances import mean_or_none
 from lightning_aca.runs.records import group_key, group_label
 from lightning_aca.validation import non_negative_int, real
 
@@ -92,23 +93,23 @@ class GroupSummary:
         return tuple(row.alpha for row in self.rows if row.above_baseline is False)
 
 
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
 def _epsilon(record: dict[str, Any]) -> float | None:
     epsilon = record.get("epsilon")
     return epsilon if epsilon is not None else record["metrics"].get("aca/epsilon")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _metric(runs: list[dict[str, Any]], name: str) -> list[float]:
-    values = (run["metrics"].get(name) for run in runs)
-    return [float(value) for value in values if isinstance(value, int | float) and not isinstance(value, bool)]
+    """The runs' numeric values of metric ``name`` (runs lacking it are left out)."""
+    return [float(value) for run in runs if _is_number(value := run["metrics"].get(name))]
 
 
 def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
     success = _metric(runs, "aca/success")
-    baseline = _mean(_metric(runs, "aca/baseline_success"))
+    baseline = mean_or_none(_metric(runs, "aca/baseline_success"))
     has_target = any(run.get("target_class") is not None for run in runs)
     success_mean = float(np.mean(success))
     return AlphaRow(
@@ -116,8 +117,8 @@ def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
         n_seeds=len(runs),
         success_mean=success_mean,
         success_std=float(np.std(success, ddof=1)) if len(success) > 1 else 0.0,
-        clean_acc_mean=_mean(_metric(runs, "aca/clean_acc")),
-        epsilon_mean=_mean([epsilon for epsilon in map(_epsilon, runs) if epsilon is not None]),
+        clean_acc_mean=mean_or_none(_metric(runs, "aca/clean_acc")),
+        epsilon_mean=mean_or_none([_epsilon(run) for run in runs]),
         baseline_success_mean=baseline,
         above_baseline=None if baseline is None or not has_target else success_mean > baseline,
     )
@@ -137,8 +138,6 @@ def _delta(record: dict[str, Any]) -> float | None:
 
 def _with_dp_ceiling(rows: tuple[AlphaRow, ...], by_alpha: dict[float, list[dict[str, Any]]]) -> tuple[AlphaRow, ...]:
     """The rows with the group-privacy ceiling on S (docs/theory.md §5) where the group is private and has α = 0 runs."""
-    from dataclasses import replace
-
     from lightning_aca.theory import dp_success_ceiling
 
     if not rows or rows[0].alpha != 0.0:
@@ -227,13 +226,6 @@ class VersusPoint:
 _ABSENT = object()
 
 
-def _varying(keys: Sequence[Key]) -> list[str]:
-    """The settings whose value, or presence, differs between ``keys``, sorted."""
-    settings = [dict(key) for key in keys]
-    names = sorted({name for setting in settings for name in setting})
-    return [name for name in names if len({repr(setting.get(name, _ABSENT)) for setting in settings}) > 1]
-
-
 def varying_keys(summaries: Sequence[GroupSummary]) -> list[str]:
     """The swept settings whose value, or presence, differs between the groups of ``summaries``, sorted.
 
@@ -243,7 +235,9 @@ def varying_keys(summaries: Sequence[GroupSummary]) -> list[str]:
         >>> varying_keys([GroupSummary(group_label(key), key, 0.9, rows, None) for key in keys])
         ['firm']
     """
-    return _varying([summary.key for summary in summaries])
+    settings = [dict(summary.key) for summary in summaries]
+    names = sorted({name for setting in settings for name in setting})
+    return [name for name in names if len({repr(setting.get(name, _ABSENT)) for setting in settings}) > 1]
 
 
 def versus_key(summaries: Sequence[GroupSummary], key: str) -> str:
@@ -286,9 +280,7 @@ def versus_name(key: str) -> str:
 
 def _order(value: Any) -> tuple[int, Any]:
     """Numbers by size, then anything else by its text."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (0, value)
-    return (1, str(value))
+    return (0, value) if _is_number(value) else (1, str(value))
 
 
 def alpha_star_versus(summaries: Sequence[GroupSummary], key: str) -> list[VersusPoint]:
@@ -301,7 +293,7 @@ def alpha_star_versus(summaries: Sequence[GroupSummary], key: str) -> list[Versu
     """
     key = versus_key(summaries, key)
     placed = [summary for summary in summaries if key in dict(summary.key)]
-    others = set(_varying([summary.key for summary in placed])) - {key}
+    others = set(varying_keys(placed)) - {key}
     points = [
         VersusPoint(dict(summary.key)[key], tuple(item for item in summary.key if item[0] in others), summary)
         for summary in placed

@@ -157,12 +157,21 @@ def strict_json(value: Any) -> Any:
 
 
 def write_table_files(
-    csv_path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]], json_path: Path, document: Any
-) -> None:
+    out_dir: str | os.PathLike[str],
+    names: dict[str, str],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    document: Any,
+) -> dict[str, Path]:
     """Write a table as CSV (``columns`` then ``rows``) and ``document`` as strict JSON, each file atomically.
 
-    Non-finite numbers in ``document`` become strings (:func:`strict_json`), so the JSON stays strict.
+    ``names`` maps two keys to the file names in ``out_dir``, the CSV's first; returns the same keys
+    mapped to the paths. Non-finite numbers in ``document`` become strings (:func:`strict_json`).
     """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {key: out / name for key, name in names.items()}
+    csv_path, json_path = paths.values()
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)
@@ -170,6 +179,7 @@ def write_table_files(
     write_atomically(csv_path, text.getvalue().encode())
     encoded = json.dumps(strict_json(document), indent=2, ensure_ascii=False, allow_nan=False)
     write_atomically(json_path, (encoded + "\n").encode())
+    return paths
 
 
 def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -179,8 +189,6 @@ def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[s
     interval end above the tested range is written as the string ``"inf"``, keeping the file strict
     JSON. Both files are replaced atomically. Returns ``{"csv": path, "json": path}``.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     groups = [
         {
             "label": summary.label,
@@ -191,30 +199,18 @@ def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[s
         }
         for summary in summaries
     ]
-    paths = {"csv": out / "report.csv", "json": out / "report.json"}
-    write_table_files(paths["csv"], REPORT_COLUMNS, table_rows(summaries), paths["json"], {"groups": groups})
-    return paths
-
-
-def _alpha_star_values(summary: GroupSummary) -> list[Any]:
-    """α*, its interval, its number of seeds and whether S* was reached, in the order of :data:`VERSUS_COLUMNS`."""
-    mass = summary.alpha_star
-    if mass is None:
-        return [None, None, None, None, False]
-    return [mass.alpha_star, mass.low, mass.high, mass.n_seeds, mass.reached]
+    names = {"csv": "report.csv", "json": "report.json"}
+    return write_table_files(out_dir, names, REPORT_COLUMNS, table_rows(summaries), {"groups": groups})
 
 
 def versus_rows(points: Sequence[VersusPoint]) -> list[list[Any]]:
     """One row per group of :func:`~lightning_aca.analysis.summary.alpha_star_versus`, in the order of :data:`VERSUS_COLUMNS`."""
-    return [
-        [
-            point.summary.label,
-            point.value,
-            group_label(point.others) if point.others else None,
-            *_alpha_star_values(point.summary),
-        ]
-        for point in points
-    ]
+    rows = []
+    for point in points:
+        m = point.summary.alpha_star
+        values = [None] * 4 + [False] if m is None else [m.alpha_star, m.low, m.high, m.n_seeds, m.reached]
+        rows.append([point.summary.label, point.value, group_label(point.others) if point.others else None, *values])
+    return rows
 
 
 def format_versus_table(points: Sequence[VersusPoint], key: str) -> str:
@@ -260,17 +256,13 @@ def write_versus(points: Sequence[VersusPoint], key: str, out_dir: str | os.Path
     """
     if not points:
         raise ValueError("no groups to tabulate.")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rows = [
         dict(zip(VERSUS_COLUMNS, row, strict=True)) | {"others": dict(point.others)}
         for point, row in zip(points, versus_rows(points), strict=True)
     ]
     document = {"key": key, "success_level": points[0].summary.success_level, "rows": rows}
-    stem = versus_name(key)
-    paths = {"versus_csv": out / f"{stem}.csv", "versus_json": out / f"{stem}.json"}
-    write_table_files(paths["versus_csv"], VERSUS_COLUMNS, versus_rows(points), paths["versus_json"], document)
-    return paths
+    names = {"versus_csv": f"{versus_name(key)}.csv", "versus_json": f"{versus_name(key)}.json"}
+    return write_table_files(out_dir, names, VERSUS_COLUMNS, versus_rows(points), document)
 
 
 def format_distance_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -306,9 +306,13 @@ class _GradientCallback(L.Callback, ABC):
             return
         values = self._distances(pl_module)
         self.distances.append((trainer.global_step, values["aca/param_distance"]))
+        self._log(pl_module, values, on_step=True)
+
+    def _log(self, pl_module: L.LightningModule, values: dict[str, float], on_step: bool) -> None:
+        """Log ``values`` per step or per epoch, and keep them in :attr:`results`."""
         self.results.update(values)
         for name, value in values.items():
-            pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1)
+            pl_module.log(name, value, on_step=on_step, on_epoch=not on_step, batch_size=1)
 
     def _distances(self, pl_module: L.LightningModule) -> dict[str, float]:
         gap = flat_parameters(pl_module) - self.theta_star_vector.to(pl_module.device)
@@ -325,18 +329,13 @@ class _GradientCallback(L.Callback, ABC):
         if self._residuals:
             values["aca/gradient_residual"] = sum(self._residuals) / len(self._residuals)
         self._residuals = []
-        self.results.update(values)
-        for name, value in values.items():
-            pl_module.log(name, value, on_step=False, on_epoch=True, batch_size=1)
+        self._log(pl_module, values, on_step=False)
 
     @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.theta_star_vector is None:
             return
-        values = {**self._distances(pl_module), **self.theory}
-        self.results.update(values)
-        for name, value in values.items():
-            pl_module.log(name, value, on_step=False, on_epoch=True, batch_size=1)
+        self._log(pl_module, {**self._distances(pl_module), **self.theory}, on_step=False)
 
     # -- checkpoints -------------------------------------------------------------------------------
     @override
@@ -363,13 +362,10 @@ class GradientNeutralization(_GradientCallback):
 
     Hardt et al. 2023, §4 (gradient neutralization). At every step the members' gradient sum at θ*
     is set to −S_rest(θ*) (:func:`~lightning_aca.gradient_strategies.functional.neutralization_member_sum`), so
-    ∇L_batch(θ*) = 0 for every batch: θ* is a fixed point of the firm's SGD, which converges to it
-    (at the speed of gradient descent on the firm's loss) when the loss is convex near θ*, as for
-    linear softmax models. Feasible only above the critical mass α*
-    (:mod:`lightning_aca.gradient_strategies.theory`): at the first step the callback computes
-    G = ‖∇L(θ*)‖ on the clean training set, the member bound B, the necessary norm bound
-    G/(G + B), and (linear family) α* = G/(G + ρ) of the members' gradient hull, and warns (or
-    raises, ``on_infeasible="raise"``) when the collective is smaller.
+    θ* is a fixed point of the firm's SGD, which converges to it when the loss is convex near θ*.
+    Feasible only above the critical mass α* (:mod:`lightning_aca.gradient_strategies.theory`),
+    which the callback checks at the first step, warning (or raising, ``on_infeasible="raise"``)
+    when the collective is smaller.
 
     Supported models (``family``): ``"linear"`` — a single ``nn.Linear`` on flattened inputs
     (multinomial logistic regression, e.g. ``Classifier(arch="linear")``), closed-form gradients and

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from lightning_aca.gradient_strategies.functional import clip_per_sample, linear_softmax_gradients
-from lightning_aca.gradient_strategies.synthesis import candidate_atoms, synthesize_by_search, synthesize_from_hull
+from lightning_aca.gradient_strategies.functional import linear_softmax_gradients
+from lightning_aca.gradient_strategies.synthesis import label_atoms, synthesize_by_search, synthesize_from_hull
 from lightning_aca.gradient_strategies.theory import linear_member_gradient_bound, neutralization_alpha_star
 from lightning_aca.gradient_strategies.theta_star import trainable_parameters
 from lightning_aca.gradients import per_sample_gradients
@@ -146,7 +147,7 @@ class LinearSoftmax(GradientFamily):
         cache = self._atoms_cache
         if cache is not None and cache[1] == clip_norm and torch.equal(cache[0], theta):
             return cache[2]
-        atoms = candidate_atoms(*self.split(theta), self.candidates, clip_norm)
+        atoms = label_atoms(partial(self.gradients, theta), self.candidates, self.num_classes, clip_norm)
         self._atoms_cache = (theta.clone(), clip_norm, atoms)
         return atoms
 
@@ -240,7 +241,7 @@ class AutogradModel(GradientFamily):
 
     def construct(self, theta, member_sum, inputs, labels, feature_bounds, clip_norm, direction=None):
         new_inputs, new_labels = synthesize_by_search(
-            lambda x, y: self.gradients(theta, x, y),
+            partial(self.gradients, theta),
             member_sum if direction is None else member_sum + direction,
             inputs.to(theta.dtype),
             labels,
@@ -254,11 +255,9 @@ class AutogradModel(GradientFamily):
 
     def member_bound(self, theta, feature_bounds, clip_norm):
         """Estimated: the largest clipped gradient norm over the random candidates × every label (≤ the true B)."""
-        n = len(self.candidates)
-        inputs = self.candidates.repeat_interleave(self.num_classes, 0)
-        labels = torch.arange(self.num_classes).repeat(n)
         with torch.no_grad():
-            return float(clip_per_sample(self.gradients(theta, inputs, labels), clip_norm).norm(dim=1).max())
+            atoms = label_atoms(partial(self.gradients, theta), self.candidates, self.num_classes, clip_norm)
+        return float(atoms.norm(dim=1).max())
 
 
 def box_candidates(count: int, shape: tuple[int, ...], feature_bounds: tuple[float, float], seed: int) -> Tensor:

@@ -1,22 +1,15 @@
 """Choosing the members' points: given a gradient sum S to produce, find m admissible points whose gradients add up to S.
 
-Two constructions, one per model family (see :mod:`lightning_aca.gradient_strategies.families`):
-
-- :func:`synthesize_from_hull` (linear softmax models): the convex-hull construction of
-  :mod:`lightning_aca.gradient_strategies.theory`. A linear program (:func:`~lightning_aca.gradient_strategies.hull.hull_weights`)
-  puts weights w on a candidate set of atoms (candidate inputs × every label) so that Σ_j w_j a_j is
-  the point of their hull closest to the average S/m aimed at (exactly S/m when it lies in the hull;
-  for gradient control, as far along the control step as the hull allows); the m members are split over
-  the atoms in proportion to w (largest remainders), and a few projected gradient steps on the
-  members' inputs, labels fixed, remove the rounding error.
-- :func:`synthesize_by_search` (any differentiable model): a local search. Each round gives every
-  member, in turn, the label that best reduces the residual, then takes Adam steps on the members'
-  inputs (kept in the box) to minimize ‖Σ_i ∇ℓ(θ; x_i, y_i) − S‖².
+One construction per model family (:mod:`lightning_aca.gradient_strategies.families`): for linear
+softmax models the convex-hull construction of :mod:`lightning_aca.gradient_strategies.theory`
+(:func:`synthesize_from_hull`), for any differentiable model a local search over labels and inputs
+(:func:`synthesize_by_search`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -71,12 +64,15 @@ def _refine_inputs(
     return best
 
 
+def label_atoms(gradients: GradientFn, inputs: Tensor, num_classes: int, clip_norm: float | None) -> Tensor:
+    """clip(∇ℓ(θ; x, y)) for every input x and every label y: ``(len(inputs)·K, P)``, input-major."""
+    labels = torch.arange(num_classes).repeat(len(inputs))
+    return clip_per_sample(gradients(inputs.repeat_interleave(num_classes, 0), labels), clip_norm)
+
+
 def candidate_atoms(weight: Tensor, bias: Tensor, candidates: Tensor, clip_norm: float | None = None) -> Tensor:
-    """clip(∇ℓ(θ; c, y)) for every candidate input c and every label y: ``(len(candidates)·K, P)``, candidate-major."""
-    num_classes = weight.shape[0]
-    inputs = candidates.repeat_interleave(num_classes, dim=0)
-    labels = torch.arange(num_classes).repeat(len(candidates))
-    return clip_per_sample(linear_softmax_gradients(weight, bias, inputs, labels), clip_norm)
+    """:func:`label_atoms` of a linear softmax model θ = (``weight``, ``bias``) at the candidate inputs."""
+    return label_atoms(partial(linear_softmax_gradients, weight, bias), candidates, weight.shape[0], clip_norm)
 
 
 def synthesize_from_hull(
@@ -108,16 +104,8 @@ def synthesize_from_hull(
     chosen = torch.repeat_interleave(torch.arange(len(weights)), round_counts(weights, count))
     inputs = candidates[chosen // num_classes].to(weight.dtype)
     labels = chosen % num_classes
-    inputs = _refine_inputs(
-        lambda x, y: linear_softmax_gradients(weight, bias, x, y),
-        member_sum,
-        inputs,
-        labels,
-        feature_bounds,
-        clip_norm,
-        refine_steps,
-    )
-    return inputs, labels
+    gradients = partial(linear_softmax_gradients, weight, bias)
+    return _refine_inputs(gradients, member_sum, inputs, labels, feature_bounds, clip_norm, refine_steps), labels
 
 
 def synthesize_by_search(
@@ -143,9 +131,7 @@ def synthesize_by_search(
     for _ in range(rounds):
         with torch.no_grad():
             m = len(inputs)
-            every = clip_per_sample(
-                gradients(inputs.repeat_interleave(num_classes, 0), torch.arange(num_classes).repeat(m)), clip_norm
-            ).reshape(m, num_classes, -1)
+            every = label_atoms(gradients, inputs, num_classes, clip_norm).reshape(m, num_classes, -1)
             residual = every[torch.arange(m), labels].sum(0) - member_sum
             for i in range(m):
                 without = residual - every[i, labels[i]]

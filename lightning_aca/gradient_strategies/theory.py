@@ -1,23 +1,15 @@
 """When can the collective's gradients make θ* stationary? The critical mass α* of gradient neutralization.
 
 Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning",
-ICML 2023 (arXiv 2302.04262), §4 (gradient neutralization) and §5 (gradient control).
+ICML 2023 (arXiv 2302.04262), §4 (gradient neutralization) and §5 (gradient control). With
+g = ∇L_{P₀}(θ*), G = ‖g‖ and ρ the radius along −g of the convex hull of the members' achievable
+gradients at θ*, a large collective can make θ* stationary iff α ≥ α* = G / (G + ρ)
+(:func:`neutralization_alpha_star`); gradient control needs the same α to hold the model at θ*.
+Since ρ ≤ B, the norm bound G/(G + B) (:func:`lightning_aca.theory.gradient_neutralization_alpha_bound`)
+is necessary, never sufficient; over a finite candidate set the computed α* is an upper estimate.
 
-The firm minimizes α·E_{P*}[ℓ(θ; z)] + (1 − α)·L_{P₀}(θ); members may submit any admissible point
-z (inputs in a box, labels in range), whose gradients at θ* form the atoms A = {∇ℓ(θ*; z)}. With
-g = ∇L_{P₀}(θ*), G = ‖g‖ and ρ the radius of conv A along −g, a large collective can make θ*
-stationary iff
-
-    α ≥ α* = G / (G + ρ)                               (:func:`neutralization_alpha_star`).
-
-Every atom has norm ≤ B, so ρ ≤ B and the norm bound G/(G + B)
-(:func:`lightning_aca.theory.gradient_neutralization_alpha_bound`) is necessary, never sufficient.
-Over a finite candidate set the computed ρ can only be smaller, so the computed α* is an upper
-estimate, exact as the candidates fill the admissible set. Gradient control needs the same α to
-hold the model at θ*. Under DP-SGD every atom is clipped to norm C (B becomes min(B, C)); the
-Gaussian noise is a zero-mean random walk no collective can cancel.
-
-Derived here, not quoted from the paper; derivations, assumptions and provenance: ``docs/theory.md``.
+Derived here, not quoted from the paper; derivations, assumptions (DP-SGD's clipping included) and
+provenance: ``docs/theory.md`` §2–4.
 """
 
 from __future__ import annotations
