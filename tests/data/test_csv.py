@@ -117,5 +117,5 @@ def test_aca_run_needs_the_file_and_width_and_trains_on_a_csv(compose_config, ba
     with pytest.raises(ValueError, match=r"set num_features=6 \(aca-run: data\.datamodule\.num_features=6\)"):
         run_experiment(compose_config(*overrides, "data.datamodule.num_features=7", f"output_dir={tmp_path / 'bad'}"))
     record = run_experiment(compose_config(*overrides, "data.datamodule.num_features=6", f"output_dir={tmp_path}"))
-    assert record["config"]["data"]["input_shape"] == [6] and record["theory"]["n_train"] == 48
+    assert record["config"]["model"]["input_shape"] == [6] and record["theory"]["n_train"] == 48
     assert record["metrics"]["aca/members"] == 5.0  # round(0.1 * 48)
