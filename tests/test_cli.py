@@ -47,6 +47,13 @@ def test_dpsgd_firm_writes_epsilon_into_the_record(compose_config, tmp_path):
     record = run_experiment(cfg)
     assert record["config"]["firm"]["name"] == "dpsgd"
     assert 0 < record["epsilon"] < 50
+    # ε can be audited from the record alone: σ, q, steps, δ and the accountant give it again
+    from lightning_aca.firm.dp import privacy_fields
+
+    numbers = [record[key] for key in ("noise_multiplier", "sample_rate", "steps", "delta", "accountant")]
+    assert record["noise_multiplier"] == 1.0 and record["steps"] == 3 * round(1 / record["sample_rate"])  # 3 epochs
+    assert record["delta"] == 1 / record["theory"]["n_train"] and record["accountant"] == "rdp"
+    assert privacy_fields(*numbers)["epsilon"] == pytest.approx(record["epsilon"], rel=1e-9)
 
 
 def test_gdro_firm_on_spurious_digits_logs_group_accuracies(compose_config, tmp_path):
@@ -55,6 +62,9 @@ def test_gdro_firm_on_spurious_digits_logs_group_accuracies(compose_config, tmp_
     metrics = record["metrics"]
     assert record["config"]["model"]["per_sample_loss"] is True
     assert metrics["aca/worst_group_acc"] == min(metrics[f"aca/group_acc/{g}"] for g in range(4))
+    # Group DRO declares its final group weights and worst-group loss into the record
+    assert len(record["group_weights"]) == 4 and sum(record["group_weights"]) == pytest.approx(1.0)
+    assert record["worst_group_loss"] > 0 and record["epsilon"] is None
 
 
 def test_existing_record_is_skipped(compose_config, tmp_path, capsys):
