@@ -162,6 +162,10 @@ def test_epsilon_and_sigma_are_opacus_accountants(compose_cfg, tmp_path):
         reference = RDPAccountant()
         reference.history = [(s, 1 / 22, 2 * 22)]
         assert record["epsilon"] == pytest.approx(reference.get_epsilon(1 / 1347), rel=1e-12)
+        # the record's DP fields, as the DPSGD callback declares them on the standard path
+        assert (record["noise_multiplier"], record["sample_rate"], record["steps"]) == pytest.approx((s, 1 / 22, 44))
+        assert (record["delta"], record["accountant"]) == (1 / 1347, "rdp")
+        assert set(record) == RECORD_KEYS | {"noise_multiplier", "sample_rate", "steps", "delta", "accountant"}
     assert records[1]["epsilon"] == pytest.approx(4, abs=0.01)
 
 
