@@ -85,9 +85,7 @@ class GaussianDataModule(_NoisyClassesDataModule):
         """The box ``(-bound, bound)`` every feature lies in."""
         return (-self.bound, self.bound)
 
-    @property
-    def _value_range(self) -> tuple[float, float]:
-        return self.feature_bounds
+    _value_range = feature_bounds
 
     def class_centers(self, generator: torch.Generator) -> torch.Tensor:
         """The class means (:func:`gaussian_class_means`); ``generator`` is not drawn from."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from lightning_aca.assets import default_text_model
@@ -199,15 +199,6 @@ class TextDataModule(InMemoryDataModule):
                     UserWarning,
                     stacklevel=2,
                 )
-
-    def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=self.collate,
-        )
 
 
 def read_text_table(path: str | Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
