@@ -14,7 +14,7 @@ import lightning as L
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
-from lightning_aca.collective.collectives import Collective, collective_position, given_collectives, only_collective
+from lightning_aca.collective.collectives import Collective, OneCollective, collective_position, given_collectives
 from lightning_aca.collective.dataset import (
     CollectiveDataset,
     SignalEvaluationDataset,
@@ -77,7 +77,7 @@ def _dataset_of(loader: Any, hook: str) -> Dataset:
     return loader.dataset
 
 
-class CollectiveDataModule(L.LightningDataModule):
+class CollectiveDataModule(OneCollective, L.LightningDataModule):
     """A LightningDataModule whose training set contains a collective of fractional size α.
 
     Give either ``datamodule`` (any LightningDataModule, written without this package: its
@@ -184,16 +184,6 @@ class CollectiveDataModule(L.LightningDataModule):
     def collectives(self) -> list[Collective]:
         """The collectives on the training set, in order (one for ``strategy=``/``alpha=``)."""
         return list(self._collectives)
-
-    @property
-    def strategy(self) -> Strategy:
-        """The collective's strategy (one collective; with several, see :attr:`collectives`)."""
-        return only_collective("CollectiveDataModule", self._collectives, "strategy").strategy
-
-    @property
-    def alpha(self) -> float:
-        """The collective's α (one collective; with several, see :attr:`collectives`)."""
-        return only_collective("CollectiveDataModule", self._collectives, "alpha").alpha
 
     def prepare_data(self) -> None:
         if self.datamodule is not None:
