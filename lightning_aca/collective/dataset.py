@@ -382,11 +382,7 @@ class CollectiveDataset(OneCollective, Dataset):
         return self._rejoin(batch if is_dict else tuple(batch), x, y, owners >= 0)
 
     def _rejoin(self, body: Any, x: Tensor, y: Tensor, flags: Tensor) -> Any:
-        """A collated batch with ``x`` and ``y``, laid out as ``injection="item"`` collates it.
-
-        A dict batch stays a dict (flags under ``is_member`` when requested); a tuple batch becomes
-        a list, the flags last when requested.
-        """
+        """A collated batch with ``x`` and ``y`` (and the flags, when requested), laid out as ``injection="item"`` gives it."""
         out = self._codec.join(body, x, y)
         if isinstance(body, Mapping):
             if self.return_membership:

@@ -3,8 +3,7 @@
 Arjovsky, Bottou, Gulrajani, Lopez-Paz, "Invariant Risk Minimization", 2019, §5.1 (Colored
 MNIST): y says whether the digit is ≥ 5 and the digit is drawn red or green, the colour agreeing
 with y far more often in training than at test. Here the split follows Waterbirds (Sagawa et al.
-2020, §2.1): the colour agrees with y for exactly ``correlation`` of each training class and for
-half of each test class, with one group per (y, colour).
+2020, §2.1), as every :class:`~lightning_aca.data.spurious.SpuriousDataModule` does.
 """
 
 from __future__ import annotations

@@ -105,12 +105,9 @@ class CollectiveDataModule(OneCollective, L.LightningDataModule):
         input_key, label_key: positions (tuple items) or keys (dict items) of input and label
             (default 0 and 1).
         return_membership: append a membership flag to every training item.
-        injection: ``"item"`` (members modified as items are read; any dataset),
-            ``"collate"`` (members' rows of each collated training batch modified in one call,
-            in the loader's workers; see :meth:`CollectiveDataset.collate_fn`) or ``"auto"``:
+        injection: ``"item"`` or ``"collate"`` (see :class:`CollectiveDataset`), or ``"auto"``:
             ``"collate"`` where it applies (every strategy's inputs batch, the training items'
-            input is a tensor, and the training loader collates with ``default_collate``),
-            else ``"item"``. The same batches either way.
+            input is a tensor, and the training loader collates with ``default_collate``), else ``"item"``.
         num_classes: number of classes, to validate the strategy's target class.
         collate_fn: how batches are collated in the loaders this module builds: over datasets
             given directly, and the signal and clean test loaders (e.g. a

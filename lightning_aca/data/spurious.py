@@ -3,9 +3,7 @@
 Sagawa, Koh, Hashimoto, Liang, "Distributionally Robust Neural Networks for Group Shifts", ICLR
 2020, §2.1 and Appendix C.1 (Waterbirds): a label y, a visible attribute a (the background) that
 agrees with y for 95% of each class in training, test sets with each class split equally between
-the two backgrounds, and m = |A|·|Y| groups, one per (y, a). Here y says whether the digit is
-≥ 5; :class:`SpuriousDigitsDataModule` makes a a grey background on scikit-learn's digits
-(:class:`~lightning_aca.data.colored_mnist.ColoredMNISTDataModule` makes it a stroke colour).
+the two backgrounds, and m = |A|·|Y| groups, one per (y, a).
 """
 
 from __future__ import annotations

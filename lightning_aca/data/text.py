@@ -262,14 +262,12 @@ class TextCSVDataModule(TextDataModule):
     ``test_path`` the test set is that file; otherwise ``test_fraction`` of ``path`` is held
     out, stratified by label, fixed by ``split_seed``. Validation serves the test split.
 
-    Args:
+    Args (the others as :class:`TextDataModule`):
         path: the file (``.csv``, ``.tsv``, ``.jsonl``, optionally ``.gz``/``.bz2``).
-        tokenizer: the model's tokenizer, or its local path or name.
         text_column, label_column: the columns (keys) of text and label.
         classes: the class names in index order; ``None`` when labels are already indices.
         test_path: a separate test file of the same layout.
         test_fraction, split_seed: the held-out fraction of ``path`` and the split's seed.
-        max_length, batch_size, num_workers: tokenization and loader settings.
     """
 
     def __init__(
