@@ -91,15 +91,29 @@ def given_collectives(
     return [Collective(_ONE_COLLECTIVE, strategy, fraction("alpha (the collective's fractional size)", alpha))]
 
 
-def only_collective(owner: str, collectives: list[Collective], attribute: str) -> Collective:
-    """The one collective, for the one-collective attributes (``strategy``, ``alpha``); several: a clear error."""
-    if len(collectives) == 1:
-        return collectives[0]
-    names = ", ".join(repr(c.name) for c in collectives)
-    raise AttributeError(
-        f"{owner} has {len(collectives)} collectives ({names}), so no single {attribute}: use "
-        f".collectives[i].{attribute} (or the per-collective methods with collective=<name>)."
-    )
+class OneCollective:
+    """The one-collective attributes ``strategy`` and ``alpha`` of a holder of ``collectives``; several: a clear error."""
+
+    collectives: list[Collective]
+
+    @property
+    def strategy(self) -> Strategy:
+        """The collective's strategy (one collective; with several, see :attr:`collectives`)."""
+        return self._only("strategy").strategy
+
+    @property
+    def alpha(self) -> float:
+        """The collective's α (one collective; with several, see :attr:`collectives`)."""
+        return self._only("alpha").alpha
+
+    def _only(self, attribute: str) -> Collective:
+        if len(self.collectives) == 1:
+            return self.collectives[0]
+        names = ", ".join(repr(c.name) for c in self.collectives)
+        raise AttributeError(
+            f"{type(self).__name__} has {len(self.collectives)} collectives ({names}), so no single {attribute}: "
+            f"use .collectives[i].{attribute} (or the per-collective methods with collective=<name>)."
+        )
 
 
 def collective_position(collectives: list[Collective], name: str | None, where: str) -> int:

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
-from lightning_aca.collective.collectives import Collective, collective_position, given_collectives, only_collective
+from lightning_aca.collective.collectives import Collective, OneCollective, collective_position, given_collectives
 from lightning_aca.collective.membership import select_disjoint_members
 from lightning_aca.collective.strategies import Strategy, check_strategy
 from lightning_aca.validation import non_negative_int, one_of, positive_int
@@ -83,14 +83,10 @@ def dataset_labels(dataset: Dataset, label_key: str | int = 1) -> Tensor:
     ``Subset``, torchvision-style ``.targets``/``.labels``); otherwise iterates once, taking
     ``item[label_key]`` of every item (default: position 1).
     """
-    return _labels(dataset, label_key)
-
-
-def _labels(dataset: Dataset, label_key: str | int) -> Tensor:
     if isinstance(dataset, CollectiveDataset):
         return dataset.labels
     if isinstance(dataset, Subset):
-        return _labels(dataset.dataset, label_key)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+        return dataset_labels(dataset.dataset, label_key)[torch.as_tensor(dataset.indices, dtype=torch.long)]
     if isinstance(dataset, TensorDataset) and label_key == 1 and len(dataset.tensors) >= 2:
         return dataset.tensors[1].long().reshape(-1)
     for attr in ("targets", "labels"):
@@ -155,6 +151,13 @@ def _same_shape_tensors(values: list[Any]) -> bool:
     return isinstance(first, Tensor) and all(isinstance(v, Tensor) and v.shape == first.shape for v in values)
 
 
+def _each(fn: Callable[[Any], Any], values: list[Any], batched: bool = True) -> Sequence[Any]:
+    """``fn`` of every value: one call on the stacked values where ``fn`` batches and they stack, else one each."""
+    if batched and _same_shape_tensors(values):
+        return fn(torch.stack(values)).unbind(0)
+    return [fn(v) for v in values]
+
+
 _COLLATE_HINT = (
     "CollectiveDataset(injection='collate') modifies its members when a batch is collated: build the "
     "DataLoader with collate_fn=dataset.collate_fn() (CollectiveDataModule does), or use injection='item'."
@@ -192,7 +195,7 @@ def _collate_members(dataset: CollectiveDataset, collate_fn: Callable[[list[Any]
     return dataset._modify_collated(collate_fn(batch.items), owners, in_place=collate_fn is default_collate)
 
 
-class CollectiveDataset(Dataset):
+class CollectiveDataset(OneCollective, Dataset):
     """A training set in which a collective of fractional size α applies its strategy.
 
     Hardt et al. 2023, §2: the firm observes P = α·P* + (1 − α)·P₀ with P* = h♯P₀. Membership
@@ -200,19 +203,16 @@ class CollectiveDataset(Dataset):
     seed). Items keep the base dataset's structure: ``(x, y, ...)`` tuples stay tuples and dicts
     stay dicts; with ``return_membership=True`` a boolean flag is appended (key ``is_member``).
 
-    Several collectives (Karan, Vincent, Karahalios, Sundaram, FAccT 2025) act on one training set
-    when given as ``collectives=[Collective(name, strategy, alpha), ...]``: memberships are
-    disjoint and each nested in its own α (:func:`select_disjoint_members`), and each member
-    submits its own collective's h(x, y). ``strategy`` and ``alpha`` then name no single
-    collective (use :attr:`collectives` and :meth:`members_of`).
+    Several collectives (Karan, Vincent, Karahalios, Sundaram, FAccT 2025), given as ``collectives=``,
+    have disjoint memberships, each nested in its own α (:func:`select_disjoint_members`); each
+    member submits its own collective's h(x, y) (see :meth:`members_of`).
 
     Args:
         dataset: any non-empty map-style dataset of ``(x, y, ...)`` tuples or dicts.
         strategy: what members do, e.g. ``SignalPlanting(PixelPatch(2), target_class=0)``.
         alpha: fraction of eligible training points in the collective, in [0, 1].
         seed: membership seed.
-        input_key, label_key: positions (tuples) or keys (dicts) of input and label
-            (default 0 and 1).
+        input_key, label_key: positions (tuples) or keys (dicts) of input and label (default 0 and 1).
         return_membership: append the membership flag to every item (a member of any collective).
         num_classes: number of classes, to validate the strategies' target classes; by default
             each must be a label present in the dataset.
@@ -220,9 +220,8 @@ class CollectiveDataset(Dataset):
             DataLoader); ``"collate"`` modifies the members' rows of each collated batch in one
             call per collective inside :meth:`collate_fn` (in the loader's workers), which the
             DataLoader must use (``CollectiveDataModule`` does). Both give the same batches.
-        collectives: several collectives instead of ``strategy`` and ``alpha`` (one
-            :class:`~lightning_aca.collective.collectives.Collective` is the same as giving its
-            strategy and α).
+        collectives: several :class:`~lightning_aca.collective.collectives.Collective` instead of
+            ``strategy`` and ``alpha``.
 
     Example:
         >>> from lightning_aca.collective.collectives import Collective
@@ -273,8 +272,7 @@ class CollectiveDataset(Dataset):
         self.injection = injection
         self._strategies = strategies
         self._codec = _ItemCodec(input_key, label_key)
-        if num_classes is not None:
-            num_classes = positive_int("num_classes", num_classes)
+        num_classes = None if num_classes is None else positive_int("num_classes", num_classes)
         needs_labels = any(s.uses_labels or s.target_class is not None for s in strategies)
         self._labels = dataset_labels(dataset, label_key) if needs_labels else None
         for item in strategies:
@@ -294,16 +292,6 @@ class CollectiveDataset(Dataset):
                 x, y = self._codec.split(dataset[int(members[0])])
                 _check_signal(item, x)
                 item.modify(x, y)
-
-    @property
-    def strategy(self) -> Strategy:
-        """The collective's strategy (one collective; with several, see :attr:`collectives`)."""
-        return only_collective("CollectiveDataset", self.collectives, "strategy").strategy
-
-    @property
-    def alpha(self) -> float:
-        """The collective's α (one collective; with several, see :attr:`collectives`)."""
-        return only_collective("CollectiveDataset", self.collectives, "alpha").alpha
 
     def members_of(self, name: str | None = None) -> np.ndarray:
         """Sorted indices of collective ``name``'s members (default: the only collective)."""
@@ -394,11 +382,7 @@ class CollectiveDataset(Dataset):
         return self._rejoin(batch if is_dict else tuple(batch), x, y, owners >= 0)
 
     def _rejoin(self, body: Any, x: Tensor, y: Tensor, flags: Tensor) -> Any:
-        """A collated batch with ``x`` and ``y``, laid out as ``injection="item"`` collates it.
-
-        A dict batch stays a dict (flags under ``is_member`` when requested); a tuple batch becomes
-        a list, the flags last when requested.
-        """
+        """A collated batch with ``x`` and ``y`` (and the flags, when requested), laid out as ``injection="item"`` gives it."""
         out = self._codec.join(body, x, y)
         if isinstance(body, Mapping):
             if self.return_membership:
@@ -409,17 +393,9 @@ class CollectiveDataset(Dataset):
 
     def _modify(self, items: list[Any], positions: list[int], strategy: Strategy) -> None:
         pairs = [self._codec.split(items[k]) for k in positions]
-        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
-        if strategy.batched_inputs and _same_shape_tensors(xs):
-            xs = strategy.member_input(torch.stack(xs)).unbind(0)
-        else:
-            xs = [strategy.member_input(x) for x in xs]
+        xs = _each(strategy.member_input, [x for x, _ in pairs], strategy.batched_inputs)
         # labels are elementwise (y* or y itself), so one call on the stacked labels is exact
-        ys = (
-            strategy.member_label(torch.stack(ys)).unbind(0)
-            if _same_shape_tensors(ys)
-            else map(strategy.member_label, ys)
-        )
+        ys = _each(strategy.member_label, [y for _, y in pairs])
         for k, x, y in zip(positions, xs, ys, strict=True):
             items[k] = self._codec.join(items[k], x, y)
 
@@ -470,8 +446,7 @@ class SignalEvaluationDataset(Dataset):
     ) -> None:
         check_strategy(strategy)
         _check_not_empty(dataset, "test")
-        if num_classes is not None:
-            num_classes = positive_int("num_classes", num_classes)
+        num_classes = None if num_classes is None else positive_int("num_classes", num_classes)
         self.dataset = dataset
         self.strategy = strategy
         self.return_clean = return_clean
@@ -502,11 +477,7 @@ class SignalEvaluationDataset(Dataset):
         fetch = getattr(self.dataset, "__getitems__", None)
         items = list(fetch(positions)) if fetch is not None else [self.dataset[i] for i in positions]
         pairs = [self._codec.split(item) for item in items]
-        xs = [x for x, _ in pairs]
-        if self.strategy.batched_inputs and _same_shape_tensors(xs):
-            shown = self.strategy.evaluation_input(torch.stack(xs)).unbind(0)
-        else:
-            shown = [self.strategy.evaluation_input(x) for x in xs]
+        shown = _each(self.strategy.evaluation_input, [x for x, _ in pairs], self.strategy.batched_inputs)
         return [self._join(item, x, y, g) for item, (x, y), g in zip(items, pairs, shown, strict=True)]
 
     def _join(self, item: Any, x: Any, y: Any, shown: Any) -> Any:

@@ -21,6 +21,16 @@ def member_count(alpha: float, n_eligible: int) -> int:
     return math.floor(alpha * n_eligible + 0.5)
 
 
+def _mask(name: str, eligible: Sequence[bool] | np.ndarray | None, n: int) -> np.ndarray:
+    """The eligibility mask of ``n`` points (``None``: every point), checked to be boolean of shape ``(n,)``."""
+    mask = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible)
+    if mask.dtype != bool or mask.shape != (n,):
+        raise ValueError(
+            f"{name} must be a boolean mask of shape ({n},), got dtype {mask.dtype} and shape {mask.shape}."
+        )
+    return mask
+
+
 def select_members(
     n: int,
     alpha: float,
@@ -47,15 +57,7 @@ def select_members(
     n = non_negative_int("n (the number of training points)", n)
     alpha = fraction("alpha (the collective's fractional size)", alpha)
     seed = non_negative_int("seed", seed)
-    if eligible is None:
-        eligible_idx = np.arange(n, dtype=np.int64)
-    else:
-        mask = np.asarray(eligible)
-        if mask.dtype != bool or mask.shape != (n,):
-            raise ValueError(
-                f"eligible must be a boolean mask of shape ({n},), got dtype {mask.dtype} and shape {mask.shape}."
-            )
-        eligible_idx = np.flatnonzero(mask).astype(np.int64)
+    eligible_idx = np.flatnonzero(_mask("eligible", eligible, n)).astype(np.int64)
     if alpha == 0:
         return np.empty(0, dtype=np.int64)
     if n == 0:
@@ -122,12 +124,7 @@ def select_disjoint_members(
     order = np.random.default_rng([seed, k]).permutation(n)
     out = []
     for j, (alpha, mask) in enumerate(zip(alphas, masks, strict=True)):
-        everyone = np.ones(n, dtype=bool) if mask is None else np.asarray(mask)
-        if everyone.dtype != bool or everyone.shape != (n,):
-            raise ValueError(
-                f"eligible[{j}] must be a boolean mask of shape ({n},), got dtype {everyone.dtype} and shape "
-                f"{everyone.shape}."
-            )
+        everyone = _mask(f"eligible[{j}]", mask, n)
         if alpha == 0:
             out.append(np.empty(0, dtype=np.int64))
             continue

@@ -127,13 +127,11 @@ class PixelPatch(Signal):
         location: str | Sequence[int] = "bottom_right",
         image_shape: Sequence[int] | None = None,
     ) -> None:
-        sizes = _pair("PixelPatch size", size, positive_int, "a positive int or (height, width)")
-        self.size = sizes
+        self.size = _pair("PixelPatch size", size, positive_int, "a positive int or (height, width)")
         if isinstance(location, str):
-            location = one_of("PixelPatch location", location, _CORNERS)
+            self.location = one_of("PixelPatch location", location, _CORNERS)
         else:
-            location = _pair("PixelPatch location", location, non_negative_int, "a corner name or (row, col)")
-        self.location = location
+            self.location = _pair("PixelPatch location", location, non_negative_int, "a corner name or (row, col)")
         if image_shape is not None:
             image_shape = _pair("PixelPatch image_shape", image_shape, positive_int, "(H, W)")
         self.image_shape = image_shape

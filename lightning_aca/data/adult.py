@@ -43,17 +43,8 @@ ADULT_COLUMNS = (
 )
 #: numeric columns, standardized: input indices 0–5 in this order
 ADULT_NUMERIC = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week")
-#: categorical columns, one-hot, in this order after the numeric ones
-ADULT_CATEGORICAL = (
-    "workclass",
-    "education",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "native-country",
-)
+#: categorical columns, one-hot, in file order after the numeric ones
+ADULT_CATEGORICAL = tuple(c for c in ADULT_COLUMNS[:-1] if c not in ADULT_NUMERIC)
 ADULT_FILES = ("adult.data", "adult.test")
 
 

@@ -39,8 +39,7 @@ class CSVDataModule(TabularDataModule):
         split_seed: seed of the stratified split; the same seed gives the same split.
         num_features: the expected encoded width, checked at set-up; ``None`` to skip.
         num_classes: the expected number of classes, checked at set-up; ``None`` to skip.
-        batch_size: training and evaluation batch size.
-        num_workers: DataLoader workers.
+        batch_size, num_workers: loader settings.
 
     Example:
         >>> import tempfile
@@ -104,10 +103,9 @@ class CSVDataModule(TabularDataModule):
         unknown = sorted(set(self.categorical or ()) - set(table))
         if unknown:
             raise ValueError(f"categorical columns {unknown} are not in {self.path}; its columns are {list(table)}.")
-        if self.categorical is None:
+        categorical = self.categorical
+        if categorical is None:
             categorical = [name for name, column in table.items() if not is_numeric(column)]
-        else:
-            categorical = self.categorical
         numeric = [name for name in table if name not in categorical]
         train, _, test = stratified_split(labels, self.test_fraction, seed=self.split_seed)
         datasets = self.encode(

@@ -14,7 +14,7 @@ import lightning as L
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
-from lightning_aca.collective.collectives import Collective, collective_position, given_collectives, only_collective
+from lightning_aca.collective.collectives import Collective, OneCollective, collective_position, given_collectives
 from lightning_aca.collective.dataset import (
     CollectiveDataset,
     SignalEvaluationDataset,
@@ -77,7 +77,7 @@ def _dataset_of(loader: Any, hook: str) -> Dataset:
     return loader.dataset
 
 
-class CollectiveDataModule(L.LightningDataModule):
+class CollectiveDataModule(OneCollective, L.LightningDataModule):
     """A LightningDataModule whose training set contains a collective of fractional size α.
 
     Give either ``datamodule`` (any LightningDataModule, written without this package: its
@@ -105,12 +105,9 @@ class CollectiveDataModule(L.LightningDataModule):
         input_key, label_key: positions (tuple items) or keys (dict items) of input and label
             (default 0 and 1).
         return_membership: append a membership flag to every training item.
-        injection: ``"item"`` (members modified as items are read; any dataset),
-            ``"collate"`` (members' rows of each collated training batch modified in one call,
-            in the loader's workers; see :meth:`CollectiveDataset.collate_fn`) or ``"auto"``:
+        injection: ``"item"`` or ``"collate"`` (see :class:`CollectiveDataset`), or ``"auto"``:
             ``"collate"`` where it applies (every strategy's inputs batch, the training items'
-            input is a tensor, and the training loader collates with ``default_collate``),
-            else ``"item"``. The same batches either way.
+            input is a tensor, and the training loader collates with ``default_collate``), else ``"item"``.
         num_classes: number of classes, to validate the strategy's target class.
         collate_fn: how batches are collated in the loaders this module builds: over datasets
             given directly, and the signal and clean test loaders (e.g. a
@@ -184,16 +181,6 @@ class CollectiveDataModule(L.LightningDataModule):
     def collectives(self) -> list[Collective]:
         """The collectives on the training set, in order (one for ``strategy=``/``alpha=``)."""
         return list(self._collectives)
-
-    @property
-    def strategy(self) -> Strategy:
-        """The collective's strategy (one collective; with several, see :attr:`collectives`)."""
-        return only_collective("CollectiveDataModule", self._collectives, "strategy").strategy
-
-    @property
-    def alpha(self) -> float:
-        """The collective's α (one collective; with several, see :attr:`collectives`)."""
-        return only_collective("CollectiveDataModule", self._collectives, "alpha").alpha
 
     def prepare_data(self) -> None:
         if self.datamodule is not None:

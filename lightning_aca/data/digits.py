@@ -29,14 +29,8 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
 class DigitsDataModule(SplitImagesDataModule):
     """scikit-learn's digits as a LightningDataModule with a fixed stratified split.
 
-    Args:
-        batch_size: training and evaluation batch size.
-        test_fraction: fraction of the 1,797 digits held out for testing (stratified by class).
-        val_fraction: fraction of the remaining points held out for validation; with 0 the
-            validation loader serves the test split (no model selection happens on it).
-        split_seed: seed of the stratified split; the same seed gives the same split.
-        flatten: yield 64-dim vectors instead of ``1×8×8`` images.
-        num_workers: DataLoader workers.
+    Arguments as :class:`~lightning_aca.data.in_memory.SplitImagesDataModule`, of which it keeps the
+    defaults (a quarter of the 1,797 digits held out); ``flatten`` yields 64-dim vectors.
 
     Example:
         >>> dm = DigitsDataModule()
@@ -47,17 +41,6 @@ class DigitsDataModule(SplitImagesDataModule):
 
     num_classes = 10
     image_shape = (1, 8, 8)
-
-    def __init__(
-        self,
-        batch_size: int = 64,
-        test_fraction: float = 0.25,
-        val_fraction: float = 0.0,
-        split_seed: int = 0,
-        flatten: bool = False,
-        num_workers: int = 0,
-    ) -> None:
-        super().__init__(batch_size, test_fraction, val_fraction, split_seed, flatten, num_workers)
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor]:
         return load_digits_tensors()

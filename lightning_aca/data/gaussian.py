@@ -37,9 +37,8 @@ def gaussian_class_means(num_classes: int, num_features: int, separation: float)
 class GaussianDataModule(_NoisyClassesDataModule):
     """Gaussian classes: y uniform over K classes, x = clip(μ_y + noise·ε, −bound, bound), ε ~ N(0, I).
 
-    Training and test sets are drawn independently from one generator seeded by ``seed``;
-    validation serves the test set. Items are ``(x, y)`` with ``x`` a float vector of
-    ``num_features`` and ``y`` an int64 class index.
+    Validation serves the test set. Items are ``(x, y)``: ``x`` a float vector of ``num_features``,
+    ``y`` an int64 class index.
 
     Args:
         n_train, n_test: number of training and test points.
@@ -85,9 +84,7 @@ class GaussianDataModule(_NoisyClassesDataModule):
         """The box ``(-bound, bound)`` every feature lies in."""
         return (-self.bound, self.bound)
 
-    @property
-    def _value_range(self) -> tuple[float, float]:
-        return self.feature_bounds
+    _value_range = feature_bounds
 
     def class_centers(self, generator: torch.Generator) -> torch.Tensor:
         """The class means (:func:`gaussian_class_means`); ``generator`` is not drawn from."""

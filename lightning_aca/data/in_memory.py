@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -24,6 +26,9 @@ class InMemoryDataModule(L.LightningDataModule):
         num_workers: DataLoader workers.
     """
 
+    #: the loaders' collate function; ``None`` is torch's default
+    collate: Callable[[list[Any]], Any] | None = None
+
     def __init__(self, batch_size: int, num_workers: int = 0) -> None:
         super().__init__()
         self.batch_size = positive_int("batch_size", batch_size)
@@ -43,7 +48,9 @@ class InMemoryDataModule(L.LightningDataModule):
             self.val_dataset = datasets[1] if len(datasets) == 3 else self.test_dataset
 
     def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=self.collate
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, shuffle=True)
@@ -59,9 +66,11 @@ class _NoisyClassesDataModule(InMemoryDataModule):
     """x = clip(center[y] + noise·ε, low, high), ε ~ N(0, I), y uniform over the classes.
 
     The class centers come first from one generator seeded by ``seed``, then the training set,
-    then the test set. Subclasses give :meth:`class_centers` and the clip range :attr:`_value_range`,
-    and check ``noise`` (whether 0 is allowed is theirs to say).
+    then the test set. Subclasses give :meth:`class_centers` and the clip range ``_value_range``
+    ``(low, high)``, and check ``noise`` (whether 0 is allowed is theirs to say).
     """
+
+    _value_range: tuple[float, float]
 
     def __init__(self, n_train: int, n_test: int, num_classes: int, noise: float, seed: int, batch_size: int) -> None:
         super().__init__(batch_size)
@@ -69,11 +78,6 @@ class _NoisyClassesDataModule(InMemoryDataModule):
         self.num_classes = integer("num_classes", num_classes, low=2, kind="an int >= 2")
         self.noise = noise
         self.seed = non_negative_int("seed", seed)
-
-    @property
-    @abstractmethod
-    def _value_range(self) -> tuple[float, float]:
-        """``(low, high)``: every value is clipped into it."""
 
     @abstractmethod
     def class_centers(self, generator: torch.Generator) -> torch.Tensor:
@@ -108,12 +112,12 @@ class SplitImagesDataModule(InMemoryDataModule):
 
     def __init__(
         self,
-        batch_size: int,
-        test_fraction: float,
-        val_fraction: float,
-        split_seed: int,
-        flatten: bool,
-        num_workers: int,
+        batch_size: int = 64,
+        test_fraction: float = 0.25,
+        val_fraction: float = 0.0,
+        split_seed: int = 0,
+        flatten: bool = False,
+        num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size, num_workers)
         self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)

@@ -59,15 +59,8 @@ def _read(file: Path) -> tuple[torch.Tensor, torch.Tensor]:
 class MNIST5kDataModule(SplitImagesDataModule):
     """5,000 real MNIST digits, shipped in a wheel, as a LightningDataModule with a fixed stratified split.
 
-    Args:
-        batch_size: training and evaluation batch size.
-        test_fraction: fraction of the 5,000 digits held out for testing (stratified by class).
-        val_fraction: fraction of the remaining digits held out for validation; with 0 the
-            validation loader serves the test split (no model selection happens on it).
-        split_seed: seed of the stratified split; the same seed gives the same split.
-        flatten: yield 784-dim vectors instead of ``1×28×28`` images.
-        path: a local copy of ``mnist_5k.csv.gz``; ``None`` reads the shipped file.
-        num_workers: DataLoader workers.
+    Arguments as :class:`~lightning_aca.data.in_memory.SplitImagesDataModule` (``flatten`` yields
+    784-dim vectors), and ``path``: a local copy of ``mnist_5k.csv.gz``; ``None`` reads the shipped file.
 
     Example:
         >>> dm = MNIST5kDataModule()

