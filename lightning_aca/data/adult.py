@@ -21,7 +21,8 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from lightning_aca.assets import shipped_file
-from lightning_aca.data.tabular import Table, TabularDataModule, TabularEncoder, read_csv
+from lightning_aca.data.reader import Table, read_table
+from lightning_aca.data.tabular import TabularDataModule, TabularEncoder
 
 #: the file's columns, in order (adult.names)
 ADULT_COLUMNS = (
@@ -77,7 +78,9 @@ def load_adult_tables(root: str | Path | None = None) -> tuple[Table, Tensor, Ta
 
 @functools.lru_cache(maxsize=2)
 def _read(directory: Path) -> tuple[Table, Tensor, Table, Tensor]:
-    train, test = (read_csv(directory / name, names=ADULT_COLUMNS, comment="|") for name in ADULT_FILES)
+    train, test = (
+        read_table(directory / name, header=False, names=ADULT_COLUMNS, comment="|")[0] for name in ADULT_FILES
+    )
     return train, _labels(train, directory / ADULT_FILES[0]), test, _labels(test, directory / ADULT_FILES[1])
 
 

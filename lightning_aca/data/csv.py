@@ -4,10 +4,12 @@ Rows are split into train and test (stratified by label), then encoded by a
 :class:`~lightning_aca.data.tabular.TabularEncoder` fit on the training rows: numeric columns
 standardized, the others one-hot. Labels are the label column's values mapped to 0..k−1 in
 sorted order (numerically when they are all numbers), kept in :attr:`CSVDataModule.classes`.
+The file is read by :func:`~lightning_aca.data.reader.read_table`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,13 +17,17 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from lightning_aca.data.reader import MISSING, Table, read_table, to_numbers
 from lightning_aca.data.split import stratified_split
-from lightning_aca.data.tabular import TabularDataModule, TabularEncoder, is_numeric, read_csv
+from lightning_aca.data.tabular import TabularDataModule, TabularEncoder
 from lightning_aca.validation import integer, non_negative_int, real
+
+#: what ``missing=`` may say to do with a missing or non-finite number (or a missing label)
+MISSING_POLICIES = ("error", "drop", "mean")
 
 
 class CSVDataModule(TabularDataModule):
-    """A local CSV file with a header row and a label column, as a LightningDataModule.
+    """A local CSV file with a label column, as a LightningDataModule.
 
     The model must know the encoded width before the data is read (``input_shape``), so the
     width can be given as ``num_features`` (and the class count as ``num_classes``): set-up
@@ -29,12 +35,25 @@ class CSVDataModule(TabularDataModule):
     After set-up, ``num_features``, ``num_classes``, :attr:`classes` and
     :attr:`feature_names` describe the data. The validation loader serves the test split.
 
+    A column is numeric when every value is a number or missing (empty, ``?``, ``NA``, ``nan``:
+    :data:`~lightning_aca.data.reader.MISSING`). A missing or non-finite number, or a missing
+    label, stops set-up with the column and file lines, unless ``missing`` says what to do.
+    A categorical column with a distinct value on most rows (names, dates, case numbers) is
+    warned about: it adds a feature per row and can leak the label.
+
     Args:
-        path: the CSV file.
-        label_column: the column holding the label.
+        path: the CSV file (``.gz``/``.bz2``/``.xz`` compressed or not).
+        label_column: the column holding the label (its index when ``header=False`` without names).
         sep: the field delimiter (``";"`` for UCI Bank Marketing).
         categorical: the columns to one-hot encode; ``None`` takes every column (except the
-            label) with a value that is not a number. All other columns are standardized.
+            label) with a value that is neither a number nor missing. All other columns are standardized.
+        header: whether the first row names the columns; ``False`` for a file without one.
+        names: the column names of a file without a header; ``None`` names them by index, ``"0"``, ``"1"``, ...
+        columns: the feature columns to use; ``None``: all but ``drop`` and the label.
+        drop: columns to leave out (identifiers, dates, free text, other outcomes).
+        missing: ``"error"`` (default), ``"drop"`` (leave out rows with a missing or non-finite
+            number or label) or ``"mean"`` (a missing or non-finite number becomes the training mean;
+            rows with a missing label are left out).
         test_fraction: fraction of the rows held out for testing (stratified by label).
         split_seed: seed of the stratified split; the same seed gives the same split.
         num_features: the expected encoded width, checked at set-up; ``None`` to skip.
@@ -54,9 +73,14 @@ class CSVDataModule(TabularDataModule):
     def __init__(
         self,
         path: str,
-        label_column: str,
+        label_column: str | int,
         sep: str = ",",
-        categorical: Sequence[str] | None = None,
+        categorical: Sequence[str | int] | None = None,
+        header: bool = True,
+        names: Sequence[str] | None = None,
+        columns: Sequence[str | int] | None = None,
+        drop: Sequence[str | int] | None = None,
+        missing: str = "error",
         test_fraction: float = 0.2,
         split_seed: int = 0,
         num_features: int | None = None,
@@ -68,9 +92,17 @@ class CSVDataModule(TabularDataModule):
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise FileNotFoundError(f"path={str(path)!r} is not a file; give the CSV file to read.")
-        self.label_column = label_column
+        self.label_column = str(label_column)
         self.sep = sep
-        self.categorical = None if categorical is None else list(categorical)
+        if not isinstance(header, bool):
+            raise TypeError(f"header must be true or false, got {header!r}.")
+        self.header, self.names = header, None if names is None else [str(n) for n in names]
+        self.categorical, self.columns, self.drop = (
+            None if arg is None else [str(c) for c in arg] for arg in (categorical, columns, drop)
+        )
+        if missing not in MISSING_POLICIES:
+            raise ValueError(f"missing must be one of {list(MISSING_POLICIES)}, got {missing!r}.")
+        self.missing = missing
         self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
         self.split_seed = non_negative_int("split_seed", split_seed)
         self.num_features = None if num_features is None else integer("num_features", num_features, low=1)
@@ -84,29 +116,33 @@ class CSVDataModule(TabularDataModule):
         return self._classes
 
     def build(self) -> tuple[TensorDataset, TensorDataset]:
-        table = read_csv(self.path, self.sep)
+        table, lines = read_table(self.path, self.sep, self.header, self.names)
         if self.label_column not in table:
             hint = f" (one column: is sep={self.sep!r} the file's delimiter?)" if len(table) == 1 else ""
             raise ValueError(
                 f"label_column={self.label_column!r} is not a column of {self.path}; its columns are {list(table)}{hint}."
             )
+        table = self._select(table)
         values = table.pop(self.label_column)
+        categorical = self.categorical
+        if categorical is None:
+            categorical = [name for name, column in table.items() if to_numbers(column) is None]
+        numeric = [name for name in table if name not in categorical]
+        raw = dict(table)
+        table.update({name: self._numbers(name, table[name], lines) for name in numeric})
+        keep = self._rows_to_keep(table, raw, numeric, values, lines)
+        table, values = {name: column[keep] for name, column in table.items()}, values[keep]
+        self._warn_identifiers(table, categorical)
         self._classes, labels = _classes(values)
         self._check("num_classes", self.num_classes, len(self._classes), f"classes {self._classes}")
         counts = torch.bincount(labels)
-        if counts.min() < 2:
+        if len(counts) < 2 or counts.min() < 2:
             rare = self._classes[int(counts.argmin())]
             raise ValueError(
-                f"label_column={self.label_column!r}: class {rare!r} has {int(counts.min())} row; "
-                "a stratified train/test split needs at least 2 rows of every class."
+                f"label_column={self.label_column!r} of {self.path}: class {rare!r} has {int(counts.min())} rows "
+                f"of {len(labels)}; a classifier needs two classes and a stratified train/test split at least 2 rows "
+                "of every class."
             )
-        unknown = sorted(set(self.categorical or ()) - set(table))
-        if unknown:
-            raise ValueError(f"categorical columns {unknown} are not in {self.path}; its columns are {list(table)}.")
-        categorical = self.categorical
-        if categorical is None:
-            categorical = [name for name, column in table.items() if not is_numeric(column)]
-        numeric = [name for name in table if name not in categorical]
         train, _, test = stratified_split(labels, self.test_fraction, seed=self.split_seed)
         datasets = self.encode(
             TabularEncoder(numeric, categorical),
@@ -116,11 +152,95 @@ class CSVDataModule(TabularDataModule):
             labels[test],
         )
         width = self.encoder.num_features
+        blocks = {name: sum(f.startswith(f"{name}=") for f in self.encoder.feature_names) for name in categorical}
+        widest = ", ".join(f"{name} {n}" for name, n in sorted(blocks.items(), key=lambda kv: -kv[1])[:5])
         self._check(
-            "num_features", self.num_features, width, f"{len(numeric)} numeric + {width - len(numeric)} one-hot"
+            "num_features",
+            self.num_features,
+            width,
+            f"{len(numeric)} numeric + {width - len(numeric)} one-hot" + (f": {widest}" if widest else ""),
         )
         self.num_features, self.num_classes = width, len(self._classes)
         return datasets
+
+    def _select(self, table: Table) -> Table:
+        """The label and the chosen feature columns (``columns``, less ``drop``), checked against the file."""
+        asked = {"columns": self.columns, "drop": self.drop, "categorical": self.categorical}
+        for key, names in asked.items():
+            unknown = [name for name in names or () if name not in table]
+            if unknown:
+                raise ValueError(f"{key}={unknown} are not columns of {self.path}; its columns are {list(table)}.")
+            if self.label_column in (names or ()) and key != "columns":
+                raise ValueError(f"{key}= names the label column {self.label_column!r}; leave it out of {key}.")
+        chosen = [name for name in self.columns or table if name != self.label_column and name not in (self.drop or ())]
+        if not chosen:
+            raise ValueError(f"columns= and drop= leave no feature column of {self.path}; keep at least one.")
+        return {name: table[name] for name in [*chosen, self.label_column]}
+
+    def _numbers(self, name: str, values: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        numbers = to_numbers(values)
+        if numbers is None:
+            bad = [i for i, v in enumerate(values.tolist()) if to_numbers(np.array([v, "0"])) is None]
+            raise ValueError(
+                f"{self.path}: column {name!r} is not categorical but holds the non-numeric value {values[bad[0]]!r} "
+                f"(line {lines[bad[0]]}); add it to categorical=[...] or fix the file."
+            )
+        return numbers
+
+    def _rows_to_keep(
+        self, table: Table, raw: Table, numeric: list[str], labels: np.ndarray, lines: np.ndarray
+    ) -> np.ndarray:
+        """Rows with a label and finite numbers, as ``missing`` says; an error naming columns and lines otherwise."""
+        missing_label = np.isin(np.char.lower(labels), list(MISSING))
+        bad_numbers = {name: ~np.isfinite(table[name]) for name in numeric}
+        faults = [(f"label column {self.label_column!r}", missing_label, labels)] + [
+            (f"column {name!r}", bad, raw[name]) for name, bad in bad_numbers.items()
+        ]
+        faults = [fault for fault in faults if fault[1].any()]
+        if faults and self.missing == "error":
+            where = "; ".join(
+                f"{column} at line{'s' if bad.sum() > 1 else ''} "
+                + ", ".join(f"{lines[i]} ({str(values[i])!r})" for i in np.flatnonzero(bad)[:5])
+                + (f" and {bad.sum() - 5} more" if bad.sum() > 5 else "")
+                for column, bad, values in faults
+            )
+            raise ValueError(
+                f"{self.path}: missing or non-finite values: {where}; fix the file, or set missing=drop to leave "
+                "those rows out or missing=mean to fill numbers with the training mean (aca-run: "
+                "data.datamodule.missing=drop)."
+            )
+        dropped = missing_label.copy()
+        if self.missing == "drop":
+            for bad in bad_numbers.values():
+                dropped |= bad
+        for name in numeric:  # missing=mean: NaN, which the encoder fills with the training mean
+            table[name][bad_numbers[name]] = np.nan
+        if dropped.any():
+            warnings.warn(
+                f"{self.path}: missing={self.missing} leaves out {int(dropped.sum())} of {len(dropped)} rows "
+                "with a missing label" + (" or a missing or non-finite number." if self.missing == "drop" else "."),
+                UserWarning,
+                stacklevel=3,
+            )
+        if dropped.all():
+            raise ValueError(f"{self.path}: missing={self.missing} leaves no row; fix the file's missing values.")
+        return ~dropped
+
+    def _warn_identifiers(self, table: Table, categorical: list[str]) -> None:
+        rows = len(next(iter(table.values())))
+        wide = {name: len(np.unique(table[name])) for name in categorical}
+        wide = {name: n for name, n in wide.items() if n > 20 and n >= rows / 2}
+        if wide:
+            names = ",".join(wide)
+            warnings.warn(
+                f"{self.path}: categorical column(s) "
+                + ", ".join(f"{name!r} ({n} values in {rows} rows)" for name, n in wide.items())
+                + " hold nearly one value per row, like identifiers (names, dates, case numbers): each value "
+                f"becomes a one-hot feature that can leak the label; leave them out with drop=[{names}] "
+                f"(aca-run: data.datamodule.drop=[{names}]).",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _check(self, name: str, given: int | None, actual: int, detail: str) -> None:
         if given is not None and given != actual:
@@ -133,7 +253,8 @@ class CSVDataModule(TabularDataModule):
 def _classes(values: np.ndarray) -> tuple[list[str], torch.Tensor]:
     """The distinct label values in sorted order (numeric order if all are numbers) and each row's index."""
     distinct = np.unique(values)
-    if is_numeric(distinct):
-        distinct = distinct[np.argsort(distinct.astype(np.float64), kind="stable")]
+    numbers = to_numbers(distinct)
+    if numbers is not None:
+        distinct = distinct[np.argsort(numbers, kind="stable")]
     index = {value: i for i, value in enumerate(distinct.tolist())}
     return distinct.tolist(), torch.tensor([index[value] for value in values.tolist()], dtype=torch.long)

@@ -10,9 +10,7 @@ a signal with :class:`~lightning_aca.collective.signals.FeatureAssignment`.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,76 +18,17 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from lightning_aca.data.in_memory import InMemoryDataModule
-
-#: column name -> the column's values as stripped strings, all of one length
-Table = dict[str, np.ndarray]
-
-
-def read_csv(path: str | Path, sep: str = ",", names: Sequence[str] | None = None, comment: str | None = None) -> Table:
-    """The columns of a delimited text file as stripped strings.
-
-    Args:
-        path: the file.
-        sep: the field delimiter, one character (``";"`` for UCI Bank Marketing).
-        names: the column names; ``None`` takes them from the first row.
-        comment: lines starting with it are skipped (UCI's ``adult.test`` starts with ``|``);
-            blank lines always are.
-
-    Raises:
-        ValueError: a row with another number of fields than the header, naming the line.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
-        ...     _ = f.write("age;job\\n41; admin\\n\\n29;blue-collar\\n")
-        >>> {k: v.tolist() for k, v in read_csv(f.name, sep=";").items()}
-        {'age': ['41', '29'], 'job': ['admin', 'blue-collar']}
-    """
-    if not (isinstance(sep, str) and len(sep) == 1):
-        raise ValueError(f"sep must be one character (e.g. ',' or ';'), got {sep!r}.")
-    with open(path, newline="") as handle:
-        rows = csv.reader(_lines(handle, comment), delimiter=sep, skipinitialspace=True)
-        header = list(names) if names is not None else [name.strip() for name in next(rows, [])]
-        if not header:
-            raise ValueError(f"{path} is empty: no header row.")
-        values = []
-        for row in rows:
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{path}, line {rows.line_num}: {len(row)} fields, but {len(header)} columns {header}; "
-                    f"is sep={sep!r} the file's delimiter?"
-                )
-            values.append([value.strip() for value in row])
-    table = np.array(values, dtype=str).reshape(len(values), len(header))
-    return {name: table[:, j] for j, name in enumerate(header)}
-
-
-def _lines(handle: Iterator[str], comment: str | None) -> Iterator[str]:
-    for line in handle:
-        if line.strip() and not (comment and line.startswith(comment)):
-            yield line
-
-
-def is_numeric(values: np.ndarray) -> bool:
-    """Whether every value of a string column parses as a number.
-
-    Example:
-        >>> is_numeric(np.array(["1", "2.5", "-3e2"])), is_numeric(np.array(["1", "?"]))
-        (True, False)
-    """
-    try:
-        values.astype(np.float64)
-    except ValueError:
-        return False
-    return True
+from lightning_aca.data.reader import Table, to_numbers
 
 
 class TabularEncoder:
     """Standardize numeric columns and one-hot encode categorical ones, fit on the training rows only.
 
     Outputs the numeric columns first, in the order given, then one block of indicators per
-    categorical column (categories sorted; ``"?"`` is a category like any other). Built on
-    scikit-learn's ``StandardScaler`` and ``OneHotEncoder(handle_unknown="ignore")``.
+    categorical column (categories sorted; ``"?"`` is a category like any other). A missing
+    number (NaN, or a :data:`~lightning_aca.data.reader.MISSING` string such as ``"?"``) encodes
+    as 0, the training mean, and is left out of the training statistics. Built on scikit-learn's
+    ``StandardScaler`` and ``OneHotEncoder(handle_unknown="ignore")``.
 
     Args:
         numeric: names of the numeric columns.
@@ -143,7 +82,7 @@ class TabularEncoder:
         self._check_fitted()
         parts = []
         if self.numeric:
-            parts.append(self._scaler.transform(self._numbers(table)).astype(np.float32))
+            parts.append(np.nan_to_num(self._scaler.transform(self._numbers(table)), nan=0.0).astype(np.float32))
         if self.categorical:
             parts.append(self._one_hot.transform(self._strings(table)))
         return torch.from_numpy(np.concatenate(parts, axis=1))
@@ -161,13 +100,15 @@ class TabularEncoder:
         columns = []
         for name in self.numeric:
             values = self._column(table, name)
-            try:
-                columns.append(values.astype(np.float64))
-            except ValueError:
-                bad = str(next(v for v in values if not is_numeric(np.array([v]))))
+            numbers = values.astype(np.float64) if values.dtype.kind == "f" else to_numbers(values)
+            if numbers is None:
+                bad = next(v for v in values if to_numbers(np.array([v, "0"])) is None)
                 raise ValueError(
-                    f"numeric column {name!r} holds the non-numeric value {bad!r}; list it as categorical instead."
-                ) from None
+                    f"numeric column {name!r} holds the non-numeric value {str(bad)!r}; list it as categorical instead."
+                )
+            if np.isinf(numbers).any():
+                raise ValueError(f"numeric column {name!r} holds an infinite value; give finite numbers or NaN.")
+            columns.append(numbers)
         return np.stack(columns, axis=1)
 
     def _strings(self, table: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -12,12 +12,8 @@ Sources: :class:`TextCSVDataModule` (a user's CSV, TSV or JSON Lines file) and
 
 from __future__ import annotations
 
-import bz2
-import csv
-import gzip
-import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +24,7 @@ from torch.utils.data._utils.collate import default_collate
 
 from lightning_aca.assets import default_text_model
 from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.data.reader import read_table
 from lightning_aca.data.split import stratified_split
 from lightning_aca.validation import integer, non_negative_int, positive_int, real
 
@@ -201,58 +198,44 @@ class TextDataModule(InMemoryDataModule):
                 )
 
 
-def read_text_table(path: str | Path, text_column: str, label_column: str) -> tuple[list[Any], list[Any]]:
-    """``(texts, labels)`` from a CSV, TSV or JSON Lines file (``.bz2``/``.gz`` compressed or not).
+def read_text_table(path: str | Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    """``(texts, labels)`` from a CSV, TSV or JSON Lines file (``.bz2``/``.gz``/``.xz`` compressed or not).
 
-    The format follows the suffix before any compression suffix: ``.tsv`` is tab-separated,
-    ``.jsonl``/``.json`` holds one JSON object per line, anything else is CSV with a header row.
+    Read by :func:`~lightning_aca.data.reader.read_table`: the format follows the suffix before
+    any compression suffix (``.tsv`` tab-separated, ``.jsonl``/``.json`` one JSON object per line,
+    anything else CSV with a header row).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"text file {str(path)!r} does not exist; give path= an existing CSV/TSV/JSONL file.")
-    suffixes = [s.lower() for s in path.suffixes]
-    opener: Callable[..., Any] = open
-    if suffixes and suffixes[-1] in (".bz2", ".gz"):
-        opener = bz2.open if suffixes.pop() == ".bz2" else gzip.open
-    kind = suffixes[-1] if suffixes else ".csv"
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        if kind in (".jsonl", ".json"):
-            rows = [json.loads(line) for line in handle if line.strip()]
-        else:
-            rows = list(csv.DictReader(handle, delimiter="\t" if kind == ".tsv" else ","))
-    if not rows:
-        raise ValueError(f"text file {str(path)!r} holds no rows.")
-    missing = [c for c in (text_column, label_column) if c not in rows[0]]
+    table, _ = read_table(path)
+    missing = [c for c in (text_column, label_column) if c not in table]
     if missing:
-        raise KeyError(
-            f"text file {str(path)!r} has no column {missing} (columns: {sorted(rows[0])}); set text_column= "
-            "and label_column= to its text and label columns."
+        raise ValueError(
+            f"{path}: no column {missing} (columns: {list(table)}); set text_column= and label_column= to its "
+            "text and label columns."
         )
-    return [row[text_column] for row in rows], [row[label_column] for row in rows]
+    return table[text_column].tolist(), table[label_column].tolist()
 
 
-def _label_indices(labels: list[Any], classes: Sequence[Any] | None, where: str) -> list[int]:
-    """Class indices of ``labels``: positions in ``classes``, or the labels themselves as integers."""
+def _label_indices(labels: list[str], classes: Sequence[Any] | None, where: str) -> list[int]:
+    """Class indices of ``labels``: positions in ``classes``, or the labels themselves as integers >= 0."""
     if classes is not None:
         index = {str(c): i for i, c in enumerate(classes)}
-        unknown = sorted({str(y) for y in labels} - set(index))
+        unknown = sorted({y for y in labels} - set(index))
         if unknown:
             raise ValueError(f"{where} has labels {unknown[:5]} not in classes={list(classes)}; list every class.")
-        return [index[str(y)] for y in labels]
-    try:
-        return [int(y) for y in labels]
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{where} has non-integer labels (e.g. {labels[0]!r}); give classes=[...] naming the classes in index order."
-        ) from None
+        return [index[y] for y in labels]
+    for row, label in enumerate(labels, start=1):
+        if not (label.isdigit() and label.isascii()):
+            raise ValueError(
+                f"{where}, row {row}: label {label!r} is not a class index 0, 1, ...; give classes=[...] naming "
+                "the classes in index order, or fix the label."
+            )
+    return [int(y) for y in labels]
 
 
-def _check_texts(texts: list[Any], where: str) -> None:
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{where} row {i} has a {type(text).__name__} text ({text!r:.60}), not a string.")
+def _check_texts(texts: list[str], where: str) -> None:
+    for row, text in enumerate(texts, start=1):
         if not text.strip():
-            raise ValueError(f"{where} row {i} has an empty text; remove empty documents from the file.")
+            raise ValueError(f"{where}, row {row}: empty text; remove empty documents from the file.")
 
 
 class TextCSVDataModule(TextDataModule):
@@ -263,7 +246,7 @@ class TextCSVDataModule(TextDataModule):
     out, stratified by label, fixed by ``split_seed``. Validation serves the test split.
 
     Args (the others as :class:`TextDataModule`):
-        path: the file (``.csv``, ``.tsv``, ``.jsonl``, optionally ``.gz``/``.bz2``).
+        path: the file (``.csv``, ``.tsv``, ``.jsonl``, optionally ``.gz``/``.bz2``/``.xz``).
         text_column, label_column: the columns (keys) of text and label.
         classes: the class names in index order; ``None`` when labels are already indices.
         test_path: a separate test file of the same layout.
@@ -294,13 +277,17 @@ class TextCSVDataModule(TextDataModule):
 
     def _read(self, path: str) -> TextDataset:
         texts, labels = read_text_table(path, self.text_column, self.label_column)
-        _check_texts(texts, f"text file {path!r}")
-        return TextDataset(texts, _label_indices(labels, self.classes, f"text file {path!r}"))
+        _check_texts(texts, str(path))
+        return TextDataset(texts, _label_indices(labels, self.classes, str(path)))
 
     def build(self) -> tuple[TextDataset, TextDataset]:
         data = self._read(self.path)
         if self.num_classes is None:
             self.num_classes = int(data.targets.max()) + 1
+        if len(data.targets.unique()) < 2:
+            raise ValueError(
+                f"{self.path}: every label is {int(data.targets[0])}; a classifier needs rows of at least two classes."
+            )
         if self.test_path is not None:
             return data, self._read(self.test_path)
         train, _, test = stratified_split(data.targets, self.test_fraction, seed=self.split_seed)

@@ -1,10 +1,10 @@
-"""TabularEncoder and read_csv: training statistics only, sorted one-hot blocks, unseen categories, clear errors."""
+"""TabularEncoder: training statistics only, sorted one-hot blocks, unseen categories, clear errors."""
 
 import numpy as np
 import pytest
 import torch
 
-from lightning_aca.data.tabular import TabularEncoder, is_numeric, read_csv
+from lightning_aca.data.tabular import TabularEncoder
 
 
 def _table(**columns):
@@ -51,30 +51,3 @@ def test_errors_name_the_column_and_the_fix():
         TabularEncoder([], [])
     with pytest.raises(RuntimeError, match="not fitted"):
         TabularEncoder(["age"], []).transform(TRAIN)
-
-
-def test_read_csv_strips_fields_skips_blank_and_comment_lines(tmp_path):
-    path = tmp_path / "t.csv"
-    path.write_text("|junk line\na, b ,c\n1, x ,2\n\n3,y,4\n")
-    table = read_csv(path, comment="|")
-    assert {k: v.tolist() for k, v in table.items()} == {"a": ["1", "3"], "b": ["x", "y"], "c": ["2", "4"]}
-    named = read_csv(path, names=["p", "q", "r"], comment="|")
-    assert named["p"].tolist() == ["a", "1", "3"]
-
-
-def test_read_csv_errors(tmp_path):
-    path = tmp_path / "t.csv"
-    path.write_text("a;b\n1;2\n3\n")
-    with pytest.raises(ValueError, match=r"line 3: 1 fields, but 2 columns \['a', 'b'\]; is sep=';'"):
-        read_csv(path, sep=";")
-    with pytest.raises(ValueError, match="sep must be one character"):
-        read_csv(path, sep=";;")
-    (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(ValueError, match="empty"):
-        read_csv(tmp_path / "empty.csv")
-
-
-def test_is_numeric():
-    assert is_numeric(np.array(["1", " 2", "3.5e1", "-0"]))
-    assert not is_numeric(np.array(["1", ""]))
-    assert not is_numeric(np.array(["?"]))

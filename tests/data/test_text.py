@@ -108,19 +108,19 @@ def test_csv_jsonl_and_tsv_gz_give_the_same_split(tmp_path, csv_file, tiny_text_
 
 
 def test_text_file_errors_name_the_fix(tmp_path, csv_file, tiny_text_model):
-    with pytest.raises(KeyError, match=r"no column \['body'\].*text_column="):
+    with pytest.raises(ValueError, match=r"toy\.csv: no column \['body'\].*text_column="):
         _module(csv_file, tiny_text_model, text_column="body").setup("fit")
     empty = tmp_path / "empty_doc.csv"
     empty.write_text('text,label\n"good film",1\n"",0\n')
-    with pytest.raises(ValueError, match="row 1 has an empty text"):
+    with pytest.raises(ValueError, match=r"empty_doc\.csv, row 2: empty text"):
         _module(empty, tiny_text_model).setup("fit")
     named = tmp_path / "named.csv"
     named.write_text("text,label\ngood,pos\nbad,neg\n")
-    with pytest.raises(ValueError, match=r"non-integer labels .*classes=\[\.\.\.\]"):
+    with pytest.raises(ValueError, match=r"named\.csv, row 1: label 'pos' is not a class index.*classes=\[\.\.\.\]"):
         _module(named, tiny_text_model).setup("fit")
     with pytest.raises(ValueError, match=r"labels \['neg'\] not in classes=\['pos'\]"):
         _module(named, tiny_text_model, classes=["pos"]).setup("fit")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.csv: no such file"):
         _module(tmp_path / "missing.csv", tiny_text_model).setup("fit")
 
 
