@@ -182,7 +182,7 @@ class CSVDataModule(TabularDataModule):
         if numbers is None:
             bad = [i for i, v in enumerate(values.tolist()) if to_numbers(np.array([v, "0"])) is None]
             raise ValueError(
-                f"{self.path}: column {name!r} is not categorical but holds the non-numeric value {values[bad[0]]!r} "
+                f"{self.path}: column {name!r} is not categorical but holds the non-numeric value {str(values[bad[0]])!r} "
                 f"(line {lines[bad[0]]}); add it to categorical=[...] or fix the file."
             )
         return numbers

@@ -148,7 +148,7 @@ def _delimited_rows(lines: Iterator[tuple[int, str]], path: Path, sep: str) -> t
         except csv.Error as err:
             raise ValueError(
                 f"{path}, line {read[min(start, len(read) - 1)]}: {err} (an unclosed or stray quote, or is "
-                f"sep={sep!r} not the file's delimiter?); quote fields as \"...\" with inner quotes doubled (\"\")."
+                f'sep={sep!r} not the file\'s delimiter?); quote fields as "..." with inner quotes doubled ("").'
             ) from None
         if row is None:
             return rows, numbers

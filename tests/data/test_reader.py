@@ -37,7 +37,9 @@ def test_csv_tsv_and_compressed_jsonl_read_alike(tmp_path):
 def test_repeated_header_names_keep_every_column_numbered_with_a_warning(tmp_path):
     path = tmp_path / "compas.csv"
     path.write_text("decile_score,a,decile_score,a,y\n1,2,3,4,5\n")
-    with pytest.warns(UserWarning, match=r"header names \['a', 'decile_score'\] appear more than once.*'decile_score\.1'"):
+    with pytest.warns(
+        UserWarning, match=r"header names \['a', 'decile_score'\] appear more than once.*'decile_score\.1'"
+    ):
         table, _ = read_table(path)
     assert _columns(table) == {"decile_score": ["1"], "a": ["2"], "decile_score.1": ["3"], "a.1": ["4"], "y": ["5"]}
 
