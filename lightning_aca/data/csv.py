@@ -143,7 +143,10 @@ class CSVDataModule(TabularDataModule):
                 f"of {len(labels)}; a classifier needs two classes and a stratified train/test split at least 2 rows "
                 "of every class."
             )
-        train, _, test = stratified_split(labels, self.test_fraction, seed=self.split_seed)
+        try:
+            train, _, test = stratified_split(labels, self.test_fraction, seed=self.split_seed)
+        except ValueError as err:
+            raise ValueError(f"{self.path}: {err}") from None
         datasets = self.encode(
             TabularEncoder(numeric, categorical),
             {name: column[train.numpy()] for name, column in table.items()},

@@ -100,8 +100,8 @@ def read_table(
         raise ValueError(f"{path} holds a header but no data rows; give a file with at least one row.")
     for row, line in zip(rows, numbers, strict=True):
         if len(row) != len(columns):
-            hint = f" is sep={sep or ','!r} the file's delimiter?" if kind not in (".jsonl", ".json", ".tsv") else ""
-            raise ValueError(f"{path}, line {line}: {len(row)} fields, but {len(columns)} columns {columns};{hint}")
+            hint = f"is sep={sep or ','!r} the file's delimiter?" if kind != ".tsv" else "is each field tab-separated?"
+            raise ValueError(f"{path}, line {line}: {len(row)} fields, but {len(columns)} columns {columns}; {hint}")
     values = np.array(rows, dtype=str).reshape(len(rows), len(columns))
     return {name: values[:, j] for j, name in enumerate(columns)}, np.array(numbers)
 

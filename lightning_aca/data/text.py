@@ -290,5 +290,8 @@ class TextCSVDataModule(TextDataModule):
             )
         if self.test_path is not None:
             return data, self._read(self.test_path)
-        train, _, test = stratified_split(data.targets, self.test_fraction, seed=self.split_seed)
+        try:
+            train, _, test = stratified_split(data.targets, self.test_fraction, seed=self.split_seed)
+        except ValueError as err:
+            raise ValueError(f"{self.path}: {err}") from None
         return data.subset(train.tolist()), data.subset(test.tolist())
