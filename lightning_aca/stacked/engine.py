@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -296,7 +297,9 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
 
     Chunked by ``max_models`` and by a memory estimate; each config's ``record.json`` (``aca-run``'s
     schema plus ``"engine": "stacked"``) is written atomically into its ``output_dir``, and a config
-    whose record exists is skipped, as ``aca-run`` skips it. Returns the records in order.
+    whose record exists is skipped, as ``aca-run`` skips it. Returns the records in order. A model
+    whose training loss or weights became non-finite gets a failed record (``"status": "failed"``,
+    its ``error`` printed to stderr) instead of a result; the other models' records are written.
     Raises ``ValueError`` if the configs differ in a non-stackable key (naming it), cannot be
     stacked (the reason), or do not fit in memory (naming the chunk size that fits: the estimate
     lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
@@ -341,6 +344,17 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
+            failed = job.plan.failed(
+                engine="stacked",
+                epoch_losses=[row[k] for row in history],
+                weights=[(name, p[k]) for name, p in module.params.items()],
+                wall_time_s=wall,
+            )
+            if failed is not None:  # the other models of the stack are unaffected: each has its own weights
+                write_record(failed, Path(job.cfg.output_dir))
+                records[pending[start + k]] = failed
+                print(f"aca-run[stacked]: error: {failed['error']}", file=sys.stderr, flush=True)
+                continue
             metrics = {**module.results[k], **_job_metrics(job, data.n)}
             firm = {}
             if job.dp is not None:
