@@ -17,7 +17,7 @@ import os
 import platform
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "make_record",
     "read_record",
     "sweep_params",
+    "unique_runs",
     "write_atomically",
     "write_record",
 ]
@@ -66,7 +67,7 @@ def write_record(record: dict[str, Any], directory: str | os.PathLike[str]) -> P
     return write_atomically(directory / RECORD_NAME, text.encode())
 
 
-_NOT_SCIENCE = ("quiet", "output_dir", "hydra.")
+_NOT_SCIENCE = ("quiet", "output_dir", "hydra.", "hydra/")
 
 
 def _parse_value(text: str) -> Any:
@@ -79,7 +80,8 @@ def _parse_value(text: str) -> Any:
 def sweep_params(overrides: list[str]) -> dict[str, Any]:
     """``["collective.alpha=0.01", "seed=1"]`` → ``{"collective.alpha": 0.01, "seed": 1}``.
 
-    Overrides that cannot change results (``quiet``, ``output_dir``, ``hydra.*``) are left out.
+    Overrides that cannot change results (``quiet``, ``output_dir``, Hydra's own ``hydra.*`` and
+    ``hydra/launcher=...``-style choices) are left out.
 
     Example:
         >>> sweep_params(["collective.alpha=0.01", "seed=1", "firm=erm", "quiet=true"])
@@ -374,11 +376,11 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
 def _is_curve_axis(key: str) -> bool:
     """Whether a swept key varies along one curve (α, seed) or is Hydra's own, not a setting."""
     name = key.lstrip("+~")
-    return name.startswith("hydra.") or name.rsplit(".", 1)[-1] in ("alpha", "seed")
+    return name.startswith(("hydra.", "hydra/")) or name.rsplit(".", 1)[-1] in ("alpha", "seed")
 
 
 def group_key(record: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Swept settings that tell one S(α) curve from another: the sorted sweep minus α, seed and ``hydra.*``.
+    """Swept settings that tell one S(α) curve from another: the sorted sweep minus α, seed and Hydra's own keys.
 
     A key counts as α (or seed) when its last dotted part is ``alpha`` (or ``seed``). List or dict
     values are turned into their JSON text so that the key is hashable.
@@ -407,3 +409,32 @@ def group_label(key: tuple[tuple[str, Any], ...]) -> str:
     if not key:
         return "(all runs)"
     return ", ".join(f"{name}={value if isinstance(value, str) else json.dumps(value)}" for name, value in key)
+
+
+def _run_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What names one run of a sweep: its group, its collectives' α (with names, when several) and its seed."""
+    entries = record.get("collectives")
+    sizes = tuple((e["name"], e["alpha"]) for e in entries) if entries else record.get("alpha")
+    return group_key(record), sizes, record.get("seed")
+
+
+def unique_runs(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(kept, dropped)``: the first record of each (group, α, seed), and the records repeating one.
+
+    Two sweeps of the same settings (say a stacked and a standard sweep of seeds 0–3) hold two
+    records of each run; pooled, they would count as twice the seeds and narrow every interval.
+
+    Example:
+        >>> runs = [{"sweep": {"firm": "erm"}, "alpha": 0.1, "seed": s, "engine": e} for e in ("stacked", "trainer")
+        ...         for s in (0, 1)]
+        >>> kept, dropped = unique_runs(runs)
+        >>> [(r["engine"], r["seed"]) for r in kept], [(r["engine"], r["seed"]) for r in dropped]
+        ([('stacked', 0), ('stacked', 1)], [('trainer', 0), ('trainer', 1)])
+    """
+    seen: set[tuple[Any, ...]] = set()
+    kept, dropped = [], []
+    for record in records:
+        key = _run_key(record)
+        (dropped if key in seen else kept).append(record)
+        seen.add(key)
+    return kept, dropped
