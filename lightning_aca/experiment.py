@@ -100,7 +100,8 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
     """The run's collectives, always a list: ``collective.strategy`` + ``alpha`` is a list of one.
 
     Karan et al. 2025: each entry of ``collective.collectives`` is one collective, named by its key
-    (order as written), with its own ``alpha`` and ``strategy``; strategies are instantiated in that
+    (order as written), with its own ``alpha`` and ``strategy`` (and ``max_alpha``, the largest α
+    it takes in the sweep, which sizes the disjoint pools); strategies are instantiated in that
     order. A malformed entry is a :class:`ConfigError` naming the key.
     """
     from hydra.utils import instantiate
@@ -117,7 +118,7 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
     out = []
     for name, entry in node.collectives.items():
         try:
-            out.append(Collective(str(name), instantiate(entry.strategy), entry.alpha))
+            out.append(Collective(str(name), instantiate(entry.strategy), entry.alpha, entry.get("max_alpha")))
         except (TypeError, ValueError) as err:
             raise ConfigError(f"collective.collectives.{name}: {err}") from None
     return out

@@ -6,7 +6,7 @@ the collective and S; Abadi et al. 2016 and Opacus's accounting for DP-SGD): the
 weights, the same members, the same shuffled batches under ERM
 (:func:`~lightning_aca.data.sampling.shuffled_indices`), and the plan's ``record.json`` with
 ``"engine": "stacked"``. With several collectives (``collective.collectives``; Karan et al. 2025)
-each model's members come from ``select_disjoint_members``, each collective is evaluated on its
+each model's members come from ``select_disjoint_members`` (``collective_members``), each collective is evaluated on its
 own signal evaluation set and reported as ``aca/<metric>/<name>``, and the record lists the
 collectives. Loggers: after training, each configuration's own ``logger`` group is
 instantiated and receives, as ``aca-run``'s loggers do, the flat resolved config, sweep and device
@@ -77,14 +77,12 @@ class _Job:
     """
 
     def __init__(self, plan: RunPlan, data: TensorData, eligible: list[np.ndarray | None]) -> None:
-        from lightning_aca.collective.membership import select_disjoint_members
+        from lightning_aca.collective.dataset import collective_members
 
         cfg = self.cfg = plan.cfg
         self.plan = plan
         self.model = plan.model
-        self.members = select_disjoint_members(
-            data.n, [c.alpha for c in self.plan.collectives], cfg.collective.seed, eligible
-        )
+        self.members = collective_members(data.n, self.plan.collectives, cfg.collective.seed, eligible)
         self.dp = next(iter(self.plan.firm_callbacks), None)  # stackable_reason admits DPSGD alone
         if self.dp is not None:
             # σ, q and δ as the DPSGD callback resolves them (stacked runs have no max_steps)
