@@ -2,9 +2,10 @@
 
 Builds the run from its composed config (:class:`~lightning_aca.experiment.RunPlan`: model,
 collectives, data, firm callbacks, loggers), trains and tests it with the ``trainer`` group's
-Lightning Trainer, and writes one run record (``record.json``)
-atomically into the run directory. A run whose record exists is skipped, so a killed sweep
-re-run with the same ``hydra.sweep.dir`` resumes where it stopped. After a multirun,
+Lightning Trainer, and writes one run record (``record.json``) atomically into the run directory;
+a run whose training loss or weights became non-finite gets a record marked failed instead and
+ends with a one-line error. A run whose record exists is skipped, so a killed sweep re-run with
+the same ``hydra.sweep.dir`` resumes where it stopped. After a multirun,
 :class:`SweepReport` prints the ``aca-report`` table and plot path for the sweep directory.
 """
 
@@ -64,15 +65,18 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     from hydra.utils import instantiate
 
+    from lightning_aca.runs.divergence import FiniteTraining, NonFiniteTrainingError
+
     if cfg.quiet:
         quiet()
     plan = RunPlan.build(cfg, config)
     dm = plan.datamodule()
     metrics = plan.metrics_callback()
     loggers = plan.loggers()
+    finite = FiniteTraining()
     trainer = instantiate(
         cfg.trainer,
-        callbacks=[metrics, *plan.collective_callbacks, *plan.firm_callbacks],
+        callbacks=[metrics, finite, *plan.collective_callbacks, *plan.firm_callbacks],
         logger=loggers or False,
         enable_progress_bar=not cfg.quiet,
         enable_model_summary=not cfg.quiet,
@@ -81,6 +85,16 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     device = device_info(trainer.strategy.root_device, trainer.num_devices * trainer.num_nodes)
     log_hparams(loggers, run_hparams(config, overrides_of(cfg), sweep_dir(cfg), engine="trainer", device=device))
     trainer.fit(plan.model, dm)
+    failed = plan.failed(
+        engine="trainer",
+        epoch_losses=finite.epoch_losses,
+        weights=plan.model.named_parameters(),
+        wall_time_s=time.perf_counter() - start,
+    )
+    if failed is not None:
+        write_record(failed, out_dir)
+        close_loggers(loggers)
+        raise NonFiniteTrainingError(failed["error"])
     stage = "fit" if not cfg.test else "test"
     if cfg.test:
         trainer.test(plan.model, datamodule=dm, verbose=not cfg.quiet)

@@ -6,7 +6,8 @@ config in one seeded order — validation, ``seed_everything(seed)``, the model 
 weights depend on the seed alone), the collectives (always a list: one collective is a list of
 one), the firm's and the collective's callbacks — and knows the rest of the run's contract: its
 data (with the seeded batch order of :mod:`lightning_aca.data.sampling`), its metrics callback, its
-loggers and its record. The standard engine (``aca-run``, one Lightning Trainer per run) and the
+loggers and its record, or its failed record when training left the loss or weights non-finite
+(:meth:`RunPlan.failed`: such a run is never recorded as a result). The standard engine (``aca-run``, one Lightning Trainer per run) and the
 stacked engine (:mod:`lightning_aca.stacked`) both build from it, so a rule written here holds for
 both.
 """
@@ -23,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_aca.collective.collectives import Collective
-from lightning_aca.runs.records import collective_entry, make_record
+from lightning_aca.runs.records import collective_entry, failed_record, make_record
 from lightning_aca.validation import non_negative_int, positive_int
 
 __all__ = ["ConfigError", "RunPlan", "close_loggers", "config_collectives", "quiet", "run_summary", "validate"]
@@ -99,7 +100,8 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
     """The run's collectives, always a list: ``collective.strategy`` + ``alpha`` is a list of one.
 
     Karan et al. 2025: each entry of ``collective.collectives`` is one collective, named by its key
-    (order as written), with its own ``alpha`` and ``strategy``; strategies are instantiated in that
+    (order as written), with its own ``alpha`` and ``strategy`` (and ``max_alpha``, the largest α
+    it takes in the sweep, which sizes the disjoint pools); strategies are instantiated in that
     order. A malformed entry is a :class:`ConfigError` naming the key.
     """
     from hydra.utils import instantiate
@@ -116,7 +118,7 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
     out = []
     for name, entry in node.collectives.items():
         try:
-            out.append(Collective(str(name), instantiate(entry.strategy), entry.alpha))
+            out.append(Collective(str(name), instantiate(entry.strategy), entry.alpha, entry.get("max_alpha")))
         except (TypeError, ValueError) as err:
             raise ConfigError(f"collective.collectives.{name}: {err}") from None
     return out
@@ -348,4 +350,33 @@ class RunPlan:
             n_train=n_train,
             wall_time_s=wall_time_s,
             **device,
+        )
+
+    def failed(
+        self, *, engine: str, epoch_losses: Sequence[float], weights: Any, wall_time_s: float
+    ) -> dict[str, Any] | None:
+        """The run's failed record if its training loss or weights became non-finite, else None.
+
+        ``epoch_losses`` are the mean training losses per epoch and ``weights`` the trained network's
+        ``(name, tensor)`` pairs (:func:`~lightning_aca.runs.divergence.non_finite`). The record's
+        ``error`` is one line naming the run directory, its overrides and the likely causes.
+        """
+        from lightning_aca.runs.divergence import non_finite
+
+        reason = non_finite(epoch_losses, weights)
+        if reason is None:
+            return None
+        overrides = overrides_of(self.cfg)
+        error = (
+            f"the run in {self.cfg.output_dir} ({' '.join(overrides) or 'no overrides'}) gives no result: {reason}; "
+            f"likely a nan or inf in the training data, or a learning rate too large (model.lr="
+            f"{self.cfg.model.get('lr')}); its record.json marks it failed."
+        )
+        return failed_record(
+            engine=engine,
+            overrides=overrides,
+            config=self.config,
+            seed=self.cfg.seed,
+            error=error,
+            wall_time_s=wall_time_s,
         )

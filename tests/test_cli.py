@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from lightning_aca import cli
 from lightning_aca.cli import run_experiment
 from lightning_aca.experiment import ConfigError, validate
-from lightning_aca.runs.records import RECORD_NAME, SCHEMA_VERSION, load_records, sweep_params
+from lightning_aca.runs.divergence import NonFiniteTrainingError
+from lightning_aca.runs.records import RECORD_NAME, SCHEMA_VERSION, finished_record, load_records, sweep_params
 
 FAST = ["trainer.max_epochs=3", "quiet=true", "logger=none"]
 
@@ -390,3 +391,53 @@ def test_data_configs_leave_their_datamodules_facts_to_them(compose_config):
     assert given.model.num_classes == 3
     with pytest.raises(ValueError, match="aca_data takes one of"):
         data_fact(cfg.data, "width")
+
+
+def _digits_with_nan():
+    from lightning_aca.data.digits import load_digits_tensors
+
+    images, labels = load_digits_tensors()
+    images = images.clone()
+    images[::50, 0, 3, 3] = float("nan")  # one pixel in every 50th digit, in training and test splits
+    return images, labels
+
+
+@pytest.mark.parametrize("cause", ["nan_input", "huge_lr"])
+def test_a_run_whose_training_goes_non_finite_is_never_a_result(compose_config, tmp_path, monkeypatch, cause):
+    overrides = [*FAST, f"output_dir={tmp_path}", "collective.alpha=0.1"]
+    if cause == "nan_input":
+        nan_digits = _digits_with_nan()
+        monkeypatch.setattr("lightning_aca.data.digits.load_digits_tensors", lambda: nan_digits)
+    else:
+        overrides.append("model.lr=1e30")
+    cfg = compose_config(*overrides)
+    with pytest.raises(NonFiniteTrainingError) as caught:
+        run_experiment(cfg)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"the run in {tmp_path} ")
+    assert "gives no result: the training loss is" in message and "in epoch 0" in message
+    assert "likely a nan or inf in the training data, or a learning rate too large (model.lr=" in message
+
+    on_disk = json.loads((tmp_path / RECORD_NAME).read_text())
+    assert on_disk["status"] == "failed" and on_disk["error"] == message and "metrics" not in on_disk
+    with pytest.warns(UserWarning, match="the run failed without a result"), pytest.raises(ValueError):
+        load_records([tmp_path])  # its only record is no result
+    with pytest.warns(UserWarning, match=r"retraining the run of .*record\.json: the run failed"):
+        assert finished_record(tmp_path, OmegaConf.to_container(cfg, resolve=True)) is None
+
+
+def test_aca_run_of_a_diverging_run_exits_2_with_one_line(tmp_path):
+    result = _aca_run(["trainer.max_epochs=1", "quiet=true", "logger=none", "model.lr=1e30"], cwd=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("aca-run: error: the run in ") and "model.lr=1e30" in last and "gives no result" in last
+
+
+def test_a_truncated_record_is_retrained_with_a_warning_naming_it(compose_config, tmp_path):
+    cfg = compose_config(*FAST, f"output_dir={tmp_path}")
+    first = run_experiment(cfg)
+    path = tmp_path / RECORD_NAME
+    path.write_text(path.read_text()[:100])  # a copy cut short
+    with pytest.warns(UserWarning, match=rf"retraining the run of {path}: unreadable or partial JSON"):
+        again = run_experiment(cfg)
+    assert again["metrics"] == first["metrics"] and json.loads(path.read_text())["metrics"] == first["metrics"]

@@ -270,7 +270,10 @@ def _train_stack(launcher: StackedLauncher, jobs: list[_Job], engine: ModuleType
             job.ret.status, job.ret.return_value = JobStatus.FAILED, err
     else:
         for job, record in zip(jobs, records, strict=True):
-            job.ret.status, job.ret.return_value = JobStatus.COMPLETED, record
+            if record.get("status") == "failed":  # its training went non-finite: no result
+                job.ret.status, job.ret.return_value = JobStatus.FAILED, ValueError(record["error"])
+            else:
+                job.ret.status, job.ret.return_value = JobStatus.COMPLETED, record
     for job in jobs:
         with _hydra_config(job.config):
             callbacks.on_job_end(config=job.config, job_return=job.ret)

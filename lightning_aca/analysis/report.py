@@ -55,7 +55,7 @@ from lightning_aca.analysis.tables import (
     write_report,
     write_versus,
 )
-from lightning_aca.runs.records import load_records
+from lightning_aca.runs.records import load_records, unique_runs
 from lightning_aca.runs.run_info import devices_line, wandb_group
 
 __all__ = [
@@ -143,6 +143,11 @@ def _parser() -> argparse.ArgumentParser:
     economics.add_argument(
         "--privacy-cost", type=float, default=0.0, help="κ, cost of being identified as a member (default: 0, off)"
     )
+    parser.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="count records of the same (group, α, seed) as separate runs (default: keep the first, drop the others)",
+    )
     parser.add_argument("--out", type=Path, help="output directory (default: the first PATH, if a directory)")
     parser.add_argument(
         "--theory-epsilon",
@@ -169,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     With ``--economics``: also print and write the participation equilibria and b* per group.
     With ``--distances``: print the distance-to-θ* table and write ``distance_curves.png``.
     Returns 0 on success and 2, with a one-line message on stderr, when there is nothing to report
-    or an option is out of range. Skipped records are listed on stderr as warnings.
+    or an option is out of range. Skipped records are listed on stderr as warnings, and so are
+    records repeating a (group, α, seed) already read: only the first is kept unless
+    ``--keep-duplicates``.
     """
     args = _parser().parse_args(argv)
     try:
@@ -190,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             records = load_records(args.paths)
         for warning in caught:
             print(f"aca-report: warning: {warning.message}", file=sys.stderr)
+        if not args.keep_duplicates:
+            records = _without_duplicates(records)
         if not out_dir.is_dir() and args.out is None:
             raise ValueError(f"the first PATH {out_dir} is not a directory; pass --out DIR.")
         if has_several_collectives(records):
@@ -203,6 +212,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths.values():
         print(f"wrote {path}")
     return 0
+
+
+def _without_duplicates(records: list[dict]) -> list[dict]:
+    """The first record of each (group, α, seed); a warning counts the others and names a few."""
+    kept, dropped = unique_runs(records)
+    if dropped:
+        shown = ", ".join(str((r.get("config") or {}).get("output_dir", "?")) for r in dropped[:3])
+        print(
+            f"aca-report: warning: dropped {len(dropped)} record(s) repeating a (group, alpha, seed) already read, "
+            f"e.g. {shown}{', ...' if len(dropped) > 3 else ''} (two sweeps of the same settings?); "
+            "pass --keep-duplicates to count them as further runs.",
+            file=sys.stderr,
+        )
+    return kept
 
 
 def _curves(records: list[dict], out_dir: Path, args: argparse.Namespace) -> dict[str, Path]:

@@ -34,6 +34,9 @@ class Collective:
     name: str
     strategy: Strategy
     alpha: float
+    #: the largest α this collective takes in the sweep; given to every collective of a run, it sizes
+    #: their disjoint pools (:func:`~lightning_aca.collective.membership.select_disjoint_members`)
+    max_alpha: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -47,6 +50,14 @@ class Collective:
                 f"got {type(self.strategy).__name__}."
             )
         object.__setattr__(self, "alpha", fraction(f"collective {self.name!r}'s alpha", self.alpha))
+        if self.max_alpha is not None:
+            top = fraction(f"collective {self.name!r}'s max_alpha", self.max_alpha)
+            if self.alpha > top:
+                raise ValueError(
+                    f"collective {self.name!r}: alpha={self.alpha} is above max_alpha={top}; max_alpha must bound "
+                    "every alpha of the sweep: raise it."
+                )
+            object.__setattr__(self, "max_alpha", top)
 
 
 def check_collectives(collectives: Iterable[Collective]) -> list[Collective]:

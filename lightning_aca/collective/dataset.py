@@ -279,7 +279,7 @@ class CollectiveDataset(OneCollective, Dataset):
             if self._labels is not None:
                 _check_target_known(item, self._labels, num_classes, "training set")
         eligible = [s.eligible(self._labels).numpy() if s.uses_labels else None for s in strategies]
-        self._members = _disjoint_members(n, self.collectives, self.seed, eligible)
+        self._members = collective_members(n, self.collectives, self.seed, eligible)
         self.members = self._members[0] if len(self._members) == 1 else np.sort(np.concatenate(self._members))
         # which collective each training point belongs to (-1: none); is_member is its ">= 0"
         self._owner = np.full(n, -1, dtype=np.int32)
@@ -412,12 +412,22 @@ class CollectiveDataset(OneCollective, Dataset):
         return f"CollectiveDataset(n={len(self)}, seed={self.seed}, collectives=[{parts}])"
 
 
-def _disjoint_members(
-    n: int, collectives: list[Collective], seed: int, eligible: list[np.ndarray | None]
+def collective_members(
+    n: int, collectives: Sequence[Collective], seed: int, eligible: Sequence[np.ndarray | None]
 ) -> list[np.ndarray]:
-    """:func:`select_disjoint_members` for ``collectives``, its errors naming the collectives they concern."""
+    """:func:`select_disjoint_members` for ``collectives`` (their α and ``max_alpha``), its errors naming them.
+
+    ``max_alpha`` is given to every collective or to none (``ValueError`` naming those without it).
+    """
+    tops = [c.max_alpha for c in collectives]
+    missing = [c.name for c in collectives if c.max_alpha is None]
+    if missing and len(missing) < len(collectives):
+        raise ValueError(
+            f"max_alpha sizes the pools of all collectives together: give it to every collective, not only some "
+            f"(missing for {missing})."
+        )
     try:
-        return select_disjoint_members(n, [c.alpha for c in collectives], seed, eligible)
+        return select_disjoint_members(n, [c.alpha for c in collectives], seed, eligible, None if missing else tops)
     except ValueError as err:
         if len(collectives) == 1:
             raise

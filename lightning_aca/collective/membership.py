@@ -78,28 +78,47 @@ def select_members(
     return np.sort(eligible_idx[order[:k]])
 
 
+def _pools(n: int, weights: Sequence[float], order: np.ndarray) -> list[np.ndarray]:
+    """Deal the permutation ``order`` into one pool per weight, in proportion to the weights.
+
+    Position i of ``order`` goes to the owner of the i-th place when pool j's m-th place (m = 1, 2, …)
+    has priority m / w_j (D'Hondt's divisors, ties to the lower j): pool j gets at least
+    ⌊n · w_j⌋ points, and equal weights deal round-robin.
+    """
+    places = [np.arange(1, n + 1) / w if w > 0 else np.empty(0) for w in weights]
+    owners = np.concatenate([np.full(len(p), j) for j, p in enumerate(places)])
+    owner_of = owners[np.lexsort((owners, np.concatenate(places)))[:n]]
+    return [order[owner_of == j] for j in range(len(weights))]
+
+
 def select_disjoint_members(
     n: int,
     alphas: Sequence[float],
     seed: int = 0,
     eligible: Sequence[Sequence[bool] | np.ndarray | None] | None = None,
+    max_alphas: Sequence[float] | None = None,
 ) -> list[np.ndarray]:
     """Members of several collectives on one training set: disjoint, each nested in its own α.
 
     Karan, Vincent, Karahalios, Sundaram (FAccT 2025) let several collectives act on one platform;
     a user belongs to at most one. With one collective this is exactly :func:`select_members`.
-    With K ≥ 2, one seeded permutation of the ``n`` points deals them round-robin into K pools;
-    collective j takes the first ``round(α_j · n_eligible_j)`` of its pool's eligible points in
-    permutation order, where ``n_eligible_j`` counts its eligible points in the whole training set
-    (so α_j means what α means for one collective). Hence collective j's members depend only on
-    (n, its eligibility, α_j, seed, j, K): nested in α_j and unchanged when another α moves. Each
-    collective can reach about 1/K of the eligible points; more is a ``ValueError``.
+    With K ≥ 2, one seeded permutation of the ``n`` points is dealt into K pools, in proportion to
+    ``max_alphas`` (equal shares, i.e. round-robin, without them); collective j takes the first
+    ``round(α_j · n_eligible_j)`` of its pool's eligible points in permutation order, where
+    ``n_eligible_j`` counts its eligible points in the whole training set (so α_j means what α
+    means for one collective). Hence collective j's members depend only on (n, its eligibility,
+    α_j, seed, j, K, ``max_alphas``): nested in α_j and unchanged when another α moves. The pools
+    bound the sizes: without ``max_alphas`` each collective reaches about 1/K of its eligible
+    points; with them, about max_α_j / Σ max_α, so a sweep giving each collective the largest α
+    it takes (0.7 and 0.1, say) can reach them all. More is a ``ValueError``.
 
     Args:
         n: number of training points.
         alphas: each collective's fraction of its eligible points, in [0, 1].
         seed: membership seed.
         eligible: one boolean mask of length ``n`` (or None: every point) per collective.
+        max_alphas: the largest α each collective takes in the sweep (one per collective, each
+            ``alphas[j] <= max_alphas[j]``); they size the pools, so keep them fixed across a sweep.
 
     Example:
         >>> first, second = select_disjoint_members(20, [0.2, 0.1], seed=0)
@@ -108,6 +127,8 @@ def select_disjoint_members(
         >>> bigger = select_disjoint_members(20, [0.3, 0.1], seed=0)
         >>> set(first.tolist()) <= set(bigger[0].tolist()), bigger[1].tolist() == second.tolist()
         (True, True)
+        >>> [len(g) for g in select_disjoint_members(100, [0.7, 0.1], seed=0, max_alphas=[0.7, 0.3])]
+        [70, 10]
     """
     alphas = list(alphas)
     if not alphas:
@@ -115,6 +136,18 @@ def select_disjoint_members(
     masks = list(eligible) if eligible is not None else [None] * len(alphas)
     if len(masks) != len(alphas):
         raise ValueError(f"eligible has {len(masks)} masks for {len(alphas)} collectives; give one per collective.")
+    if max_alphas is not None:
+        max_alphas = [fraction(f"max_alphas[{j}]", a) for j, a in enumerate(max_alphas)]
+        if len(max_alphas) != len(alphas):
+            raise ValueError(
+                f"max_alphas has {len(max_alphas)} values for {len(alphas)} collectives; give one per collective."
+            )
+        for j, (alpha, top) in enumerate(zip(alphas, max_alphas, strict=True)):
+            if fraction(f"alphas[{j}]", alpha) > top:
+                raise ValueError(
+                    f"alphas[{j}]={alpha} is above max_alphas[{j}]={top}: max_alphas must bound every alpha of the "
+                    f"sweep (they size the pools, so every collective's members depend on them); raise max_alphas[{j}]."
+                )
     if len(alphas) == 1:  # exactly select_members, its checks and messages included
         return [select_members(n, alphas[0], seed, masks[0])]
     alphas = [fraction(f"alphas[{j}] (collective {j}'s fractional size)", a) for j, a in enumerate(alphas)]
@@ -122,6 +155,11 @@ def select_disjoint_members(
     seed = non_negative_int("seed", seed)
     k = len(alphas)
     order = np.random.default_rng([seed, k]).permutation(n)
+    if max_alphas is None or sum(max_alphas) == 0:  # all alphas 0 under zero max_alphas: any pools do
+        weights = [1.0 / k] * k
+    else:
+        weights = [top / sum(max_alphas) for top in max_alphas]
+    pools = _pools(n, weights, order)
     out = []
     for j, (alpha, mask) in enumerate(zip(alphas, masks, strict=True)):
         everyone = _mask(f"eligible[{j}]", mask, n)
@@ -136,13 +174,19 @@ def select_disjoint_members(
                 f"alphas[{j}]={alpha} gives 0 members among {n_eligible} eligible points{smallest}. "
                 "Use alpha=0 explicitly for no collective."
             )
-        pool = order[j::k]
-        pool = pool[everyone[pool]]
+        pool = pools[j][everyone[pools[j]]]
         if wanted > pool.size:
+            if max_alphas is None:
+                share = f"each draws from 1/{k} of the training set"
+                fix = (
+                    f"lower alphas[{j}], or give max_alphas (the largest alpha each collective takes) to size the pools"
+                )
+            else:
+                share = f"it draws from {weights[j]:.3g} of the training set (max_alphas[{j}] / sum(max_alphas))"
+                fix = f"lower alphas[{j}], or raise max_alphas[{j}] against the others"
             raise ValueError(
-                f"alphas[{j}]={alpha} asks for {wanted} members, but with {k} disjoint collectives each draws from "
-                f"1/{k} of the training set: at most {pool.size} of its {n_eligible} eligible points "
-                f"(alpha <= {pool.size / n_eligible:.3g}); lower alphas[{j}]."
+                f"alphas[{j}]={alpha} asks for {wanted} members, but with {k} disjoint collectives {share}: at most "
+                f"{pool.size} of its {n_eligible} eligible points (alpha <= {pool.size / n_eligible:.3g}); {fix}."
             )
         out.append(np.sort(pool[:wanted]).astype(np.int64))
     return out

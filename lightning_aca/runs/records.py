@@ -17,7 +17,7 @@ import os
 import platform
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,15 @@ __all__ = [
     "SCHEMA_VERSION",
     "collective_entry",
     "collective_names",
+    "failed_record",
     "find_records",
     "group_key",
     "group_label",
     "load_records",
     "make_record",
+    "read_record",
     "sweep_params",
+    "unique_runs",
     "write_atomically",
     "write_record",
 ]
@@ -64,7 +67,7 @@ def write_record(record: dict[str, Any], directory: str | os.PathLike[str]) -> P
     return write_atomically(directory / RECORD_NAME, text.encode())
 
 
-_NOT_SCIENCE = ("quiet", "output_dir", "hydra.")
+_NOT_SCIENCE = ("quiet", "output_dir", "hydra.", "hydra/")
 
 
 def _parse_value(text: str) -> Any:
@@ -77,7 +80,8 @@ def _parse_value(text: str) -> Any:
 def sweep_params(overrides: list[str]) -> dict[str, Any]:
     """``["collective.alpha=0.01", "seed=1"]`` → ``{"collective.alpha": 0.01, "seed": 1}``.
 
-    Overrides that cannot change results (``quiet``, ``output_dir``, ``hydra.*``) are left out.
+    Overrides that cannot change results (``quiet``, ``output_dir``, Hydra's own ``hydra.*`` and
+    ``hydra/launcher=...``-style choices) are left out.
 
     Example:
         >>> sweep_params(["collective.alpha=0.01", "seed=1", "firm=erm", "quiet=true"])
@@ -129,11 +133,13 @@ def make_record(
     ``worst_group_loss``), stored at the top level; ``epsilon`` is null without DP-SGD.
     ``device`` and ``accelerator_count`` say what trained the run (see
     :func:`~lightning_aca.runs.run_info.device_info`); a record without them reads as "device not
-    recorded".
+    recorded". ``status`` is ``"finished"`` (a record without one is too); a run that did not end
+    in a result has :func:`failed_record` instead.
     """
     one = collectives[0] if len(collectives) == 1 else None
     record = {
         "schema_version": SCHEMA_VERSION,
+        "status": "finished",
         "engine": engine,
         "overrides": list(overrides),
         "sweep": sweep_params(list(overrides)),
@@ -154,6 +160,35 @@ def make_record(
     if one is None:
         record["collectives"] = list(collectives)
     return record
+
+
+def failed_record(
+    *, engine: str, overrides: list[str], config: dict[str, Any], seed: int, error: str, wall_time_s: float
+) -> dict[str, Any]:
+    """The record of a run that ended without a result (e.g. its training loss became non-finite).
+
+    It holds no metrics: ``status`` is ``"failed"`` and ``error`` says why. :func:`load_records`
+    skips it with a warning and :func:`finished_record` does not count it as finished, so a resumed
+    sweep trains the run again.
+
+    Example:
+        >>> record = failed_record(engine="trainer", overrides=["model.lr=1e30"], config={}, seed=0,
+        ...                        error="the training loss is nan in epoch 0", wall_time_s=1.0)
+        >>> record["status"], record["sweep"], "metrics" in record
+        ('failed', {'model.lr': 1e+30}, False)
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "error": error,
+        "engine": engine,
+        "overrides": list(overrides),
+        "sweep": sweep_params(list(overrides)),
+        "seed": int(seed),
+        "config": config,
+        "wall_time_s": round(wall_time_s, 3),
+        "versions": _versions(),
+    }
 
 
 def collective_entry(collective: Any, members: int, xi: float | None) -> dict[str, Any]:
@@ -213,7 +248,10 @@ def _shown(value: Any) -> str:
 def finished_record(directory: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, Any] | None:
     """The record already in ``directory`` for this resolved ``config``, or None if the run has not finished.
 
-    A killed sweep re-run with the same ``hydra.sweep.dir`` skips its finished runs. A record left
+    A killed sweep re-run with the same ``hydra.sweep.dir`` skips its finished runs. A record that
+    cannot be read (truncated, not JSON, not an object) or that marks a failed run
+    (:func:`failed_record`) is not a finished run: a warning names the file and the run is
+    trained again (its new record replaces the file). A record left
     by a *different* configuration in the same run directory (say, the sweep's model was changed
     and the sweep re-run into the old directory) is never taken for this run's result: that is a
     ``ValueError`` naming the first differing key and the fix.
@@ -232,7 +270,10 @@ def finished_record(directory: str | os.PathLike[str], config: dict[str, Any]) -
     path = Path(directory) / RECORD_NAME
     if not path.exists():
         return None
-    record = json.loads(path.read_text())
+    record, problem = read_record(path)
+    if problem is not None:
+        warnings.warn(f"retraining the run of {path}: {problem}; it is not a finished run.", stacklevel=2)
+        return None
     found = first_difference(_training_part(record.get("config") or {}), _training_part(config))
     if found is not None:
         key, theirs, ours = (found[0], *(_shown(v) for v in found[1:]))
@@ -262,10 +303,24 @@ def find_records(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found.values())
 
 
-def _problem(record: Any) -> str | None:
-    """Why ``record`` cannot be used, or ``None`` if it can."""
+def read_record(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """``(record, None)`` for the record of a finished run; ``(record or None, why not)`` for a file that is
+    unreadable, partial JSON (a run killed while writing, a truncated copy), not a JSON object, or the
+    record of a failed run (:func:`failed_record`)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return None, f"unreadable or partial JSON ({error})"
     if not isinstance(record, dict):
-        return "not a JSON object"
+        return None, "not a JSON object"
+    status = record.get("status", "finished")
+    if status != "finished":
+        return record, f"the run {status} without a result ({record.get('error', 'no reason recorded')})"
+    return record, None
+
+
+def _problem(record: dict[str, Any]) -> str | None:
+    """Why a finished run's ``record`` cannot be used, or ``None`` if it can."""
     if record.get("schema_version") != SCHEMA_VERSION:
         return f"schema_version is {record.get('schema_version')!r}, this reader needs {SCHEMA_VERSION}"
     metrics = record.get("metrics") or {}
@@ -294,7 +349,8 @@ def _problem(record: Any) -> str | None:
 def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """Load the usable records under ``paths`` (see :func:`find_records`).
 
-    A file that is unreadable or partial JSON (a run still writing, or killed), has another
+    A file that is unreadable or partial JSON (a run still writing, or killed), marks a failed run
+    (:func:`failed_record`), has another
     ``schema_version``, or lacks a number α or ``metrics['aca/success']`` in [0, 1] (with several
     collectives: each one's α and ``aca/success/<name>``) is skipped with a warning naming it.
     Raises ``ValueError`` naming ``paths`` when no usable record is left.
@@ -303,12 +359,9 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
     files = find_records(paths)
     records = []
     for file in files:
-        try:
-            record = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            warnings.warn(f"skipping {file}: unreadable or partial JSON ({error})", stacklevel=2)
-            continue
-        problem = _problem(record)
+        record, problem = read_record(file)
+        if problem is None:
+            problem = _problem(record)
         if problem is not None:
             warnings.warn(f"skipping {file}: {problem}", stacklevel=2)
             continue
@@ -323,11 +376,11 @@ def load_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
 def _is_curve_axis(key: str) -> bool:
     """Whether a swept key varies along one curve (α, seed) or is Hydra's own, not a setting."""
     name = key.lstrip("+~")
-    return name.startswith("hydra.") or name.rsplit(".", 1)[-1] in ("alpha", "seed")
+    return name.startswith(("hydra.", "hydra/")) or name.rsplit(".", 1)[-1] in ("alpha", "seed")
 
 
 def group_key(record: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Swept settings that tell one S(α) curve from another: the sorted sweep minus α, seed and ``hydra.*``.
+    """Swept settings that tell one S(α) curve from another: the sorted sweep minus α, seed and Hydra's own keys.
 
     A key counts as α (or seed) when its last dotted part is ``alpha`` (or ``seed``). List or dict
     values are turned into their JSON text so that the key is hashable.
@@ -356,3 +409,32 @@ def group_label(key: tuple[tuple[str, Any], ...]) -> str:
     if not key:
         return "(all runs)"
     return ", ".join(f"{name}={value if isinstance(value, str) else json.dumps(value)}" for name, value in key)
+
+
+def _run_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What names one run of a sweep: its group, its collectives' α (with names, when several) and its seed."""
+    entries = record.get("collectives")
+    sizes = tuple((e["name"], e["alpha"]) for e in entries) if entries else record.get("alpha")
+    return group_key(record), sizes, record.get("seed")
+
+
+def unique_runs(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(kept, dropped)``: the first record of each (group, α, seed), and the records repeating one.
+
+    Two sweeps of the same settings (say a stacked and a standard sweep of seeds 0–3) hold two
+    records of each run; pooled, they would count as twice the seeds and narrow every interval.
+
+    Example:
+        >>> runs = [{"sweep": {"firm": "erm"}, "alpha": 0.1, "seed": s, "engine": e} for e in ("stacked", "trainer")
+        ...         for s in (0, 1)]
+        >>> kept, dropped = unique_runs(runs)
+        >>> [(r["engine"], r["seed"]) for r in kept], [(r["engine"], r["seed"]) for r in dropped]
+        ([('stacked', 0), ('stacked', 1)], [('trainer', 0), ('trainer', 1)])
+    """
+    seen: set[tuple[Any, ...]] = set()
+    kept, dropped = [], []
+    for record in records:
+        key = _run_key(record)
+        (dropped if key in seen else kept).append(record)
+        seen.add(key)
+    return kept, dropped

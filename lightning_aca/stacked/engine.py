@@ -6,7 +6,7 @@ the collective and S; Abadi et al. 2016 and Opacus's accounting for DP-SGD): the
 weights, the same members, the same shuffled batches under ERM
 (:func:`~lightning_aca.data.sampling.shuffled_indices`), and the plan's ``record.json`` with
 ``"engine": "stacked"``. With several collectives (``collective.collectives``; Karan et al. 2025)
-each model's members come from ``select_disjoint_members``, each collective is evaluated on its
+each model's members come from ``select_disjoint_members`` (``collective_members``), each collective is evaluated on its
 own signal evaluation set and reported as ``aca/<metric>/<name>``, and the record lists the
 collectives. Loggers: after training, each configuration's own ``logger`` group is
 instantiated and receives, as ``aca-run``'s loggers do, the flat resolved config, sweep and device
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -76,14 +77,12 @@ class _Job:
     """
 
     def __init__(self, plan: RunPlan, data: TensorData, eligible: list[np.ndarray | None]) -> None:
-        from lightning_aca.collective.membership import select_disjoint_members
+        from lightning_aca.collective.dataset import collective_members
 
         cfg = self.cfg = plan.cfg
         self.plan = plan
         self.model = plan.model
-        self.members = select_disjoint_members(
-            data.n, [c.alpha for c in self.plan.collectives], cfg.collective.seed, eligible
-        )
+        self.members = collective_members(data.n, self.plan.collectives, cfg.collective.seed, eligible)
         self.dp = next(iter(self.plan.firm_callbacks), None)  # stackable_reason admits DPSGD alone
         if self.dp is not None:
             # σ, q and δ as the DPSGD callback resolves them (stacked runs have no max_steps)
@@ -296,7 +295,9 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
 
     Chunked by ``max_models`` and by a memory estimate; each config's ``record.json`` (``aca-run``'s
     schema plus ``"engine": "stacked"``) is written atomically into its ``output_dir``, and a config
-    whose record exists is skipped, as ``aca-run`` skips it. Returns the records in order.
+    whose record exists is skipped, as ``aca-run`` skips it. Returns the records in order. A model
+    whose training loss or weights became non-finite gets a failed record (``"status": "failed"``,
+    its ``error`` printed to stderr) instead of a result; the other models' records are written.
     Raises ``ValueError`` if the configs differ in a non-stackable key (naming it), cannot be
     stacked (the reason), or do not fit in memory (naming the chunk size that fits: the estimate
     lowers the chunk below ``max_models`` by itself; the error comes when not even one model fits
@@ -341,6 +342,17 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
+            failed = job.plan.failed(
+                engine="stacked",
+                epoch_losses=[row[k] for row in history],
+                weights=[(name, p[k]) for name, p in module.params.items()],
+                wall_time_s=wall,
+            )
+            if failed is not None:  # the other models of the stack are unaffected: each has its own weights
+                write_record(failed, Path(job.cfg.output_dir))
+                records[pending[start + k]] = failed
+                print(f"aca-run[stacked]: error: {failed['error']}", file=sys.stderr, flush=True)
+                continue
             metrics = {**module.results[k], **_job_metrics(job, data.n)}
             firm = {}
             if job.dp is not None:

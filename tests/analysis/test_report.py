@@ -597,3 +597,29 @@ def test_main_wandb_logs_table_and_plots_to_one_report_run_in_the_sweeps_group(r
             "aca/alpha_star_vs_max_grad_norm_table": ("table-file", 6),  # one row per group
         }
     )
+
+
+def test_main_keeps_one_record_per_group_alpha_and_seed_unless_told(make_record, tmp_path, capsys):
+    """A stacked and a standard sweep of the same settings: the same 3 seeds, not 6."""
+    for launcher in ("basic", "stacked"):
+        for job, (alpha, seed) in enumerate((alpha, seed) for alpha in (0.01, 0.1) for seed in SEED_OFFSETS):
+            path = tmp_path / launcher / str(job) / "record.json"
+            path.parent.mkdir(parents=True)
+            record = make_record(alpha, seed, "erm")
+            record["sweep"]["hydra/launcher"] = launcher  # Hydra's own choice: the same S(α) curve
+            record["config"] = {"output_dir": str(path.parent)}
+            path.write_text(json.dumps(record))
+
+    assert main([str(tmp_path / "basic"), str(tmp_path / "stacked"), "--bootstrap", "0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("aca-report: warning: dropped 6 record(s) repeating a (group, alpha, seed)")
+    assert f"e.g. {tmp_path / 'stacked' / '0'}, {tmp_path / 'stacked' / '1'}, {tmp_path / 'stacked' / '2'}, ..." in (
+        captured.err
+    )
+    rows = json.loads((tmp_path / "basic" / "report.json").read_text())
+    assert [row["n_seeds"] for group in rows["groups"] for row in group["rows"]] == [3, 3]
+
+    assert main([str(tmp_path / "basic"), str(tmp_path / "stacked"), "--bootstrap", "0", "--keep-duplicates"]) == 0
+    assert "dropped" not in capsys.readouterr().err
+    rows = json.loads((tmp_path / "basic" / "report.json").read_text())
+    assert [row["n_seeds"] for group in rows["groups"] for row in group["rows"]] == [6, 6]

@@ -169,3 +169,51 @@ def test_a_collective_larger_than_its_share_says_how_large_it_may_be():
         select_disjoint_members(100, [])
     with pytest.raises(ValueError, match=r"alphas\[0\]=0.001 gives 0 members"):
         select_disjoint_members(100, [0.001, 0.1])
+
+
+@st.composite
+def _sized_by_max_alphas(draw):
+    """(n, K, largest counts summing to at most n, counts within them, seed): pools sized by max_alphas."""
+    n = draw(st.integers(2, 1500))
+    k = draw(st.integers(2, 4))
+    tops = []
+    for _ in range(k):
+        tops.append(draw(st.integers(0, n - sum(tops))))
+    counts = [draw(st.integers(0, top)) for top in tops]
+    return n, k, tops, counts, draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=_sized_by_max_alphas(), data=st.data())
+def test_pools_sized_by_max_alphas_keep_members_disjoint_nested_and_independent(case, data):
+    n, k, tops, counts, seed = case
+    max_alphas = [top / n for top in tops]
+    groups = select_disjoint_members(n, [c / n for c in counts], seed, max_alphas=max_alphas)
+    assert [len(g) for g in groups] == counts  # any alphas up to the max_alphas fit, together up to 1
+    union = np.concatenate(groups)
+    assert len(set(union.tolist())) == union.size
+    j = data.draw(st.integers(0, k - 1), label="moved collective")
+    bigger = data.draw(st.integers(counts[j], tops[j]), label="its larger count")
+    moved = [(bigger if i == j else c) / n for i, c in enumerate(counts)]
+    after = select_disjoint_members(n, moved, seed, max_alphas=max_alphas)
+    assert set(groups[j].tolist()) <= set(after[j].tolist()) and len(after[j]) == bigger  # nested in its own α
+    for i in range(k):
+        if i != j:
+            assert np.array_equal(groups[i], after[i])  # independent of the other collective's α
+
+
+def test_seventy_and_ten_percent_fit_with_max_alphas_and_the_cap_names_them_without():
+    with pytest.raises(
+        ValueError, match=r"alphas\[0\]=0.7 asks for 70 members.*1/2 of the training set.*give max_alphas"
+    ):
+        select_disjoint_members(100, [0.7, 0.1])
+    first, second = select_disjoint_members(100, [0.7, 0.1], seed=2, max_alphas=[0.7, 0.1])
+    assert len(first) == 70 and len(second) == 10 and not set(first.tolist()) & set(second.tolist())
+    with pytest.raises(ValueError, match=r"alphas\[1\]=0.3 is above max_alphas\[1\]=0.1.*raise max_alphas\[1\]"):
+        select_disjoint_members(100, [0.7, 0.3], max_alphas=[0.7, 0.1])
+    with pytest.raises(ValueError, match=r"max_alphas has 1 values for 2 collectives"):
+        select_disjoint_members(100, [0.7, 0.1], max_alphas=[0.7])
+    with pytest.raises(
+        ValueError, match=r"alphas\[0\]=0.9 asks for 90 members.*raise max_alphas\[0\] against the others"
+    ):
+        select_disjoint_members(100, [0.9, 0.5], max_alphas=[0.9, 0.9])  # together more than the training set

@@ -7,7 +7,9 @@ from lightning_aca.runs import records as records_module
 from lightning_aca.runs.records import (
     RECORD_NAME,
     SCHEMA_VERSION,
+    failed_record,
     find_records,
+    finished_record,
     group_key,
     load_records,
     make_record,
@@ -117,3 +119,29 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     with pytest.raises(OSError, match="disk full"):
         write_atomically(path, b"new")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["report.csv"]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"schema_version": 1, "config": {"model": {"ar', "unreadable or partial JSON"),
+        ("", "unreadable or partial JSON"),
+        ("[1, 2]", "not a JSON object"),
+    ],
+)
+def test_an_unreadable_record_is_not_a_finished_run(tmp_path, content, why):
+    path = write(tmp_path / RECORD_NAME, content)
+    with pytest.warns(UserWarning, match=rf"^retraining the run of {path}: {why}.*it is not a finished run\.$"):
+        assert finished_record(tmp_path, {"model": {"arch": "cnn"}}) is None
+
+
+def test_a_failed_record_is_neither_finished_nor_loaded(record, tmp_path):
+    failed = failed_record(
+        engine="trainer", overrides=["model.lr=1e30"], config={}, seed=0, error="the loss is nan", wall_time_s=1.0
+    )
+    path = write(tmp_path / "0" / RECORD_NAME, failed)
+    write(tmp_path / "1" / RECORD_NAME, record(0.01, 1))
+    with pytest.warns(UserWarning, match=r"the run failed without a result \(the loss is nan\)"):
+        assert finished_record(path.parent, {}) is None
+    with pytest.warns(UserWarning, match=rf"skipping {path}: the run failed without a result"):
+        assert [r["seed"] for r in load_records([tmp_path])] == [1]

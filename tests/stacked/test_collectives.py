@@ -185,3 +185,26 @@ def test_both_engines_choose_the_same_members_and_submitted_points(compose_cfg):
     items = [dm.train_dataset[i] for i in range(1347)]
     assert torch.equal(torch.stack([item[0] for item in items]).float(), x[0])
     assert torch.equal(torch.as_tensor([int(item[1]) for item in items]), y[0])
+
+
+def test_max_alphas_let_seventy_and_ten_percent_train_on_both_engines(compose_cfg):
+    from lightning_aca.experiment import RunPlan
+
+    tops = [f"{FIRST}.max_alpha=0.7", f"{SECOND}.max_alpha=0.2"]
+    cfgs = [compose_cfg(TWO, *tops, *_alphas(a, 0.1), name=str(a)) for a in (0.5, 0.7)]
+    module = build_stacked(cfgs)
+    owners = module.owner.numpy()
+    assert [(owner == 1).sum() for owner in owners] == [674, 943] and all((o == 2).sum() == 135 for o in owners)
+    assert set(np.flatnonzero(owners[0] == 1)) < set(np.flatnonzero(owners[1] == 1))
+    assert np.array_equal(np.flatnonzero(owners[0] == 2), np.flatnonzero(owners[1] == 2))
+    expected = select_disjoint_members(1347, [0.7, 0.1], cfgs[1].collective.seed, max_alphas=[0.7, 0.2])
+    assert [np.flatnonzero(owners[1] == c + 1).tolist() for c in range(2)] == [m.tolist() for m in expected]
+    dm = RunPlan.build(cfgs[1]).datamodule()  # the standard engine's members are the same
+    dm.setup("fit")
+    assert [dm.train_dataset.members_of(name).tolist() for name in ("first", "second")] == [
+        m.tolist() for m in expected
+    ]
+    with pytest.raises(ValueError, match=r"give it to every collective, not only some \(missing for \['second'\]\)"):
+        build_stacked([compose_cfg(TWO, tops[0], *_alphas(0.5, 0.1), name="some")])
+    with pytest.raises(ConfigError, match=r"collective 'first': alpha=0.8 is above max_alpha=0.7.*raise it"):
+        config_collectives(compose_cfg(TWO, *tops, *_alphas(0.8, 0.1)))

@@ -15,6 +15,7 @@ from lightning_aca.stacked.engine import build_stacked, fit
 CPU = torch.device("cpu")
 RECORD_KEYS = {  # aca-run's record (lightning_aca.cli.run_experiment), plus the engine
     "schema_version",
+    "status",
     "overrides",
     "sweep",
     "alpha",
@@ -379,3 +380,33 @@ def test_each_configuration_tells_wandb_its_config_sweep_and_results(compose_cfg
         assert (run.config["engine"], run.config["device"], run.config["model.arch"]) == ("stacked", "cpu", "mlp")
         assert run.summary["aca/success"] == pytest.approx(record["metrics"]["aca/success"])
         assert run.summary["aca/alpha"] == 0.05 and run.summary["aca/members"] == 67.0
+
+
+def test_a_diverged_model_gets_a_failed_record_and_the_others_their_results(compose_cfg, tmp_path, capsys):
+    from lightning_aca.runs.records import load_records
+
+    lrs = (0.05, 1e30, 0.1)
+    cfgs = [compose_cfg("collective.alpha=0.1", f"model.lr={lr}", name=f"lr{i}") for i, lr in enumerate(lrs)]
+    records = run_stacked(cfgs)
+    healthy = run_stacked([compose_cfg("collective.alpha=0.1", "model.lr=0.05", name="alone")])[0]
+
+    assert [r["status"] for r in records] == ["finished", "failed", "finished"]
+    assert records[0]["metrics"] == healthy["metrics"]  # the stacked NaN model poisons no other model
+    assert "metrics" not in records[1] and records[1]["engine"] == "stacked"
+    assert "gives no result: the training loss is" in records[1]["error"] and "model.lr=1e+30" in records[1]["error"]
+    assert f"aca-run[stacked]: error: the run in {tmp_path / 'lr1'}" in capsys.readouterr().err
+    on_disk = json.loads((tmp_path / "lr1" / "record.json").read_text())
+    assert on_disk["status"] == "failed"
+    with pytest.warns(UserWarning, match=r"lr1.record\.json: the run failed without a result"):
+        loaded = load_records([tmp_path])
+    assert sorted(r["config"]["model"]["lr"] for r in loaded) == [0.05, 0.05, 0.1]
+
+
+def test_a_truncated_record_is_retrained_by_the_stacked_engine(compose_cfg, tmp_path):
+    cfgs = [compose_cfg(f"collective.alpha={a}", name=str(a)) for a in (0.02, 0.1)]
+    first = run_stacked(cfgs)
+    path = tmp_path / "0.1" / "record.json"
+    path.write_text(path.read_text()[:80])
+    with pytest.warns(UserWarning, match=rf"retraining the run of {path}: unreadable or partial JSON"):
+        again = run_stacked(cfgs)
+    assert again[1]["metrics"] == first[1]["metrics"] and json.loads(path.read_text())["status"] == "finished"
