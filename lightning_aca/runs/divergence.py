@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from typing_extensions import override
 
 __all__ = ["FiniteTraining", "NonFiniteTrainingError", "non_finite"]
 
@@ -60,9 +61,11 @@ class FiniteTraining(Callback):
         self._sum: torch.Tensor | None = None
         self._steps = 0
 
+    @override
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._sum, self._steps = None, 0
 
+    @override
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
@@ -70,6 +73,7 @@ class FiniteTraining(Callback):
             self._sum = loss if self._sum is None else self._sum + loss
             self._steps += 1
 
+    @override
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if self._sum is None:
             return
