@@ -126,11 +126,23 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
 DATA_FACTS = ("num_classes", "input_shape", "num_groups")
 
 
-@functools.lru_cache(maxsize=16)
-def _datamodule(datamodule_yaml: str) -> Any:
+def _build_datamodule(node: DictConfig) -> Any:
+    """The ``data`` group's datamodule; bad arguments (a missing file, an unknown key) are a :class:`ConfigError`."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    return instantiate(OmegaConf.create(datamodule_yaml))
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, TypeError, OSError)):
+            raise ConfigError(f"data.datamodule: {cause}".splitlines()[0]) from err
+        raise
+
+
+@functools.lru_cache(maxsize=16)
+def _datamodule(datamodule_yaml: str) -> Any:
+    return _build_datamodule(OmegaConf.create(datamodule_yaml))
 
 
 def data_fact(data: DictConfig, key: str) -> Any:
@@ -277,8 +289,6 @@ class RunPlan:
     def datamodule(self) -> Any:
         """The run's :class:`~lightning_aca.data.datamodule.CollectiveDataModule`: its collectives on the
         ``data`` group's datamodule, shuffled by the run's seed."""
-        from hydra.utils import instantiate
-
         from lightning_aca.data.datamodule import CollectiveDataModule
 
         cfg = self.cfg
@@ -286,7 +296,7 @@ class RunPlan:
             collectives=self.collectives,
             seed=cfg.collective.seed,
             shuffle_seed=cfg.seed,
-            datamodule=instantiate(cfg.data.datamodule),
+            datamodule=_build_datamodule(cfg.data.datamodule),
             num_classes=data_fact(cfg.data, "num_classes"),
             return_membership=cfg.collective.get("return_membership", False),
             injection=cfg.collective.get("injection", "auto"),

@@ -123,6 +123,12 @@ def test_sweep_params_parse_values_and_drop_non_science():
         (["seed=-2"], 2, ["aca-run: error: seed must be a non-negative int, got -2"]),
         (["collective=nope"], 1, ["Could not find 'collective/nope'"]),
         (["collective.strategy.target_class=12"], 2, ["target_class=12 is not a class"]),
+        (
+            ["data=csv", "data.datamodule.path=absent.csv", "data.datamodule.label_column=y"]
+            + ["data.datamodule.num_features=3"],
+            2,
+            ["aca-run: error: data.datamodule: path='absent.csv' is not a file"],
+        ),
     ],
 )
 def test_bad_overrides_fail_fast_and_readably(tmp_path, args, rc, fragments):
