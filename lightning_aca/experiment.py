@@ -236,6 +236,27 @@ def close_loggers(loggers: list[Any]) -> None:
             logger.experiment.finish()
 
 
+def _started_or_offline(name: str, logger_cfg: DictConfig, logger: Any) -> Any:
+    """``logger`` with its W&B run started if it logs online, else an offline twin when W&B cannot be reached."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if not isinstance(logger, WandbLogger) or logger_cfg.get("offline", False):
+        return logger
+    import wandb
+    from hydra.utils import instantiate
+
+    try:
+        logger.experiment  # noqa: B018  (wandb.init, bounded by settings.init_timeout)
+    except wandb.errors.Error as err:
+        reason = str(err).splitlines()[0]
+        logging.getLogger(__name__).warning(
+            f"logger.{name}: W&B run could not start ({reason}); logging offline instead "
+            f"(upload later with `wandb sync`); pass logger.{name}.offline=true to skip the wait."
+        )
+        return instantiate(logger_cfg, offline=True, mode="offline")  # the env var WANDB_MODE is read once
+    return logger
+
+
 @dataclass
 class RunPlan:
     """The objects of one run, built from its config in one seeded order (see the module docstring).
@@ -309,16 +330,21 @@ class RunPlan:
         return CollectiveMetrics(**self.cfg.metrics, num_groups=data_fact(self.cfg.data, "num_groups"))
 
     def loggers(self) -> list[Any]:
-        """The ``logger`` group's loggers (CSV, W&B offline …); a logger that cannot be built is a :class:`ConfigError`."""
+        """The ``logger`` group's loggers (CSV, W&B offline …); a logger that cannot be built is a :class:`ConfigError`.
+
+        An online W&B logger starts its run here, within ``settings.init_timeout`` seconds; a run that
+        cannot start (no network, no API key) logs offline instead, with one warning line.
+        """
         from hydra.utils import instantiate
         from omegaconf.errors import OmegaConfBaseException
 
         loggers = []
         for name, logger_cfg in (self.cfg.get("logger") or {}).items():
             try:
-                loggers.append(instantiate(logger_cfg))
+                logger = instantiate(logger_cfg)
             except OmegaConfBaseException as err:
                 raise ConfigError(f"logger.{name} cannot be built: {err}".splitlines()[0]) from None
+            loggers.append(_started_or_offline(name, logger_cfg, logger))
         return loggers
 
     def firm_fields(self) -> dict[str, Any]:

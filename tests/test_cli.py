@@ -124,8 +124,12 @@ def test_sweep_params_parse_values_and_drop_non_science():
         (["collective=nope"], 1, ["Could not find 'collective/nope'"]),
         (["collective.strategy.target_class=12"], 2, ["target_class=12 is not a class"]),
         (
-            ["data=csv", "data.datamodule.path=absent.csv", "data.datamodule.label_column=y"]
-            + ["data.datamodule.num_features=3"],
+            [
+                "data=csv",
+                "data.datamodule.path=absent.csv",
+                "data.datamodule.label_column=y",
+                "data.datamodule.num_features=3",
+            ],
             2,
             ["aca-run: error: data.datamodule: path='absent.csv' is not a file"],
         ),
@@ -191,6 +195,26 @@ def test_wandb_logger_runs_offline_and_exits(tmp_path):
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
     assert (tmp_path / "run" / "record.json").exists()
+
+
+def test_wandb_online_without_network_falls_back_to_offline_within_its_timeout(tmp_path, monkeypatch):
+    """No W&B server can be reached here: the run waits at most ``settings.init_timeout``, then logs offline."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    env = {
+        "WANDB_API_KEY": "a" * 40,
+        "WANDB_BASE_URL": "http://127.0.0.1:9",  # nothing listens: fails as a node without network does
+        "WANDB_DIR": str(tmp_path),
+    }
+    args = ["logger=wandb", "logger.wandb.offline=false", "logger.wandb.settings.init_timeout=3"]
+    run = tmp_path / "run"
+    proc = _aca_run(
+        [*args, "trainer.max_epochs=1", "quiet=true", f"hydra.run.dir={run}"], cwd=tmp_path, env=env, timeout=150
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (warning,) = [line for line in proc.stdout.splitlines() if "W&B run could not start" in line]
+    assert "logger.wandb: " in warning and "pass logger.wandb.offline=true" in warning
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 1
+    assert (run / "record.json").exists() and "aca/success" in (run / "csv" / "metrics.csv").read_text()
 
 
 @pytest.mark.slow
