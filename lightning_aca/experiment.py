@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_aca.collective.collectives import Collective
 from lightning_aca.runs.records import collective_entry, make_record
+from lightning_aca.runs.run_info import multirun_dir
 from lightning_aca.validation import non_negative_int, positive_int
 
 __all__ = ["ConfigError", "RunPlan", "close_loggers", "config_collectives", "quiet", "run_summary", "validate"]
@@ -162,6 +163,7 @@ def data_fact(data: DictConfig, key: str) -> Any:
 
 
 OmegaConf.register_new_resolver("aca_data", lambda key, _root_: data_fact(_root_.data, key), replace=True)
+OmegaConf.register_new_resolver("aca_multirun_dir", multirun_dir, replace=True)
 
 
 def quiet() -> None:
