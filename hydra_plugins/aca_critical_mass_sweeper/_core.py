@@ -126,12 +126,17 @@ def _check_searchable(sweeper: CriticalMassSweeper, setting: _Setting) -> None:
             "(e.g. collective=signal_planting), or drop hydra/sweeper=critical_mass for the alpha = 0 baseline."
         )
     node = config.get("collective")
-    if not isinstance(node, DictConfig) or "alpha" not in node:
+    if isinstance(node, DictConfig) and "collectives" in node:
         raise ConfigError(
             f"{where} has no single {ALPHA_KEY} (several collectives each have collective.collectives.<name>.alpha): "
             "the critical-mass sweeper searches one collective's alpha; choose one collective "
             "(e.g. collective=signal_planting), or sweep collective.collectives.<name>.alpha without "
             "hydra/sweeper=critical_mass."
+        )
+    if not isinstance(node, DictConfig) or "alpha" not in node:
+        raise ConfigError(
+            f"the config has no {ALPHA_KEY} for the critical-mass sweeper to search: choose a collective "
+            "with one (e.g. collective=signal_planting)."
         )
 
 
