@@ -21,7 +21,7 @@ import hydra
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_aca.experiment import RunPlan, close_loggers, overrides_of, quiet, run_summary, uniqueness
+from lightning_aca.experiment import ConfigError, RunPlan, close_loggers, overrides_of, quiet, run_summary, uniqueness
 from lightning_aca.runs.records import RECORD_NAME, finished_record, write_record
 from lightning_aca.runs.run_info import device_info, log_hparams, log_summary, run_hparams, sweep_dir
 
@@ -121,10 +121,17 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-def _root_cause(err: BaseException) -> BaseException:
+def _user_error(err: BaseException) -> BaseException | None:
+    """The user error behind ``err``: a :class:`ConfigError` it wraps (OmegaConf keeps a resolver's error as the
+    context of its own), else its root cause if that is a ValueError, TypeError, KeyError or ImportError."""
+    link: BaseException | None = err
+    while link is not None:
+        if isinstance(link, ConfigError):
+            return link
+        link = link.__cause__ or link.__context__
     while err.__cause__ is not None:
         err = err.__cause__
-    return err
+    return err if isinstance(err, (ValueError, TypeError, KeyError, ImportError)) else None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -132,11 +139,11 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         run_experiment(cfg)
     except Exception as err:
-        cause = _root_cause(err)
-        if isinstance(cause, (ValueError, TypeError, KeyError, ImportError)):
-            print(f"aca-run: error: {cause}", file=sys.stderr, flush=True)
-            sys.exit(2)
-        raise
+        cause = _user_error(err)
+        if cause is None:
+            raise
+        print(f"aca-run: error: {cause}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_aca.collective.collectives import Collective
 from lightning_aca.runs.records import collective_entry, failed_record, make_record
+from lightning_aca.runs.run_info import multirun_dir
 from lightning_aca.validation import non_negative_int, positive_int
 
 __all__ = ["ConfigError", "RunPlan", "close_loggers", "config_collectives", "quiet", "run_summary", "validate"]
@@ -128,11 +129,23 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
 DATA_FACTS = ("num_classes", "input_shape", "num_groups")
 
 
-@functools.lru_cache(maxsize=16)
-def _datamodule(datamodule_yaml: str) -> Any:
+def _build_datamodule(node: DictConfig) -> Any:
+    """The ``data`` group's datamodule; bad arguments (a missing file, an unknown key) are a :class:`ConfigError`."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    return instantiate(OmegaConf.create(datamodule_yaml))
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, TypeError, OSError)):
+            raise ConfigError(f"data.datamodule: {cause}".splitlines()[0]) from err
+        raise
+
+
+@functools.lru_cache(maxsize=16)
+def _datamodule(datamodule_yaml: str) -> Any:
+    return _build_datamodule(OmegaConf.create(datamodule_yaml))
 
 
 def data_fact(data: DictConfig, key: str) -> Any:
@@ -152,6 +165,7 @@ def data_fact(data: DictConfig, key: str) -> Any:
 
 
 OmegaConf.register_new_resolver("aca_data", lambda key, _root_: data_fact(_root_.data, key), replace=True)
+OmegaConf.register_new_resolver("aca_multirun_dir", multirun_dir, replace=True)
 
 
 def quiet() -> None:
@@ -226,6 +240,27 @@ def close_loggers(loggers: list[Any]) -> None:
             logger.experiment.finish()
 
 
+def _started_or_offline(name: str, logger_cfg: DictConfig, logger: Any) -> Any:
+    """``logger`` with its W&B run started if it logs online, else an offline twin when W&B cannot be reached."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if not isinstance(logger, WandbLogger) or logger_cfg.get("offline", False):
+        return logger
+    import wandb
+    from hydra.utils import instantiate
+
+    try:
+        logger.experiment  # noqa: B018  (wandb.init, bounded by settings.init_timeout)
+    except wandb.errors.Error as err:
+        reason = str(err).splitlines()[0]
+        logging.getLogger(__name__).warning(
+            f"logger.{name}: W&B run could not start ({reason}); logging offline instead "
+            f"(upload later with `wandb sync`); pass logger.{name}.offline=true to skip the wait."
+        )
+        return instantiate(logger_cfg, offline=True, mode="offline")  # the env var WANDB_MODE is read once
+    return logger
+
+
 @dataclass
 class RunPlan:
     """The objects of one run, built from its config in one seeded order (see the module docstring).
@@ -279,8 +314,6 @@ class RunPlan:
     def datamodule(self) -> Any:
         """The run's :class:`~lightning_aca.data.datamodule.CollectiveDataModule`: its collectives on the
         ``data`` group's datamodule, shuffled by the run's seed."""
-        from hydra.utils import instantiate
-
         from lightning_aca.data.datamodule import CollectiveDataModule
 
         cfg = self.cfg
@@ -288,7 +321,7 @@ class RunPlan:
             collectives=self.collectives,
             seed=cfg.collective.seed,
             shuffle_seed=cfg.seed,
-            datamodule=instantiate(cfg.data.datamodule),
+            datamodule=_build_datamodule(cfg.data.datamodule),
             num_classes=data_fact(cfg.data, "num_classes"),
             return_membership=cfg.collective.get("return_membership", False),
             injection=cfg.collective.get("injection", "auto"),
@@ -301,16 +334,21 @@ class RunPlan:
         return CollectiveMetrics(**self.cfg.metrics, num_groups=data_fact(self.cfg.data, "num_groups"))
 
     def loggers(self) -> list[Any]:
-        """The ``logger`` group's loggers (CSV, W&B offline …); a logger that cannot be built is a :class:`ConfigError`."""
+        """The ``logger`` group's loggers (CSV, W&B offline …); a logger that cannot be built is a :class:`ConfigError`.
+
+        An online W&B logger starts its run here, within ``settings.init_timeout`` seconds; a run that
+        cannot start (no network, no API key) logs offline instead, with one warning line.
+        """
         from hydra.utils import instantiate
         from omegaconf.errors import OmegaConfBaseException
 
         loggers = []
         for name, logger_cfg in (self.cfg.get("logger") or {}).items():
             try:
-                loggers.append(instantiate(logger_cfg))
+                logger = instantiate(logger_cfg)
             except OmegaConfBaseException as err:
                 raise ConfigError(f"logger.{name} cannot be built: {err}".splitlines()[0]) from None
+            loggers.append(_started_or_offline(name, logger_cfg, logger))
         return loggers
 
     def firm_fields(self) -> dict[str, Any]:

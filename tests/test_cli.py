@@ -1,7 +1,9 @@
 import json
 import os
+import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,17 @@ def test_sweep_params_parse_values_and_drop_non_science():
         (["seed=-2"], 2, ["aca-run: error: seed must be a non-negative int, got -2"]),
         (["collective=nope"], 1, ["Could not find 'collective/nope'"]),
         (["collective.strategy.target_class=12"], 2, ["target_class=12 is not a class"]),
+        (["data=gaussian"], 2, ["PixelPatch needs images", "collective/signal=feature_assignment"]),
+        (
+            [
+                "data=csv",
+                "data.datamodule.path=absent.csv",
+                "data.datamodule.label_column=y",
+                "data.datamodule.num_features=3",
+            ],
+            2,
+            ["aca-run: error: data.datamodule: path='absent.csv' is not a file"],
+        ),
     ],
 )
 def test_bad_overrides_fail_fast_and_readably(tmp_path, args, rc, fragments):
@@ -185,7 +198,63 @@ def test_wandb_logger_runs_offline_and_exits(tmp_path):
     assert proc.returncode == 0, proc.stderr
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
-    assert (tmp_path / "run" / "record.json").exists()
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert record["config"]["logger"]["wandb"]["group"] is None  # a single run has no sweep directory
+
+
+def test_wandb_online_without_network_falls_back_to_offline_within_its_timeout(tmp_path, monkeypatch):
+    """No W&B server can be reached here: the run waits at most ``settings.init_timeout``, then logs offline."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    env = {
+        "WANDB_API_KEY": "a" * 40,
+        "WANDB_BASE_URL": "http://127.0.0.1:9",  # nothing listens: fails as a node without network does
+        "WANDB_DIR": str(tmp_path),
+    }
+    args = ["logger=wandb", "logger.wandb.offline=false", "logger.wandb.settings.init_timeout=3"]
+    run = tmp_path / "run"
+    proc = _aca_run(
+        [*args, "trainer.max_epochs=1", "quiet=true", f"hydra.run.dir={run}"], cwd=tmp_path, env=env, timeout=150
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (warning,) = [line for line in proc.stdout.splitlines() if "W&B run could not start" in line]
+    assert "logger.wandb: " in warning and "pass logger.wandb.offline=true" in warning
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 1
+    assert (run / "record.json").exists() and "aca/success" in (run / "csv" / "metrics.csv").read_text()
+
+
+def test_help_names_aca_run_its_sweep_plugins_and_the_report(tmp_path):
+    proc = _aca_run(["--help"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("aca-run: ") and "powered by Hydra" not in proc.stdout
+    for named in ("hydra/launcher=stacked", "hydra/sweeper=critical_mass", "aca-report", "--config-dir"):
+        assert named in proc.stdout
+
+
+def _readme_block(first_line: str) -> str:
+    """The README's fenced code block that opens with ``first_line``, unindented."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for block in re.findall(r"```\w*\n(.*?)```", readme, flags=re.DOTALL):
+        text = textwrap.dedent(block)
+        if text.startswith(first_line):
+            return text
+    raise AssertionError(f"README has no code block opening with {first_line!r}")
+
+
+def test_readme_runs_its_own_lightning_module_through_aca_run(tmp_path):
+    (tmp_path / "mymodels.py").write_text(_readme_block("# mymodels.py"))
+    (tmp_path / "myconf" / "model").mkdir(parents=True)
+    (tmp_path / "myconf" / "model" / "tiny.yaml").write_text(_readme_block("# myconf/model/tiny.yaml"))
+    command = _readme_block("aca-run --config-dir").split("#")[0].split()[1:]
+    proc = _aca_run([*command, *FAST, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / RECORD_NAME).read_text())
+    assert record["config"]["model"] == {
+        "_target_": "mymodels.TinyNet",
+        "input_shape": [1, 8, 8],
+        "num_classes": 10,
+        "hidden": 32,
+    }
+    assert record["alpha"] == 0.05 and record["metrics"]["aca/clean_acc"] > 0.5
 
 
 @pytest.mark.slow

@@ -176,6 +176,12 @@ def test_a_run_that_writes_no_record_stops_the_search(tmp_path, monkeypatch):
             ["experiment=quickstart", "hydra.sweeper.seeds=0"],
             "hydra.sweeper.seeds must be a list of seeds or a positive",
         ),
+        (
+            ["experiment=quickstart", "collective=two_collectives"],
+            "collective=two_collectives has no single collective.alpha",
+        ),
+        (["experiment=quickstart", "collective=none"], "collective=none has no collective"),
+        (["experiment=quickstart", "collective=signal_planting,none"], "collective=none has no collective"),
     ],
 )
 def test_bad_sweeper_settings_name_the_key(tmp_path, args, message):
@@ -186,8 +192,9 @@ def test_bad_sweeper_settings_name_the_key(tmp_path, args, message):
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    assert proc.returncode != 0
-    assert message in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("aca-run: error: ") and message in line
     assert not list(tmp_path.rglob(RECORD_NAME))
 
 

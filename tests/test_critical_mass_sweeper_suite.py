@@ -77,8 +77,9 @@ class TestCriticalMassSweeperIntegration(IntegrationTestSuite):
 
 
 @pytest.mark.usefixtures("hydra_restore_singletons")
-def test_a_generic_grid_is_refused_with_the_fix(hydra_sweep_runner, tmp_path):
-    """In any Hydra app ``hydra/sweeper=aca_critical_mass`` composes; a sweep without an α range says what to add."""
+def test_a_generic_grid_is_refused_with_the_fix(hydra_sweep_runner, tmp_path, capsys):
+    """In any Hydra app ``hydra/sweeper=aca_critical_mass`` composes; a sweep without an α range says what to add,
+    in one line, and exits with code 2."""
     sweep = hydra_sweep_runner(
         calling_file=None,
         calling_module="hydra.test_utils.a_module",
@@ -88,8 +89,9 @@ def test_a_generic_grid_is_refused_with_the_fix(hydra_sweep_runner, tmp_path):
         overrides=["hydra/sweeper=aca_critical_mass", "+a=0,1"],
         temp_dir=tmp_path,
     )
-    with (
-        pytest.raises(ValueError, match=r"give hydra.sweeper.alpha_range=\[0.001,0.2\] or sweep collective.alpha"),
-        sweep,
-    ):
+    with pytest.raises(SystemExit) as stopped, sweep:
         pass
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("aca-run: error: hydra.sweeper.alpha_range is not set")
+    assert "give hydra.sweeper.alpha_range=[0.001,0.2] or sweep collective.alpha" in line

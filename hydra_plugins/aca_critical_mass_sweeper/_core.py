@@ -6,11 +6,15 @@ for one key winning) are split into ``collective.alpha`` (its values give the de
 Before every round each setting's finished runs are read from the records in the sweep directory
 (those whose :func:`~lightning_aca.runs.records.group_key` is the setting's), so runs of a
 killed search, or of a grid run into the same directory, count and are not trained again.
+
+Settings that cannot be searched (a bad sweeper value, a setting whose ``collective`` has no single
+``collective.alpha``) stop the sweep before any run with one ``aca-run: error:`` line and exit code 2.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -21,9 +25,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from lightning_aca.analysis.alpha_search import AlphaSearch, SearchStep
+from lightning_aca.experiment import ConfigError
 from lightning_aca.runs.records import group_key, group_label, load_records, sweep_params, write_atomically
 
 if TYPE_CHECKING:
@@ -109,6 +114,32 @@ def _settings(others: Sequence[Override]) -> list[_Setting]:
     return settings
 
 
+def _check_searchable(sweeper: CriticalMassSweeper, setting: _Setting) -> None:
+    """A :class:`ConfigError` unless ``setting`` composes one collective whose ``collective.alpha`` the search can set."""
+    assert sweeper.config is not None and sweeper.hydra_context is not None
+    config = sweeper.hydra_context.config_loader.load_sweep_config(sweeper.config, list(setting.overrides))
+    choice = OmegaConf.select(config, "hydra.runtime.choices.collective", default=None)
+    where = f"collective={choice}" if choice else "collective"
+    if choice == "none":
+        raise ConfigError(
+            f"{where} has no collective, so there is no critical mass to search: choose one "
+            "(e.g. collective=signal_planting), or drop hydra/sweeper=critical_mass for the alpha = 0 baseline."
+        )
+    node = config.get("collective")
+    if isinstance(node, DictConfig) and "collectives" in node:
+        raise ConfigError(
+            f"{where} has no single {ALPHA_KEY} (several collectives each have collective.collectives.<name>.alpha): "
+            "the critical-mass sweeper searches one collective's alpha; choose one collective "
+            "(e.g. collective=signal_planting), or sweep collective.collectives.<name>.alpha without "
+            "hydra/sweeper=critical_mass."
+        )
+    if not isinstance(node, DictConfig) or "alpha" not in node:
+        raise ConfigError(
+            f"the config has no {ALPHA_KEY} for the critical-mass sweeper to search: choose a collective "
+            "with one (e.g. collective=signal_planting)."
+        )
+
+
 def _finished(sweep_dir: Path) -> list[dict[str, Any]]:
     """The usable records under the sweep directory; none yet is an empty list."""
     if not sweep_dir.exists():
@@ -173,8 +204,14 @@ def sweep(sweeper: CriticalMassSweeper, arguments: Sequence[str]) -> list[Sequen
     assert sweeper.config is not None and sweeper.launcher is not None and sweeper.hydra_context is not None
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     params = [f"{key}={value}" for key, value in sweeper.params.items()]
-    search, others = search_for(sweeper, parser.parse_overrides([*params, *arguments]))
-    settings = _settings(others)
+    try:
+        search, others = search_for(sweeper, parser.parse_overrides([*params, *arguments]))
+        settings = _settings(others)
+        for setting in settings:
+            _check_searchable(sweeper, setting)
+    except ValueError as err:  # ConfigError included: the sweep's own settings, before any run
+        print(f"aca-run: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
     sweep_dir = Path(str(sweeper.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")

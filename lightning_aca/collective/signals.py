@@ -198,8 +198,9 @@ class PixelPatch(Signal):
             return self._apply(self._unflatten(x)).flatten(-2)
         if x.dim() < 2:
             raise ValueError(
-                f"PixelPatch needs inputs shaped (..., H, W), got shape {tuple(x.shape)}; for flat vectors "
-                "pass image_shape=(H, W)."
+                f"PixelPatch needs images shaped (..., H, W), got shape {tuple(x.shape)}: for tabular data choose "
+                "a tabular signal (FeatureAssignment; aca-run: collective/signal=feature_assignment), for "
+                "flattened images pass image_shape=(H, W)."
             )
         return self._apply(x)
 

@@ -25,6 +25,7 @@ __all__ = [
     "flatten_config",
     "log_hparams",
     "log_summary",
+    "multirun_dir",
     "run_hparams",
     "summary_values",
     "sweep_dir",
@@ -88,6 +89,21 @@ def sweep_dir(cfg: Any) -> str | None:
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return str(HydraConfig.get().sweep.dir)
     return None
+
+
+def multirun_dir(mode: Any, directory: str) -> str | None:
+    """``directory`` (``hydra.sweep.dir``) when ``mode`` (``hydra.mode``) is a multirun, else None.
+
+    The W&B group of a run (``logger.wandb.group``): a single run has no sweep, and the sweep
+    directory Hydra composes for it is never created. ``mode`` is Hydra's ``RunMode`` or its name.
+
+    Example:
+        >>> from hydra.types import RunMode
+        >>> multirun_dir(RunMode.MULTIRUN, "multirun/x"), multirun_dir("RUN", "multirun/x")
+        ('multirun/x', None)
+    """
+    name = getattr(mode, "name", str(mode).rpartition(".")[2])
+    return str(directory) if name == "MULTIRUN" else None
 
 
 def run_hparams(
