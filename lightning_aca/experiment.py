@@ -160,7 +160,11 @@ def data_fact(data: DictConfig, key: str) -> Any:
         raise ConfigError(f"aca_data takes one of {DATA_FACTS}, got {key!r}.")
     if key in data:
         return data[key]
-    value = getattr(_datamodule(OmegaConf.to_yaml(data.datamodule, resolve=True)), key, None)
+    datamodule = _datamodule(OmegaConf.to_yaml(data.datamodule, resolve=True))
+    try:
+        value = getattr(datamodule, key, None)  # a table's width reads the file
+    except (ValueError, TypeError, OSError) as err:
+        raise ConfigError(f"data.datamodule: {err}".splitlines()[0]) from err
     return list(value) if isinstance(value, tuple) else value
 
 

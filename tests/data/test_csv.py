@@ -261,8 +261,8 @@ def test_aca_run_stops_with_one_line_on_a_nan_and_trains_with_missing_drop(tmp_p
     ]
     proc = _aca_run(args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
-    first = proc.stderr.strip().splitlines()[0]
-    assert first.startswith("aca-run: error: ") and "Traceback" not in proc.stderr
+    (first,) = proc.stderr.strip().splitlines()  # one line
+    assert first.startswith("aca-run: error: data.datamodule: ") and "Traceback" not in proc.stderr
     assert first.endswith(
         f"{path}: missing or non-finite values: column 'x' at line 7 ('nan'); fix the file, or set "
         "missing=drop to leave those rows out or missing=mean to fill numbers with the training mean "
