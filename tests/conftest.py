@@ -241,6 +241,7 @@ def make_texts():
     """``make_texts(n, seed=0, words=(6, 14)) -> (texts, labels)``: the toy two-class corpus."""
     return _make_texts
 
+
 def _run_record(alpha, seed, firm="erm", metrics=None, **fields):
     """A run record of schema 1 for the sweep point ``(alpha, seed, firm)``."""
     sweep = {"collective.alpha": alpha, "seed": seed, "firm": firm}

@@ -15,6 +15,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 _TOP = ("lightning_aca", "hydra_plugins")
 
+
 class _Import(NamedTuple):
     file: str
     line: int

@@ -162,5 +162,3 @@ def test_rejects_bad_inputs(kwargs, message):
     arguments = {"alphas": [0.01, 0.1], "successes": [0.2, 0.95], **kwargs}
     with pytest.raises(ValueError, match=message):
         estimate_alpha_star(**arguments)
-
-
