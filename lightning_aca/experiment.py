@@ -126,7 +126,11 @@ def config_collectives(cfg: DictConfig) -> list[Collective]:
 
 
 #: what a ``data`` group's datamodule knows and the model, the metrics and Group DRO need
-DATA_FACTS = ("num_classes", "input_shape", "num_groups")
+DATA_FACTS = ("input_shape", "num_classes", "num_groups")
+
+
+def _data_error(err: BaseException) -> ConfigError:
+    return ConfigError(f"data.datamodule: {err}".splitlines()[0])
 
 
 def _build_datamodule(node: DictConfig) -> Any:
@@ -137,15 +141,22 @@ def _build_datamodule(node: DictConfig) -> Any:
     try:
         return instantiate(node)
     except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, (ValueError, TypeError, OSError)):
-            raise ConfigError(f"data.datamodule: {cause}".splitlines()[0]) from err
+        if isinstance(err.__cause__, (ValueError, TypeError, OSError)):
+            raise _data_error(err.__cause__) from err
         raise
 
 
 @functools.lru_cache(maxsize=16)
-def _datamodule(datamodule_yaml: str) -> Any:
-    return _build_datamodule(OmegaConf.create(datamodule_yaml))
+def _datamodule_facts(datamodule_yaml: str) -> dict[str, Any]:
+    """The :data:`DATA_FACTS` of a datamodule built to read them and then let go, so no data set stays in memory.
+
+    ``input_shape`` is read first: a table's width reads the file, which also gives its class count.
+    """
+    datamodule = _build_datamodule(OmegaConf.create(datamodule_yaml))
+    try:
+        return {key: getattr(datamodule, key, None) for key in DATA_FACTS}
+    except (ValueError, TypeError, OSError) as err:
+        raise _data_error(err) from err
 
 
 def data_fact(data: DictConfig, key: str) -> Any:
@@ -160,11 +171,7 @@ def data_fact(data: DictConfig, key: str) -> Any:
         raise ConfigError(f"aca_data takes one of {DATA_FACTS}, got {key!r}.")
     if key in data:
         return data[key]
-    datamodule = _datamodule(OmegaConf.to_yaml(data.datamodule, resolve=True))
-    try:
-        value = getattr(datamodule, key, None)  # a table's width reads the file
-    except (ValueError, TypeError, OSError) as err:
-        raise ConfigError(f"data.datamodule: {err}".splitlines()[0]) from err
+    value = _datamodule_facts(OmegaConf.to_yaml(data.datamodule, resolve=True))[key]
     return list(value) if isinstance(value, tuple) else value
 
 
