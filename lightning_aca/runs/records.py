@@ -108,6 +108,22 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _run_fields(
+    engine: str, overrides: list[str], config: dict[str, Any], seed: int, wall_time_s: float
+) -> dict[str, Any]:
+    """What every record holds, of a finished run or a failed one: schema, engine, overrides, seed, config, time."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "engine": engine,
+        "overrides": list(overrides),
+        "sweep": sweep_params(list(overrides)),
+        "seed": int(seed),
+        "config": config,
+        "wall_time_s": round(wall_time_s, 3),
+        "versions": _versions(),
+    }
+
+
 def make_record(
     *,
     engine: str,
@@ -138,24 +154,17 @@ def make_record(
     """
     one = collectives[0] if len(collectives) == 1 else None
     record = {
-        "schema_version": SCHEMA_VERSION,
+        **_run_fields(engine, overrides, config, seed, wall_time_s),
         "status": "finished",
-        "engine": engine,
-        "overrides": list(overrides),
-        "sweep": sweep_params(list(overrides)),
         "alpha": None if one is None else one["alpha"],
-        "seed": int(seed),
         "strategy": None if one is None else one["strategy"],
         "target_class": None if one is None else one["target_class"],
         "metrics": metrics,
         "epsilon": None,
         **(firm or {}),
         "theory": {"xi": None if one is None else one["xi"], "n_train": int(n_train)},
-        "config": config,
-        "wall_time_s": round(wall_time_s, 3),
         "device": device,
         "accelerator_count": None if accelerator_count is None else int(accelerator_count),
-        "versions": _versions(),
     }
     if one is None:
         record["collectives"] = list(collectives)
@@ -177,18 +186,7 @@ def failed_record(
         >>> record["status"], record["sweep"], "metrics" in record
         ('failed', {'model.lr': 1e+30}, False)
     """
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": error,
-        "engine": engine,
-        "overrides": list(overrides),
-        "sweep": sweep_params(list(overrides)),
-        "seed": int(seed),
-        "config": config,
-        "wall_time_s": round(wall_time_s, 3),
-        "versions": _versions(),
-    }
+    return {**_run_fields(engine, overrides, config, seed, wall_time_s), "status": "failed", "error": error}
 
 
 def collective_entry(collective: Any, members: int, xi: float | None) -> dict[str, Any]:
