@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_aca.data.reader import MISSING, Table, read_table, to_numbers
+from lightning_aca.data.reader import Table, first_non_number, is_missing, read_table, to_numbers
 from lightning_aca.data.split import stratified_split
 from lightning_aca.data.tabular import TabularDataModule, TabularEncoder
 from lightning_aca.validation import integer, non_negative_int, real
@@ -183,10 +183,10 @@ class CSVDataModule(TabularDataModule):
     def _numbers(self, name: str, values: np.ndarray, lines: np.ndarray) -> np.ndarray:
         numbers = to_numbers(values)
         if numbers is None:
-            bad = [i for i, v in enumerate(values.tolist()) if to_numbers(np.array([v, "0"])) is None]
+            bad = first_non_number(values)
             raise ValueError(
-                f"{self.path}: column {name!r} is not categorical but holds the non-numeric value {str(values[bad[0]])!r} "
-                f"(line {lines[bad[0]]}); add it to categorical=[...] or fix the file."
+                f"{self.path}: column {name!r} is not categorical but holds the non-numeric value {str(values[bad])!r} "
+                f"(line {lines[bad]}); add it to categorical=[...] or fix the file."
             )
         return numbers
 
@@ -194,7 +194,7 @@ class CSVDataModule(TabularDataModule):
         self, table: Table, raw: Table, numeric: list[str], labels: np.ndarray, lines: np.ndarray
     ) -> np.ndarray:
         """Rows with a label and finite numbers, as ``missing`` says; an error naming columns and lines otherwise."""
-        missing_label = np.isin(np.char.lower(labels), list(MISSING))
+        missing_label = is_missing(labels)
         bad_numbers = {name: ~np.isfinite(table[name]) for name in numeric}
         faults = [(f"label column {self.label_column!r}", missing_label, labels)] + [
             (f"column {name!r}", bad, raw[name]) for name, bad in bad_numbers.items()

@@ -115,13 +115,33 @@ def to_numbers(values: np.ndarray) -> np.ndarray | None:
         >>> to_numbers(np.array(["1", "?", "inf", ""])).tolist(), to_numbers(np.array(["1", "a"]))
         ([1.0, nan, inf, nan], None)
     """
-    missing = np.isin(np.char.lower(values.astype(str)), list(MISSING))
+    missing = is_missing(values)
     if missing.all():
         return None
     try:
         return np.where(missing, "nan", values).astype(np.float64)
     except ValueError:
         return None
+
+
+def is_missing(values: np.ndarray) -> np.ndarray:
+    """Which values of a string column are a missing number (:data:`MISSING`, in any case).
+
+    Example:
+        >>> is_missing(np.array(["1", "?", "NaN", "a"])).tolist()
+        [False, True, True, False]
+    """
+    return np.isin(np.char.lower(values.astype(str)), list(MISSING))
+
+
+def first_non_number(values: np.ndarray) -> int | None:
+    """The position of the first value that is neither a number nor missing, or None.
+
+    Example:
+        >>> first_non_number(np.array(["1", "?", "a", "b"])), first_non_number(np.array(["1", ""]))
+        (2, None)
+    """
+    return next((i for i, v in enumerate(values.tolist()) if to_numbers(np.array([v, "0"])) is None), None)
 
 
 def _content(handle: Iterator[str], comment: str | None) -> Iterator[tuple[int, str]]:

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from lightning_aca.data.in_memory import InMemoryDataModule
-from lightning_aca.data.reader import Table, to_numbers
+from lightning_aca.data.reader import Table, first_non_number, to_numbers
 
 
 class TabularEncoder:
@@ -102,7 +102,7 @@ class TabularEncoder:
             values = self._column(table, name)
             numbers = values.astype(np.float64) if values.dtype.kind == "f" else to_numbers(values)
             if numbers is None:
-                bad = next(v for v in values if to_numbers(np.array([v, "0"])) is None)
+                bad = values[first_non_number(values)]
                 raise ValueError(
                     f"numeric column {name!r} holds the non-numeric value {str(bad)!r}; list it as categorical instead."
                 )
