@@ -14,6 +14,10 @@ Four comparisons, each variant in this process or a child ``aca-run`` on the sam
   the marginal memory per added model between the two largest stacks.
 - **quickstart**: ``aca-run experiment=quickstart`` (10 runs on digits) end to end on the CPU,
   stacked launcher against the basic launcher, each in a fresh process.
+- **launchers**: what a user would run instead, on the same device: the ``mnist_dp`` recipe's
+  DP sweep on real MNIST-5k (MLP, 20 epochs; 6 α × 2 target ε × 3 seeds = 36 runs), whole
+  commands, through the stacked launcher, Hydra's joblib launcher with 8 processes sharing the
+  device, and one run at a time (the basic launcher on a subset, extrapolated as in **sweep**).
 
 Results go to ``benchmarks/results/stacked-<device>.md`` and ``.json`` (the device, versions and
 sizes with them); ``--only`` reruns some comparisons and keeps the others' rows from that file.
@@ -56,6 +60,11 @@ class Sizes:
     stacks: tuple[int, ...] = (1, 16, 64, 90)
     quickstart_epochs: int | None = None  # None: the experiment's own (20)
     repeats: int = 3
+    launcher_alphas: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+    launcher_epsilons: tuple[float, ...] = (1, 8)
+    launcher_seeds: tuple[int, ...] = (0, 1, 2)
+    launcher_epochs: int = 20
+    joblib_processes: int = 8
 
     @property
     def runs(self) -> int:
@@ -74,6 +83,11 @@ SMALL = Sizes(
     stacks=(1, 4),
     quickstart_epochs=1,
     repeats=1,
+    launcher_alphas=(0.01, 0.1),
+    launcher_epsilons=(8,),
+    launcher_seeds=(0,),
+    launcher_epochs=1,
+    joblib_processes=2,
 )
 
 
@@ -300,11 +314,67 @@ def quickstart(sizes: Sizes) -> list[Row]:
     return rows
 
 
+# -- against what a user would run instead ----------------------------------------------------------------------
+def launchers(sizes: Sizes, device: torch.device) -> list[Row]:
+    """The ``mnist_dp`` DP sweep as whole commands: stacked, joblib with several processes, one run at a time."""
+    common = [
+        "experiment=mnist_dp",
+        "logger=none",
+        f"trainer.max_epochs={sizes.launcher_epochs}",
+        "firm.callbacks.dpsgd.noise_multiplier=null",
+        _trainer(device),
+    ]
+    grid = [
+        f"collective.alpha={_csv(sizes.launcher_alphas)}",
+        f"firm.callbacks.dpsgd.target_epsilon={_csv(sizes.launcher_epsilons)}",
+        f"seed={_csv(sizes.launcher_seeds)}",
+    ]
+    runs = len(sizes.launcher_alphas) * len(sizes.launcher_epsilons) * len(sizes.launcher_seeds)
+    jobs = sizes.joblib_processes
+    walls: dict[str, float] = {}
+    for name, args in {
+        "stacked launcher": ["hydra/launcher=stacked", f"hydra.launcher.device={device}"],
+        f"joblib launcher, {jobs} processes": ["hydra/launcher=local_parallel", f"hydra.launcher.n_jobs={jobs}"],
+    }.items():
+        walls[name], records = _aca_run([*common, *grid, *args])
+        if len(records) != runs:
+            raise RuntimeError(f"{name}: the sweep wrote {len(records)} records, expected {runs}")
+    one, two = max(1, len(sizes.launcher_epsilons) // 2), len(sizes.launcher_epsilons)
+    basic = {}
+    for count in sorted({one, two}):
+        eps = f"firm.callbacks.dpsgd.target_epsilon={_csv(sizes.launcher_epsilons[:count])}"
+        basic[count], done = _aca_run([*common, f"collective.alpha={sizes.launcher_alphas[0]}", eps, "seed=0"])
+        if len(done) != count:
+            raise RuntimeError(f"the basic subset wrote {len(done)} records, expected {count}")
+    per_run = (basic[two] - basic[one]) / (two - one) if two > one else basic[one]
+    fixed = max(basic[one] - per_run * one, 0.0)
+    walls["one run at a time (basic launcher)"] = fixed + per_run * runs
+    base = walls[f"joblib launcher, {jobs} processes"]
+    size = (
+        f"real MNIST-5k, mlp, DP-SGD target ε, {len(sizes.launcher_alphas)} α x {len(sizes.launcher_epsilons)} ε x "
+        f"{len(sizes.launcher_seeds)} seeds = {runs} runs, {sizes.launcher_epochs} epochs a run, {device}"
+    )
+    rows = []
+    for name, wall in walls.items():
+        extra = {
+            "runs_per_minute": round(runs / wall * 60, 2),
+            "stacked_speedup": round(wall / walls["stacked launcher"], 1),
+        }
+        if name.startswith("one run"):
+            extra["measured"] = (
+                ", ".join(f"{c} run(s) in {basic[c]:.1f} s" for c in sorted(basic))
+                + f"; extrapolated T = {fixed:.1f} s + {per_run:.2f} s x runs"
+            )
+        rows.append(_row("sweep against other launchers (mnist_dp, whole commands)", name, size, [wall], base, **extra))
+    return rows
+
+
 # -- driver --------------------------------------------------------------------------------------------------
 _SECTIONS = {
     "sweep throughput (DP": "sweep",
     "DP-SGD overhead (s per model-step": "step",
     "sweep throughput (quickstart": "quickstart",
+    "sweep against other launchers": "launchers",
 }
 
 
@@ -332,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": lambda: sweep(sizes, device),
         "step": lambda: step(sizes, device),
         "quickstart": lambda: quickstart(sizes),
+        "launchers": lambda: launchers(sizes, device),
     }
     env = _environment(device)
     tag = "stacked-" + env["device"].split(":")[0].replace(" ", "_")

@@ -1,7 +1,10 @@
 """Which ``aca-run`` configurations the stacked engine can train, and which of them train together.
 
-A group of configurations is stackable when they are identical except for the keys in
-:data:`STACKABLE_KEYS` (α, seeds, DP-SGD's σ / target ε / C, learning rate), so that K copies of
+A configuration is stackable when its model follows the network protocol of
+:mod:`lightning_aca.stacked.network` (a plain network as ``self.net``, cross-entropy, SGD/Adam/AdamW
+with a schedule), its data are in-memory tensors and its firm is ERM, DP-SGD or group DRO. A
+group of configurations is stackable when they are identical except for the keys in
+:data:`STACKABLE_KEYS` (α, seeds, DP-SGD's σ / target ε / C, group DRO's η, learning rate), so that K copies of
 one network on one data set differ only in per-model numbers (Hardt et al. 2023, §2: runs of a
 sweep differ in α and seed; Solanki et al. 2025: in ε and C as well). With several collectives
 (Karan et al. 2025) each one's α, ``collective.collectives.<name>.alpha``, is a per-model number too.
@@ -24,15 +27,17 @@ STACKABLE_KEYS: tuple[str, ...] = (
     "firm.callbacks.dpsgd.noise_multiplier",
     "firm.callbacks.dpsgd.target_epsilon",
     "firm.callbacks.dpsgd.max_grad_norm",
+    "firm.callbacks.gdro.step_size",
     "model.lr",
+    "model.optimizer.lr",
 )
 
 #: keys that never change what is trained: where the record goes, how verbose, Hydra's own node.
 _NOT_COMPARED = ("output_dir", "quiet", "hydra")
 
-_CLASSIFIERS = ("lightning_aca.Classifier", "lightning_aca.models.Classifier")
 _TEXT_CLASSIFIERS = ("lightning_aca.TextClassifier", "lightning_aca.models.TextClassifier")
 _DPSGD = ("lightning_aca.DPSGD", "lightning_aca.firm.dp.DPSGD")
+_GDRO = ("lightning_aca.GroupDRO", "lightning_aca.firm.gdro.GroupDRO")
 #: Trainer settings the stacked loop does not reproduce, with the value that is reproduced.
 _TRAINER_DEFAULTS = {
     "accumulate_grad_batches": 1,
@@ -126,14 +131,18 @@ def _trainer_reason(trainer: Any) -> str | None:
 
 def _firm_reason(firm: Any) -> str | None:
     callbacks = dict(firm.get("callbacks") or {})
-    for name, callback in callbacks.items():
-        target = callback.get("_target_") if hasattr(callback, "get") else None
-        if target not in _DPSGD:
-            return f"firm callback {name!r} ({target}) has no stacked form (only ERM and DPSGD stack)"
+    targets = [callback.get("_target_") if hasattr(callback, "get") else None for callback in callbacks.values()]
+    for (name, callback), target in zip(callbacks.items(), targets, strict=True):
+        if target not in _DPSGD + _GDRO:
+            return f"firm callback {name!r} ({target}) has no stacked form (ERM, DPSGD and GroupDRO stack)"
+        if target in _GDRO:
+            continue
         if not callback.get("poisson_sampling", True):
             return "DPSGD(poisson_sampling=false) has no stacked form (stacked DP-SGD samples by Poisson)"
         if callback.get("secure_mode", False):
             return "DPSGD(secure_mode=true) needs Opacus's secure noise generator; stacked noise is torch.randn"
+    if len(callbacks) > 1:
+        return f"firm callbacks {sorted(callbacks)} together have no stacked form (one of DPSGD or GroupDRO stacks)"
     return None
 
 
@@ -144,13 +153,9 @@ def stackable_reason(cfg: DictConfig) -> str | None:
         if model.get("_target_") in _TEXT_CLASSIFIERS:
             return (
                 "model TextClassifier (a Hugging Face transformer over tokenized text) is not stacked: the engine "
-                "stacks Classifier's linear/mlp/cnn networks on tensor data; sweep text runs with "
+                "stacks plain networks over in-memory tensors; sweep text runs with "
                 "hydra/launcher=basic or local_parallel"
             )
-        if model.get("_target_") not in _CLASSIFIERS:
-            return f"model {model.get('_target_')!r} is not lightning_aca.Classifier, whose network the engine stacks"
-        if model.get("optimizer", "sgd") != "sgd":
-            return f"model.optimizer={model.get('optimizer')!r}: the stacked engine trains with SGD only"
         if cfg.collective.get("callbacks"):
             return "online collectives (collective.callbacks) act on the model each step and are not stacked"
         from lightning_aca.experiment import config_collectives
@@ -159,37 +164,32 @@ def stackable_reason(cfg: DictConfig) -> str | None:
         reason = _firm_reason(cfg.firm) or _trainer_reason(cfg.trainer)
         if reason:
             return reason
-        private = bool(cfg.firm.get("callbacks"))
-        return _data_reason(OmegaConf.to_yaml(cfg.data, resolve=True)) or _model_reason(
-            OmegaConf.to_yaml(cfg.model, resolve=True), private
-        )
+        private = any(c.get("_target_") in _DPSGD for c in (cfg.firm.get("callbacks") or {}).values())
+        reason, input_shape = _data_facts(OmegaConf.to_yaml(cfg.data, resolve=True))
+        return reason or _model_reason(OmegaConf.to_yaml(cfg.model, resolve=True), private, input_shape)
     except Exception as err:  # a config the engine cannot even read goes to the standard path
         return f"not stackable: {type(err).__name__}: {err}".splitlines()[0]
 
 
 @functools.lru_cache(maxsize=32)
-def _data_reason(data_yaml: str) -> str | None:
+def _data_facts(data_yaml: str) -> tuple[str | None, tuple[int, ...]]:
+    """Why the data cannot be stacked (``None`` if they can), and the shape of one input."""
     from lightning_aca.stacked.data import load_tensors
 
     try:
-        load_tensors(OmegaConf.create(data_yaml))
+        data = load_tensors(OmegaConf.create(data_yaml))
     except (TypeError, ValueError) as err:
-        return str(err).splitlines()[0]
-    return None
+        return str(err).splitlines()[0], ()
+    return None, tuple(data.x_train.shape[1:])
 
 
 @functools.lru_cache(maxsize=32)
-def _model_reason(model_yaml: str, private: bool) -> str | None:
+def _model_reason(model_yaml: str, private: bool, input_shape: tuple[int, ...]) -> str | None:
     from hydra.utils import instantiate
 
-    from lightning_aca.stacked.functional import check_stackable
+    from lightning_aca.stacked.network import network_reason
 
-    model = instantiate(OmegaConf.create(model_yaml))
-    try:
-        check_stackable(model.net, tuple(model.hparams.input_shape), private)
-    except ValueError as err:
-        return str(err).splitlines()[0]
-    return None
+    return network_reason(instantiate(OmegaConf.create(model_yaml)), input_shape, private)
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -23,7 +23,10 @@ _NOT_TENSOR = (
 
 @dataclass
 class TensorData:
-    """Train and test tensors of a data source, and the training loader's batching."""
+    """Train and test tensors of a data source, and the training loader's batching.
+
+    ``extras_train`` are the training items' tensors after (input, label), e.g. a group index.
+    """
 
     x_train: Tensor
     y_train: Tensor
@@ -33,6 +36,7 @@ class TensorData:
     batch_size: int
     batches: int
     train_dataset: Dataset
+    extras_train: tuple[Tensor, ...] = ()
 
     @property
     def n(self) -> int:
@@ -88,6 +92,7 @@ def tensors_of(datamodule: Any, num_groups: int | None = None) -> TensorData:
         loader.batch_size,
         len(loader),
         loader.dataset,
+        tuple(train[2:]),
     )
 
 

@@ -29,12 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from torch import Tensor
 
 from lightning_aca.experiment import RunPlan, close_loggers, data_fact, quiet, run_summary, uniqueness, validate
 from lightning_aca.firm.dp import privacy_fields
 from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
 from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
+from lightning_aca.stacked.gdro import StackedGroupDRO
 from lightning_aca.stacked.module import Evaluation, SignalSet, StackedClassifier, StackedDataModule
 from lightning_aca.stacked.privacy import PoissonPlan
 
@@ -71,19 +73,25 @@ def _trainer_device(device: torch.device) -> dict[str, Any]:
 
 
 class _Job:
-    """One configuration's run plan and per-model numbers: initial network, members, DP settings.
+    """One configuration's run plan and per-model numbers: initial network, members, firm settings.
 
-    ``members[c]`` are the training points of collective c (``plan.collectives[c]``).
+    ``members[c]`` are the training points of collective c (``plan.collectives[c]``); ``dp`` and
+    ``gdro`` are the plan's DPSGD and GroupDRO callbacks (``None`` where the firm has none).
     """
 
     def __init__(self, plan: RunPlan, data: TensorData, eligible: list[np.ndarray | None]) -> None:
         from lightning_aca.collective.dataset import collective_members
+        from lightning_aca.firm.dp import DPSGD
+        from lightning_aca.firm.gdro import GroupDRO
+        from lightning_aca.stacked.network import network_of
 
         cfg = self.cfg = plan.cfg
         self.plan = plan
         self.model = plan.model
+        self.net = network_of(plan.model)
         self.members = collective_members(data.n, self.plan.collectives, cfg.collective.seed, eligible)
-        self.dp = next(iter(self.plan.firm_callbacks), None)  # stackable_reason admits DPSGD alone
+        self.dp = next((c for c in plan.firm_callbacks if isinstance(c, DPSGD)), None)
+        self.gdro = next((c for c in plan.firm_callbacks if isinstance(c, GroupDRO)), None)
         if self.dp is not None:
             # σ, q and δ as the DPSGD callback resolves them (stacked runs have no max_steps)
             self.sigma, _, self.delta = self.dp.resolve(data.n, data.batches, int(cfg.trainer.max_epochs))
@@ -137,7 +145,7 @@ def _views(strategies: list[Any], data: TensorData) -> tuple[torch.Tensor, torch
 
 
 def _chunk_size(jobs: list[_Job], data: TensorData, views: int, device: torch.device, max_models: int | None) -> int:
-    net, shape = jobs[0].model.net, tuple(jobs[0].model.hparams.input_shape)
+    net, shape = jobs[0].net, tuple(data.x_train.shape[1:])
     private = jobs[0].dp is not None
     batch = data.batch_size
     if private:
@@ -200,38 +208,82 @@ def _log(job: _Job, history: list[dict[str, float]], final: dict[str, float], st
     close_loggers(loggers)
 
 
-def build_module(
-    jobs: list[_Job], data: TensorData, views: tuple[torch.Tensor, torch.Tensor], evaluation: Evaluation
-) -> StackedClassifier:
-    """The stacked model of ``jobs``: their initial networks, members, learning rates and DP settings.
+def _group_views(gdro: Any, views: tuple[Tensor, Tensor], data: TensorData) -> Tensor:
+    """``(V, n)``: the groups the firm observes for every training point in every view (:func:`_views`)."""
+    out = []
+    for v, (x, y) in enumerate(zip(*views, strict=True)):
+        if gdro.groups == "membership":
+            out.append(torch.full_like(y, int(v > 0)))
+        elif callable(gdro.groups):
+            out.append(torch.as_tensor(gdro.groups((x, y, *data.extras_train))).long())
+        else:
+            out.append(data.extras_train[int(gdro.group_index) - 2].long())
+    return torch.stack(out)
 
-    ``views`` are the training set's clean and member views (:func:`_views`) on the device.
+
+def _group_dro(jobs: list[_Job], group_views: Tensor, owner: Tensor) -> StackedGroupDRO:
+    """Every model's group weights, step size and group adjustment C/√n_g over its own training set."""
+    gdro = jobs[0].gdro
+    num_groups = gdro.num_groups
+    if int(group_views.min()) < 0 or int(group_views.max()) >= num_groups:
+        raise ValueError(
+            f"group indices must lie in [0, {num_groups - 1}] (num_groups={num_groups}), "
+            f"got {group_views.unique().tolist()}; set num_groups to the number of groups."
+        )
+    observed = group_views.gather(0, owner.long())  # (K, n): each model's groups
+    counts = torch.zeros(len(jobs), num_groups).scatter_add_(1, observed, torch.ones_like(observed, dtype=torch.float))
+    given = [job.gdro.group_counts for job in jobs]
+    counts = torch.stack([c if c is not None else counts[k] for k, c in enumerate(given)])
+    strength = torch.tensor([float(job.gdro.generalization_adjustment) for job in jobs])
+    adjustment = strength[:, None] / counts.clamp(min=1).sqrt()
+    step_size = torch.tensor([float(job.gdro.step_size) for job in jobs])
+    return StackedGroupDRO(group_views, num_groups, step_size, adjustment)
+
+
+def build_module(
+    jobs: list[_Job],
+    data: TensorData,
+    views: tuple[Tensor, Tensor],
+    evaluation: Evaluation,
+    group_views: Tensor | None = None,
+) -> StackedClassifier:
+    """The stacked model of ``jobs``: their initial networks, members, optimizers, schedules and firm settings.
+
+    ``views`` are the training set's clean and member views (:func:`_views`) on the device;
+    ``group_views`` their observed groups under group DRO (:func:`_group_views`).
     """
-    params, buffers, base = stack([job.model.net for job in jobs])
+    from lightning_aca.stacked.optim import StackedOptimizer, lr_schedule
+
+    params, buffers, base = stack([job.net for job in jobs])
     owner = torch.zeros(len(jobs), data.n, dtype=torch.int8)
     for i, job in enumerate(jobs):
         for c, members in enumerate(job.members):
             owner[i, torch.as_tensor(members, dtype=torch.long)] = c + 1
-    hp = jobs[0].model.hparams
     seeds = [int(job.cfg.seed) for job in jobs]
     extra: dict[str, Any] = {}
+    steps = data.batches
     if jobs[0].dp is not None:
+        poisson = PoissonPlan.for_loader(data.n, data.batches)
+        steps = poisson.steps_per_epoch
         extra = dict(
-            poisson=PoissonPlan.for_loader(data.n, data.batches),
+            poisson=poisson,
             max_grad_norm=torch.tensor([float(job.dp.max_grad_norm) for job in jobs]),
             noise_multiplier=torch.tensor([job.sigma for job in jobs]),
             noise_seed=int(np.random.SeedSequence([*seeds, len(seeds)]).generate_state(1)[0]),
         )
+    if group_views is not None:
+        extra["group_dro"] = _group_dro(jobs, group_views, owner)
+    configured = [job.model.configure_optimizers() for job in jobs]
+    device = views[0].device
     return StackedClassifier(
         params,
         buffers,
         base,
         *views,
-        owner.to(views[0].device),
+        owner.to(device),
         seeds,
-        lr=torch.tensor([float(job.model.hparams.lr) for job in jobs]),
-        momentum=hp.momentum,
-        weight_decay=hp.weight_decay,
+        optimizer=StackedOptimizer.from_configured(configured, params),
+        lr_schedule=lr_schedule(configured, steps, int(jobs[0].cfg.trainer.max_epochs)),
         batch_size=data.batch_size,
         batches=data.batches,
         evaluation=evaluation,
@@ -256,7 +308,7 @@ def fit(module: StackedClassifier, cfg: DictConfig, device: torch.device) -> Sta
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*(configure_optimizers|does not have many workers).*")
-        trainer.fit(module, StackedDataModule(module.steps_per_epoch))
+        trainer.fit(module, StackedDataModule())
     return module
 
 
@@ -273,13 +325,15 @@ class _Group:
         # eligibility from the true labels of the training set, as the standard path decides it
         eligible = [s.eligible(data.y_train).numpy() if s.uses_labels else None for s in strategies]
         self.jobs = [_Job(p, data, eligible) for p in plans]
-        model = self.jobs[0].model
-        check_stackable(model.net, tuple(model.hparams.input_shape), self.jobs[0].dp is not None)
+        check_stackable(self.jobs[0].net, tuple(data.x_train.shape[1:]), self.jobs[0].dp is not None)
         self.evaluation = _evaluation(first, strategies, plan.names, data)
         inputs = data.x_train[:5000]
         self.xis = [uniqueness(inputs, s) for s in strategies]
         self.data_on_host = data
-        self.views = tuple(view.to(self.device) for view in _views(strategies, data))
+        views = _views(strategies, data)
+        gdro = self.jobs[0].gdro
+        self.group_views = None if gdro is None else _group_views(gdro, views, data)
+        self.views = tuple(view.to(self.device) for view in views)
         self.data = TensorData(**{**vars(data), "x_train": self.views[0][0], "y_train": self.views[1][0]})
 
 
@@ -287,7 +341,7 @@ def build_stacked(cfgs: Sequence[DictConfig], device: str | None = "cpu") -> Sta
     """The untrained stacked model of a group of configurations (as :func:`run_stacked` builds each chunk)."""
     cfgs = list(cfgs)
     group = _Group(cfgs, check_group(cfgs), device)
-    return build_module(group.jobs, group.data, group.views, group.evaluation)
+    return build_module(group.jobs, group.data, group.views, group.evaluation, group.group_views)
 
 
 def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_models: int | None = None) -> list[dict]:
@@ -338,7 +392,8 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         began = time.perf_counter()
-        module = _fit_or_explain(build_module(chunk, data, group.views, group.evaluation), chunk[0].cfg, group.device)
+        module = build_module(chunk, data, group.views, group.evaluation, group.group_views)
+        module = _fit_or_explain(module, chunk[0].cfg, group.device)
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
@@ -359,6 +414,8 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
                 plan = module.poisson
                 steps = plan.steps_per_epoch * int(job.cfg.trainer.max_epochs)
                 firm = privacy_fields(job.sigma, plan.sample_rate, steps, job.delta, job.dp.accountant)
+            if module.group_dro is not None:
+                firm = module.group_dro.record_fields(k)
             record = job.plan.record(
                 engine="stacked",
                 metrics=metrics,

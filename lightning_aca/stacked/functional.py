@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -31,18 +31,28 @@ def stack(nets: Sequence[nn.Module]) -> tuple[Params, Params, nn.Module]:
     return params, buffers, copy.deepcopy(nets[0]).to("meta")
 
 
-def batch_gradients(base: nn.Module, params: Params, buffers: Params, x: Tensor, y: Tensor) -> tuple[Params, Tensor]:
-    """Gradients of each model's mean cross-entropy on its own batch: ``x`` ``(K, B, ...)`` → ``(K, ...)``, loss ``(K,)``.
+def batch_gradients(
+    base: nn.Module,
+    params: Params,
+    buffers: Params,
+    x: Tensor,
+    y: Tensor,
+    weigh: Callable[[Tensor], Tensor] | None = None,
+) -> tuple[Params, Tensor]:
+    """Gradients of each model's weighted cross-entropy on its own batch and the per-sample losses ``(K, B)``.
 
-    A vmapped forward and one reverse pass through ordinary autograd: the K losses are summed, and
-    model k's parameters reach only loss k, so the gradient of the sum is each model's own
-    (1.5–2× cheaper than ``vmap(grad)`` for small networks).
+    ``x`` ``(K, B, ...)``; model k's objective is Σ_b w_kb · l_kb with ``weigh(losses)`` ``(K, B)``
+    computed from the detached per-sample losses (Group DRO's reweighting), by default 1/B (the
+    mean). A vmapped forward and one reverse pass through ordinary autograd: the K objectives are
+    summed, and model k's parameters reach only objective k, so the gradient of the sum is each
+    model's own (1.5–2× cheaper than ``vmap(grad)`` for small networks).
     """
     leaves = {name: p.detach().requires_grad_(True) for name, p in params.items()}
     with torch.enable_grad():
         scores = vmap(lambda p, b, xs: functional_call(base, (p, b), (xs,)), randomness="different")(leaves, buffers, x)
-        losses = F.cross_entropy(scores.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1)
-        grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+        losses = F.cross_entropy(scores.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+        weights = torch.full_like(losses, 1.0 / y.shape[1]) if weigh is None else weigh(losses.detach())
+        grads = torch.autograd.grad((losses * weights).sum(), list(leaves.values()))
     return dict(zip(leaves, grads, strict=True)), losses.detach()
 
 
@@ -113,14 +123,14 @@ def bytes_per_model(
 ) -> int:
     """A conservative float32 estimate of one stacked model's training memory.
 
-    Parameters, gradients and momentum (3·P), the batch's activations kept for backward and their
+    Parameters, gradients and optimizer state (Adam's two moments: 4·P), the batch's activations kept for backward and their
     gradients (2·A·B), under DP-SGD also the per-sample gradients (P·B) and the clipped copies
     the einsum reads (P·B), and the evaluation batch's activations (A·B_eval); doubled for the
     allocator's slack.
     """
     p = sum(t.numel() for t in net.parameters())
     a = activation_elements(net, input_shape)
-    elements = 3 * p + 2 * a * batch_size + a * eval_batch_size
+    elements = 4 * p + 2 * a * batch_size + a * eval_batch_size
     if private:
         elements += 2 * p * batch_size
     return 2 * 4 * elements

@@ -1,17 +1,24 @@
-"""``StackedClassifier``: K ``Classifier`` networks trained at once as one LightningModule.
+"""``StackedClassifier``: K networks of one architecture trained at once as one LightningModule.
 
 Each model k learns on its own view of one training set — the firm's data with model k's
 collective (Hardt et al. 2023, §2: α·h♯P₀ + (1 − α)·P₀), or with several disjoint collectives,
-each member submitting its own collective's h_c(x, y) (Karan et al. 2025) — by SGD with momentum and weight decay
-as ``Classifier`` trains, or by DP-SGD (Abadi et al. 2016) with its own C_k and σ_k. Manual
-optimization: one ``training_step`` gathers the K batches on the device, computes all K
-gradients with ``torch.func`` and updates all K models, with no per-model Python loop and no
-host synchronisation. Evaluation (S, baseline S, clean and group accuracy, with the definitions
-of :mod:`lightning_aca.metrics.functional`) runs once, vectorized over models, when training ends.
+each member submitting its own collective's h_c(x, y) (Karan et al. 2025) — with its own
+optimizer state and learning-rate schedule (:class:`~lightning_aca.stacked.optim.StackedOptimizer`),
+under ERM, DP-SGD (Abadi et al. 2016) with its own C_k and σ_k, or online group DRO (Sagawa et
+al. 2020) with its own group weights.
+
+One Lightning ``training_step`` is one epoch: the Trainer keeps devices, loggers and callbacks at
+epoch granularity, and the epoch's steps run in a loop with no per-step Trainer work and no host
+synchronisation. On CUDA each step is captured once per batch shape as a CUDA graph and replayed:
+a step of K small models is microseconds of arithmetic, and launching its few hundred kernels
+one by one would cost far more. Evaluation (S, baseline S, clean and group accuracy, with the
+definitions of :mod:`lightning_aca.metrics.functional`) runs once, vectorized over models, when
+training ends.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +39,9 @@ from lightning_aca.metrics.functional import (
 )
 from lightning_aca.runs.keys import metric_key
 from lightning_aca.stacked.functional import Params, batch_gradients, logits, per_sample_gradients
-from lightning_aca.stacked.privacy import PoissonPlan, clipped_sum, privatize
+from lightning_aca.stacked.gdro import StackedGroupDRO
+from lightning_aca.stacked.optim import StackedOptimizer
+from lightning_aca.stacked.privacy import PoissonPlan, clipped_sum, draw_noise, privatize
 
 
 @dataclass
@@ -74,19 +83,76 @@ class Evaluation:
 
 
 class StackedDataModule(L.LightningDataModule):
-    """Serves the step numbers of an epoch; the batches themselves are gathered on the device by the model."""
-
-    def __init__(self, steps_per_epoch: int) -> None:
-        super().__init__()
-        self.steps_per_epoch = steps_per_epoch
+    """One item per epoch: the stacked model runs the epoch's steps itself (:meth:`StackedClassifier.training_step`)."""
 
     @override
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(range(self.steps_per_epoch), batch_size=None)
+        return DataLoader(range(1), batch_size=None)
+
+
+class _StepGraphs:
+    """The training step captured as one CUDA graph per batch shape, replayed with the step's inputs copied in.
+
+    A shape's first step runs eagerly on a side stream (it initialises what capture cannot:
+    cuBLAS workspaces, autograd's streams); its second is captured — capture records the
+    kernels without running them — and every step of that shape is then one replay.
+    """
+
+    def __init__(self, step: Any) -> None:
+        self.step = step
+        self.graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, tuple[Any, ...]] | None] = {}
+        self.failed = False
+
+    def __call__(self, *inputs: Any) -> None:
+        key = tuple(inputs[0].shape)
+        if self.failed or key not in self.graphs:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                self.step(*inputs)
+            torch.cuda.current_stream().wait_stream(stream)
+            self.graphs[key] = None
+            return
+        if self.graphs[key] is None:
+            static = _clone(inputs)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self.step(*static)
+            except RuntimeError as err:  # an operation that cannot be captured: run eagerly from now on
+                warnings.warn(f"the stacked step runs without CUDA graphs ({err})", stacklevel=2)
+                self.failed = True
+                self.step(*inputs)
+                return
+            self.graphs[key] = (graph, static)
+        graph, static = self.graphs[key]
+        _copy(static, inputs)
+        graph.replay()
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_clone(v) for v in value)
+    return value
+
+
+def _copy(static: Any, value: Any) -> None:
+    if isinstance(static, Tensor):
+        static.copy_(value)
+    elif isinstance(static, dict):
+        for k in static:
+            _copy(static[k], value[k])
+    elif isinstance(static, tuple):
+        for s, v in zip(static, value, strict=True):
+            _copy(s, v)
 
 
 class StackedClassifier(L.LightningModule):
-    """K copies of one network, each trained on its own collective's data (ERM or DP-SGD).
+    """K copies of one network, each trained on its own collective's data (ERM, DP-SGD or group DRO).
 
     Args:
         params, buffers, base: the stacked state and meta-device module of
@@ -96,12 +162,16 @@ class StackedClassifier(L.LightningModule):
         owner: ``(K, n)`` small integers (``int8``): 0 where model k's point is clean, c + 1 where it belongs to
             collective c (memberships are disjoint).
         seeds: each model's seed (its shuffle or Poisson stream).
-        lr: ``(K,)`` learning rates; ``momentum``, ``weight_decay`` as ``torch.optim.SGD``.
+        optimizer: the K models' optimizer (its state moves with the module).
+        lr_schedule: ``(epochs · steps per epoch, K)`` learning rate of every step
+            (:func:`~lightning_aca.stacked.optim.lr_schedule`).
         batch_size: the training loader's batch size (ERM); ``batches`` its number of batches.
         evaluation: the held-out tensors.
-        poisson: Opacus's sampling plan under DP-SGD, ``None`` for ERM.
+        poisson: Opacus's sampling plan under DP-SGD, ``None`` otherwise.
         max_grad_norm, noise_multiplier: ``(K,)`` C_k and σ_k under DP-SGD.
         noise_seed: seed of the DP noise generator.
+        group_dro: the models' group weights under group DRO, ``None`` otherwise.
+        cuda_graphs: replay each step as a CUDA graph on CUDA devices.
     """
 
     def __init__(
@@ -113,9 +183,8 @@ class StackedClassifier(L.LightningModule):
         y_views: Tensor,
         owner: Tensor,
         seeds: list[int],
-        lr: Tensor,
-        momentum: float,
-        weight_decay: float,
+        optimizer: StackedOptimizer,
+        lr_schedule: Tensor,
         batch_size: int,
         batches: int,
         evaluation: Evaluation,
@@ -123,6 +192,8 @@ class StackedClassifier(L.LightningModule):
         max_grad_norm: Tensor | None = None,
         noise_multiplier: Tensor | None = None,
         noise_seed: int = 0,
+        group_dro: StackedGroupDRO | None = None,
+        cuda_graphs: bool = True,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -131,22 +202,23 @@ class StackedClassifier(L.LightningModule):
         self._buffer_names = list(buffers)
         for i, name in enumerate(self._names):
             self.register_buffer(f"param_{i}", params[name], persistent=True)
-            self.register_buffer(f"momentum_{i}", torch.zeros_like(params[name]), persistent=True)
         for i, name in enumerate(self._buffer_names):
             self.register_buffer(f"state_{i}", buffers[name], persistent=True)
+        self.optimizer = optimizer
+        self.group_dro = group_dro
         self.k = len(seeds)
         self.seeds = [int(s) for s in seeds]
-        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         self.batch_size, self.batches = int(batch_size), int(batches)
         self.poisson = poisson
         self.noise_seed = int(noise_seed)
+        self.cuda_graphs = bool(cuda_graphs)
         # no h changes an input (label flipping): gather from the clean inputs alone
         self._same_inputs = all(torch.equal(view, x_views[0]) for view in x_views[1:])
         tensors = dict(
             x_views=x_views[:1] if self._same_inputs else x_views,
             y_views=y_views,
             owner=owner,
-            lr=lr.float(),
+            lr_schedule=lr_schedule.float(),
             loss_sum=torch.zeros(self.k),
         )
         if poisson is not None:
@@ -157,10 +229,8 @@ class StackedClassifier(L.LightningModule):
         self.evaluation = evaluation
         self.history: list[Tensor] = []
         self.results: list[dict[str, float]] = []
-        self._index: Tensor | None = None
-        self._valid: Tensor | None = None
-        self._widths: list[int] = []
         self._noise: torch.Generator | None = None
+        self._run_step: Any = self.step
 
     # -- state as dicts ------------------------------------------------------------------------
     @property
@@ -201,69 +271,73 @@ class StackedClassifier(L.LightningModule):
             self.seeds, epoch, n, self.poisson.sample_rate, self.poisson.steps_per_epoch, self.device
         )
 
-    def step_indices(self, step: int) -> tuple[Tensor, Tensor | None]:
-        """Indices ``(K, B)`` of step ``step`` of the current epoch (and the Poisson mask under DP)."""
-        if self.poisson is None:
-            return self._index[:, step * self.batch_size : (step + 1) * self.batch_size], None
-        width = self._widths[step]  # the step's largest batch over models: less padding than the epoch's
-        return self._index[:, step, :width], self._valid[:, step, :width]
+    def step_indices(self, order: Tensor, valid: Tensor | None, step: int) -> tuple[Tensor, Tensor | None]:
+        """Indices ``(K, B)`` of step ``step`` of an epoch's :meth:`epoch_indices` (and the Poisson mask under DP)."""
+        if valid is None:
+            return order[:, step * self.batch_size : (step + 1) * self.batch_size], None
+        return order[:, step], valid[:, step]
 
-    def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Inputs ``(K, B, ...)`` and labels ``(K, B)``: each model's points, members' as their collective's h_c(x, y)."""
+    def gather(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Inputs ``(K, B, ...)``, labels ``(K, B)`` and views ``(K, B)``: members' points as their collective's h_c(x, y)."""
         view = torch.gather(self.owner, 1, index).long()
         y = self.y_views[view, index]
         x = self.x_views[0][index] if self._same_inputs else self.x_views[view, index]
-        return x, y
+        return x, y, view
 
     # -- training --------------------------------------------------------------------------------
     @override
     def configure_optimizers(self) -> None:
-        return None  # the SGD step is vectorized over models in training_step
+        return None  # the optimizer step is vectorized over models in step()
+
+    def gradients(
+        self, x: Tensor, y: Tensor, valid: Tensor | None, noise: Params | None = None, groups: Tensor | None = None
+    ) -> tuple[Params, Tensor]:
+        """Each model's update direction on its batch and its mean loss ``(K,)``.
+
+        ERM: the mean gradient, or group DRO's q-weighted one (``groups``: the batch's observed
+        groups); DP-SGD: the noisy clipped mean, with ``noise`` standard normal draws
+        (:func:`~lightning_aca.stacked.privacy.draw_noise`).
+        """
+        if self.poisson is None:
+            weigh = None if self.group_dro is None else (lambda losses: self.group_dro.weights(losses, groups))
+            grads, losses = batch_gradients(self.base, self.params, self.stacked_buffers, x, y, weigh)
+            return grads, losses.mean(1)
+        per_sample, losses = per_sample_gradients(self.base, self.params, self.stacked_buffers, x, y)
+        weights = valid.to(losses.dtype)
+        summed = clipped_sum(per_sample, weights, self.max_grad_norm)
+        grads = privatize(summed, self.noise_std, self.poisson.expected_batch_size, noise)
+        return grads, (losses * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def step(self, index: Tensor, valid: Tensor | None, lr: Tensor, noise: Params | None) -> None:
+        """One optimizer step of every model on its batch ``index`` ``(K, B)``; no host synchronisation."""
+        x, y, view = self.gather(index)
+        groups = None if self.group_dro is None else self.group_dro.groups(view, index)
+        grads, loss = self.gradients(x, y, valid, noise, groups)
+        self.optimizer.step(self.params, grads, lr)
+        self.loss_sum += loss
 
     @override
     def on_fit_start(self) -> None:
         self._noise = torch.Generator(device=self.device).manual_seed(self.noise_seed)
-
-    @override
-    def on_train_epoch_start(self) -> None:
-        self._index, self._valid = self.epoch_indices(self.current_epoch)
-        if self._valid is not None:  # per-step widths, rounded up to 8, read once per epoch
-            counts = self._valid.sum(2).amax(0).clamp(min=1)
-            self._widths = ((counts + 7) // 8 * 8).clamp(max=self._index.shape[2]).tolist()
-        self.loss_sum.zero_()
-
-    def gradients(self, x: Tensor, y: Tensor, valid: Tensor | None) -> tuple[Params, Tensor]:
-        """Each model's update direction on its batch (mean gradient, or DP-SGD's noisy clipped mean) and loss."""
-        if self.poisson is None:
-            return batch_gradients(self.base, self.params, self.stacked_buffers, x, y)
-        per_sample, losses = per_sample_gradients(self.base, self.params, self.stacked_buffers, x, y)
-        weights = valid.to(losses.dtype)
-        summed = clipped_sum(per_sample, weights, self.max_grad_norm)
-        grads = privatize(summed, self.noise_std, self.poisson.expected_batch_size, self._noise)
-        return grads, (losses * weights).sum(1) / weights.sum(1).clamp(min=1)
-
-    def sgd_step(self, grads: Params) -> None:
-        """``torch.optim.SGD``'s update (weight decay, momentum without dampening), with a learning rate per model."""
-        for i, name in enumerate(self._names):
-            p, buf, g = getattr(self, f"param_{i}"), getattr(self, f"momentum_{i}"), grads[name]
-            if self.weight_decay:
-                g = g.add(p, alpha=self.weight_decay)
-            if self.momentum:
-                g = buf.mul_(self.momentum).add_(g)
-            p.sub_(self.lr.view(-1, *[1] * (p.dim() - 1)) * g)
+        self._run_step = _StepGraphs(self.step) if self.cuda_graphs and self.device.type == "cuda" else self.step
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        index, valid = self.step_indices(batch_idx)
-        x, y = self.gather(index)
-        grads, loss = self.gradients(x, y, valid)
-        self.sgd_step(grads)
-        self.loss_sum += loss.detach()
+        epoch, steps = self.current_epoch, self.steps_per_epoch
+        order, valid = self.epoch_indices(epoch)
+        self.loss_sum.zero_()
+        params = self.params
+        for step in range(steps):
+            index, mask = self.step_indices(order, valid, step)
+            noise = None if self.poisson is None else draw_noise(params, self._noise)
+            self._run_step(index, mask, self.lr_schedule[epoch * steps + step], noise)
 
     @override
     def on_train_epoch_end(self) -> None:
         losses = self.loss_sum / self.steps_per_epoch
-        self.history.append(losses)  # per model; read once, after training
+        self.history.append(losses.clone())  # per model; read once, after training
+        if self.group_dro is not None:
+            self.group_dro.end_epoch()
         self.log("train/loss", losses.mean(), prog_bar=True)  # the progress bar shows the mean over models
 
     @override

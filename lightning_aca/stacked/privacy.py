@@ -54,16 +54,20 @@ def clipped_sum(per_sample: dict[str, Tensor], weights: Tensor, max_grad_norm: T
     }
 
 
+def draw_noise(summed_like: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Standard normal draws shaped like each model's summed gradient, in parameter order."""
+    return {
+        name: torch.randn(t.shape, generator=generator, device=t.device, dtype=t.dtype)
+        for name, t in summed_like.items()
+    }
+
+
 def privatize(
-    summed: dict[str, Tensor],
-    noise_std: Tensor,
-    expected_batch_size: int,
-    generator: torch.Generator | None = None,
+    summed: dict[str, Tensor], noise_std: Tensor, expected_batch_size: int, noise: dict[str, Tensor]
 ) -> dict[str, Tensor]:
-    """(Σ clipped + N(0, (σₖCₖ)²)) / expected batch size, per model; ``noise_std`` ``(K,)`` is σₖ·Cₖ."""
+    """(Σ clipped + σₖCₖ·z) / expected batch size, per model; ``noise_std`` ``(K,)`` is σₖ·Cₖ, z ~ N(0, 1) (:func:`draw_noise`)."""
     out = {}
     for name, s in summed.items():
         std = noise_std.view(-1, *([1] * (s.dim() - 1))).to(s.dtype)
-        noise = torch.randn(s.shape, generator=generator, device=s.device, dtype=s.dtype)
-        out[name] = (s + std * noise) / expected_batch_size
+        out[name] = (s + std * noise[name]) / expected_batch_size
     return out

@@ -56,7 +56,7 @@ def test_erm_same_seed_same_initial_weights_and_batches_in_both_engines(compose_
         order, _ = module.epoch_indices(epoch)
         assert list(loader.sampler) == order[0].tolist()
         first = next(iter(loader))
-        x, y = module.gather(order[:1, : loader.batch_size])
+        x, y, _ = module.gather(order[:1, : loader.batch_size])
         assert torch.equal(first[0], x[0]) and torch.equal(first[1], y[0])  # members' points planted alike
 
 

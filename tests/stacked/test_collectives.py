@@ -56,7 +56,7 @@ def test_members_per_model_are_select_disjoint_members(compose_cfg, second):
 def test_each_member_submits_its_own_collectives_view(compose_cfg):
     module = build_stacked([compose_cfg(TWO, *_alphas(0.2, 0.3))])
     index = torch.arange(1347)[None]
-    x, y = module.gather(index)
+    x, y, _ = module.gather(index)
     owner = module.owner[0]
     clean = owner == 0
     assert torch.equal(x[0][clean], module.x_train[clean]) and torch.equal(y[0][clean], module.y_train[clean])
@@ -181,7 +181,7 @@ def test_both_engines_choose_the_same_members_and_submitted_points(compose_cfg):
     owner = module.owner[0].numpy()
     for c, name in enumerate(("first", "second")):
         assert dm.train_dataset.members_of(name).tolist() == np.flatnonzero(owner == c + 1).tolist()
-    x, y = module.gather(torch.arange(1347)[None])
+    x, y, _ = module.gather(torch.arange(1347)[None])
     items = [dm.train_dataset[i] for i in range(1347)]
     assert torch.equal(torch.stack([item[0] for item in items]).float(), x[0])
     assert torch.equal(torch.as_tensor([int(item[1]) for item in items]), y[0])

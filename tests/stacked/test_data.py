@@ -62,7 +62,7 @@ def test_batches_carry_each_models_members_as_the_strategy_submits_them(compose_
     cfgs = [compose_cfg(f"collective.alpha={a}", name=str(a)) for a in (0.0, 0.5)]
     module = build_stacked(cfgs)
     index = shuffled_indices(module.seeds, 0, 1347, torch.device("cpu"))[:, :64]
-    x, y = module.gather(index)
+    x, y, _ = module.gather(index)
     member = torch.gather(module.is_member, 1, index)
     assert not member[0].any() and member[1].any()
     patch = x[..., 6:, 6:].flatten(2)
