@@ -14,6 +14,9 @@ Four comparisons, each variant in this process or a child ``aca-run`` on the sam
   the marginal memory per added model between the two largest stacks.
 - **quickstart**: ``aca-run experiment=quickstart`` (10 runs on digits) end to end on the CPU,
   stacked launcher against the basic launcher, each in a fresh process.
+- **graphs** (CUDA only): the stacked fit with and without CUDA-graph replay of its step, for
+  ERM with Adam, DP-SGD and group DRO (8 models, real MNIST-5k / coloured MNIST-5k, MLP, 5
+  epochs): wall time of the fit and the largest difference between the two runs' weights.
 - **launchers**: what a user would run instead, on the same device: the ``mnist_dp`` recipe's
   DP sweep on real MNIST-5k (MLP, 20 epochs; 6 α × 2 target ε × 3 seeds = 36 runs), whole
   commands, through the stacked launcher, Hydra's joblib launcher with 8 processes sharing the
@@ -26,6 +29,7 @@ sizes with them); ``--only`` reruns some comparisons and keeps the others' rows 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -239,16 +243,41 @@ def _standard_fit(cfg, device: torch.device, private: bool) -> Callable[[], floa
     return run
 
 
-def _stacked_fit(cfgs, device: torch.device) -> Callable[[], float]:
-    """The stacked model of ``cfgs``, built and fitted one epoch: s per model-step."""
+def _stacked_fit(cfgs, device: torch.device, cuda_graphs: bool = True) -> Callable[[], float]:
+    """The stacked model of ``cfgs``, built and fitted 3 epochs: s per model-step over epochs 2 and 3.
+
+    One Lightning step is one epoch of the stacked model, so epochs are timed; the first one
+    (which captures the CUDA graphs) is left out, as a steady-state step time leaves out set-up.
+    """
+    import lightning as L
+
     from lightning_aca.stacked import StackedDataModule
     from lightning_aca.stacked.engine import build_stacked
 
+    class EpochTimer(L.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            self.times.append(time.perf_counter() - self.start)
+
+    cfgs = [copy.deepcopy(cfg) for cfg in cfgs]
+    for cfg in cfgs:
+        cfg.trainer.max_epochs = 3
+
     def run() -> float:
         module = build_stacked(cfgs, device=str(device))
-        timer = step_timer(device)
-        bare_trainer(device, 1, [timer]).fit(module, StackedDataModule(module.steps_per_epoch))
-        return timer.seconds_per_step / len(cfgs)
+        module.cuda_graphs = cuda_graphs
+        timer = EpochTimer()
+        bare_trainer(device, 3, [timer]).fit(module, StackedDataModule())
+        return statistics.mean(timer.times[1:]) / module.steps_per_epoch / len(cfgs)
 
     return run
 
@@ -263,19 +292,25 @@ def step(sizes: Sizes, device: torch.device) -> list[Row]:
         }
         for k in sizes.stacks:
             variants[f"stacked DP-SGD, K={k} (per model)"] = _stacked_fit(_configs(sizes, k, True, tmp), device)
+        stacks = list(sizes.stacks)
+        if device.type == "cuda":
+            k = sizes.stacks[-1]
+            eager = _stacked_fit(_configs(sizes, k, True, tmp), device, cuda_graphs=False)
+            variants[f"stacked DP-SGD, K={k} (per model), without CUDA graphs"] = eager
+            stacks.append(k)
         size = f"cnn, synthetic {sizes.n_train}x1x28x28, Poisson batches of expected size {sizes.batch_size}, {device}"
         rows = compare("DP-SGD overhead (s per model-step, stacked vs Opacus)", size, variants, sizes.repeats, device)
     base = rows[0].median_s
     peaks: dict[int, float] = {}
-    for row, k in zip(rows, [1, 1, *sizes.stacks], strict=True):
+    for row, k in zip(rows, [1, 1, *stacks], strict=True):
         row.extra["speedup vs Opacus hooks"] = round(base / row.median_s, 1)
         if row.peak_mem_mb is not None:
             row.extra["peak MiB per model"] = round(row.peak_mem_mb / k, 1)
-            if row.variant.startswith("stacked"):
+            if row.variant.startswith("stacked") and "without" not in row.variant:
                 peaks[k] = row.peak_mem_mb
     if len(peaks) >= 2:
         (k1, m1), (k2, m2) = sorted(peaks.items())[-2:]
-        rows[-1].extra["marginal MiB per added model"] = round((m2 - m1) / (k2 - k1), 2)
+        rows[1 + len(sizes.stacks)].extra["marginal MiB per added model"] = round((m2 - m1) / (k2 - k1), 2)
     return rows
 
 
@@ -311,6 +346,45 @@ def quickstart(sizes: Sizes) -> list[Row]:
                 speedup=round(base / statistics.median(t), 2),
             )
         )
+    return rows
+
+
+# -- CUDA graphs against eager steps ----------------------------------------------------------------------------
+def graphs(sizes: Sizes, device: torch.device) -> list[Row]:
+    """The same stacked fit replayed as CUDA graphs and run eagerly: wall time and largest weight difference."""
+    from hydra import compose, initialize_config_module
+
+    from lightning_aca.stacked.engine import build_stacked, fit
+
+    settings = {
+        "ERM, Adam": ["data=mnist5k", "model.optimizer=adam", "model.lr=0.001"],
+        "DP-SGD (σ = 1)": ["data=mnist5k", "firm=dpsgd", "firm.callbacks.dpsgd.noise_multiplier=1.0"],
+        "group DRO": ["data=colored_mnist", "firm=gdro", "firm.callbacks.gdro.step_size=0.1"],
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_module("lightning_aca.conf", version_base="1.3"):
+        for name, overrides in settings.items():
+            cfgs = []
+            for k in range(8):
+                cfg = compose("config", overrides=[*overrides, "logger=none", "quiet=true", _trainer(device)])
+                cfg.trainer.max_epochs, cfg.seed, cfg.output_dir = 5, k, f"{tmp}/{k}"
+                cfg.collective.alpha = (0.001, 0.01, 0.05, 0.1)[k % 4]
+                cfgs.append(cfg)
+            times, weights = {}, {}
+            for variant, on in (("eager steps", False), ("CUDA graphs", True)):
+                module = build_stacked(cfgs, device=str(device))
+                module.cuda_graphs = on
+                torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                fit(module, cfgs[0], device)
+                torch.cuda.synchronize(device)
+                times[variant] = time.perf_counter() - start
+                weights[variant] = torch.cat([p.flatten() for p in module.params.values()])
+            diff = float((weights["CUDA graphs"] - weights["eager steps"]).abs().max())
+            size = f"{name}: 8 models, mlp, 5 epochs, {module.steps_per_epoch} steps an epoch, {device}"
+            for variant, wall in times.items():
+                extra = {"max |Δweight| graphs vs eager": f"{diff:.2e}"} if variant == "CUDA graphs" else {}
+                rows.append(_row("stacked fit, CUDA graphs vs eager steps", variant, size, [wall], times["eager steps"], **extra))
     return rows
 
 
@@ -375,6 +449,7 @@ _SECTIONS = {
     "DP-SGD overhead (s per model-step": "step",
     "sweep throughput (quickstart": "quickstart",
     "sweep against other launchers": "launchers",
+    "stacked fit, CUDA graphs": "graphs",
 }
 
 
@@ -403,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         "step": lambda: step(sizes, device),
         "quickstart": lambda: quickstart(sizes),
         "launchers": lambda: launchers(sizes, device),
+        "graphs": lambda: graphs(sizes, device) if device.type == "cuda" else [],
     }
     env = _environment(device)
     tag = "stacked-" + env["device"].split(":")[0].replace(" ", "_")

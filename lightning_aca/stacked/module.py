@@ -318,6 +318,13 @@ class StackedClassifier(L.LightningModule):
 
     @override
     def on_fit_start(self) -> None:
+        epochs = self.trainer.max_epochs
+        if epochs is None or epochs < 0 or epochs * self.steps_per_epoch > len(self.lr_schedule):
+            planned = len(self.lr_schedule) // self.steps_per_epoch
+            raise ValueError(
+                f"the stacked model's learning-rate schedule covers {planned} epochs; fit it with max_epochs <= {planned} "
+                f"(got {epochs}), or rebuild it for trainer.max_epochs={epochs}."
+            )
         self._noise = torch.Generator(device=self.device).manual_seed(self.noise_seed)
         self._run_step = _StepGraphs(self.step) if self.cuda_graphs and self.device.type == "cuda" else self.step
 
