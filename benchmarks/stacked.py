@@ -384,7 +384,11 @@ def graphs(sizes: Sizes, device: torch.device) -> list[Row]:
             size = f"{name}: 8 models, mlp, 5 epochs, {module.steps_per_epoch} steps an epoch, {device}"
             for variant, wall in times.items():
                 extra = {"max |Δweight| graphs vs eager": f"{diff:.2e}"} if variant == "CUDA graphs" else {}
-                rows.append(_row("stacked fit, CUDA graphs vs eager steps", variant, size, [wall], times["eager steps"], **extra))
+                rows.append(
+                    _row(
+                        "stacked fit, CUDA graphs vs eager steps", variant, size, [wall], times["eager steps"], **extra
+                    )
+                )
     return rows
 
 

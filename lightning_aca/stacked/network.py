@@ -72,17 +72,19 @@ def _loss_reason(module: Any, net: nn.Module, input_shape: Sequence[int]) -> str
 
 def network_reason(module: Any, input_shape: Sequence[int], private: bool) -> str | None:
     """None if the stacked engine can train ``module`` (under DP-SGD if ``private``), else a one-line reason."""
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
     from lightning_aca.stacked.functional import check_stackable
     from lightning_aca.stacked.optim import optimizer_reason
-
-    from lightning.pytorch.utilities.model_helpers import is_overridden
 
     try:
         net = network_of(module)
     except ValueError as err:
         return str(err)
     if is_overridden("lr_scheduler_step", module):
-        return f"{type(module).__name__} overrides lr_scheduler_step, which the stacked schedule does not run; {_STANDARD}"
+        return (
+            f"{type(module).__name__} overrides lr_scheduler_step, which the stacked schedule does not run; {_STANDARD}"
+        )
     reason = optimizer_reason(module.configure_optimizers()) or _loss_reason(module, net, input_shape)
     if reason is not None:
         return reason
