@@ -17,7 +17,7 @@ import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.aca_stacked_launcher._core import group_key
+from hydra_plugins.aca_stacked_launcher._core import engine_config, group_key
 from lightning_aca import cli
 from lightning_aca.experiment import overrides_of, validate
 from lightning_aca.runs.records import RECORD_NAME, sweep_params, write_record
@@ -102,13 +102,13 @@ def _alphas(cfgs):
 
 
 def _composed(overrides: list[str], sweep: Path, num: int) -> DictConfig:
-    """A job's composed config, hydra node included, as the launcher holds it after laying the job out."""
+    """A job's engine config, as the launcher builds it from the job's composed config (hydra node included)."""
     cfg = compose("config", overrides=[*overrides, f"hydra.sweep.dir={sweep}"], return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(sweep / str(num))
         cfg.hydra.job.override_dirname = ",".join(overrides)
         cfg.hydra.job.num = num
-    return cfg
+    return engine_config(cfg)
 
 
 def test_group_key_ignores_stackable_keys_and_per_job_hydra_values(tmp_path):
