@@ -318,6 +318,11 @@ class StackedClassifier(L.LightningModule):
 
     @override
     def on_fit_start(self) -> None:
+        self._noise = torch.Generator(device=self.device).manual_seed(self.noise_seed)
+        self._run_step = _StepGraphs(self.step) if self.cuda_graphs and self.device.type == "cuda" else self.step
+
+    @override
+    def on_train_start(self) -> None:
         epochs = self.trainer.max_epochs
         if epochs is None or epochs < 0 or epochs * self.steps_per_epoch > len(self.lr_schedule):
             planned = len(self.lr_schedule) // self.steps_per_epoch
@@ -325,8 +330,6 @@ class StackedClassifier(L.LightningModule):
                 f"the stacked model's learning-rate schedule covers {planned} epochs; fit it with max_epochs <= {planned} "
                 f"(got {epochs}), or rebuild it for trainer.max_epochs={epochs}."
             )
-        self._noise = torch.Generator(device=self.device).manual_seed(self.noise_seed)
-        self._run_step = _StepGraphs(self.step) if self.cuda_graphs and self.device.type == "cuda" else self.step
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:

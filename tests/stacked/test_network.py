@@ -166,3 +166,14 @@ def test_stacked_runs_agree_with_the_standard_path_within_seed_spread(compose_cf
         for ours, theirs in zip(stacked, standard, strict=True):
             assert set(ours) == set(theirs) - {"engine"} | {"engine"}
             assert len(ours["group_weights"]) == 4 and sum(ours["group_weights"]) == pytest.approx(1, abs=1e-5)
+
+
+def test_fitting_past_the_schedule_names_the_epochs_it_covers(compose_cfg):
+    import lightning as L
+
+    from lightning_aca.stacked import StackedDataModule
+
+    module = build_stacked([compose_cfg()])  # trainer.max_epochs=2
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ValueError, match=r"schedule covers 2 epochs; fit it with max_epochs <= 2 \(got 3\)"):
+        trainer.fit(module, StackedDataModule())
