@@ -119,7 +119,8 @@ def test_each_setting_gets_its_own_search_and_not_reached_is_reported(tmp_path, 
     assert [s["setting"] for s in found["settings"]] == ["trainer.max_epochs=1", "trainer.max_epochs=2"]
     assert all(s["status"] == "not reached" for s in found["settings"])
     assert {(a, s) for a, s, epochs in objective["trained"] if a == 0.1} == {(0.1, 0), (0.1, 1), (0.1, 2)}
-    assert "trainer.max_epochs=2: not reached after 6 runs: not reached (max S = " in capsys.readouterr().out
+    # 3 runs at the start, 4 up to the range's end (points_per_round), the other 2 seeds there
+    assert "trainer.max_epochs=2: not reached after 9 runs: not reached (max S = " in capsys.readouterr().out
 
 
 def test_two_settings_find_their_own_alpha_star(tmp_path, monkeypatch, objective):
@@ -216,3 +217,49 @@ def test_real_quickstart_search_locates_alpha_star(tmp_path):
     assert 0.01 <= setting["alpha_star"]["alpha_star"] <= 0.05
     assert len(load_records([sweep])) == setting["runs"]
     assert "critical_mass: experiment=quickstart: " in proc.stdout and "α* (S* = 0.9)" in proc.stdout
+
+
+def test_several_alpha_a_round_take_fewer_rounds_than_bisection(tmp_path, monkeypatch, objective, capsys):
+    """α* ≈ 0.042 lies above the first round's α: bisection brackets it with the range's end and then
+    bisects, the default's four points a round bracket and cut it in one round."""
+    found = {}
+    for k in (1, 4):
+        sweep = tmp_path / f"k{k}"
+        args = [
+            "experiment=quickstart",
+            "trainer.max_epochs=2",
+            "hydra/sweeper=critical_mass",
+            f"hydra.sweep.dir={sweep}",
+        ]
+        _aca_run(monkeypatch, *args, *([f"hydra.sweeper.points_per_round={k}"] if k == 1 else []))
+        found[k] = _summary(sweep)
+        (setting,) = found[k]["settings"]
+        assert setting["status"] == "converged" and abs(setting["alpha_star"]["alpha_star"] / truth(0.02) - 1) <= 0.25
+    assert found[1]["points_per_round"] == 1 and found[4]["points_per_round"] == 4  # 4: the default
+    assert [(found[k]["rounds"], found[k]["settings"][0]["runs"]) for k in (1, 4)] == [(4, 7), (3, 8)]
+    assert "tolerance ±25%, up to 4 α a round, at most 40 runs a setting" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "2.5", "true"])
+def test_a_bad_points_per_round_names_the_key_and_the_fix(tmp_path, bad):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightning_aca.cli",
+            "-m",
+            "experiment=quickstart",
+            "hydra/sweeper=critical_mass",
+            f"hydra.sweeper.points_per_round={bad}",
+            *QUIET,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("aca-run: error: hydra.sweeper.points_per_round must be a positive int")
+    assert "give a whole number such as 3" in line
+    assert not list(tmp_path.rglob(RECORD_NAME))

@@ -100,6 +100,7 @@ def search_for(sweeper: CriticalMassSweeper, overrides: Sequence[Override]) -> t
             max_runs=sweeper.max_runs,
             initial=sweeper.initial,
             explore_seeds=sweeper.explore_seeds,
+            points_per_round=sweeper.points_per_round,
         )
     except (TypeError, ValueError) as err:
         raise ValueError(f"hydra.sweeper.{err}") from None
@@ -183,6 +184,7 @@ def _summary(search: AlphaSearch, settings: Sequence[_Setting], rounds: int) -> 
         "seeds": list(search.seeds),
         "success_level": search.success_level,
         "tolerance": search.tolerance,
+        "points_per_round": search.points_per_round,
         "rounds": rounds,
         "settings": [
             {
@@ -218,7 +220,7 @@ def sweep(sweeper: CriticalMassSweeper, arguments: Sequence[str]) -> list[Sequen
     print(
         f"{_PREFIX} {len(settings)} setting(s), α in [{search.alpha_range[0]:.4g}, {search.alpha_range[1]:.4g}], "
         f"seeds {list(search.seeds)}, S* = {search.success_level:g}, tolerance ±{search.tolerance:.0%}, "
-        f"at most {search.max_runs} runs a setting",
+        f"up to {search.points_per_round} α a round, at most {search.max_runs} runs a setting",
         flush=True,
     )
 

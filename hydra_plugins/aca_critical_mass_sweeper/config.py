@@ -28,8 +28,11 @@ class CriticalMassSweeperConf:
     max_runs: int = 40
     # alpha values of the first round, log-spaced inside alpha_range
     initial: int = 3
-    # seeds of a point placed to bracket and bisect alpha* (the first ones of seeds)
+    # seeds of a point placed to bracket and cut alpha* (the first ones of seeds)
     explore_seeds: int = 1
+    # most alpha values a round tries per setting: k-section of the bracket (1: bisection); Any, so that
+    # AlphaSearch, not OmegaConf, says what is wrong with a bad value
+    points_per_round: Any = 4
     # swept parameters, as hydra.sweeper.params of the basic sweeper
     params: Any = None
 

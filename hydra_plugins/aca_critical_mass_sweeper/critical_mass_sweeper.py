@@ -23,7 +23,9 @@ class CriticalMassSweeper(Sweeper):
         tolerance: α* is located when its bootstrap interval lies within α̂·(1 ± tolerance).
         max_runs: the most runs per setting (runs found in the sweep directory included).
         initial: α values of the first round, log-spaced inside the range.
-        explore_seeds: seeds of a point placed to bracket and bisect α*.
+        explore_seeds: seeds of a point placed to bracket and cut α*.
+        points_per_round: the most α values a round tries per setting: k points k-section the
+            bracket (it shrinks by a factor k + 1 in log α a round), 1 bisects it.
         params: swept parameters, as the basic sweeper's ``hydra.sweeper.params``.
     """
 
@@ -36,6 +38,7 @@ class CriticalMassSweeper(Sweeper):
         max_runs: int = 40,
         initial: int = 3,
         explore_seeds: int = 1,
+        points_per_round: int = 4,
         params: Mapping[str, Any] | None = None,
     ) -> None:
         self.alpha_range = None if alpha_range is None else list(alpha_range)
@@ -45,6 +48,7 @@ class CriticalMassSweeper(Sweeper):
         self.max_runs = max_runs
         self.initial = initial
         self.explore_seeds = explore_seeds
+        self.points_per_round = points_per_round
         self.params = dict(params or {})
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None

@@ -1,20 +1,28 @@
-"""Where to train next when searching for the critical mass α*: bracket it, bisect in log α, replicate seeds.
+"""Where to train next when searching for the critical mass α*: bracket it, k-section it in log α, replicate seeds.
 
 The critical mass α* is the smallest collective size whose success reaches S* (Hardt, Mazumdar,
 Mendler-Dünner, Zrnic, ICML 2023, arXiv 2302.04262, §3). A grid spends most of its runs far from
 α*; :class:`AlphaSearch` instead looks at the runs finished so far, fits them with
 :func:`~lightning_aca.analysis.critical_mass.estimate_alpha_star` (the monotone fit and bootstrap
-interval ``aca-report`` uses) and says which (α, seed) runs decide α* next:
+interval ``aca-report`` uses) and says which (α, seed) runs decide α* next. One step's runs form
+one round; a round places up to k = ``points_per_round`` new α values, since where rounds are
+trained as one stack of models a round costs about the same whatever its size:
 
 1. **Start**: ``initial`` α values log-spaced *inside* the range (the ends are tried only if the
    fit points beyond the inner values), each with the first ``explore_seeds`` seeds.
-2. **Bracket**: while the fitted curve stays below S*, try the range's upper end; while it
-   already reaches S* at the smallest α tried, the lower end. An end run with every seed that
-   still does not bracket α* ends the search: "not reached" (S* above the curve over the range)
-   or "below range" (α* ≤ the lower end).
-3. **Bisect**: the bracket is the pair of tried α next to the estimate α̂. While it spans more
-   than ((1 + tol)/(1 − tol))², try its midpoint in log α; once narrower, try α̂·(1 ∓ tol/2)
-   on each side that has no tried α within α̂·(1 ± tol) — the *tolerance window*.
+2. **Bracket**: while the fitted curve stays below S*, try up to k α log-spaced above the largest
+   α tried, the range's upper end the last of them; while it already reaches S* at the smallest α
+   tried, likewise below it down to the lower end. An end run with every seed that still does not
+   bracket α* ends the search: "not reached" (S* above the curve over the range) or "below range"
+   (α* ≤ the lower end).
+3. **Cut**: the bracket is the pair of tried α next to the estimate α̂, the *tolerance window*
+   α̂·(1 ± tol). While the bracket does not lie in the window, try up to k α log-spaced strictly
+   inside it (k-section: the bracket shrinks by a factor k + 1 in log α a round), no more than cut
+   it into parts half the window wide, √((1 + tol)/(1 − tol)) as a ratio: such a part lies in the
+   window unless α̂ falls at its very bottom. A lone point that leaves only such parts gets every
+   seed at once: it will be an end of the next bracket, which lies in the window, where every seed
+   must run anyway. With k = 1 the cut is a bisection while the bracket spans more than
+   ((1 + tol)/(1 − tol))², then α̂·(1 ∓ tol/2) on each side that has no tried α within the window.
 4. **Replicate**: once both bracket ends lie in the window, run the missing seeds there (and,
    while the interval still leaves the window, at the next tried α beyond), since the bootstrap
    interval resamples seeds.
@@ -28,6 +36,7 @@ interval ``aca-report`` uses) and says which (α, seed) runs decide α* next:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -43,6 +52,12 @@ Status = Literal["running", "converged", "not reached", "below range", "seeds di
 def _rounded(alpha: float) -> float:
     """α to 4 significant digits: readable run directories, and the same value a record reads back."""
     return float(f"{alpha:.4g}")
+
+
+def _inside(low: float, high: float, n: int) -> list[float]:
+    """``n`` α values log-spaced strictly inside (low, high)."""
+    start, stop = math.log(low), math.log(high)
+    return [_rounded(math.exp(start + (stop - start) * i / (n + 1))) for i in range(1, n + 1)]
 
 
 @dataclass(frozen=True)
@@ -85,8 +100,10 @@ class AlphaSearch:
         max_runs: the most runs of this setting (those found already included).
         initial: α values of the first step, log-spaced inside ``alpha_range``.
         explore_seeds: how many of ``seeds`` (the first ones) a point gets while α* is bracketed
-            and bisected; the rest are added at the bracket's ends.
+            and cut; the rest are added at the bracket's ends.
         n_bootstrap: bootstrap replicates of α*'s interval (``aca-report``'s default: 1000).
+        points_per_round: k, the most α values one step places while bracketing and cutting: k
+            points k-section the bracket, 1 bisects it (``hydra/sweeper=critical_mass``'s default: 4).
 
     Example:
         >>> search = AlphaSearch((0.001, 0.1), seeds=(0, 1), initial=3)
@@ -105,6 +122,7 @@ class AlphaSearch:
     initial: int = 3
     explore_seeds: int = 1
     n_bootstrap: int = 1000
+    points_per_round: int = 1
 
     def __post_init__(self) -> None:
         if len(self.alpha_range) != 2:
@@ -130,11 +148,17 @@ class AlphaSearch:
         object.__setattr__(self, "initial", positive_int("initial", self.initial))
         object.__setattr__(self, "explore_seeds", explore)
         object.__setattr__(self, "n_bootstrap", positive_int("n_bootstrap", self.n_bootstrap))
+        k = self.points_per_round
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(
+                f"points_per_round must be a positive int (the most α values a round tries per setting), got {k!r}: "
+                "give a whole number such as 3 (k-section of the bracket) or 1 (bisection)."
+            )
+        object.__setattr__(self, "points_per_round", int(k))
 
     def initial_alphas(self) -> list[float]:
         """The first step's α values: ``initial`` points log-spaced strictly inside ``alpha_range``."""
-        low, high = (math.log(a) for a in self.alpha_range)
-        return [_rounded(math.exp(low + (high - low) * i / (self.initial + 1))) for i in range(1, self.initial + 1)]
+        return _inside(*self.alpha_range, self.initial)
 
     def step(self, alphas: Sequence[float], successes: Sequence[float], seeds: Sequence[int]) -> SearchStep:
         """The fit of the finished runs (α, S, seed of each) and the runs that decide α* next.
@@ -173,6 +197,20 @@ class AlphaSearch:
     def _explore(self, alpha: float) -> list[tuple[float, int]]:
         return [(_rounded(alpha), s) for s in self.seeds[: self.explore_seeds]]
 
+    def _parts(self, ratio: float) -> int:
+        """Into how many parts a span of α (``ratio``: its upper over its lower end) is cut for each to be
+        at most half the tolerance window wide in log α."""
+        half_window = math.log((1 + self.tolerance) / (1 - self.tolerance)) / 2
+        return max(1, math.ceil(math.log(ratio) / half_window - 1e-9))
+
+    def _cut(self, ran: dict[float, set[int]], below: float, above: float) -> list[tuple[float, int]]:
+        """The runs that k-section the bracket (below, above); a lone last cut with every seed."""
+        parts = self._parts(above / below)
+        points = [a for a in _inside(below, above, min(self.points_per_round, max(parts - 1, 1))) if below < a < above]
+        if parts <= 2 and len(points) == 1:
+            return self._missing(ran, points[0])
+        return [run for a in dict.fromkeys(points) for run in self._explore(a)]
+
     def _next(
         self,
         runs: list[tuple[float, int]],
@@ -195,7 +233,12 @@ class AlphaSearch:
         if not fit.reached or fit.at_smallest_alpha:
             end, status = (high, "not reached") if not fit.reached else (low, "below range")
             beyond = tried[-1] < high if not fit.reached else tried[0] > low
-            runs = self._explore(end) if beyond else self._missing(ran, tried[-1] if not fit.reached else tried[0])
+            if not beyond:
+                runs = self._missing(ran, tried[-1] if not fit.reached else tried[0])
+            else:  # up to k points out to the range's end, the end one of them
+                span = sorted((tried[-1] if not fit.reached else tried[0], end))
+                n = min(self.points_per_round, self._parts(span[1] / span[0]))
+                runs = [run for a in sorted({_rounded(end), *_inside(*span, n - 1)}) for run in self._explore(a)]
             return self._next(runs, fit, None, n_runs, stop=status)
 
         estimate = float(fit.alpha_star)
@@ -206,14 +249,18 @@ class AlphaSearch:
         complete = not self._missing(ran, below) and not self._missing(ran, above)
         if complete and self._within(fit, bracket, window):
             return SearchStep("converged", fit, bracket, (), n_runs)
-        if above / below > ((1 + self.tolerance) / (1 - self.tolerance)) ** 2:
-            return self._next(self._explore(math.sqrt(below * above)), fit, bracket, n_runs)
-        flanks = []
-        if below < window[0]:
-            flanks += self._explore(estimate * (1 - self.tolerance / 2))
-        if above > window[1]:
-            flanks += self._explore(estimate * (1 + self.tolerance / 2))
-        if flanks:
+        outside = below < window[0] or above > window[1]
+        if above / below > ((1 + self.tolerance) / (1 - self.tolerance)) ** 2 or (
+            outside and self.points_per_round > 1
+        ):
+            if cut := self._cut(ran, below, above):
+                return self._next(cut, fit, bracket, n_runs)
+        elif outside:  # one point a round: α̂ · (1 ∓ tol/2) where the bracket leaves the window
+            flanks = []
+            if below < window[0]:
+                flanks += self._explore(estimate * (1 - self.tolerance / 2))
+            if above > window[1]:
+                flanks += self._explore(estimate * (1 + self.tolerance / 2))
             return self._next(flanks, fit, bracket, n_runs)
         runs = self._missing(ran, below) + self._missing(ran, above)
         if not runs and fit.low is not None and fit.high is not None:

@@ -146,3 +146,116 @@ def test_an_interval_open_above_every_tried_alpha_gets_every_seed_one_step_up():
     assert step.status == "converged" and step.n_runs == 10
     assert max(alphas) > step.fit.high and math.isfinite(step.fit.high)
     assert step.fit.low >= step.fit.alpha_star * 0.75 and step.fit.high <= step.fit.alpha_star * 1.25
+
+
+# k-section: ``points_per_round`` α values a round
+
+
+def bisection_trace():
+    """The rounds of a bisecting search (k = 1) on a fixed curve with a fixed per-(α, seed) offset."""
+    search = AlphaSearch((0.001, 0.2), seeds=(0, 1, 2), n_bootstrap=200, points_per_round=1)
+    alphas, successes, seeds, rounds = [], [], [], []
+    while not (step := search.step(alphas, successes, seeds)).done:
+        rounds.append(step.runs)
+        for alpha, seed in step.runs:
+            offset = 0.01 * ((seed * 7 + round(alpha * 1e5)) % 5 - 2)
+            alphas.append(alpha)
+            successes.append(min(1.0, max(0.0, round(logistic(alpha, 0.05) + offset, 4))))
+            seeds.append(seed)
+    return step, rounds
+
+
+def test_one_point_a_round_brackets_bisects_places_flanks_and_replicates_as_before():
+    step, rounds = bisection_trace()
+    assert rounds == [
+        ((0.003761, 0), (0.01414, 0), (0.05318, 0)),  # start
+        ((0.2, 0),),  # bracket: the upper end
+        ((0.1031, 0),),  # bisect (0.05318, 0.2) in log α
+        ((0.1376, 0),),  # α̂ · (1 + tol/2): the bracket's upper end leaves the window
+        ((0.1031, 1), (0.1031, 2), (0.1376, 1), (0.1376, 2)),  # replicate at the bracket's ends
+        ((0.1174, 0),),  # the replicates moved α̂: a flank again
+        ((0.1174, 1), (0.1174, 2)),  # its missing seeds
+        ((0.05318, 1), (0.05318, 2)),  # the interval leaves the window below
+    ]
+    assert step.status == "converged" and AlphaSearch((0.001, 0.2), seeds=(0,)).points_per_round == 1
+
+
+@pytest.mark.parametrize(("alpha_50", "rounds_k1", "rounds_k4"), [(0.01, 4, 3), (0.03, 5, 4), (0.05, 6, 4)])
+def test_k_section_locates_alpha_star_within_the_tolerance_in_fewer_rounds(alpha_50, rounds_k1, rounds_k4):
+    truth = critical_mass(alpha_50)
+    rounds = {}
+    for k in (1, 4):
+        search = AlphaSearch((0.01, 0.2), seeds=(0, 1, 2), n_bootstrap=200, points_per_round=k)
+        step, _, rounds[k] = search_until_done(search, lambda a: logistic(a, alpha_50))
+        assert step.status == "converged" and abs(step.fit.alpha_star / truth - 1) <= 0.25
+        assert step.fit.low >= step.fit.alpha_star * 0.75 and step.fit.high <= step.fit.alpha_star * 1.25
+    assert (rounds[1], rounds[4]) == (rounds_k1, rounds_k4)
+
+
+def test_k_points_cut_a_wide_bracket_log_evenly_and_no_finer_than_half_the_window():
+    """(0.01414, 0.05318) spans 3.76×: k = 3 cuts it in four equal parts in log α; parts half the window
+    wide (√(1.25/0.75) ≈ 1.29×) take five points, so k = 8 places five."""
+    runs = [0.003761, 0.01414, 0.05318], [0.1, 0.5, 0.95], [0, 0, 0]
+    step = AlphaSearch((0.001, 0.2), seeds=(0, 1, 2), points_per_round=3).step(*runs)
+    assert step.bracket == (0.01414, 0.05318)
+    assert step.runs == ((0.01969, 0), (0.02742, 0), (0.03819, 0))
+    ratios = np.diff(np.log([0.01414, *(a for a, _ in step.runs), 0.05318]))
+    assert np.allclose(ratios, math.log(0.05318 / 0.01414) / 4, rtol=1e-3)
+    many = AlphaSearch((0.001, 0.2), seeds=(0, 1, 2), points_per_round=8).step(*runs)
+    assert len(many.runs) == 5 and all(0.01414 < a < 0.05318 for a, _ in many.runs)
+
+
+def test_bracketing_tries_k_points_up_to_the_range_end():
+    step = AlphaSearch((0.01, 0.2), seeds=(0, 1, 2), points_per_round=4).step(
+        [0.02115, 0.04472, 0.09457], [0.1, 0.3, 0.6], [0, 0, 0]
+    )
+    # 0.09457 to 0.2 in parts half the window wide takes three points, the end one of them
+    assert step.status == "running" and step.bracket is None
+    assert step.runs == ((0.1214, 0), (0.1558, 0), (0.2, 0))
+
+
+def test_a_bracket_in_the_window_gets_no_new_alpha_only_its_missing_seeds():
+    step = AlphaSearch((0.01, 0.2), seeds=(0, 1, 2), points_per_round=4).step([0.05, 0.055], [0.85, 0.95], [0, 0])
+    assert step.bracket == (0.05, 0.055)
+    assert step.runs == ((0.05, 1), (0.05, 2), (0.055, 1), (0.055, 2))
+
+
+def test_the_last_cut_of_one_point_gets_every_seed_at_once():
+    """(0.04, 0.06) leaves the window above α̂ ≈ 0.043; its midpoint leaves two parts half the window wide,
+    so it will be an end of the bracket that decides α*. One point a round places α̂·(1 + tol/2) instead."""
+    runs = [0.04, 0.06], [0.88, 0.98], [0, 0]
+    step = AlphaSearch((0.01, 0.2), seeds=(0, 1, 2), points_per_round=4).step(*runs)
+    assert step.bracket == (0.04, 0.06)
+    assert step.runs == ((0.04899, 0), (0.04899, 1), (0.04899, 2))
+    assert AlphaSearch((0.01, 0.2), seeds=(0, 1, 2)).step(*runs).runs == ((0.0488, 0),)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_points_per_round_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match=r"points_per_round must be a positive int .* give a whole number such as 3"):
+        AlphaSearch((0.01, 0.2), seeds=(0,), points_per_round=bad)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    alpha_50=st.floats(1e-4, 1.0),
+    slope=st.floats(1.0, 8.0),
+    noise=st.floats(0.0, 0.15),
+    n_seeds=st.integers(1, 4),
+    k=st.integers(1, 6),
+    seed=st.integers(0, 1000),
+)
+def test_a_round_places_at_most_k_new_alpha_in_range_and_no_run_twice(alpha_50, slope, noise, n_seeds, k, seed):
+    search = AlphaSearch((0.002, 0.3), seeds=tuple(range(n_seeds)), max_runs=30, n_bootstrap=100, points_per_round=k)
+    alphas, successes, seeds = [], [], []
+    while not (step := search.step(alphas, successes, seeds)).done:
+        assert len(set(step.runs)) == len(step.runs) and not set(step.runs) & set(zip(alphas, seeds, strict=True))
+        assert all(0.002 <= a <= 0.3 for a, _ in step.runs)
+        if alphas:  # after the start: at most k new α (one point a round: the two flanks)
+            assert len({a for a, _ in step.runs} - set(alphas)) <= max(k, 2)
+        for alpha, run_seed in step.runs:
+            rng = np.random.default_rng([seed, run_seed, round(alpha * 1e6)])
+            alphas.append(alpha)
+            successes.append(float(np.clip(logistic(alpha, alpha_50, slope) + rng.normal(0, noise), 0, 1)))
+            seeds.append(run_seed)
+    assert len(alphas) <= 30
