@@ -381,6 +381,11 @@ def graphs(sizes: Sizes, device: torch.device) -> list[Row]:
                 times[variant] = time.perf_counter() - start
                 weights[variant] = torch.cat([p.flatten() for p in module.params.values()])
             diff = float((weights["CUDA graphs"] - weights["eager steps"]).abs().max())
+            print(
+                f"graphs: {name}: eager {times['eager steps']:.2f} s, graphs {times['CUDA graphs']:.2f} s, "
+                f"max |dweight| {diff:.2e}",
+                flush=True,
+            )
             size = f"{name}: 8 models, mlp, 5 epochs, {module.steps_per_epoch} steps an epoch, {device}"
             for variant, wall in times.items():
                 extra = {"max |Δweight| graphs vs eager": f"{diff:.2e}"} if variant == "CUDA graphs" else {}
@@ -417,11 +422,13 @@ def launchers(sizes: Sizes, device: torch.device) -> list[Row]:
         walls[name], records = _aca_run([*common, *grid, *args])
         if len(records) != runs:
             raise RuntimeError(f"{name}: the sweep wrote {len(records)} records, expected {runs}")
+        print(f"launchers: {name}: {runs} runs in {walls[name]:.1f} s", flush=True)
     one, two = max(1, len(sizes.launcher_epsilons) // 2), len(sizes.launcher_epsilons)
     basic = {}
     for count in sorted({one, two}):
         eps = f"firm.callbacks.dpsgd.target_epsilon={_csv(sizes.launcher_epsilons[:count])}"
         basic[count], done = _aca_run([*common, f"collective.alpha={sizes.launcher_alphas[0]}", eps, "seed=0"])
+        print(f"launchers: basic launcher: {count} run(s) in {basic[count]:.1f} s", flush=True)
         if len(done) != count:
             raise RuntimeError(f"the basic subset wrote {len(done)} records, expected {count}")
     per_run = (basic[two] - basic[one]) / (two - one) if two > one else basic[one]
