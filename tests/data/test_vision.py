@@ -13,7 +13,7 @@ from lightning_aca.data.in_memory import InMemoryDataModule
 def test_missing_torchvision_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)
     with pytest.raises(ImportError, match=r"lightning-aca\[vision\]"):
-        MNISTDataModule(root="unused").setup()
+        MNISTDataModule(root="unused", source="torchvision").setup()
 
 
 def test_wiring_with_a_small_fake_torchvision(monkeypatch, tmp_path):
@@ -31,7 +31,9 @@ def test_wiring_with_a_small_fake_torchvision(monkeypatch, tmp_path):
     fake.transforms = types.SimpleNamespace(ToTensor=lambda: None)
     monkeypatch.setitem(sys.modules, "torchvision", fake)
     dm = CollectiveDataModule(
-        SignalPlanting(PixelPatch(3), target_class=7), 0.1, datamodule=MNISTDataModule(root=str(tmp_path), batch_size=8)
+        SignalPlanting(PixelPatch(3), target_class=7),
+        0.1,
+        datamodule=MNISTDataModule(root=str(tmp_path), batch_size=8, source="torchvision"),
     )
     dm.prepare_data()
     dm.setup("fit")
