@@ -24,6 +24,11 @@ Method:
    falling on such a replicate is reported as ``math.inf`` (above the tested range) or ``0.0``
    (below it): that is what happens once more than (1 − confidence)/2 of the replicates lie
    outside the range on that side.
+
+The critical number of members m* (:class:`MembersStar`) is α* counted in members: on one training
+set of n points a collective of size α has m = α·n members, so m* = α*·n, its interval the
+interval's ends times n. Comparing m* across data sizes n asks whether success follows the number
+of members rather than the fraction α.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import numpy as np
 from lightning_aca.economics import nondecreasing_fit
 from lightning_aca.validation import non_negative_int, real
 
-__all__ = ["AlphaStar", "estimate_alpha_star"]
+__all__ = ["AlphaStar", "MembersStar", "estimate_alpha_star"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,76 @@ class AlphaStar:
             return f"≤ {self.alpha_range[0]:.3g}"
         if math.isinf(value):
             return f"> {self.alpha_range[1]:.3g}"
+        return f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class MembersStar:
+    """The critical number of members m* = α*·n: the critical mass counted in members on n training points.
+
+    Since a collective of size α on one training set of n points has m = α·n members, m* is α*·n and
+    its interval is α*'s interval times n; it is defined only for runs sharing one n (Hardt et al.
+    2023, arXiv 2302.04262, §3, counted in members rather than as a fraction).
+
+    Attributes:
+        members_star: m* = α*·n; ``None`` if S* is not reached in the tested range.
+        low: lower end of the interval; ``0.0`` below the tested range; ``None`` without an interval.
+        high: upper end of the interval; ``math.inf`` above the tested range; ``None`` as for ``low``.
+        reached: whether S* is reached within the tested α.
+        at_smallest_alpha: S* is already reached at the smallest α tested (only m* ≤ ``members_star``).
+        n_train: the training-set size n.
+        members_range: the tested α range times n.
+
+    Example:
+        >>> alpha_star = estimate_alpha_star([0.001, 0.01, 0.1], [0.2, 0.6, 1.0], success_level=0.8)
+        >>> print(MembersStar.from_alpha_star(alpha_star, 4000))
+        m* = 126
+    """
+
+    members_star: float | None
+    low: float | None
+    high: float | None
+    reached: bool
+    at_smallest_alpha: bool
+    n_train: int
+    members_range: tuple[float, float]
+
+    @classmethod
+    def from_alpha_star(cls, alpha_star: AlphaStar, n_train: int) -> MembersStar:
+        """m* of ``alpha_star`` on a training set of ``n_train`` points: every α-valued field times n."""
+        n_train = non_negative_int("n_train", n_train)
+
+        def times_n(value: float | None) -> float | None:
+            return None if value is None else value * n_train
+
+        low, high = alpha_star.alpha_range
+        return cls(
+            members_star=times_n(alpha_star.alpha_star),
+            low=times_n(alpha_star.low),
+            high=times_n(alpha_star.high),
+            reached=alpha_star.reached,
+            at_smallest_alpha=alpha_star.at_smallest_alpha,
+            n_train=n_train,
+            members_range=(low * n_train, high * n_train),
+        )
+
+    def __str__(self) -> str:
+        if not self.reached:
+            return f"m* not reached (at most {self.members_range[1]:.3g} members tested)"
+        if self.at_smallest_alpha:
+            text = f"m* ≤ {self.members_star:.3g} (reached at the fewest members tested)"
+        else:
+            text = f"m* = {self.members_star:.3g}"
+        if self.low is None or self.high is None:
+            return text
+        return f"{text} [{self.format_bound(self.low)}, {self.format_bound(self.high)}]"
+
+    def format_bound(self, value: float) -> str:
+        """An interval end as text: ``≤ m_min`` below the tested range, ``> m_max`` above it, else the number."""
+        if value == 0.0:
+            return f"≤ {self.members_range[0]:.3g}"
+        if math.isinf(value):
+            return f"> {self.members_range[1]:.3g}"
         return f"{value:.3g}"
 
 

@@ -1,8 +1,8 @@
 """The report's figures: S(α) against the feature-label bound, and distance to θ* against step.
 
 :func:`plot_curves` draws each group's success curve S(α) with S*, α* and Hardt et al.'s
-feature-label lower bound (arXiv 2302.04262, §3); :func:`plot_alpha_star_versus` draws the groups'
-α* against one swept setting; :func:`plot_distance_curves` draws ‖θ_t − θ*‖ per α for gradient
+feature-label lower bound (arXiv 2302.04262, §3); :func:`plot_critical_mass_against` draws the groups'
+α* and m* against one swept setting; :func:`plot_distance_curves` draws ‖θ_t − θ*‖ per α for gradient
 strategies (§4); :func:`plot_collectives` draws several collectives' S_i over their α grid (Karan
 et al. 2025). Figures are drawn with matplotlib's object-oriented API on the
 Agg canvas, leaving pyplot's global backend and figures alone, and written atomically.
@@ -21,12 +21,19 @@ import numpy as np
 
 from lightning_aca.analysis.collectives import CollectivesSummary, figure_name
 from lightning_aca.analysis.distances import DistanceCurve, by_group_and_alpha, mean_or_none
-from lightning_aca.analysis.summary import GroupSummary, VersusPoint, _is_number, group_records, versus_name
+from lightning_aca.analysis.summary import (
+    N_TRAIN,
+    AgainstPoint,
+    GroupSummary,
+    _is_number,
+    against_name,
+    group_records,
+)
 from lightning_aca.runs.records import group_label, write_atomically
 from lightning_aca.theory import feature_label_success_bound
 from lightning_aca.validation import real
 
-__all__ = ["plot_alpha_star_versus", "plot_collectives", "plot_curves", "plot_distance_curves"]
+__all__ = ["plot_collectives", "plot_critical_mass_against", "plot_curves", "plot_distance_curves"]
 
 
 def _figure(width: float, height: float) -> Any:
@@ -142,55 +149,100 @@ def plot_curves(
     return {kind: _save(figure, out_dir, f"s_curve.{kind}") for kind in ("png", "pdf")}
 
 
-def _versus_line(axes: Any, line: Sequence[VersusPoint], x: dict[Any, float], color: str, label: str) -> bool:
-    """One line of α* against the key; returns whether a point of it did not reach S*.
+def _critical(
+    summary: GroupSummary, members: bool
+) -> tuple[float | None, float | None, float | None, bool, bool, tuple[float, float]] | None:
+    """``(estimate, low, high, reached, at_smallest, tested range)`` of the group's m* if ``members``, else of its α*."""
+    if members:
+        m = summary.members_star
+        return None if m is None else (m.members_star, m.low, m.high, m.reached, m.at_smallest_alpha, m.members_range)
+    a = summary.alpha_star
+    return None if a is None else (a.alpha_star, a.low, a.high, a.reached, a.at_smallest_alpha, a.alpha_range)
 
-    Reached points carry their interval, its ends clipped to the group's tested α range and marked
-    with a caret where they lie outside it; α* known only as ≤ the smallest α is a down triangle;
-    an unreached α* is an up triangle at the group's largest α, annotated "not reached".
+
+def _against_line(
+    axes: Any, line: Sequence[AgainstPoint], x: dict[Any, float], color: str, label: str, members: bool
+) -> bool:
+    """One line of α* (m* if ``members``) against the key; returns whether a point of it did not reach S*.
+
+    Reached points carry their interval, its ends clipped to the group's tested range and marked
+    with a caret where they lie outside it; an estimate known only as ≤ the smallest tested is a
+    down triangle; an unreached one is an up triangle at the group's largest tested, annotated "not
+    reached".
     """
-    drawn = [(point, point.summary.alpha_star) for point in line if point.summary.alpha_star is not None]
-    reached = [(x[point.value], mass.alpha_star) for point, mass in drawn if mass.reached]
+    drawn = [(point, mass) for point in line if (mass := _critical(point.summary, members)) is not None]
+    reached = [(x[point.value], mass[0]) for point, mass in drawn if mass[3]]
     axes.plot([where for where, _ in reached], [height for _, height in reached], color=color, label=label)
     missed = False
-    for point, mass in drawn:
+    for point, (height, low, high, is_reached, at_smallest, tested) in drawn:
         where = x[point.value]
-        if not mass.reached:
+        if not is_reached:
             missed = True
-            top = mass.alpha_range[1]
-            axes.plot([where], [top], color=color, marker="^", markersize=10, markerfacecolor="none")
+            axes.plot([where], [tested[1]], color=color, marker="^", markersize=10, markerfacecolor="none")
             axes.annotate(
                 "not reached",
-                (where, top),
+                (where, tested[1]),
                 xytext=(0, -16),
                 textcoords="offset points",
                 ha="center",
                 fontsize="x-small",
             )
             continue
-        height = mass.alpha_star
-        axes.plot([where], [height], color=color, marker="v" if mass.at_smallest_alpha else "o")
-        if mass.low is None or mass.high is None:
+        axes.plot([where], [height], color=color, marker="v" if at_smallest else "o")
+        if low is None or high is None:
             continue
-        low, high = max(mass.low, mass.alpha_range[0]), min(mass.high, mass.alpha_range[1])
-        axes.errorbar([where], [height], yerr=[[height - low], [high - height]], color=color, capsize=3)
-        for end, outside, marker in ((low, mass.low == 0.0, "v"), (high, math.isinf(mass.high), "^")):
+        shown_low, shown_high = max(low, tested[0]), min(high, tested[1])
+        axes.errorbar([where], [height], yerr=[[height - shown_low], [shown_high - height]], color=color, capsize=3)
+        for end, outside, marker in ((shown_low, low == 0.0, "v"), (shown_high, math.isinf(high), "^")):
             if outside:
                 axes.plot([where], [end], color=color, marker=marker, markersize=5)
     return missed
 
 
-def plot_alpha_star_versus(points: Sequence[VersusPoint], key: str, out_dir: str | os.PathLike[str]) -> Path:
-    """Plot each group's α* (point, bootstrap interval) against its value of the swept setting ``key``.
+def _against_panel(
+    axes: Any,
+    lines: dict[str, list[AgainstPoint]],
+    references: Sequence[AgainstPoint],
+    x: dict[Any, float],
+    short: str,
+    members: bool,
+) -> bool:
+    """α* (m* if ``members``) of every line and reference group on ``axes``; returns whether one was not reached."""
+    symbol = "m*" if members else "α*"
+    missed = False
+    for index, (others, line) in enumerate(sorted(lines.items())):
+        label = f"{symbol} ({_short_label(others)})" if others else f"{symbol} with its 95% interval"
+        missed |= _against_line(axes, line, x, f"C{index % 10}", label, members)
+    for index, point in enumerate(references, start=len(lines)):
+        color, mass = f"C{index % 10}", _critical(point.summary, members)
+        label = f"{_short_label(point.summary.label)} (no {short})"
+        if mass is None:
+            axes.plot([], [], color=color, linestyle="--", label=f"{label}: no {symbol}")
+            continue
+        height, low, high, reached, _, tested = mass
+        if not reached:
+            axes.axhline(tested[1], color=color, linestyle=":", label=f"{label}: not reached")
+        else:
+            axes.axhline(height, color=color, linestyle="--", label=f"{label}: {symbol} = {height:.3g}")
+            if low is not None and high is not None:
+                axes.axhspan(max(low, tested[0]), min(high, tested[1]), color=color, alpha=0.15, linewidth=0)
+    return missed
 
-    ``points`` come from :func:`~lightning_aca.analysis.summary.alpha_star_versus`. One line per
-    combination of the other varying settings; the x axis is logarithmic when every value is a
-    positive number and they span more than a factor 10, categorical when some value is not a
-    number; α* is on a log axis. A group that does not reach S* is an up triangle at its largest α,
-    annotated "not reached". Each reference group (lacking ``key``, such as ERM against a target ε)
-    is a horizontal dashed line at its α* with its interval as a band, labelled by its group label
-    (dotted at its largest α when it does not reach S*). Writes ``alpha_star_vs_<key>.png``
-    atomically (``<key>``: its last part) and returns its path.
+
+def plot_critical_mass_against(points: Sequence[AgainstPoint], key: str, out_dir: str | os.PathLike[str]) -> Path:
+    """Plot each group's α* and m* (point, bootstrap interval) against its value of the swept setting ``key``.
+
+    ``points`` come from :func:`~lightning_aca.analysis.summary.critical_mass_against`. The left
+    panel is the critical mass α*, the right one the critical number of members m* = α*·n, drawn
+    when some group has one training-set size n (success that tracks members keeps m* flat against
+    ``n_train`` while α* falls as 1/n). One line per combination of the other varying settings; the
+    x axis is logarithmic when every value is a positive number and they span more than a factor
+    10, categorical when some value is not a number; α* and m* are on log axes. A group that does
+    not reach S* is an up triangle at its largest tested value, annotated "not reached". Each
+    reference group (lacking ``key``, such as ERM against a target ε) is a horizontal dashed line
+    at its α* (m*) with its interval as a band, labelled by its group label (dotted at its largest
+    tested value when it does not reach S*). Writes ``critical_mass_against_<key>.png`` atomically
+    (``<key>``: its last part) and returns its path.
     """
     if not points:
         raise ValueError("no groups to plot.")
@@ -202,52 +254,46 @@ def plot_alpha_star_versus(points: Sequence[VersusPoint], key: str, out_dir: str
     values = list(dict.fromkeys(point.value for point in placed))  # points come sorted by value within a line
     numeric = all(_is_number(value) for value in values)
     x = {value: float(value) if numeric else float(index) for index, value in enumerate(values)}
-    lines: dict[str, list[VersusPoint]] = {}
+    lines: dict[str, list[AgainstPoint]] = {}
     for point in placed:
         lines.setdefault(group_label(point.others) if point.others else "", []).append(point)
 
-    figure = _figure(7.2, 4.4)
-    axes = figure.add_subplot()
-    missed = False
-    for index, (others, line) in enumerate(sorted(lines.items())):
-        label = f"α* ({_short_label(others)})" if others else "α* with its 95% interval"
-        missed |= _versus_line(axes, line, x, f"C{index % 10}", label)
-    for index, point in enumerate(references, start=len(lines)):
-        color, mass = f"C{index % 10}", point.summary.alpha_star
-        label = f"{_short_label(point.summary.label)} (no {short})"
-        if mass is None:
-            axes.plot([], [], color=color, linestyle="--", label=f"{label}: no runs with α > 0")
-        elif not mass.reached:
-            axes.axhline(mass.alpha_range[1], color=color, linestyle=":", label=f"{label}: not reached")
-        else:
-            axes.axhline(mass.alpha_star, color=color, linestyle="--", label=f"{label}: α* = {mass.alpha_star:.3g}")
-            if mass.low is not None and mass.high is not None:
-                low, high = max(mass.low, mass.alpha_range[0]), min(mass.high, mass.alpha_range[1])
-                axes.axhspan(low, high, color=color, alpha=0.15, linewidth=0)
-    if missed:
-        axes.plot(
-            [], [], color="grey", marker="^", markerfacecolor="none", linestyle="", label="not reached by the largest α"
-        )
-    if numeric and values and min(values) > 0 and max(values) / min(values) > 10:
-        axes.set_xscale("log")
-    axes.set_xticks(
-        [x[value] for value in values], labels=[f"{value:g}" if numeric else str(value) for value in values]
-    )
-    axes.xaxis.set_minor_formatter(NullFormatter())
-    axes.set_yscale("log")
+    panels = (False, True) if any(point.summary.members_star is not None for point in points) else (False,)
+    many = len(lines) + len(references) + 1 > 3
+    figure = _figure(7.2 * len(panels) + (3.2 if many else 0.0), 4.4)
     plain = FuncFormatter(lambda value, _: f"{value:g}")
-    ranges = [point.summary.alpha_star.alpha_range for point in points if point.summary.alpha_star is not None]
-    axes.yaxis.set_major_formatter(plain)
-    if ranges and max(high for _, high in ranges) < 30 * min(low for low, _ in ranges):
-        axes.yaxis.set_minor_formatter(plain)  # within about a decade and a half every minor label fits
-    axes.set_xlabel(key)
-    axes.set_ylabel(f"critical mass α* (S* = {points[0].summary.success_level:g})")
-    if len(lines) + len(references) + missed <= 3:
-        axes.legend(fontsize="small")
-    else:
-        figure.set_figwidth(10.4)
-        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return _save(figure, out_dir, f"{versus_name(key)}.png")
+    level = points[0].summary.success_level
+    for members, axes in zip(panels, figure.subplots(1, len(panels), squeeze=False)[0], strict=True):
+        missed = _against_panel(axes, lines, references, x, short, members)
+        if missed:
+            axes.plot(
+                [],
+                [],
+                color="grey",
+                marker="^",
+                markerfacecolor="none",
+                linestyle="",
+                label="not reached by the largest tested",
+            )
+        if numeric and values and min(values) > 0 and max(values) / min(values) > 10:
+            axes.set_xscale("log")
+        axes.set_xticks(
+            [x[value] for value in values], labels=[f"{value:g}" if numeric else str(value) for value in values]
+        )
+        axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.set_yscale("log")
+        ranges = [mass[5] for point in points if (mass := _critical(point.summary, members)) is not None]
+        axes.yaxis.set_major_formatter(plain)
+        if ranges and max(high for _, high in ranges) < 30 * min(low for low, _ in ranges):
+            axes.yaxis.set_minor_formatter(plain)  # within about a decade and a half every minor label fits
+        axes.set_xlabel("training-set size n" if key == N_TRAIN else key)
+        what = "critical number of members m*" if members else "critical mass α*"
+        axes.set_ylabel(f"{what} (S* = {level:g})")
+        if not many:
+            axes.legend(fontsize="small")
+        elif members == panels[-1]:
+            axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(figure, out_dir, f"{against_name(key)}.png")
 
 
 def _short_label(label: str) -> str:

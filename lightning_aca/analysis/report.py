@@ -1,12 +1,14 @@
 """``aca-report``: the command line that turns ``aca-run`` records into tables and plots.
 
-``aca-report PATH ...`` prints each group's success curve S(α) with its baseline and the critical
-mass α* (Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine
+``aca-report PATH ...`` prints each group's success curve S(α) with its baseline, the collective's
+number of members m beside α, and the critical mass α* with the critical number of members
+m* = α*·n for a group of one training-set size n (Hardt, Mazumdar, Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine
 Learning", ICML 2023, arXiv 2302.04262, §3), writes ``report.csv``/``report.json`` and the plot
 ``s_curve.png``/``.pdf``, prints the device(s) the runs were trained on, and optionally logs the
 table and plots to one Weights & Biases report run in the sweep's group. ``aca-report PATH ...
---versus KEY`` adds α* against the swept setting KEY (a full key or its last part): a table, printed
-and written as ``alpha_star_vs_<key>.csv``/``.json``, and the plot ``alpha_star_vs_<key>.png``.
+--against KEY`` adds α* and m* against the swept setting KEY (a full key or its last part; ``n_train``
+is the training-set size n): a table, printed and written as ``critical_mass_against_<key>.csv``/``.json``,
+and the plot ``critical_mass_against_<key>.png``.
 ``aca-report --distances PATH ...`` prints the distance-to-θ* table of runs with a gradient
 strategy (§4) and writes ``distance_curves.png``. ``--economics`` adds the economics of joining per
 group (:mod:`lightning_aca.economics`): ``economics.csv``/``.json``/``.png``. Records of several
@@ -35,25 +37,25 @@ from lightning_aca.analysis.collectives import (
     write_collectives,
 )
 from lightning_aca.analysis.distances import load_distance_curves, summarize_distances
-from lightning_aca.analysis.plot import plot_alpha_star_versus, plot_collectives, plot_curves, plot_distance_curves
+from lightning_aca.analysis.plot import plot_collectives, plot_critical_mass_against, plot_curves, plot_distance_curves
 from lightning_aca.analysis.summary import (
     AlphaRow,
     GroupSummary,
-    alpha_star_versus,
+    against_key,
+    critical_mass_against,
     summarize,
-    versus_key,
 )
 from lightning_aca.analysis.tables import (
+    AGAINST_COLUMNS,
     REPORT_COLUMNS,
-    VERSUS_COLUMNS,
+    against_rows,
+    format_against_table,
     format_distance_table,
     format_table,
-    format_versus_table,
     strict_json,
     table_rows,
-    versus_rows,
+    write_against,
     write_report,
-    write_versus,
 )
 from lightning_aca.runs.records import load_records, unique_runs
 from lightning_aca.runs.run_info import devices_line, wandb_group
@@ -122,10 +124,11 @@ def _parser() -> argparse.ArgumentParser:
         help="runs with a gradient strategy: table of the distance to θ* and distance_curves.png",
     )
     parser.add_argument(
-        "--versus",
+        "--against",
+        "--versus",  # the option's former name, kept so that existing commands still run
         metavar="KEY",
-        help="also α* against the swept setting KEY (full key or its last part, e.g. target_epsilon): "
-        "alpha_star_vs_<KEY>.csv/.json/.png",
+        help="also α* and m* (critical number of members) against the swept setting KEY (full key or its last "
+        "part, e.g. target_epsilon; n_train: the training-set size n): critical_mass_against_<KEY>.csv/.json/.png",
     )
     economics = parser.add_argument_group("economics of joining (lightning_aca.economics)")
     economics.add_argument(
@@ -170,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``aca-report PATH [PATH ...]``: print the table, write the report and the plot.
 
-    With ``--versus KEY``: also print and write α* against the swept setting KEY, and plot it.
+    With ``--against KEY``: also print and write α* and m* against the swept setting KEY, and plot them.
     With ``--economics``: also print and write the participation equilibria and b* per group.
     With ``--distances``: print the distance-to-θ* table and write ``distance_curves.png``.
     Returns 0 on success and 2, with a one-line message on stderr, when there is nothing to report
@@ -182,9 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         out_dir = args.out if args.out is not None else args.paths[0]
         if args.distances:
-            if args.versus is not None:
+            if args.against is not None:
                 raise ValueError(
-                    "--versus compares α* between groups of success curves; it does not apply to --distances."
+                    "--against compares α* and m* between groups of success curves; it does not apply to --distances."
                 )
             return _distances(args.paths, args.out)
         if args.economics:  # bad costs, benefit or privacy cost fail before any report file is written
@@ -229,34 +232,34 @@ def _without_duplicates(records: list[dict]) -> list[dict]:
 
 
 def _curves(records: list[dict], out_dir: Path, args: argparse.Namespace) -> dict[str, Path]:
-    """The one-collective report: S(α) table, ``report.csv``/``.json``, the plot, and ``--versus``/``--economics``."""
+    """The one-collective report: S(α) table, ``report.csv``/``.json``, the plot, and ``--against``/``--economics``."""
     summaries = summarize(records, success_level=args.success_level, n_bootstrap=args.bootstrap)
-    key = None if args.versus is None else versus_key(summaries, args.versus)
+    key = None if args.against is None else against_key(summaries, args.against)
     print(format_table(summaries))
     print(devices_line(records))
     paths = write_report(summaries, out_dir)
     paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
     points = None
     if key is not None:
-        points = alpha_star_versus(summaries, key)
+        points = critical_mass_against(summaries, key)
         print()
-        print(format_versus_table(points, key))
-        paths.update(write_versus(points, key, out_dir))
-        paths["versus_png"] = plot_alpha_star_versus(points, key, out_dir)
+        print(format_against_table(points, key))
+        paths.update(write_against(points, key, out_dir))
+        paths["against_png"] = plot_critical_mass_against(points, key, out_dir)
     if args.economics:
         paths.update(_economics(summaries, records, args, out_dir))
     if args.wandb:
         tables = {"aca/report": (REPORT_COLUMNS, table_rows(summaries))}
         images = {"aca/s_curve": paths["png"]}
         if key is not None:
-            name = f"aca/{paths['versus_png'].stem}"
-            images[name] = paths["versus_png"]
-            tables[f"{name}_table"] = (VERSUS_COLUMNS, versus_rows(points))
+            name = f"aca/{paths['against_png'].stem}"
+            images[name] = paths["against_png"]
+            tables[f"{name}_table"] = (AGAINST_COLUMNS, against_rows(points))
         config = {
             "success_level": args.success_level,
             "theory_epsilon": args.theory_epsilon,
             "n_records": len(records),
-            "versus": key,
+            "against": key,
         }
         _push_to_wandb(tables, images, out_dir, args.wandb_project, records, config)
     return paths
@@ -276,7 +279,7 @@ def _economics(summaries: Sequence[GroupSummary], records: list, args: argparse.
 
 def _collectives(records: list[dict], out_dir: Path, args: argparse.Namespace) -> dict[str, Path]:
     """The several-collective report: table, ``collectives.csv``/``.json`` and one figure per group."""
-    for flag, given in (("--versus", args.versus is not None), ("--economics", args.economics)):
+    for flag, given in (("--against", args.against is not None), ("--economics", args.economics)):
         if given:
             raise ValueError(
                 f"{flag} works on one-collective S(α) curves and their critical mass α*; these records hold several "

@@ -6,7 +6,11 @@ Mendler-Dünner, Zrnic, "Algorithmic Collective Action in Machine Learning", ICM
 arXiv 2302.04262, §3) with :func:`~lightning_aca.analysis.critical_mass.estimate_alpha_star`.
 Beside S it keeps the baseline (``aca/baseline_success``, the same measure on the clean versions
 of the evaluation inputs), since S is only evidence of the signal where it is above the baseline.
-:func:`alpha_star_versus` places the groups' α* against one swept setting (``aca-report --versus``).
+:func:`critical_mass_against` places the groups' α* against one swept setting (``aca-report --against``).
+Beside α it keeps the collective's number of members m (``aca/members``) and beside α* the critical
+number of members m* = α*·n (:class:`~lightning_aca.analysis.critical_mass.MembersStar`), for a
+group whose runs share one training-set size n (the record's ``theory.n_train``): success may track
+m rather than α, which only a comparison across n can tell.
 """
 
 from __future__ import annotations
@@ -18,21 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from lightning_aca.analysis.critical_mass import AlphaStar, estimate_alpha_star
+from lightning_aca.analysis.critical_mass import AlphaStar, MembersStar, estimate_alpha_star
 from lightning_aca.analysis.distances import mean_or_none
 from lightning_aca.runs.records import group_key, group_label
 from lightning_aca.validation import non_negative_int, real
 
 __all__ = [
+    "N_TRAIN",
+    "AgainstPoint",
     "AlphaRow",
     "GroupSummary",
-    "VersusPoint",
-    "alpha_star_versus",
+    "against_key",
+    "against_name",
+    "critical_mass_against",
     "group_records",
     "summarize",
     "varying_keys",
-    "versus_key",
-    "versus_name",
 ]
 
 Key = tuple[tuple[str, Any], ...]
@@ -56,6 +61,8 @@ class AlphaRow:
         dp_ceiling: what the group's (ε, δ)-DP allows this row's members
             (:func:`~lightning_aca.theory.dp_success_ceiling`, S(0) the group's mean S at α = 0);
             ``None`` for non-private groups and groups without α = 0 runs.
+        members_mean: mean number of members m (``aca/members``) over the runs; ``None`` if no run
+            logged it.
     """
 
     alpha: float
@@ -67,6 +74,7 @@ class AlphaRow:
     baseline_success_mean: float | None = None
     above_baseline: bool | None = None
     dp_ceiling: float | None = None
+    members_mean: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,9 @@ class GroupSummary:
         success_level: the success level S* that defines α*.
         rows: one row per α, ascending, α = 0 included.
         alpha_star: α* over the runs with α > 0; ``None`` if the group has none.
+        n_train: the training-set size n (``theory.n_train``) shared by the group's runs; ``None``
+            when a record lacks it or the runs disagree.
+        members_star: the critical number of members m* = α*·n; ``None`` without α* or one n.
     """
 
     label: str
@@ -86,6 +97,8 @@ class GroupSummary:
     success_level: float
     rows: tuple[AlphaRow, ...]
     alpha_star: AlphaStar | None
+    n_train: int | None = None
+    members_star: MembersStar | None = None
 
     @property
     def not_above_baseline(self) -> tuple[float, ...]:
@@ -121,7 +134,14 @@ def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
         epsilon_mean=mean_or_none([_epsilon(run) for run in runs]),
         baseline_success_mean=baseline,
         above_baseline=None if baseline is None or not has_target else success_mean > baseline,
+        members_mean=mean_or_none(_metric(runs, "aca/members")),
     )
+
+
+def _n_train(runs: list[dict[str, Any]]) -> int | None:
+    """The training-set size n the runs share (``theory.n_train``); ``None`` if one lacks it or they differ."""
+    sizes = {(run.get("theory") or {}).get("n_train") for run in runs}
+    return int(next(iter(sizes))) if len(sizes) == 1 and _is_number(next(iter(sizes))) else None
 
 
 def _delta(record: dict[str, Any]) -> float | None:
@@ -174,7 +194,9 @@ def summarize(
     α* (Hardt et al. 2023, arXiv 2302.04262, §3) is estimated by
     :func:`~lightning_aca.analysis.critical_mass.estimate_alpha_star` from the group's runs with
     α > 0, bootstrapping over their ``seed``; α = 0 runs (the no-collective baseline) appear only in
-    the rows. Groups are sorted by label.
+    the rows. A group whose runs share one training-set size n also gets the critical number of
+    members m* = α*·n with α*'s interval times n (a collective of size α has α·n members); runs of
+    several n in one group have no single m*. Groups are sorted by label.
 
     Args:
         records: loaded run records (see :func:`~lightning_aca.runs.records.load_records`).
@@ -201,13 +223,17 @@ def summarize(
                 n_bootstrap=n_bootstrap,
             )
         rows = _with_dp_ceiling(tuple(_row(alpha, by_alpha[alpha]) for alpha in sorted(by_alpha)), by_alpha)
-        summaries.append(GroupSummary(group_label(key), key, success_level, rows, alpha_star))
+        n_train = _n_train(runs)
+        members_star = (
+            None if alpha_star is None or n_train is None else MembersStar.from_alpha_star(alpha_star, n_train)
+        )
+        summaries.append(GroupSummary(group_label(key), key, success_level, rows, alpha_star, n_train, members_star))
     return sorted(summaries, key=lambda summary: summary.label)
 
 
 @dataclass(frozen=True)
-class VersusPoint:
-    """One group's critical mass α* placed at its value of a swept setting (``aca-report --versus KEY``).
+class AgainstPoint:
+    """One group's critical mass α* and members m* placed at its value of a swept setting (``aca-report --against KEY``).
 
     Attributes:
         value: the group's value of the setting; ``None`` for a reference group, whose records lack
@@ -215,7 +241,7 @@ class VersusPoint:
         others: the group's values of the other settings that vary between the groups holding the
             setting, as a :func:`~lightning_aca.runs.records.group_key`; one line per distinct
             ``others``; empty for a reference group.
-        summary: the group's summary, whose α* is the one shown.
+        summary: the group's summary, whose α* and m* are the ones shown.
     """
 
     value: Any
@@ -225,57 +251,72 @@ class VersusPoint:
 
 _ABSENT = object()
 
+#: the ``--against`` key meaning the training-set size n, read from each record's ``theory.n_train``
+N_TRAIN = "n_train"
+
+
+def _settings(summary: GroupSummary) -> dict[str, Any]:
+    """The group's swept settings, and its training-set size n as :data:`N_TRAIN` when its runs share one."""
+    settings = dict(summary.key)
+    if summary.n_train is not None:
+        settings[N_TRAIN] = summary.n_train
+    return settings
+
 
 def varying_keys(summaries: Sequence[GroupSummary]) -> list[str]:
     """The swept settings whose value, or presence, differs between the groups of ``summaries``, sorted.
 
+    The training-set size :data:`N_TRAIN` counts when the groups hold two sizes or more (records
+    lacking it do not make it vary).
+
     Example:
         >>> rows = (AlphaRow(0.1, 1, 1.0, 0.0, None, None),)
         >>> keys = [(("firm", "erm"), ("model", "mlp")), (("firm", "dpsgd"), ("model", "mlp"))]
-        >>> varying_keys([GroupSummary(group_label(key), key, 0.9, rows, None) for key in keys])
-        ['firm']
+        >>> varying_keys([GroupSummary(group_label(key), key, 0.9, rows, None, n) for key, n in zip(keys, (1000, 4000))])
+        ['firm', 'n_train']
     """
-    settings = [dict(summary.key) for summary in summaries]
+    settings = [_settings(summary) for summary in summaries]
     names = sorted({name for setting in settings for name in setting})
-    return [name for name in names if len({repr(setting.get(name, _ABSENT)) for setting in settings}) > 1]
+    values = {name: {repr(setting.get(name, _ABSENT)) for setting in settings} for name in names}
+    values[N_TRAIN] = values.get(N_TRAIN, set()) - {repr(_ABSENT)}
+    return [name for name in names if len(values[name]) > 1]
 
 
-def versus_key(summaries: Sequence[GroupSummary], key: str) -> str:
+def against_key(summaries: Sequence[GroupSummary], key: str) -> str:
     """The swept setting named ``key``: ``key`` itself, or the only setting whose last dotted part is ``key``.
 
-    Raises ``ValueError`` listing the settings that vary between the groups when no group was swept
-    over ``key``, and listing the candidates when its last part names several settings.
+    ``n_train`` (:data:`N_TRAIN`) is the training-set size n of each group's records
+    (``theory.n_train``), whichever setting chose it. Raises ``ValueError`` naming ``--against`` and
+    listing the swept keys when no group holds ``key``, and listing the candidates when its last
+    part names several settings.
 
     Example:
         >>> rows = (AlphaRow(0.1, 1, 1.0, 0.0, None, None),)
         >>> keys = [(("firm.callbacks.dpsgd.target_epsilon", 1),), (("firm.callbacks.dpsgd.target_epsilon", 8),)]
-        >>> versus_key([GroupSummary(group_label(key), key, 0.9, rows, None) for key in keys], "target_epsilon")
+        >>> against_key([GroupSummary(group_label(key), key, 0.9, rows, None) for key in keys], "target_epsilon")
         'firm.callbacks.dpsgd.target_epsilon'
     """
-    names = sorted({name for summary in summaries for name, _ in summary.key})
+    names = sorted({name for summary in summaries for name in _settings(summary)})
     if key in names:
         return key
     matches = [name for name in names if name.rsplit(".", 1)[-1] == key]
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise ValueError(f"versus key {key!r} is ambiguous: it names {', '.join(matches)}; pass the full key.")
+        raise ValueError(f"--against {key!r} is ambiguous: it names {', '.join(matches)}; pass the full key.")
     varying = ", ".join(varying_keys(summaries)) or "none (only α and seed vary)"
     axis = " (α and seed are each curve's own axes)" if key.rsplit(".", 1)[-1] in ("alpha", "seed") else ""
-    raise ValueError(
-        f"versus key {key!r} is not a setting swept between these groups{axis}; "
-        f"the settings that vary between groups are: {varying}."
-    )
+    raise ValueError(f"--against {key!r} is not a setting swept between these groups{axis}: swept keys are {varying}.")
 
 
-def versus_name(key: str) -> str:
-    """The stem of the files ``aca-report --versus KEY`` writes: ``alpha_star_vs_`` and the key's last part.
+def against_name(key: str) -> str:
+    """The stem of the files ``aca-report --against KEY`` writes: ``critical_mass_against_`` and the key's last part.
 
     Example:
-        >>> versus_name("firm.callbacks.dpsgd.target_epsilon")
-        'alpha_star_vs_target_epsilon'
+        >>> against_name("firm.callbacks.dpsgd.target_epsilon")
+        'critical_mass_against_target_epsilon'
     """
-    return f"alpha_star_vs_{key.rsplit('.', 1)[-1]}"
+    return f"critical_mass_against_{key.rsplit('.', 1)[-1]}"
 
 
 def _order(value: Any) -> tuple[int, Any]:
@@ -283,21 +324,43 @@ def _order(value: Any) -> tuple[int, Any]:
     return (0, value) if _is_number(value) else (1, str(value))
 
 
-def alpha_star_versus(summaries: Sequence[GroupSummary], key: str) -> list[VersusPoint]:
-    """Each group's α* at its value of the swept setting ``key`` (full, or its last part; see :func:`versus_key`).
+def _same_axis(placed: Sequence[GroupSummary], key: str, candidates: set[str]) -> set[str]:
+    """The ``candidates`` that are ``key`` under another name: their values and ``key``'s map one to one."""
+    settings = [_settings(summary) for summary in placed]
+    same = set()
+    for name in candidates:
+        pairs = {(repr(setting[key]), repr(setting.get(name, _ABSENT))) for setting in settings}
+        if len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs}):
+            same.add(name)
+    return same
 
-    Shows how the critical mass α* (Hardt et al. 2023, arXiv 2302.04262, §3) moves with a firm or
-    data setting, e.g. with DP-SGD's target ε (Solanki et al., arXiv 2505.05707). α* is each
-    group's own :attr:`GroupSummary.alpha_star`, never re-estimated. Groups holding ``key`` come first,
-    by their other varying settings and then by value; groups lacking it (references) follow, by label.
+
+def critical_mass_against(summaries: Sequence[GroupSummary], key: str) -> list[AgainstPoint]:
+    """Each group's α* and m* at its value of the swept setting ``key`` (full, or its last part; see :func:`against_key`).
+
+    Shows how the critical mass α* (Hardt et al. 2023, arXiv 2302.04262, §3) and the critical number
+    of members m* = α*·n move with a firm or data setting, e.g. with DP-SGD's target ε (Solanki et
+    al., arXiv 2505.05707) or with the training-set size n (``key`` = ``n_train``): success that
+    tracks the number of members keeps m* flat while α* falls as 1/n. α* and m* are each group's
+    own, never re-estimated. Groups differing only in ``key`` form one series; each other varying
+    setting splits series, except that n never does against a swept setting (the swept settings
+    already fix it), and a swept setting whose values map one to one onto n (the data size under
+    its override's name) does not against ``n_train``. Groups holding ``key`` come first, by their
+    other varying settings and then by value; groups lacking it (references) follow, by label.
     """
-    key = versus_key(summaries, key)
-    placed = [summary for summary in summaries if key in dict(summary.key)]
+    key = against_key(summaries, key)
+    placed = [summary for summary in summaries if key in _settings(summary)]
     others = set(varying_keys(placed)) - {key}
-    points = [
-        VersusPoint(dict(summary.key)[key], tuple(item for item in summary.key if item[0] in others), summary)
-        for summary in placed
-    ]
+    if key == N_TRAIN:
+        others -= _same_axis(placed, key, others)
+    else:
+        others.discard(N_TRAIN)
+    points = []
+    for summary in placed:
+        settings = _settings(summary)
+        points.append(
+            AgainstPoint(settings[key], tuple(sorted(i for i in settings.items() if i[0] in others)), summary)
+        )
     points.sort(key=lambda point: (group_label(point.others), _order(point.value)))
-    references = [VersusPoint(None, (), summary) for summary in summaries if key not in dict(summary.key)]
+    references = [AgainstPoint(None, (), summary) for summary in summaries if key not in _settings(summary)]
     return points + sorted(references, key=lambda point: point.summary.label)

@@ -1,7 +1,7 @@
 """The report's tables: aligned text for the terminal, ``report.csv`` and ``report.json`` on disk.
 
-With ``aca-report --versus KEY`` also the table of α* against that swept setting, printed and
-written as ``alpha_star_vs_<key>.csv``/``.json``.
+With ``aca-report --against KEY`` also the table of α* and m* (the critical number of members)
+against that swept setting, printed and written as ``critical_mass_against_<key>.csv``/``.json``.
 """
 
 from __future__ import annotations
@@ -16,25 +16,26 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lightning_aca.analysis.summary import GroupSummary, VersusPoint, versus_name
+from lightning_aca.analysis.summary import AgainstPoint, GroupSummary, against_name
 from lightning_aca.runs.records import group_label, write_atomically
 
 __all__ = [
+    "AGAINST_COLUMNS",
     "REPORT_COLUMNS",
-    "VERSUS_COLUMNS",
+    "against_rows",
+    "format_against_table",
     "format_columns",
     "format_distance_table",
     "format_table",
-    "format_versus_table",
     "table_rows",
-    "versus_rows",
+    "write_against",
     "write_report",
-    "write_versus",
 ]
 
 REPORT_COLUMNS = (
     "group",
     "alpha",
+    "members_mean",
     "n_seeds",
     "success_mean",
     "success_std",
@@ -45,18 +46,26 @@ REPORT_COLUMNS = (
     "alpha_star",
     "alpha_star_low",
     "alpha_star_high",
+    "n_train",
+    "members_star",
+    "members_star_low",
+    "members_star_high",
     "reached",
 )
 
-#: columns of ``alpha_star_vs_<key>.csv``: the group, its value of the key (empty for a reference
-#: group, which lacks it), its other varying settings, and its α* as in :data:`REPORT_COLUMNS`
-VERSUS_COLUMNS = (
+#: columns of ``critical_mass_against_<key>.csv``: the group, its value of the key (empty for a reference
+#: group, which lacks it), its other varying settings, its α* and m* as in :data:`REPORT_COLUMNS`
+AGAINST_COLUMNS = (
     "group",
     "value",
     "others",
     "alpha_star",
     "alpha_star_low",
     "alpha_star_high",
+    "n_train",
+    "members_star",
+    "members_star_low",
+    "members_star_high",
     "n_seeds",
     "reached",
 )
@@ -86,7 +95,10 @@ def number(value: float | None, spec: str) -> str:
 
 
 def format_table(summaries: Sequence[GroupSummary]) -> str:
-    """Plain-text table per group: α, mean S ± std, baseline, clean accuracy, seeds (ε for DP runs), then α*.
+    """Plain-text table per group: α, members m, mean S ± std, baseline, clean accuracy, seeds (ε for DP runs), then α* and m*.
+
+    The members column (records logging ``aca/members``) is the mean number of members at each α;
+    m* = α*·n follows α* for a group of one training-set size n.
 
     Rows whose S is not above the baseline are marked ``!`` and named in a note under the group.
 
@@ -94,15 +106,16 @@ def format_table(summaries: Sequence[GroupSummary]) -> str:
         >>> from lightning_aca.analysis.summary import summarize
         >>> runs = [(0.0, 0.05), (0.001, 0.2), (0.01, 0.6), (0.1, 1.0)]
         >>> metrics = lambda s: {"aca/success": s, "aca/baseline_success": 0.1, "aca/clean_acc": 0.9}
-        >>> records = [{"alpha": a, "seed": 0, "target_class": 0, "metrics": metrics(s)} for a, s in runs]
+        >>> records = [{"alpha": a, "seed": 0, "target_class": 0, "metrics": metrics(s) | {"aca/members": 4000 * a},
+        ...             "theory": {"n_train": 4000}} for a, s in runs]
         >>> print(format_table(summarize(records, success_level=0.8)))
         (all runs)
-            α   S mean ± std  baseline  clean acc  seeds
-            0  0.050 ± 0.000     0.100      0.900      1  !
-        0.001  0.200 ± 0.000     0.100      0.900      1
-         0.01  0.600 ± 0.000     0.100      0.900      1
-          0.1  1.000 ± 0.000     0.100      0.900      1
-        α* (S* = 0.8): α* = 0.0316
+            α  members   S mean ± std  baseline  clean acc  seeds
+            0        0  0.050 ± 0.000     0.100      0.900      1  !
+        0.001        4  0.200 ± 0.000     0.100      0.900      1
+         0.01       40  0.600 ± 0.000     0.100      0.900      1
+          0.1      400  1.000 ± 0.000     0.100      0.900      1
+        α* (S* = 0.8): α* = 0.0316; m* = 126 (n = 4000)
         ! S is not above its baseline (the same success measure on clean inputs) at α = 0
     """
     blocks = []
@@ -110,17 +123,25 @@ def format_table(summaries: Sequence[GroupSummary]) -> str:
         with_baseline = any(row.baseline_success_mean is not None for row in summary.rows)
         with_epsilon = any(row.epsilon_mean is not None for row in summary.rows)
         flagged = summary.not_above_baseline
-        header = ["α", "S mean ± std"] + (["baseline"] if with_baseline else []) + ["clean acc", "seeds"]
+        with_members = any(row.members_mean is not None for row in summary.rows)
+        header = (
+            ["α", *(["members"] if with_members else []), "S mean ± std"]
+            + (["baseline"] if with_baseline else [])
+            + ["clean acc", "seeds"]
+        )
         header += (["ε"] if with_epsilon else []) + ([""] if flagged else [])
         rows = []
         for row in summary.rows:
-            cells = [f"{row.alpha:g}", f"{row.success_mean:.3f} ± {row.success_std:.3f}"]
+            cells = [f"{row.alpha:g}", *([number(row.members_mean, ".4g")] if with_members else [])]
+            cells += [f"{row.success_mean:.3f} ± {row.success_std:.3f}"]
             cells += [number(row.baseline_success_mean, ".3f")] if with_baseline else []
             cells += [number(row.clean_acc_mean, ".3f"), str(row.n_seeds)]
             cells += [number(row.epsilon_mean, ".3g")] if with_epsilon else []
             cells += [NOT_ABOVE_BASELINE if row.above_baseline is False else ""] if flagged else []
             rows.append(cells)
         alpha_star = "no runs with α > 0" if summary.alpha_star is None else str(summary.alpha_star)
+        if summary.members_star is not None and summary.members_star.reached:
+            alpha_star += f"; {summary.members_star} (n = {summary.n_train})"
         lines = [summary.label, format_columns(header, rows), f"α* (S* = {summary.success_level:g}): {alpha_star}"]
         if flagged:
             alphas = ", ".join(f"{alpha:g}" for alpha in flagged)
@@ -136,10 +157,20 @@ def table_rows(summaries: Sequence[GroupSummary]) -> list[list[Any]]:
     """One row per group × α, in the order of :data:`REPORT_COLUMNS`."""
     rows = []
     for summary in summaries:
-        mass = summary.alpha_star
-        alpha_star = [None, None, None, False] if mass is None else [mass.alpha_star, mass.low, mass.high, mass.reached]
+        mass, members = summary.alpha_star, summary.members_star
+        alpha_star = [None] * 3 if mass is None else [mass.alpha_star, mass.low, mass.high]
+        alpha_star += [summary.n_train]
+        alpha_star += [None] * 3 if members is None else [members.members_star, members.low, members.high]
+        alpha_star += [mass is not None and mass.reached]
         for row in summary.rows:
-            values = [row.alpha, row.n_seeds, row.success_mean, row.success_std, row.baseline_success_mean]
+            values = [
+                row.alpha,
+                row.members_mean,
+                row.n_seeds,
+                row.success_mean,
+                row.success_std,
+                row.baseline_success_mean,
+            ]
             values += [row.above_baseline, row.clean_acc_mean, row.epsilon_mean]
             rows.append([summary.label, *values, *alpha_star])
     return rows
@@ -185,7 +216,8 @@ def write_table_files(
 def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.csv`` (one row per group × α, columns :data:`REPORT_COLUMNS`) and ``report.json``.
 
-    ``report.json`` holds each group's label, swept settings, success level, rows and α*; an
+    ``report.json`` holds each group's label, swept settings, success level, rows, α*, training-set
+    size ``n_train`` and critical number of members ``members_star`` (m* = α*·n, or null); an
     interval end above the tested range is written as the string ``"inf"``, keeping the file strict
     JSON. Both files are replaced atomically. Returns ``{"csv": path, "json": path}``.
     """
@@ -196,6 +228,8 @@ def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[s
             "success_level": summary.success_level,
             "rows": [asdict(row) for row in summary.rows],
             "alpha_star": None if summary.alpha_star is None else asdict(summary.alpha_star),
+            "n_train": summary.n_train,
+            "members_star": None if summary.members_star is None else asdict(summary.members_star),
         }
         for summary in summaries
     ]
@@ -203,21 +237,25 @@ def write_report(summaries: Sequence[GroupSummary], out_dir: str | os.PathLike[s
     return write_table_files(out_dir, names, REPORT_COLUMNS, table_rows(summaries), {"groups": groups})
 
 
-def versus_rows(points: Sequence[VersusPoint]) -> list[list[Any]]:
-    """One row per group of :func:`~lightning_aca.analysis.summary.alpha_star_versus`, in the order of :data:`VERSUS_COLUMNS`."""
+def against_rows(points: Sequence[AgainstPoint]) -> list[list[Any]]:
+    """One row per group of :func:`~lightning_aca.analysis.summary.critical_mass_against`, in the order of :data:`AGAINST_COLUMNS`."""
     rows = []
     for point in points:
-        m = point.summary.alpha_star
-        values = [None] * 4 + [False] if m is None else [m.alpha_star, m.low, m.high, m.n_seeds, m.reached]
+        mass, members = point.summary.alpha_star, point.summary.members_star
+        values = [None] * 3 if mass is None else [mass.alpha_star, mass.low, mass.high]
+        values += [point.summary.n_train]
+        values += [None] * 3 if members is None else [members.members_star, members.low, members.high]
+        values += [None, False] if mass is None else [mass.n_seeds, mass.reached]
         rows.append([point.summary.label, point.value, group_label(point.others) if point.others else None, *values])
     return rows
 
 
-def format_versus_table(points: Sequence[VersusPoint], key: str) -> str:
-    """α* with its interval against the swept setting ``key``, one line per group; reference groups last.
+def format_against_table(points: Sequence[AgainstPoint], key: str) -> str:
+    """α* and m* with their intervals against the swept setting ``key``, one line per group; reference groups last.
 
     A reference group (records lacking ``key``) shows ``not set`` as its value and its label as its
-    other settings. An interval end outside the tested range reads ``≤ α_min`` or ``> α_max``.
+    other settings. An interval end outside the tested range reads ``≤ α_min`` or ``> α_max``
+    (``≤ m_min``, ``> m_max`` for m*); m* is ``–`` for a group without one training-set size.
     """
     if not points:
         raise ValueError("no groups to tabulate.")
@@ -236,33 +274,44 @@ def format_versus_table(points: Sequence[VersusPoint], key: str) -> str:
             if mass is None or mass.low is None
             else [mass.format_bound(mass.low), mass.format_bound(mass.high)]
         )
+        members = point.summary.members_star
+        if members is None or not members.reached:
+            count = "–"
+        else:
+            count = f"≤ {members.members_star:.3g}" if members.at_smallest_alpha else f"{members.members_star:.3g}"
+        count_ends = (
+            ["–", "–"]
+            if members is None or members.low is None
+            else [members.format_bound(members.low), members.format_bound(members.high)]
+        )
+        n_train = "–" if point.summary.n_train is None else str(point.summary.n_train)
         seeds = "–" if mass is None else str(mass.n_seeds)
         reached = "yes" if mass is not None and mass.reached else "no"
-        rows.append([value, others, estimate, *ends, seeds, reached])
-    header = [short, "other settings", "α*", "low", "high", "seeds", "reached"]
-    title = f"α* against {key} (S* = {points[0].summary.success_level:g})"
+        rows.append([value, others, estimate, *ends, n_train, count, *count_ends, seeds, reached])
+    header = [short, "other settings", "α*", "low", "high", "n", "m*", "low", "high", "seeds", "reached"]
+    title = f"α* and m* against {key} (S* = {points[0].summary.success_level:g})"
     lines = [title, format_columns(header, rows)]
     if any(point.value is None for point in points):
         lines.append(f"not set: groups whose records lack {key} (reference lines in the plot)")
     return "\n".join(lines)
 
 
-def write_versus(points: Sequence[VersusPoint], key: str, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``alpha_star_vs_<key>.csv`` (columns :data:`VERSUS_COLUMNS`) and ``.json``; ``<key>`` is its last part.
+def write_against(points: Sequence[AgainstPoint], key: str, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``critical_mass_against_<key>.csv`` (columns :data:`AGAINST_COLUMNS`) and ``.json``; ``<key>`` is its last part.
 
     The JSON holds the full ``key``, the success level and one object per row, with ``others`` as a
     mapping; an interval end above the tested range is the string ``"inf"``, as in ``report.json``.
-    Both files are replaced atomically. Returns ``{"versus_csv": path, "versus_json": path}``.
+    Both files are replaced atomically. Returns ``{"against_csv": path, "against_json": path}``.
     """
     if not points:
         raise ValueError("no groups to tabulate.")
     rows = [
-        dict(zip(VERSUS_COLUMNS, row, strict=True)) | {"others": dict(point.others)}
-        for point, row in zip(points, versus_rows(points), strict=True)
+        dict(zip(AGAINST_COLUMNS, row, strict=True)) | {"others": dict(point.others)}
+        for point, row in zip(points, against_rows(points), strict=True)
     ]
     document = {"key": key, "success_level": points[0].summary.success_level, "rows": rows}
-    names = {"versus_csv": f"{versus_name(key)}.csv", "versus_json": f"{versus_name(key)}.json"}
-    return write_table_files(out_dir, names, VERSUS_COLUMNS, versus_rows(points), document)
+    names = {"against_csv": f"{against_name(key)}.csv", "against_json": f"{against_name(key)}.json"}
+    return write_table_files(out_dir, names, AGAINST_COLUMNS, against_rows(points), document)
 
 
 def format_distance_table(rows: Sequence[dict[str, Any]]) -> str:

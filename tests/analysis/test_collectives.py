@@ -150,8 +150,8 @@ def test_aca_report_on_a_two_collective_sweep(sweep, capsys, run_record):
     for name in ("collectives.csv", "collectives.json", "collectives_1.png", "collectives_2.png"):
         assert (sweep / name).is_file()
     assert not (sweep / "report.csv").exists()
-    assert main([str(sweep), "--versus", "firm"]) == 2
-    assert "--versus works on one-collective S(α) curves" in capsys.readouterr().err
+    assert main([str(sweep), "--against", "firm"]) == 2
+    assert "--against works on one-collective S(α) curves" in capsys.readouterr().err
     write_record(run_record(0.1, 0), sweep / "single")
     assert main([str(sweep)]) == 2
     err = capsys.readouterr().err

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_aca.analysis.plot import plot_alpha_star_versus
+from lightning_aca.analysis.plot import plot_critical_mass_against
 from lightning_aca.analysis.report import REPORT_COLUMNS, format_table, main, plot_curves, summarize, write_report
-from lightning_aca.analysis.summary import alpha_star_versus, versus_key
-from lightning_aca.analysis.tables import VERSUS_COLUMNS, format_versus_table, versus_rows, write_versus
+from lightning_aca.analysis.summary import against_key, critical_mass_against
+from lightning_aca.analysis.tables import AGAINST_COLUMNS, against_rows, format_against_table, write_against
 from lightning_aca.runs.records import load_records
 
 ALPHAS = [0.0, *np.logspace(-3, -1, 9).tolist()]
@@ -143,7 +143,9 @@ def test_format_table_shows_each_groups_values_and_epsilon_only_for_dp(sweeps):
                 f"{row.clean_acc_mean:.3f}",
             ]
             assert line.split()[:6] == [*cells, "3"]
-        assert lines[-1] == f"α* (S* = 0.9): {summary.alpha_star}"
+        members = f"; {summary.members_star} (n = 1347)" if summary.members_star.reached else ""
+        assert lines[-1] == f"α* (S* = 0.9): {summary.alpha_star}{members}"
+    assert summaries[1].members_star.members_star == pytest.approx(summaries[1].alpha_star.alpha_star * 1347)
     assert erm.splitlines()[-1].startswith("α* (S* = 0.9): α* = 0.02")
     assert dpsgd.splitlines()[2].split()[-1] == "8.1"
     assert dpsgd.splitlines()[-1].startswith("α* (S* = 0.9): not reached (max S = 0.52")
@@ -331,7 +333,7 @@ C_KEY, SIGMA_KEY, EPSILON_KEY = (
     f"firm.callbacks.dpsgd.{name}" for name in ("max_grad_norm", "noise_multiplier", "target_epsilon")
 )
 #: (swept settings, m): S(α) = logistic(α/m), so α* = m · TRUE_ALPHA_STAR; m = None: half the S, S* never reached
-VERSUS_SETTINGS = [
+AGAINST_SETTINGS = [
     ({"firm": "erm"}, 1.0),
     ({"firm": "dpsgd", C_KEY: 0.1, SIGMA_KEY: 1.0}, None),
     ({"firm": "dpsgd", C_KEY: 1.0, SIGMA_KEY: 1.0}, 2.0),
@@ -341,7 +343,7 @@ VERSUS_SETTINGS = [
 ]
 
 
-def versus_records(run_record, settings=VERSUS_SETTINGS):
+def against_records(run_record, settings=AGAINST_SETTINGS):
     """ERM, and DP-SGD sweeps over the clipping norm C at σ = 1 and at ε = 4, α > 0 on ALPHAS, three seeds."""
     records = []
     for sweep, m in settings:
@@ -364,9 +366,9 @@ def write_records(records, root):
     return root
 
 
-def test_alpha_star_versus_places_each_groups_own_alpha_star_one_line_per_other_setting(run_record):
-    summaries = summarize(versus_records(run_record), n_bootstrap=100)
-    points = alpha_star_versus(summaries, "max_grad_norm")
+def test_critical_mass_against_places_each_groups_own_alpha_star_one_line_per_other_setting(run_record):
+    summaries = summarize(against_records(run_record), n_bootstrap=100)
+    points = critical_mass_against(summaries, "max_grad_norm")
 
     assert [(point.value, point.others) for point in points] == [
         (0.1, ((SIGMA_KEY, 1.0),)),
@@ -383,15 +385,15 @@ def test_alpha_star_versus_places_each_groups_own_alpha_star_one_line_per_other_
     assert points[3].summary.alpha_star.alpha_star == pytest.approx(3.0 * TRUE_ALPHA_STAR, rel=0.15)
 
 
-def test_versus_table_equals_summarize_per_group_alpha_star(run_record, tmp_path):
-    records = versus_records(run_record)
-    points = alpha_star_versus(summarize(records, n_bootstrap=100), C_KEY)
+def test_against_table_equals_summarize_per_group_alpha_star(run_record, tmp_path):
+    records = against_records(run_record)
+    points = critical_mass_against(summarize(records, n_bootstrap=100), C_KEY)
     fresh = {summary.label: summary.alpha_star for summary in summarize(list(reversed(records)), n_bootstrap=100)}
 
-    rows = versus_rows(points)
-    assert len(rows) == len(VERSUS_SETTINGS)
+    rows = against_rows(points)
+    assert len(rows) == len(AGAINST_SETTINGS)
     for row in rows:
-        row = dict(zip(VERSUS_COLUMNS, row, strict=True))
+        row = dict(zip(AGAINST_COLUMNS, row, strict=True))
         mass = fresh[row["group"]]
         assert (row["alpha_star"], row["alpha_star_low"], row["alpha_star_high"]) == (
             mass.alpha_star,
@@ -400,25 +402,25 @@ def test_versus_table_equals_summarize_per_group_alpha_star(run_record, tmp_path
         )
         assert (row["n_seeds"], row["reached"]) == (3, mass.reached)
 
-    paths = write_versus(points, C_KEY, tmp_path)
+    paths = write_against(points, C_KEY, tmp_path)
     assert paths == {
-        "versus_csv": tmp_path / "alpha_star_vs_max_grad_norm.csv",
-        "versus_json": tmp_path / "alpha_star_vs_max_grad_norm.json",
+        "against_csv": tmp_path / "critical_mass_against_max_grad_norm.csv",
+        "against_json": tmp_path / "critical_mass_against_max_grad_norm.json",
     }
-    with paths["versus_csv"].open() as file:
+    with paths["against_csv"].open() as file:
         written = list(csv.DictReader(file))
-    assert tuple(written[0]) == VERSUS_COLUMNS
+    assert tuple(written[0]) == AGAINST_COLUMNS
     assert written[1]["group"] == f"firm=dpsgd, {C_KEY}=1.0, {SIGMA_KEY}=1.0"
     assert (written[1]["value"], written[1]["others"]) == ("1.0", f"{SIGMA_KEY}=1.0")
     assert float(written[1]["alpha_star"]) == fresh[written[1]["group"]].alpha_star
-    document = json.loads(paths["versus_json"].read_text())
+    document = json.loads(paths["against_json"].read_text())
     assert (document["key"], document["success_level"]) == (C_KEY, 0.9)
     assert document["rows"][4]["others"] == {EPSILON_KEY: 4.0}
     assert document["rows"][4]["alpha_star"] == fresh[document["rows"][4]["group"]].alpha_star
 
 
-def test_versus_reference_group_and_group_that_does_not_reach_s_star(run_record, tmp_path):
-    points = alpha_star_versus(summarize(versus_records(run_record), n_bootstrap=100), EPSILON_KEY)
+def test_against_reference_group_and_group_that_does_not_reach_s_star(run_record, tmp_path):
+    points = critical_mass_against(summarize(against_records(run_record), n_bootstrap=100), EPSILON_KEY)
 
     # only the ε = 4 groups hold the key; ERM and the σ = 1 groups are references, by label
     assert [point.value for point in points] == [4.0, 4.0, None, None, None, None]
@@ -429,7 +431,7 @@ def test_versus_reference_group_and_group_that_does_not_reach_s_star(run_record,
     unreached = next(point for point in points if point.summary.label == f"firm=dpsgd, {C_KEY}=0.1, {SIGMA_KEY}=1.0")
     assert not unreached.summary.alpha_star.reached
 
-    rows = {row[0]: dict(zip(VERSUS_COLUMNS, row, strict=True)) for row in versus_rows(points)}
+    rows = {row[0]: dict(zip(AGAINST_COLUMNS, row, strict=True)) for row in against_rows(points)}
     assert rows["firm=erm"]["value"] is None and rows["firm=erm"]["others"] is None
     assert rows["firm=erm"]["alpha_star"] == erm.summary.alpha_star.alpha_star
     assert rows[unreached.summary.label] | {"group": None} == {
@@ -439,13 +441,18 @@ def test_versus_reference_group_and_group_that_does_not_reach_s_star(run_record,
         "alpha_star": None,
         "alpha_star_low": None,
         "alpha_star_high": None,
+        "n_train": None,
+        "members_star": None,
+        "members_star_low": None,
+        "members_star_high": None,
         "n_seeds": 3,
         "reached": False,
     }
 
-    lines = format_versus_table(points, EPSILON_KEY).splitlines()
-    assert lines[0] == f"α* against {EPSILON_KEY} (S* = 0.9)"
-    assert lines[1].split() == ["target_epsilon", "other", "settings", "α*", "low", "high", "seeds", "reached"]
+    lines = format_against_table(points, EPSILON_KEY).splitlines()
+    assert lines[0] == f"α* and m* against {EPSILON_KEY} (S* = 0.9)"
+    header = ["target_epsilon", "other", "settings", "α*", "low", "high", "n", "m*", "low", "high", "seeds", "reached"]
+    assert lines[1].split() == header
     mass = erm.summary.alpha_star
     erm_line = next(line for line in lines if line.endswith("yes") and "firm=erm" in line)
     assert erm_line.split() == [
@@ -455,6 +462,10 @@ def test_versus_reference_group_and_group_that_does_not_reach_s_star(run_record,
         f"{mass.alpha_star:.3g}",
         f"{mass.low:.3g}",
         f"{mass.high:.3g}",
+        "–",
+        "–",
+        "–",
+        "–",
         "3",
         "yes",
     ]
@@ -462,55 +473,55 @@ def test_versus_reference_group_and_group_that_does_not_reach_s_star(run_record,
     assert unreached_line.split()[-5:] == ["–", "–", "–", "3", "no"]
     assert lines[-1] == f"not set: groups whose records lack {EPSILON_KEY} (reference lines in the plot)"
 
-    png = plot_alpha_star_versus(points, EPSILON_KEY, tmp_path)
-    assert png == tmp_path / "alpha_star_vs_target_epsilon.png"
+    png = plot_critical_mass_against(points, EPSILON_KEY, tmp_path)
+    assert png == tmp_path / "critical_mass_against_target_epsilon.png"
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and len(png.read_bytes()) > 20_000
 
 
-def test_versus_key_resolves_full_keys_and_last_parts_and_says_which_keys_vary(run_record):
+def test_against_key_resolves_full_keys_and_last_parts_and_says_which_keys_vary(run_record):
     ambiguous = [({"firm": "dpsgd", C_KEY: 1.0, "model.max_grad_norm": 2.0}, 2.0)]
-    summaries = summarize(versus_records(run_record, VERSUS_SETTINGS + ambiguous), n_bootstrap=0)
+    summaries = summarize(against_records(run_record, AGAINST_SETTINGS + ambiguous), n_bootstrap=0)
     varying = f"firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}, model.max_grad_norm"
 
-    assert versus_key(summaries, "target_epsilon") == versus_key(summaries, EPSILON_KEY) == EPSILON_KEY
-    assert versus_key(summaries, "firm") == "firm"
+    assert against_key(summaries, "target_epsilon") == against_key(summaries, EPSILON_KEY) == EPSILON_KEY
+    assert against_key(summaries, "firm") == "firm"
     with pytest.raises(ValueError) as error:
-        versus_key(summaries, "max_grad_norm")
+        against_key(summaries, "max_grad_norm")
     assert str(error.value) == (
-        f"versus key 'max_grad_norm' is ambiguous: it names {C_KEY}, model.max_grad_norm; pass the full key."
+        f"--against 'max_grad_norm' is ambiguous: it names {C_KEY}, model.max_grad_norm; pass the full key."
     )
     with pytest.raises(ValueError) as error:
-        versus_key(summaries, "clip")
+        against_key(summaries, "clip")
     assert str(error.value) == (
-        f"versus key 'clip' is not a setting swept between these groups; the settings that vary between groups are: {varying}."
+        f"--against 'clip' is not a setting swept between these groups: swept keys are {varying}."
     )
     with pytest.raises(ValueError, match=r"'collective.alpha' is not .* \(α and seed are each curve's own axes\)"):
-        alpha_star_versus(summaries, "collective.alpha")
-    (only,) = summarize(versus_records(run_record, VERSUS_SETTINGS[:1]), n_bootstrap=0)
-    with pytest.raises(ValueError, match=r"vary between groups are: none \(only α and seed vary\)\.$"):
-        versus_key([only], "max_grad_norm")
+        critical_mass_against(summaries, "collective.alpha")
+    (only,) = summarize(against_records(run_record, AGAINST_SETTINGS[:1]), n_bootstrap=0)
+    with pytest.raises(ValueError, match=r"swept keys are none \(only α and seed vary\)\.$"):
+        against_key([only], "max_grad_norm")
 
 
 @pytest.mark.parametrize(
-    ("versus", "message"),
+    ("against", "message"),
     [
         (
             "epsilon",
-            f"versus key 'epsilon' is not a setting swept between these groups; the settings that vary between groups are: firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}.",
+            f"--against 'epsilon' is not a setting swept between these groups: swept keys are firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}.",
         ),
         (
             "seed",
-            f"versus key 'seed' is not a setting swept between these groups (α and seed are each curve's own axes); the settings that vary between groups are: firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}.",
+            f"--against 'seed' is not a setting swept between these groups (α and seed are each curve's own axes): swept keys are firm, {C_KEY}, {SIGMA_KEY}, {EPSILON_KEY}.",
         ),
     ],
 )
-def test_main_versus_key_errors_are_one_line_with_exit_code_2_and_write_nothing(
-    run_record, tmp_path, capsys, versus, message
+def test_main_against_key_errors_are_one_line_with_exit_code_2_and_write_nothing(
+    run_record, tmp_path, capsys, against, message
 ):
-    root = write_records(versus_records(run_record), tmp_path / "runs")
+    root = write_records(against_records(run_record), tmp_path / "runs")
     out = tmp_path / "out"
 
-    assert main([str(root), "--out", str(out), "--bootstrap", "0", "--versus", versus]) == 2
+    assert main([str(root), "--out", str(out), "--bootstrap", "0", "--against", against]) == 2
 
     captured = capsys.readouterr()
     assert captured.err == f"aca-report: error: {message}\n"
@@ -518,32 +529,32 @@ def test_main_versus_key_errors_are_one_line_with_exit_code_2_and_write_nothing(
     assert not out.exists()
 
 
-def test_main_versus_prints_the_table_and_writes_it_beside_the_report(run_record, tmp_path, capsys):
-    root = write_records(versus_records(run_record), tmp_path / "runs")
+def test_main_against_prints_the_table_and_writes_it_beside_the_report(run_record, tmp_path, capsys):
+    root = write_records(against_records(run_record), tmp_path / "runs")
 
-    assert main([str(root), "--bootstrap", "100", "--versus", "max_grad_norm"]) == 0
+    assert main([str(root), "--bootstrap", "100", "--against", "max_grad_norm"]) == 0
 
     out = capsys.readouterr().out
-    assert f"α* against {C_KEY} (S* = 0.9)\n" in out
+    assert f"α* and m* against {C_KEY} (S* = 0.9)\n" in out
     names = ["report.csv", "report.json", "s_curve.png", "s_curve.pdf"]
-    names += [f"alpha_star_vs_max_grad_norm.{kind}" for kind in ("csv", "json", "png")]
+    names += [f"critical_mass_against_max_grad_norm.{kind}" for kind in ("csv", "json", "png")]
     for name in names:
         assert f"wrote {root / name}\n" in out
         assert (root / name).is_file()
-    with (root / "alpha_star_vs_max_grad_norm.csv").open() as file:
+    with (root / "critical_mass_against_max_grad_norm.csv").open() as file:
         assert [row["reached"] for row in csv.DictReader(file)] == ["False", "True", "True", "True", "True", "True"]
 
-    assert main([str(root), "--distances", "--versus", "max_grad_norm"]) == 2
-    assert capsys.readouterr().err.startswith("aca-report: error: --versus compares α* between groups")
+    assert main([str(root), "--distances", "--against", "max_grad_norm"]) == 2
+    assert capsys.readouterr().err.startswith("aca-report: error: --against compares α* and m* between groups")
 
 
 RECIPE_RUNS = Path(__file__).parents[2] / "recipes" / "dp_digits" / "runs"
 
 
-def test_versus_target_epsilon_on_the_dp_digits_recipe_records(tmp_path):
+def test_against_target_epsilon_on_the_dp_digits_recipe_records(tmp_path):
     records = load_records([RECIPE_RUNS / "erm", RECIPE_RUNS / "epsilon"])
     summaries = summarize(records, n_bootstrap=100)
-    points = alpha_star_versus(summaries, "target_epsilon")
+    points = critical_mass_against(summaries, "target_epsilon")
 
     assert [point.value for point in points] == [0.5, 1, 2, 4, 8, None]
     assert points[-1].summary.label == "experiment=dp_erm_baseline" and points[0].others == ()
@@ -554,12 +565,12 @@ def test_versus_target_epsilon_on_the_dp_digits_recipe_records(tmp_path):
     assert not points[0].summary.alpha_star.reached
     assert round(points[1].summary.alpha_star.alpha_star, 3) == 0.096
     assert round(points[-1].summary.alpha_star.alpha_star, 3) == 0.020
-    png = plot_alpha_star_versus(points, "firm.callbacks.dpsgd.target_epsilon", tmp_path)
-    assert png.name == "alpha_star_vs_target_epsilon.png" and png.stat().st_size > 20_000
+    png = plot_critical_mass_against(points, "firm.callbacks.dpsgd.target_epsilon", tmp_path)
+    assert png.name == "critical_mass_against_target_epsilon.png" and png.stat().st_size > 20_000
 
 
 def test_main_prints_the_devices_under_the_table(run_record, tmp_path, capsys):
-    records = versus_records(run_record, VERSUS_SETTINGS[:1])
+    records = against_records(run_record, AGAINST_SETTINGS[:1])
     for record in records[:3]:
         record.update(device="NVIDIA H100 80GB HBM3", accelerator_count=1, engine="stacked")
     assert main([str(write_records(records, tmp_path / "runs")), "--bootstrap", "0"]) == 0
@@ -572,16 +583,16 @@ def test_main_prints_the_devices_under_the_table(run_record, tmp_path, capsys):
 
 
 def test_main_wandb_logs_table_and_plots_to_one_report_run_in_the_sweeps_group(run_record, tmp_path, wandb_runs):
-    records = versus_records(run_record)
+    records = against_records(run_record)
     for record in records:
         record["config"] = {"logger": {"wandb": {"group": "multirun/2026-11-25/20-37-49"}}}
     root = write_records(records, tmp_path / "runs")
 
-    assert main([str(root), "--bootstrap", "50", "--versus", "max_grad_norm", "--wandb"]) == 0
+    assert main([str(root), "--bootstrap", "50", "--against", "max_grad_norm", "--wandb"]) == 0
 
     (run,) = wandb_runs
     assert (run.job_type, run.group) == ("report", "multirun/2026-11-25/20-37-49")
-    assert run.config["versus"] == C_KEY and run.config["n_records"] == len(records)
+    assert run.config["against"] == C_KEY and run.config["n_records"] == len(records)
     assert run.config["devices"] == f"device not recorded ({len(records)} runs)"
     logged = {key: (value["_type"], value.get("nrows")) for key, value in run.summary.items() if key.startswith("aca/")}
     assert (
@@ -593,8 +604,8 @@ def test_main_wandb_logs_table_and_plots_to_one_report_run_in_the_sweeps_group(r
                 "table-file",
                 6 * len(ALPHAS[1:]),
             ),  # the line chart's data: S against α by group
-            "aca/alpha_star_vs_max_grad_norm": ("image-file", None),
-            "aca/alpha_star_vs_max_grad_norm_table": ("table-file", 6),  # one row per group
+            "aca/critical_mass_against_max_grad_norm": ("image-file", None),
+            "aca/critical_mass_against_max_grad_norm_table": ("table-file", 6),  # one row per group
         }
     )
 
