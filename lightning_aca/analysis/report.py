@@ -125,7 +125,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--against",
-        "--versus",  # the option's former name, kept so that existing commands still run
         metavar="KEY",
         help="also α* and m* (critical number of members) against the swept setting KEY (full key or its last "
         "part, e.g. target_epsilon; n_train: the training-set size n): critical_mass_against_<KEY>.csv/.json/.png",

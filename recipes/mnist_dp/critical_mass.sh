@@ -26,5 +26,5 @@ if [[ "${GRID:-0}" == 1 ]]; then
   timed "grid erm" "$RUNS/grid_timing/erm" firm=erm                                                   # 40 runs
   timed "grid epsilon" "$RUNS/grid_timing/epsilon" $DP.noise_multiplier=null $DP.target_epsilon=0.5,1,2,4,8   # 200
 fi
-aca-report "$RUNS/critical_mass/erm" "$RUNS/critical_mass/epsilon" --versus target_epsilon \
+aca-report "$RUNS/critical_mass/erm" "$RUNS/critical_mass/epsilon" --against target_epsilon \
   --out "$RUNS/critical_mass/epsilon_vs_erm"
