@@ -56,7 +56,13 @@ def _save(figure: Any, out_dir: str | os.PathLike[str], name: str) -> Path:
 
 
 def _theory_xi(runs: list[dict[str, Any]]) -> float | None:
-    """Mean ``theory.xi`` of the group's feature-label (``SignalPlanting``) runs, if they recorded one."""
+    """Mean ``theory.xi`` of the group's feature-label (``SignalPlanting``) runs, if they recorded one.
+
+    ``None`` for a group with a DP-SGD run (a recorded ``epsilon``): the bound is a statement about a
+    learner close to the optimum on the data (ERM), which a private learner is not.
+    """
+    if any(run.get("epsilon") is not None for run in runs):
+        return None
     xis = [
         run["theory"]["xi"]
         for run in runs
@@ -77,7 +83,7 @@ def plot_curves(
     Where runs logged ``aca/baseline_success``, a dotted line of the group's colour shows it. For
     DP-SGD groups with α = 0 runs, a dash-dot line shows the group-privacy ceiling on S
     (``AlphaRow.dp_ceiling``; ``docs/theory.md`` §5).
-    For groups of ``SignalPlanting`` runs whose record has a number ``theory.xi``, the dashed curve is
+    For groups of ``SignalPlanting`` runs trained without DP-SGD whose record has a number ``theory.xi``, the dashed curve is
     Hardt et al.'s feature-label lower bound (arXiv 2302.04262, §3;
     :func:`~lightning_aca.theory.feature_label_success_bound`) with gap Δ = 1, learner suboptimality
     ``theory_epsilon`` and ξ the mean ``theory.xi`` of the group, clipped to [0, 1]. S* and α* come

@@ -203,6 +203,23 @@ def test_plot_curves_writes_png_and_pdf(sweeps, tmp_path):
     assert paths["pdf"].name == "s_curve.pdf" and paths["pdf"].read_bytes().startswith(b"%PDF")
 
 
+def test_the_erm_bound_is_drawn_for_erm_groups_only(make_record, tmp_path, monkeypatch):
+    from lightning_aca.analysis import plot
+
+    drawn = []
+    real = plot.feature_label_success_bound
+    monkeypatch.setattr(plot, "feature_label_success_bound", lambda *a, **k: drawn.append(a[1]) or real(*a, **k))
+    for firm, expected in (("dpsgd", 0), ("erm", 200)):
+        records = [
+            make_record(alpha, seed, firm) | {"theory": {"xi": 0.1, "n_train": 1347}}
+            for alpha in ALPHAS
+            for seed in (0, 1)
+        ]
+        drawn.clear()
+        plot_curves(summarize(records, n_bootstrap=50), records, tmp_path / firm)
+        assert len(drawn) == expected, firm
+
+
 def test_main_prints_table_and_written_paths(sweeps, capsys):
     assert main([str(sweeps), "--bootstrap", "200"]) == 0
 
