@@ -45,8 +45,47 @@ from lightning_aca.validation import non_negative_int, real
 __all__ = ["AlphaStar", "MembersStar", "estimate_alpha_star"]
 
 
+class _CriticalSize:
+    """What α* and m* share as text: an estimate, its interval and the tested range (set by subclasses)."""
+
+    low: float | None
+    high: float | None
+    reached: bool
+    at_smallest_alpha: bool
+
+    @property
+    def estimate(self) -> float | None:
+        raise NotImplementedError
+
+    @property
+    def tested_range(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def format_bound(self, value: float) -> str:
+        """An interval end as text: ``≤`` the smallest tested below the range, ``>`` the largest above it, else the number."""
+        if value == 0.0:
+            return f"≤ {self.tested_range[0]:.3g}"
+        if math.isinf(value):
+            return f"> {self.tested_range[1]:.3g}"
+        return f"{value:.3g}"
+
+    def cells(self) -> list[str]:
+        """Estimate, low and high as table cells: ``≤`` before an estimate reached at the smallest size, ``–`` where none."""
+        estimate = "–"
+        if self.reached:
+            estimate = f"≤ {self.estimate:.3g}" if self.at_smallest_alpha else f"{self.estimate:.3g}"
+        if self.low is None or self.high is None:
+            return [estimate, "–", "–"]
+        return [estimate, self.format_bound(self.low), self.format_bound(self.high)]
+
+    def _with_interval(self, text: str) -> str:
+        if self.low is None or self.high is None:
+            return text
+        return f"{text} [{self.format_bound(self.low)}, {self.format_bound(self.high)}]"
+
+
 @dataclass(frozen=True)
-class AlphaStar:
+class AlphaStar(_CriticalSize):
     """The critical mass α* estimated from a success curve, with a bootstrap interval over seeds.
 
     Attributes:
@@ -84,21 +123,19 @@ class AlphaStar:
             text = f"α* ≤ {self.alpha_star:.3g} (reached at the smallest α tested)"
         else:
             text = f"α* = {self.alpha_star:.3g}"
-        if self.low is None or self.high is None:
-            return text
-        return f"{text} [{self.format_bound(self.low)}, {self.format_bound(self.high)}]"
+        return self._with_interval(text)
 
-    def format_bound(self, value: float) -> str:
-        """An interval end as text: ``≤ α_min`` below the tested range, ``> α_max`` above it, else the number."""
-        if value == 0.0:
-            return f"≤ {self.alpha_range[0]:.3g}"
-        if math.isinf(value):
-            return f"> {self.alpha_range[1]:.3g}"
-        return f"{value:.3g}"
+    @property
+    def estimate(self) -> float | None:
+        return self.alpha_star
+
+    @property
+    def tested_range(self) -> tuple[float, float]:
+        return self.alpha_range
 
 
 @dataclass(frozen=True)
-class MembersStar:
+class MembersStar(_CriticalSize):
     """The critical number of members m* = α*·n: the critical mass counted in members on n training points.
 
     Since a collective of size α on one training set of n points has m = α·n members, m* is α*·n and
@@ -154,17 +191,15 @@ class MembersStar:
             text = f"m* ≤ {self.members_star:.3g} (reached at the fewest members tested)"
         else:
             text = f"m* = {self.members_star:.3g}"
-        if self.low is None or self.high is None:
-            return text
-        return f"{text} [{self.format_bound(self.low)}, {self.format_bound(self.high)}]"
+        return self._with_interval(text)
 
-    def format_bound(self, value: float) -> str:
-        """An interval end as text: ``≤ m_min`` below the tested range, ``> m_max`` above it, else the number."""
-        if value == 0.0:
-            return f"≤ {self.members_range[0]:.3g}"
-        if math.isinf(value):
-            return f"> {self.members_range[1]:.3g}"
-        return f"{value:.3g}"
+    @property
+    def estimate(self) -> float | None:
+        return self.members_star
+
+    @property
+    def tested_range(self) -> tuple[float, float]:
+        return self.members_range
 
 
 def _crossing(alphas: np.ndarray, sums: np.ndarray, counts: np.ndarray, success_level: float) -> float:

@@ -265,29 +265,13 @@ def format_against_table(points: Sequence[AgainstPoint], key: str) -> str:
         mass = point.summary.alpha_star
         value = "not set" if point.value is None else str(point.value)
         others = point.summary.label if point.value is None else (group_label(point.others) if point.others else "–")
-        if mass is None or not mass.reached:
-            estimate = "–"
-        else:
-            estimate = f"≤ {mass.alpha_star:.3g}" if mass.at_smallest_alpha else f"{mass.alpha_star:.3g}"
-        ends = (
-            ["–", "–"]
-            if mass is None or mass.low is None
-            else [mass.format_bound(mass.low), mass.format_bound(mass.high)]
-        )
         members = point.summary.members_star
-        if members is None or not members.reached:
-            count = "–"
-        else:
-            count = f"≤ {members.members_star:.3g}" if members.at_smallest_alpha else f"{members.members_star:.3g}"
-        count_ends = (
-            ["–", "–"]
-            if members is None or members.low is None
-            else [members.format_bound(members.low), members.format_bound(members.high)]
-        )
+        alpha_cells = ["–"] * 3 if mass is None else mass.cells()
+        member_cells = ["–"] * 3 if members is None else members.cells()
         n_train = "–" if point.summary.n_train is None else str(point.summary.n_train)
         seeds = "–" if mass is None else str(mass.n_seeds)
         reached = "yes" if mass is not None and mass.reached else "no"
-        rows.append([value, others, estimate, *ends, n_train, count, *count_ends, seeds, reached])
+        rows.append([value, others, *alpha_cells, n_train, *member_cells, seeds, reached])
     header = [short, "other settings", "α*", "low", "high", "n", "m*", "low", "high", "seeds", "reached"]
     title = f"α* and m* against {key} (S* = {points[0].summary.success_level:g})"
     lines = [title, format_columns(header, rows)]
