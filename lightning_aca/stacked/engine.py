@@ -35,7 +35,7 @@ from lightning_aca.experiment import RunPlan, close_loggers, data_fact, quiet, r
 from lightning_aca.firm.dp import privacy_fields
 from lightning_aca.stacked.config import check_group, stackable_reason
 from lightning_aca.stacked.data import TensorData, load_tensors
-from lightning_aca.stacked.functional import bytes_per_model, check_stackable, stack
+from lightning_aca.stacked.functional import bytes_per_model, stack
 from lightning_aca.stacked.gdro import StackedGroupDRO
 from lightning_aca.stacked.module import Evaluation, SignalSet, StackedClassifier, StackedDataModule
 from lightning_aca.stacked.privacy import PoissonPlan
@@ -325,7 +325,6 @@ class _Group:
         # eligibility from the true labels of the training set, as the standard path decides it
         eligible = [s.eligible(data.y_train).numpy() if s.uses_labels else None for s in strategies]
         self.jobs = [_Job(p, data, eligible) for p in plans]
-        check_stackable(self.jobs[0].net, tuple(data.x_train.shape[1:]), self.jobs[0].dp is not None)
         self.evaluation = _evaluation(first, strategies, plan.names, data)
         inputs = data.x_train[:5000]
         self.xis = [uniqueness(inputs, s) for s in strategies]
@@ -337,10 +336,19 @@ class _Group:
         self.data = TensorData(**{**vars(data), "x_train": self.views[0][0], "y_train": self.views[1][0]})
 
 
+def _stack_of(cfgs: list[DictConfig]) -> list[dict[str, Any]]:
+    """The configs' resolved dicts; ``ValueError`` unless they form one group the engine can train."""
+    resolved = check_group(cfgs)
+    reason = stackable_reason(cfgs[0])
+    if reason is not None:
+        raise ValueError(f"these configurations cannot be stacked: {reason}")
+    return resolved
+
+
 def build_stacked(cfgs: Sequence[DictConfig], device: str | None = "cpu") -> StackedClassifier:
     """The untrained stacked model of a group of configurations (as :func:`run_stacked` builds each chunk)."""
     cfgs = list(cfgs)
-    group = _Group(cfgs, check_group(cfgs), device)
+    group = _Group(cfgs, _stack_of(cfgs), device)
     return build_module(group.jobs, group.data, group.views, group.evaluation, group.group_views)
 
 
@@ -366,10 +374,7 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
         return []
     if max_models is not None:
         max_models = positive_int("max_models", max_models)
-    resolved = check_group(cfgs)
-    reason = stackable_reason(cfgs[0])
-    if reason is not None:
-        raise ValueError(f"these configurations cannot be stacked: {reason}")
+    resolved = _stack_of(cfgs)
     records: list[dict | None] = [None] * len(cfgs)
     pending = []
     for i, cfg in enumerate(cfgs):
