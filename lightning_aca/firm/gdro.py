@@ -29,6 +29,17 @@ from lightning_aca.validation import integer, non_negative_real, one_of, positiv
 _GROUP_SOURCES = ("index", "membership")
 
 
+def group_sums(values: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+    """Σ of ``values`` ``(..., B)`` per group ``(..., G)``, ``groups`` ``(..., B)`` integers in [0, G).
+
+    A product with the one-hot groups rather than ``index_add``/``scatter_add``: on CUDA those add
+    atomically, in a varying order, and the group weights q·exp(ηL) carry that noise into every
+    later step; a product sums in a fixed order, so runs repeat bit for bit.
+    """
+    one_hot = torch.nn.functional.one_hot(groups, num_groups).to(values.dtype)
+    return (values.unsqueeze(-2) @ one_hot).squeeze(-2)
+
+
 class GroupDRO(PatchingCallback):
     """Replace the training loss of a LightningModule by the online group-DRO objective.
 
@@ -157,7 +168,7 @@ class GroupDRO(PatchingCallback):
             )
         groups = self._checked_groups(groups, len(losses)).to(losses.device)
         dtype = torch.promote_types(losses.dtype, torch.float32)
-        sums = torch.zeros(self.num_groups, dtype=dtype, device=losses.device).index_add(0, groups, losses.to(dtype))
+        sums = group_sums(losses.to(dtype), groups, self.num_groups)
         counts = torch.bincount(groups, minlength=self.num_groups).to(dtype)
         group_losses = sums / counts.clamp(min=1)
         # q must follow the global batch: sum group losses over ranks (identity on one process).

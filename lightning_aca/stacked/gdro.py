@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_aca.firm.gdro import group_sums
+
 
 class StackedGroupDRO(nn.Module):
     """Group weights ``q`` ``(K, G)`` of K models and the group-DRO reweighting of their batches.
@@ -49,9 +51,8 @@ class StackedGroupDRO(nn.Module):
         ``losses`` ``(K, B)`` detached per-sample losses, ``groups`` ``(K, B)``, ``mask`` the real rows.
         """
         mask = torch.ones_like(losses) if mask is None else mask.to(losses.dtype)
-        zeros = losses.new_zeros(len(losses), self.num_groups)
-        sums = zeros.scatter_add(1, groups, losses * mask)
-        counts = zeros.scatter_add(1, groups, mask)
+        sums = group_sums(losses * mask, groups, self.num_groups)
+        counts = group_sums(mask, groups, self.num_groups)
         present = counts > 0
         ascent = sums / counts.clamp(min=1) + self.adjustment
         # q·exp(ηL) renormalized is softmax(log q + ηL): the callback's update, without overflow

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
@@ -14,7 +16,7 @@ from lightning_aca.collective.dataset import CollectiveDataset
 from lightning_aca.collective.signals import PixelPatch
 from lightning_aca.collective.strategies import SignalPlanting
 from lightning_aca.data.spurious import SpuriousDigitsDataModule
-from lightning_aca.firm.gdro import GroupDRO
+from lightning_aca.firm.gdro import GroupDRO, group_sums
 from lightning_aca.metrics.functional import worst_group_accuracy
 
 
@@ -383,3 +385,14 @@ def test_two_instances_with_other_settings_keep_their_own_state(make_trainer):
     call._call_callbacks_load_state_dict(trainer, {"callbacks": states})
     assert slow_again.record_fields() == slow.record_fields()
     assert fast_again.record_fields() == fast.record_fields()
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 3), b=st.integers(1, 40), g=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_group_sums_are_per_group_sums_in_any_batch_shape(k, b, g, seed):
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randn(k, b, generator=generator, dtype=torch.float64)
+    groups = torch.randint(0, g, (k, b), generator=generator)
+    expected = torch.zeros(k, g, dtype=torch.float64).scatter_add(1, groups, values)
+    assert torch.allclose(group_sums(values, groups, g), expected)
+    assert torch.allclose(group_sums(values[0], groups[0], g), expected[0])  # one model: (B,) -> (G,)
