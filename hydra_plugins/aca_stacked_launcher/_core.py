@@ -65,34 +65,96 @@ _active: list[DictConfig] = []  # the configs HydraConfig was set to by _hydra_c
 
 
 class KeptCompositions:
-    """Hydra's config loader, keeping the sweep configs it composes until the launcher takes them.
+    """Hydra's config loader, composing each job of a sweep once and keeping it for the launcher.
 
     Hydra's sweepers compose every job of a batch to validate it (``Sweeper.validate_batch_is_legal``)
     and drop the result; the launcher then needs the same composition (same master config, same
     overrides). Installed as the sweep's ``HydraContext.config_loader``, this loader keeps a copy
     of each, which :meth:`take` hands to the launcher; everything else is the wrapped loader's.
+
+    Jobs that differ from a job already composed only in the values of plain keys (``seed=1``
+    where that job had ``seed=0``: no config group, no ``+``/``~``, no mapping value, no ``hydra.``
+    key) are not composed again: the composed config is copied and those values are set on it, as
+    Hydra's composition sets an override's value last; the job's ``hydra.overrides.task`` and
+    ``hydra.job.override_dirname`` (and ``hydra.runtime.cwd``) are set as Hydra sets them. A sweep of many values of a
+    few keys costs one composition per combination of the rest.
     """
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
         self._kept: dict[tuple[int, tuple[str, ...]], DictConfig] = {}
+        self._composed: dict[tuple[Any, ...], tuple[list[Any], DictConfig]] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loader, name)
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        config = self.loader.load_sweep_config(master_config, sweep_overrides)
+        config = self._derived(master_config, sweep_overrides)
+        if config is None:
+            config = self.loader.load_sweep_config(master_config, sweep_overrides)
         self._kept[(id(master_config), tuple(sweep_overrides))] = copy.deepcopy(config)
         return config
 
     def take(self, master_config: DictConfig, sweep_overrides: Sequence[str]) -> DictConfig:
         """The job's composed config: the kept composition of these overrides, else composed now."""
         kept = self._kept.pop((id(master_config), tuple(sweep_overrides)), None)
-        return kept if kept is not None else self.loader.load_sweep_config(master_config, list(sweep_overrides))
+        return kept if kept is not None else self.load_sweep_config(master_config, list(sweep_overrides))
 
     def forget(self) -> None:
         """Drop what no launch took (e.g. a sweeper's compositions of partial overrides)."""
         self._kept.clear()
+        self._composed.clear()
+
+    def _value_only(self, override: Any) -> bool:
+        """Whether ``override`` sets the value of a plain key (a composition is not changed otherwise)."""
+        from hydra.core.override_parser.types import OverrideType
+
+        key = override.key_or_group
+        return (
+            override.type == OverrideType.CHANGE
+            and override.package is None
+            and not override.is_sweep_override()
+            and not override.is_hydra_override()
+            and not isinstance(override.value(), dict)
+            and not self.loader.repository.group_exists(key.replace(".", "/"))
+        )
+
+    def _derived(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig | None:
+        """This job's config from a composed one that differs in plain values only; ``None``: compose it."""
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        lines = [*OmegaConf.to_container(master_config.hydra.overrides.hydra), *sweep_overrides]
+        try:
+            parsed = OverridesParser.create().parse_overrides(lines)
+        except Exception:  # Hydra's own composition reports it
+            return None
+        # the key, and for an override that is more than a value its whole line: jobs with equal
+        # signatures differ in plain values only
+        signature = (
+            id(master_config),
+            *((o.key_or_group, None if self._value_only(o) else o.input_line) for o in parsed),
+        )
+        if signature not in self._composed:
+            config = self.loader.load_sweep_config(master_config, sweep_overrides)
+            self._composed[signature] = (parsed, copy.deepcopy(config))
+            return config
+        composed_overrides, composed = self._composed[signature]
+        config = copy.deepcopy(composed)
+        changed = [o for o, c in zip(parsed, composed_overrides, strict=True) if o.input_line != c.input_line]
+        ConfigLoaderImpl._apply_overrides_to_config(changed, config)
+        task = [o for o in parsed if not o.is_hydra_override()]
+        job = config.hydra.job
+        config.hydra.overrides.task = [o.input_line for o in task]
+        config.hydra.runtime.cwd = os.getcwd()
+        job.override_dirname = get_overrides_dirname(
+            overrides=task,
+            kv_sep=job.config.override_dirname.kv_sep,
+            item_sep=job.config.override_dirname.item_sep,
+            exclude_keys=job.config.override_dirname.exclude_keys,
+        )
+        OmegaConf.copy_cache(from_config=master_config, to_config=config)
+        return config
 
 
 class _NoCallbacks:
