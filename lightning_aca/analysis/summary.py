@@ -335,6 +335,48 @@ def _same_axis(placed: Sequence[GroupSummary], key: str, candidates: set[str]) -
     return same
 
 
+@dataclass(frozen=True)
+class SizeExponent:
+    """How the critical number of members grows with the training-set size: m* ∝ n^b along one series.
+
+    b = 0: a constant number of members suffices at every n; b = 1: a constant fraction (α* flat).
+    ``b`` is the least-squares slope of log m* on log n over the series' groups with a reached α*,
+    ``stderr`` its standard error (``None`` with fewer than three groups), ``sizes`` those n.
+    """
+
+    others: Key
+    b: float
+    stderr: float | None
+    sizes: tuple[int, ...]
+
+
+def size_exponents(points: Sequence[AgainstPoint]) -> list[SizeExponent]:
+    """The exponent b of m* ∝ n^b of each series of ``critical_mass_against(summaries, "n_train")``.
+
+    A series needs at least two sizes with a reached α* (an m* beyond the tested range has no
+    place on the line); series with fewer are left out.
+    """
+    series: dict[Key, list[tuple[float, float]]] = defaultdict(list)
+    for point in points:
+        members = point.summary.members_star
+        if point.value is None or members is None or not point.summary.alpha_star.reached:
+            continue
+        series[point.others].append((float(point.value), members.members_star))
+    out = []
+    for others, pairs in series.items():
+        if len({n for n, _ in pairs}) < 2:
+            continue
+        log_n, log_m = np.log([n for n, _ in pairs]), np.log([m for _, m in pairs])
+        centred = log_n - log_n.mean()
+        slope = float(centred @ (log_m - log_m.mean()) / (centred @ centred))
+        stderr = None
+        if len(pairs) > 2:
+            residuals = log_m - log_m.mean() - slope * centred
+            stderr = float(np.sqrt(residuals @ residuals / (len(pairs) - 2) / (centred @ centred)))
+        out.append(SizeExponent(others, slope, stderr, tuple(int(n) for n, _ in sorted(pairs))))
+    return out
+
+
 def critical_mass_against(summaries: Sequence[GroupSummary], key: str) -> list[AgainstPoint]:
     """Each group's α* and m* at its value of the swept setting ``key`` (full, or its last part; see :func:`against_key`).
 

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lightning_aca.analysis.summary import AgainstPoint, GroupSummary, against_name
+from lightning_aca.analysis.summary import N_TRAIN, AgainstPoint, GroupSummary, against_name, size_exponents
 from lightning_aca.runs.records import group_label, write_atomically
 
 __all__ = [
@@ -277,6 +277,15 @@ def format_against_table(points: Sequence[AgainstPoint], key: str) -> str:
     lines = [title, format_columns(header, rows)]
     if any(point.value is None for point in points):
         lines.append(f"not set: groups whose records lack {key} (reference lines in the plot)")
+    if key == N_TRAIN:
+        for fit in size_exponents(points):
+            where = f" ({group_label(fit.others)})" if fit.others else ""
+            error = "" if fit.stderr is None else f" ± {fit.stderr:.2f}"
+            sizes = ", ".join(map(str, fit.sizes))
+            lines.append(
+                f"m* ∝ n^b{where}: b = {fit.b:.2f}{error} over n = {sizes} "
+                "(b = 0: a constant number of members, b = 1: a constant fraction)"
+            )
     return "\n".join(lines)
 
 
@@ -294,6 +303,11 @@ def write_against(points: Sequence[AgainstPoint], key: str, out_dir: str | os.Pa
         for point, row in zip(points, against_rows(points), strict=True)
     ]
     document = {"key": key, "success_level": points[0].summary.success_level, "rows": rows}
+    if key == N_TRAIN:
+        document["size_exponents"] = [
+            {"others": dict(fit.others), "b": fit.b, "stderr": fit.stderr, "sizes": list(fit.sizes)}
+            for fit in size_exponents(points)
+        ]
     names = {"against_csv": f"{against_name(key)}.csv", "against_json": f"{against_name(key)}.json"}
     return write_table_files(out_dir, names, AGAINST_COLUMNS, against_rows(points), document)
 

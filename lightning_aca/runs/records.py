@@ -69,6 +69,9 @@ def write_record(record: dict[str, Any], directory: str | os.PathLike[str]) -> P
 
 _NOT_SCIENCE = ("quiet", "output_dir", "hydra.", "hydra/")
 
+#: ``trainer`` choices that pick only the device (accelerator and one device), not the training
+DEVICE_TRAINERS = ("cpu", "gpu")
+
 
 def _parse_value(text: str) -> Any:
     try:
@@ -380,11 +383,13 @@ def _is_curve_axis(key: str) -> bool:
 def group_key(record: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """Swept settings that tell one S(α) curve from another: the sorted sweep minus α, seed and Hydra's own keys.
 
-    A key counts as α (or seed) when its last dotted part is ``alpha`` (or ``seed``). List or dict
+    A key counts as α (or seed) when its last dotted part is ``alpha`` (or ``seed``). The device
+    choice ``trainer=cpu``/``trainer=gpu`` (the record's ``device`` names it) does not split a
+    curve either: runs of one setting on either device are seeds of one curve. List or dict
     values are turned into their JSON text so that the key is hashable.
 
     Example:
-        >>> group_key({"sweep": {"collective.alpha": 0.01, "seed": 1, "firm": "erm", "hydra.launcher.n_jobs": 4}})
+        >>> group_key({"sweep": {"collective.alpha": 0.01, "seed": 1, "firm": "erm", "trainer": "gpu"}})
         (('firm', 'erm'),)
     """
     items = (record.get("sweep") or {}).items()
@@ -392,7 +397,7 @@ def group_key(record: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         sorted(
             (key, json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value)
             for key, value in items
-            if not _is_curve_axis(key)
+            if not _is_curve_axis(key) and not (key == "trainer" and value in DEVICE_TRAINERS)
         )
     )
 

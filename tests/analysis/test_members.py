@@ -2,12 +2,13 @@ import csv
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 
 from lightning_aca.analysis.report import main
-from lightning_aca.analysis.summary import critical_mass_against, summarize
+from lightning_aca.analysis.summary import critical_mass_against, size_exponents, summarize
 
 SIZES = (1000, 2000, 4000)
 ALPHAS = np.logspace(-3, -0.7, 25).tolist()
@@ -22,14 +23,16 @@ def success(members):
     return 1.0 / (1.0 + math.exp(-(members - CENTRE) / WIDTH))
 
 
-def size_records(run_record):
-    """Nested subsets of n = 1000/2000/4000 points, swept by DATA_KEY, where S depends on the members m = α·n only."""
+def size_records(run_record, law="members"):
+    """Nested subsets of n = 1000/2000/4000 points, swept by DATA_KEY, where S depends on the members m = α·n only
+    (``law="fraction"``: on α only, as the members of n = 1000 would)."""
     records = []
     for n in SIZES:
         for alpha in ALPHAS:
             members = round(alpha * n)
+            level = success(members if law == "members" else alpha * 1000)
             for seed, offset in SEED_OFFSETS.items():
-                metrics = {"aca/success": min(max(success(members) + offset, 0.0), 1.0), "aca/members": float(members)}
+                metrics = {"aca/success": min(max(level + offset, 0.0), 1.0), "aca/members": float(members)}
                 record = run_record(alpha, seed, "erm", metrics, theory={"xi": None, "n_train": n})
                 record["sweep"] = {"collective.alpha": alpha, "seed": seed, DATA_KEY: n}
                 records.append(record)
@@ -73,6 +76,7 @@ def test_main_against_n_train_writes_the_table_and_the_plot(run_record, tmp_path
 
     out = capsys.readouterr().out
     assert "α* and m* against n_train (S* = 0.9)\n" in out
+    assert re.search(r"m\* ∝ n\^b: b = -?0\.0\d ± 0\.\d\d over n = 1000, 2000, 4000 \(b = 0: a constant number", out)
     header = next(line for line in out.splitlines() if line.lstrip().startswith("α  members"))
     assert header.split() == ["α", "members", "S", "mean", "±", "std", "clean", "acc", "seeds"]
     for kind in ("csv", "json", "png"):
@@ -91,6 +95,8 @@ def test_main_against_n_train_writes_the_table_and_the_plot(run_record, tmp_path
     document = json.loads((root / "critical_mass_against_n_train.json").read_text())
     assert document["key"] == "n_train"
     assert [row["members_star"] for row in document["rows"]] == pytest.approx([float(r["members_star"]) for r in rows])
+    (fit,) = document["size_exponents"]
+    assert fit["sizes"] == list(SIZES) and abs(fit["b"]) < 0.05 and fit["others"] == {}
     report = json.loads((root / "report.json").read_text())
     assert [group["n_train"] for group in report["groups"]] == list(SIZES)
     assert report["groups"][0]["rows"][0]["members_mean"] == round(ALPHAS[0] * SIZES[0])
@@ -124,3 +130,12 @@ def test_main_against_a_key_no_record_has_is_one_line_with_exit_code_2(run_recor
         f"swept keys are {DATA_KEY}, n_train.\n"
     )
     assert captured.out == "" and not out.exists()
+
+
+@pytest.mark.parametrize(("law", "b"), [("members", 0.0), ("fraction", 1.0)])
+def test_the_size_exponent_tells_a_constant_count_from_a_constant_fraction(run_record, law, b):
+    points = critical_mass_against(summarize(size_records(run_record, law), n_bootstrap=0), "n_train")
+    (fit,) = size_exponents(points)
+    assert fit.others == () and fit.sizes == SIZES
+    assert fit.b == pytest.approx(b, abs=0.05) and fit.stderr < 0.05
+    assert size_exponents(points[:1]) == []  # one size: no line

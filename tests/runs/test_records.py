@@ -93,6 +93,13 @@ def test_group_key_drops_alpha_seed_and_hydra_keys_and_sorts_the_rest(record):
     assert group_key({"alpha": 0.1}) == ()
 
 
+def test_the_device_choice_does_not_split_a_curve_but_another_trainer_does(record):
+    on_cpu, on_gpu, ddp = record(0.01, 0), record(0.01, 1), record(0.01, 2)
+    on_cpu["sweep"]["trainer"], on_gpu["sweep"]["trainer"], ddp["sweep"]["trainer"] = "cpu", "gpu", "ddp"
+    assert group_key(on_cpu) == group_key(on_gpu) == group_key(record(0.01, 3)) == (("firm", "erm"),)
+    assert group_key(ddp) == (("firm", "erm"), ("trainer", "ddp"))
+
+
 def test_one_record_name_and_schema_version_shared_by_writer_and_reader():
     from lightning_aca import experiment
 
