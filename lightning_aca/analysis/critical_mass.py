@@ -103,6 +103,10 @@ class AlphaStar(_CriticalSize):
         max_mean_success: largest per-α mean success observed.
         alpha_at_max: the α at which ``max_mean_success`` was observed.
         alpha_range: smallest and largest α tested.
+        grid_cell: the two neighbouring tested α between which the mean curve crosses S* (α*
+            interpolated inside it); ``None`` when S* is not reached or reached at the smallest α.
+            An interval narrower than this cell rests on the interpolation: a finer grid inside
+            the cell tests it.
     """
 
     alpha_star: float | None
@@ -115,6 +119,7 @@ class AlphaStar(_CriticalSize):
     max_mean_success: float
     alpha_at_max: float
     alpha_range: tuple[float, float]
+    grid_cell: tuple[float, float] | None = None
 
     def __str__(self) -> str:
         if not self.reached:
@@ -123,7 +128,10 @@ class AlphaStar(_CriticalSize):
             text = f"α* ≤ {self.alpha_star:.3g} (reached at the smallest α tested)"
         else:
             text = f"α* = {self.alpha_star:.3g}"
-        return self._with_interval(text)
+        text = self._with_interval(text)
+        if self.grid_cell is not None:
+            text += f" in the grid cell {self.grid_cell[0]:.3g}–{self.grid_cell[1]:.3g}"
+        return text
 
     @property
     def estimate(self) -> float | None:
@@ -321,4 +329,13 @@ def estimate_alpha_star(
         max_mean_success=float(mean_curve[best]),
         alpha_at_max=float(grid[best]),
         alpha_range=(float(grid[0]), float(grid[-1])),
+        grid_cell=_cell(grid, alpha_star) if reached and not at_smallest else None,
     )
+
+
+def _cell(grid: np.ndarray, alpha_star: float) -> tuple[float, float]:
+    """The neighbouring tested α around ``alpha_star`` (the same α twice when it is a tested one)."""
+    upper = int(np.searchsorted(grid, alpha_star, side="left"))
+    if grid[upper] == alpha_star:
+        return float(alpha_star), float(alpha_star)
+    return float(grid[upper - 1]), float(grid[upper])

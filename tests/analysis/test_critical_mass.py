@@ -36,7 +36,7 @@ def test_hand_computed_log_interpolation():
     assert result.alpha_star == pytest.approx(math.sqrt(0.001))
     assert result.reached and not result.at_smallest_alpha
     assert result.low is None and result.high is None and result.n_seeds == 1
-    assert str(result) == "α* = 0.0316"
+    assert str(result) == "α* = 0.0316 in the grid cell 0.01–0.1" and result.grid_cell == (0.01, 0.1)
 
 
 @pytest.mark.parametrize("success_level", [0.5, 0.9, 0.99])
@@ -101,7 +101,7 @@ def test_interval_upper_end_is_infinite_when_many_replicates_never_reach():
     curves = [[0.1, 0.5, 1.0]] * 8 + [[0.1, 0.5, 0.6]] * 2
     result = estimate_alpha_star(alphas, np.concatenate(curves), success_level=0.9, seeds=seeds)
     assert result.reached and result.high == math.inf
-    assert str(result).endswith(", > 1]")
+    assert str(result).endswith(", > 1] in the grid cell 0.1–1")
 
 
 def test_interval_lower_end_below_the_range():
