@@ -267,7 +267,7 @@ def estimate_alpha_star(
         >>> round(result.alpha_star, 4)
         0.0316
         >>> print(result)
-        α* = 0.0316
+        α* = 0.0316 in the grid cell 0.01–0.1
     """
     alpha_values = _as_vector("alphas", alphas)
     success_values = _as_vector("successes", successes)

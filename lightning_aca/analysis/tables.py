@@ -115,7 +115,7 @@ def format_table(summaries: Sequence[GroupSummary]) -> str:
         0.001        4  0.200 ± 0.000     0.100      0.900      1
          0.01       40  0.600 ± 0.000     0.100      0.900      1
           0.1      400  1.000 ± 0.000     0.100      0.900      1
-        α* (S* = 0.8): α* = 0.0316; m* = 126 (n = 4000)
+        α* (S* = 0.8): α* = 0.0316 in the grid cell 0.01–0.1; m* = 126 (n = 4000)
         ! S is not above its baseline (the same success measure on clean inputs) at α = 0
     """
     blocks = []
