@@ -12,6 +12,7 @@ undoes what an in-process ``aca-run`` multirun leaves behind.
 import logging
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -20,6 +21,8 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from torch import nn
+
+from lightning_aca.runs.records import write_record
 
 
 class PlainModel(L.LightningModule):
@@ -263,3 +266,15 @@ def _run_record(alpha, seed, firm="erm", metrics=None, **fields):
 def run_record():
     """``run_record(alpha, seed, firm="erm", metrics=None, **fields) -> dict``: a record as aca-run writes it."""
     return _run_record
+
+
+def _write_records(records: list[dict], root: Path) -> Path:
+    for job, record in enumerate(records):
+        write_record(record, root / str(job))
+    return root
+
+
+@pytest.fixture(scope="session")
+def write_records():
+    """``write_records(records, root) -> root``: each record as ``root/<job>/record.json``, as a sweep leaves them."""
+    return _write_records

@@ -39,14 +39,6 @@ def size_records(run_record, law="members"):
     return records
 
 
-def write_records(records, root):
-    for job, record in enumerate(records):
-        path = root / str(job) / "record.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(record))
-    return root
-
-
 def test_members_star_is_flat_in_n_while_alpha_star_falls_as_one_over_n(run_record):
     points = critical_mass_against(summarize(size_records(run_record), n_bootstrap=200), "n_train")
 
@@ -67,7 +59,7 @@ def test_members_star_is_flat_in_n_while_alpha_star_falls_as_one_over_n(run_reco
     assert max(m.low for m in members_stars) <= min(m.high for m in members_stars)
 
 
-def test_main_against_n_train_writes_the_table_and_the_plot(run_record, tmp_path, capsys):
+def test_main_against_n_train_writes_the_table_and_the_plot(write_records, run_record, tmp_path, capsys):
     records = size_records(run_record)
     root = write_records(records, tmp_path / "runs")
     expected = {p.value: p.summary for p in critical_mass_against(summarize(records, n_bootstrap=100), "n_train")}
@@ -118,7 +110,7 @@ def test_against_a_swept_setting_other_than_n_splits_series_by_it(run_record):
     ]
 
 
-def test_main_against_a_key_no_record_has_is_one_line_with_exit_code_2(run_record, tmp_path, capsys):
+def test_main_against_a_key_no_record_has_is_one_line_with_exit_code_2(write_records, run_record, tmp_path, capsys):
     root = write_records(size_records(run_record), tmp_path / "runs")
     out = tmp_path / "out"
 

@@ -375,14 +375,6 @@ def against_records(run_record, settings=AGAINST_SETTINGS):
     return records
 
 
-def write_records(records, root):
-    for job, record in enumerate(records):
-        path = root / str(job) / "record.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(record))
-    return root
-
-
 def test_critical_mass_against_places_each_groups_own_alpha_star_one_line_per_other_setting(run_record):
     summaries = summarize(against_records(run_record), n_bootstrap=100)
     points = critical_mass_against(summaries, "max_grad_norm")
@@ -533,7 +525,7 @@ def test_against_key_resolves_full_keys_and_last_parts_and_says_which_keys_vary(
     ],
 )
 def test_main_against_key_errors_are_one_line_with_exit_code_2_and_write_nothing(
-    run_record, tmp_path, capsys, against, message
+    write_records, run_record, tmp_path, capsys, against, message
 ):
     root = write_records(against_records(run_record), tmp_path / "runs")
     out = tmp_path / "out"
@@ -546,7 +538,7 @@ def test_main_against_key_errors_are_one_line_with_exit_code_2_and_write_nothing
     assert not out.exists()
 
 
-def test_main_against_prints_the_table_and_writes_it_beside_the_report(run_record, tmp_path, capsys):
+def test_main_against_prints_the_table_and_writes_it_beside_the_report(write_records, run_record, tmp_path, capsys):
     root = write_records(against_records(run_record), tmp_path / "runs")
 
     assert main([str(root), "--bootstrap", "100", "--against", "max_grad_norm"]) == 0
@@ -586,7 +578,7 @@ def test_against_target_epsilon_on_the_dp_digits_recipe_records(tmp_path):
     assert png.name == "critical_mass_against_target_epsilon.png" and png.stat().st_size > 20_000
 
 
-def test_main_prints_the_devices_under_the_table(run_record, tmp_path, capsys):
+def test_main_prints_the_devices_under_the_table(write_records, run_record, tmp_path, capsys):
     records = against_records(run_record, AGAINST_SETTINGS[:1])
     for record in records[:3]:
         record.update(device="NVIDIA H100 80GB HBM3", accelerator_count=1, engine="stacked")
@@ -599,7 +591,9 @@ def test_main_prints_the_devices_under_the_table(run_record, tmp_path, capsys):
     assert devices == f"device: NVIDIA H100 80GB HBM3 ×1, stacked engine (3 runs); device not recorded ({n - 3} runs)"
 
 
-def test_main_wandb_logs_table_and_plots_to_one_report_run_in_the_sweeps_group(run_record, tmp_path, wandb_runs):
+def test_main_wandb_logs_table_and_plots_to_one_report_run_in_the_sweeps_group(
+    write_records, run_record, tmp_path, wandb_runs
+):
     records = against_records(run_record)
     for record in records:
         record["config"] = {"logger": {"wandb": {"group": "multirun/2026-11-25/20-37-49"}}}
