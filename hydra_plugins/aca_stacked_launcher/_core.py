@@ -75,9 +75,9 @@ class KeptCompositions:
     Jobs that differ from a job already composed only in the values of plain keys (``seed=1``
     where that job had ``seed=0``: no config group, no ``+``/``~``, no mapping value, no ``hydra.``
     key) are not composed again: the composed config is copied and those values are set on it, as
-    Hydra's composition sets an override's value last; the job's ``hydra.overrides.task`` and
-    ``hydra.job.override_dirname`` (and ``hydra.runtime.cwd``) are set as Hydra sets them. A sweep of many values of a
-    few keys costs one composition per combination of the rest.
+    Hydra's composition sets an override's value last; the job's ``hydra.overrides.task``,
+    ``hydra.job.override_dirname`` and ``hydra.runtime.cwd`` are set as Hydra sets them. A sweep of
+    many values of a few keys costs one composition per combination of the rest.
     """
 
     def __init__(self, loader: Any) -> None:

