@@ -15,6 +15,7 @@ both.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -146,13 +147,19 @@ def _build_datamodule(node: DictConfig) -> Any:
         raise
 
 
+def cache_key(node: Any) -> str:
+    """A config node, resolved, as canonical JSON: the key of a cache of what is built from it
+    (``OmegaConf.create(json.loads(key))`` gives the node back)."""
+    return json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True, default=str)
+
+
 @functools.lru_cache(maxsize=16)
-def _datamodule_facts(datamodule_yaml: str) -> dict[str, Any]:
+def _datamodule_facts(datamodule_key: str) -> dict[str, Any]:
     """The :data:`DATA_FACTS` of a datamodule built to read them and then let go, so no data set stays in memory.
 
     ``input_shape`` is read first: a table's width reads the file, which also gives its class count.
     """
-    datamodule = _build_datamodule(OmegaConf.create(datamodule_yaml))
+    datamodule = _build_datamodule(OmegaConf.create(json.loads(datamodule_key)))
     try:
         return {key: getattr(datamodule, key, None) for key in DATA_FACTS}
     except (ValueError, TypeError, OSError) as err:
@@ -171,7 +178,7 @@ def data_fact(data: DictConfig, key: str) -> Any:
         raise ConfigError(f"aca_data takes one of {DATA_FACTS}, got {key!r}.")
     if key in data:
         return data[key]
-    value = _datamodule_facts(OmegaConf.to_yaml(data.datamodule, resolve=True))[key]
+    value = _datamodule_facts(cache_key(data.datamodule))[key]
     return list(value) if isinstance(value, tuple) else value
 
 

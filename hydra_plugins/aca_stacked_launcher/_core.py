@@ -212,16 +212,15 @@ def _hydra_config(config: DictConfig) -> Iterator[None]:
         instance.cfg = saved
 
 
-def _resolve(config: DictConfig) -> dict[str, Any]:
-    """The task config of ``config`` (its ``hydra`` node removed, as ``run_job`` does), fully resolved, as a dict.
+def _resolve(cfg: DictConfig) -> dict[str, Any]:
+    """The task config of an :func:`engine_config`, fully resolved, as a dict without its ``hydra`` node.
 
-    ``${hydra:…}`` (and so ``${output_dir}``) reads ``config.hydra``.
+    Its ``${hydra.…}`` read the job's values from that node, so this is what ``aca-run``'s task
+    resolves (and compares with an existing record) in the job.
     """
-    task = copy.deepcopy(config)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    with _hydra_config(config):
-        return OmegaConf.to_container(task, resolve=True)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    del container["hydra"]
+    return container
 
 
 def engine_config(config: DictConfig) -> DictConfig:
@@ -347,7 +346,7 @@ def _sort(launcher: StackedLauncher, job: _Job, engine: ModuleType) -> None:
     try:
         with _hydra_config(job.config):
             job.cfg = engine_config(job.config)
-            resolved = _resolve(job.config)  # what aca-run's task resolves and compares with an existing record
+            resolved = _resolve(job.cfg)
     except Exception as err:  # the standard path reports it as aca-run does
         job.reason = f"its config does not resolve ({type(err).__name__}: {err})"
         return

@@ -347,6 +347,17 @@ def noise_multiplier_for(target_epsilon: float, delta: float, sample_rate: float
     )
 
 
+@functools.lru_cache(maxsize=256)  # the runs of a sweep share (σ, q, steps, δ): one accounting each
+def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str) -> float:
+    """ε at ``delta`` after ``steps`` Poisson-sampled steps of rate q at noise σ, from an Opacus accountant."""
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(mechanism=accountant)
+    if steps:
+        acc.history = [(noise_multiplier, sample_rate, steps)]
+    return float(acc.get_epsilon(delta))
+
+
 def privacy_fields(
     noise_multiplier: float,
     sample_rate: float,
@@ -366,13 +377,8 @@ def privacy_fields(
         >>> sorted(fields), round(fields["epsilon"], 2)
         (['accountant', 'delta', 'epsilon', 'noise_multiplier', 'sample_rate', 'steps'], 2.1)
     """
-    from opacus.accountants import create_accountant
-
     if epsilon is None:
-        acc = create_accountant(mechanism=accountant)
-        if steps:
-            acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
-        epsilon = acc.get_epsilon(delta)
+        epsilon = epsilon_spent(float(noise_multiplier), float(sample_rate), int(steps), float(delta), accountant)
     return {
         "epsilon": float(epsilon),
         "noise_multiplier": float(noise_multiplier),

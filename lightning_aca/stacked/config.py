@@ -13,6 +13,7 @@ sweep differ in α and seed; Solanki et al. 2025: in ε and C as well). With sev
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -158,38 +159,38 @@ def stackable_reason(cfg: DictConfig) -> str | None:
             )
         if cfg.collective.get("callbacks"):
             return "online collectives (collective.callbacks) act on the model each step and are not stacked"
-        from lightning_aca.experiment import config_collectives
+        from lightning_aca.experiment import cache_key, config_collectives
 
         config_collectives(cfg)  # a malformed collective.collectives goes to the standard path's error
         reason = _firm_reason(cfg.firm) or _trainer_reason(cfg.trainer)
         if reason:
             return reason
         private = any(c.get("_target_") in _DPSGD for c in (cfg.firm.get("callbacks") or {}).values())
-        reason, input_shape = _data_facts(OmegaConf.to_yaml(cfg.data, resolve=True))
-        return reason or _model_reason(OmegaConf.to_yaml(cfg.model, resolve=True), private, input_shape)
+        reason, input_shape = _data_facts(cache_key(cfg.data))
+        return reason or _model_reason(cache_key(cfg.model), private, input_shape)
     except Exception as err:  # a config the engine cannot even read goes to the standard path
         return f"not stackable: {type(err).__name__}: {err}".splitlines()[0]
 
 
 @functools.lru_cache(maxsize=32)
-def _data_facts(data_yaml: str) -> tuple[str | None, tuple[int, ...]]:
+def _data_facts(data_key: str) -> tuple[str | None, tuple[int, ...]]:
     """Why the data cannot be stacked (``None`` if they can), and the shape of one input."""
     from lightning_aca.stacked.data import load_tensors
 
     try:
-        data = load_tensors(OmegaConf.create(data_yaml))
+        data = load_tensors(OmegaConf.create(json.loads(data_key)))
     except (TypeError, ValueError) as err:
         return str(err).splitlines()[0], ()
     return None, tuple(data.x_train.shape[1:])
 
 
 @functools.lru_cache(maxsize=32)
-def _model_reason(model_yaml: str, private: bool, input_shape: tuple[int, ...]) -> str | None:
+def _model_reason(model_key: str, private: bool, input_shape: tuple[int, ...]) -> str | None:
     from hydra.utils import instantiate
 
     from lightning_aca.stacked.network import network_reason
 
-    return network_reason(instantiate(OmegaConf.create(model_yaml)), input_shape, private)
+    return network_reason(instantiate(OmegaConf.create(json.loads(model_key))), input_shape, private)
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
