@@ -138,6 +138,14 @@ def _aca_run(args: list[str], env: dict[str, str] | None = None) -> tuple[float,
         return wall, [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
 
 
+def _warm_up() -> None:
+    """Import what every variant imports once, untimed, so no variant pays for compiling or caching modules."""
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    code = "import lightning_aca.cli, lightning_aca.stacked, hydra_plugins.aca_stacked_launcher"
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+
+
 def _row(comparison: str, variant: str, size: str, times: list[float], base: float, **extra) -> Row:
     median = statistics.median(times)
     return Row(comparison, variant, size, median, min(times), max(times), median / base, len(times), None, extra)
@@ -146,6 +154,7 @@ def _row(comparison: str, variant: str, size: str, times: list[float], base: flo
 # -- sweep throughput at MNIST scale -----------------------------------------------------------------
 def sweep(sizes: Sizes, device: torch.device) -> list[Row]:
     """Runs per minute of the 5 α × 6 ε × 3 seeds DP sweep: stacked launcher vs basic launcher."""
+    _warm_up()
     common = [*_mnist_scale(sizes), "firm.callbacks.dpsgd.noise_multiplier=null", _trainer(device)]
     grid = [
         f"collective.alpha={_csv(sizes.alphas)}",
@@ -317,6 +326,7 @@ def step(sizes: Sizes, device: torch.device) -> list[Row]:
 # -- the 10-run quickstart on the CPU ------------------------------------------------------------------
 def quickstart(sizes: Sizes) -> list[Row]:
     """``aca-run -m experiment=quickstart`` end to end on the CPU: basic launcher vs stacked launcher."""
+    _warm_up()
     epochs = [] if sizes.quickstart_epochs is None else [f"trainer.max_epochs={sizes.quickstart_epochs}"]
     common = ["experiment=quickstart", "logger=none", *epochs]
     cpu_only = {"CUDA_VISIBLE_DEVICES": ""}
@@ -415,6 +425,7 @@ def launchers(sizes: Sizes, device: torch.device) -> list[Row]:
     runs = len(sizes.launcher_alphas) * len(sizes.launcher_epsilons) * len(sizes.launcher_seeds)
     jobs = sizes.joblib_processes
     walls: dict[str, float] = {}
+    _warm_up()
     for name, args in {
         "stacked launcher": ["hydra/launcher=stacked", f"hydra.launcher.device={device}"],
         f"joblib launcher, {jobs} processes": ["hydra/launcher=local_parallel", f"hydra.launcher.n_jobs={jobs}"],

@@ -62,6 +62,7 @@ _PER_JOB = {
 _PREFIX = "aca-run: stacked launcher:"
 _HYDRA_RESOLVER = re.compile(r"\$\{hydra:\s*([^{}:]+?)\s*\}")
 _active: list[DictConfig] = []  # the configs HydraConfig was set to by _hydra_config, innermost last
+_views: dict[int, tuple[DictConfig, Any]] = {}  # id(config) -> (config, HydraConfig's copy of its hydra node)
 
 
 class KeptCompositions:
@@ -197,19 +198,33 @@ def _engine() -> ModuleType:
 
 @contextmanager
 def _hydra_config(config: DictConfig) -> Iterator[None]:
-    """``HydraConfig`` (what ``${hydra:…}`` reads) set to ``config``'s hydra node, then restored; nested: set once."""
+    """``HydraConfig`` (what ``${hydra:…}`` reads) set to ``config``'s hydra node, then restored; nested: set once.
+
+    ``HydraConfig.set_config`` copies the hydra node; the copy is kept in :data:`_views` and
+    reused each time the same job's config is set again, until :func:`_changed` drops it.
+    """
     if _active and _active[-1] is config:
         yield
         return
     instance = HydraConfig.instance()
     saved = instance.cfg
-    instance.set_config(config)
+    kept = _views.get(id(config))
+    if kept is not None and kept[0] is config:
+        instance.cfg = kept[1]
+    else:
+        instance.set_config(config)
+        _views[id(config)] = (config, instance.cfg)
     _active.append(config)
     try:
         yield
     finally:
         _active.pop()
         instance.cfg = saved
+
+
+def _changed(config: DictConfig) -> None:
+    """``config``'s hydra node was changed: the next :func:`_hydra_config` copies it again."""
+    _views.pop(id(config), None)
 
 
 def _resolve(cfg: DictConfig) -> dict[str, Any]:
@@ -307,6 +322,7 @@ def _compose(launcher: StackedLauncher, overrides: Sequence[str], num: int) -> _
         output_dir = os.path.join(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    _changed(config)
     return _Job(num, config)
 
 
@@ -529,6 +545,7 @@ def launch(launcher: StackedLauncher, job_overrides: Sequence[Sequence[str]], in
         for job in stack.jobs:
             _lay_out(launcher, job)
     _train(launcher, stacks, engine, devices)
+    _views.clear()
     for job in standard:
         _standard(launcher, job)
     return [job.ret for job in jobs]
