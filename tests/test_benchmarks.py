@@ -38,3 +38,30 @@ def test_stacked_benchmark_smoke_runs_the_step_comparison(capsys):
     assert stacked_main(["--small", "--only", "step", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "Opacus hooks DP-SGD, one model" in out and "stacked DP-SGD, K=4 (per model)" in out
+
+
+@pytest.mark.slow
+def test_launcher_phases_times_every_phase_of_a_stacked_sweep(tmp_path):
+    """A two-run sweep in a fresh process: the table names each phase with its calls, and the fit lies inside training."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "phases.md"
+    overrides = ["experiment=quickstart", "logger=none", "trainer.max_epochs=1", "collective.alpha=0.01,0.05"]
+    overrides += ["seed=0", f"hydra.sweep.dir={tmp_path / 'sweep'}", "~hydra.callbacks.report"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(root)}
+    command = [sys.executable, "-m", "benchmarks.launcher_phases", "--device", "cpu", "--out", str(out), *overrides]
+    subprocess.run(command, check=True, cwd=tmp_path, env=env, capture_output=True)
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:4]
+        for line in out.read_text().splitlines()[2:]  # below the header and its rule
+    }
+    seconds = {name: float(cells[0].strip(" *")) for name, cells in rows.items()}
+    calls = {name: cells[1].strip() for name, cells in rows.items()}
+    assert calls["launcher compose"] == calls["launcher sort"] == calls["launcher lay_out"] == "2"
+    assert calls["launcher train"] == calls["stacked fit (Trainer.fit)"] == "1"
+    assert 0 < seconds["stacked fit (Trainer.fit)"] < seconds["launcher train"] < seconds["**whole process**"]
+    assert len(list((tmp_path / "sweep").glob("*/record.json"))) == 2
