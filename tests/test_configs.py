@@ -14,6 +14,8 @@ from importlib.resources import files
 import lightning as L
 import pytest
 from hydra.utils import get_class, get_object, instantiate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import lightning_aca
@@ -157,3 +159,33 @@ def test_a_blend_pattern_collective_plants_its_signal_on_digits(compose_config, 
     assert metrics["aca/success"] > metrics["aca/baseline_success"] + 0.1
     assert json.loads((tmp_path / "record.json").read_text())["metrics"]["aca/success"] == metrics["aca/success"]
     assert lightning_aca.BlendPattern is get_class(signal["_target_"])
+
+
+_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8))
+_NODES = st.recursive(
+    _LEAVES,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.text("abcxyz_", min_size=1, max_size=5), children, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text("abcxyz_", min_size=1, max_size=5), _NODES, max_size=4))
+def test_cache_key_gives_the_node_back_and_ignores_key_order(data):
+    """Equal configs, in any key order, share one key, and the key builds the same config again."""
+    from lightning_aca.experiment import cache_key
+
+    node = OmegaConf.create(data)
+    reordered = OmegaConf.create(dict(reversed(list(data.items()))))
+    assert cache_key(node) == cache_key(reordered)
+    assert OmegaConf.to_container(OmegaConf.create(json.loads(cache_key(node)))) == OmegaConf.to_container(node)
+
+
+def test_cache_key_resolves_interpolations_so_equal_values_share_a_key():
+    from lightning_aca.experiment import cache_key
+
+    written = OmegaConf.create({"size": 8, "data": {"n": "${size}"}})
+    assert cache_key(written.data) == cache_key(OmegaConf.create({"n": 8}))

@@ -389,3 +389,17 @@ def test_two_instances_with_other_settings_keep_their_own_state(fit, make_traine
     call._call_callbacks_load_state_dict(make_trainer(1, [high_again, low_again]), {"callbacks": states})
     assert low_again.record_fields() == low.record_fields()
     assert high_again.record_fields() == high.record_fields()
+
+
+def test_epsilon_spent_equals_opacus_accountant_and_is_computed_once_per_setting():
+    from opacus.accountants import RDPAccountant
+
+    from lightning_aca.firm.dp import epsilon_spent, privacy_fields
+
+    accountant = RDPAccountant()
+    accountant.history = [(1.1, 0.02, 500)]
+    expected = accountant.get_epsilon(1e-5)
+    epsilon_spent.cache_clear()
+    runs = [privacy_fields(1.1, 0.02, 500, 1e-5, "rdp") for _ in range(5)]
+    assert all(r["epsilon"] == expected for r in runs)
+    assert epsilon_spent.cache_info().misses == 1 and epsilon_spent.cache_info().hits == 4
