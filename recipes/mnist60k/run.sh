@@ -17,7 +17,7 @@ fi
 if part n; then
   # critical mass against the data size n: nested subsets of the 60,000 digits (60,000 is erm_mlp and epsilon_mlp),
   # alpha from one member to 5-10% at each n; 20 epochs, and the same 18,760 SGD steps of 64 digits as 20 epochs
-  # of 60,000; then one DP setting (target epsilon 2, C = 1, 20 epochs)
+  # of 60,000; and one DP setting (target epsilon 2, C = 1, 20 epochs)
   for n_alphas_epochs in 1000:0.001,0.002,0.005,0.01,0.02,0.05,0.1:1200 \
     4000:0.00025,0.0005,0.001,0.002,0.005,0.01,0.02,0.05:300 \
     15000:0.0001,0.0002,0.0005,0.001,0.002,0.005,0.01,0.02,0.05:80; do
@@ -27,5 +27,4 @@ if part n; then
     aca-run -m experiment=mnist60k $ON_GPU $SIZE trainer.max_epochs="$steps_epochs" hydra.sweep.dir="$RUNS/n_steps/$n"
     aca-run -m experiment=mnist60k $ON_GPU $SIZE $DP firm.callbacks.dpsgd.target_epsilon=2 hydra.sweep.dir="$RUNS/n_dp/$n"
   done
-  aca-run -m experiment=mnist60k $ON_GPU $DP firm.callbacks.dpsgd.target_epsilon=2 hydra.sweep.dir="$RUNS/n_dp/60000"
-fi
+fi  # the DP setting at 60,000 is PART=dp's target epsilon 2
