@@ -18,13 +18,14 @@ if part n; then
   # critical mass against the data size n: nested subsets of the 60,000 digits (60,000 is erm_mlp and epsilon_mlp),
   # alpha from one member to 5-10% at each n; 20 epochs, and the same 18,760 SGD steps of 64 digits as 20 epochs
   # of 60,000; and one DP setting (target epsilon 2, C = 1, 20 epochs)
-  for n_alphas_epochs in 1000:0.001,0.002,0.005,0.01,0.02,0.05,0.1:1200 \
-    4000:0.00025,0.0005,0.001,0.002,0.005,0.01,0.02,0.05:300 \
-    15000:0.0001,0.0002,0.0005,0.001,0.002,0.005,0.01,0.02,0.05:80; do
-    IFS=: read -r n alphas steps_epochs <<<"$n_alphas_epochs"
+  # (the DP setting adds larger alphas: under DP-SGD the crossing lies above the ERM grid)
+  for n_alphas_epochs_dp in 1000:0.001,0.002,0.005,0.01,0.02,0.05,0.1:1200:0.2,0.3,0.5 \
+    4000:0.00025,0.0005,0.001,0.002,0.005,0.01,0.02,0.05:300:0.1,0.2,0.3 \
+    15000:0.0001,0.0002,0.0005,0.001,0.002,0.005,0.01,0.02,0.05:80:0.1,0.2; do
+    IFS=: read -r n alphas steps_epochs dp_alphas <<<"$n_alphas_epochs_dp"
     SIZE="data.datamodule.train_size=$n collective.alpha=$alphas"
     aca-run -m experiment=mnist60k $ON_GPU $SIZE hydra.sweep.dir="$RUNS/n_epochs/$n"                        # 35-45 runs
     aca-run -m experiment=mnist60k $ON_GPU $SIZE trainer.max_epochs="$steps_epochs" hydra.sweep.dir="$RUNS/n_steps/$n"
-    aca-run -m experiment=mnist60k $ON_GPU $SIZE $DP firm.callbacks.dpsgd.target_epsilon=2 hydra.sweep.dir="$RUNS/n_dp/$n"
+    aca-run -m experiment=mnist60k $ON_GPU $SIZE,$dp_alphas $DP firm.callbacks.dpsgd.target_epsilon=2 hydra.sweep.dir="$RUNS/n_dp/$n"
   done
 fi  # the DP setting at 60,000 is PART=dp's target epsilon 2
