@@ -62,21 +62,11 @@ def _instrument() -> None:
 
 
 def _sweep_overrides(out: str) -> list[str]:
-    from benchmarks.stacked import Sizes, _csv
+    from benchmarks.stacked import Sizes, launcher_common, launcher_grid
 
     sizes = Sizes()
-    return [
-        "experiment=mnist_dp",
-        "logger=none",
-        f"trainer.max_epochs={sizes.launcher_epochs}",
-        "firm.callbacks.dpsgd.noise_multiplier=null",
-        f"collective.alpha={_csv(sizes.launcher_alphas)}",
-        f"firm.callbacks.dpsgd.target_epsilon={_csv(sizes.launcher_epsilons)}",
-        f"seed={_csv(sizes.launcher_seeds)}",
-        f"hydra.sweep.dir={out}",
-        "hydra.sweep.subdir=${hydra.job.num}",
-        "~hydra.callbacks.report",
-    ]
+    run_dirs = [f"hydra.sweep.dir={out}", "hydra.sweep.subdir=${hydra.job.num}", "~hydra.callbacks.report"]
+    return [*launcher_common(sizes), *launcher_grid(sizes), *run_dirs]
 
 
 def table(total: float) -> str:
@@ -99,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     _instrument()
     import torch
 
+    from benchmarks.stacked import _trainer
     from lightning_aca import cli
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    trainer = "trainer=gpu" if device.startswith("cuda") else "trainer=cpu"
+    trainer = _trainer(torch.device(device))
     with tempfile.TemporaryDirectory() as tmp:
         overrides = args.overrides or _sweep_overrides(str(Path(tmp) / "sweep"))
         sys.argv = ["aca-run", "-m", *overrides, trainer, "hydra/launcher=stacked", f"hydra.launcher.device={device}"]

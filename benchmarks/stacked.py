@@ -127,9 +127,7 @@ def _aca_run(args: list[str], env: dict[str, str] | None = None) -> tuple[float,
         command = [sys.executable, "-m", "lightning_aca.cli", "-m", *args, f"hydra.sweep.dir={sweep}"]
         # run directories by job number: the MNIST-scale overrides make too long a directory name
         command += ["~hydra.callbacks.report", "hydra.sweep.subdir=${hydra.job.num}"]
-        # the launcher plugin is found on PYTHONPATH when the package is not installed
-        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        full_env = {**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": os.pathsep.join(paths), **(env or {})}
+        full_env = {**_python_env(), "WANDB_SILENT": "true", **(env or {})}
         start = time.perf_counter()
         proc = subprocess.run(command, cwd=tmp, capture_output=True, text=True, env=full_env)
         wall = time.perf_counter() - start
@@ -138,12 +136,16 @@ def _aca_run(args: list[str], env: dict[str, str] | None = None) -> tuple[float,
         return wall, [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
 
 
+def _python_env() -> dict[str, str]:
+    """This environment with the repository on PYTHONPATH: the launcher plugins are found when the package is not installed."""
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def _warm_up() -> None:
     """Import what every variant imports once, untimed, so no variant pays for compiling or caching modules."""
-    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     code = "import lightning_aca.cli, lightning_aca.stacked, hydra_plugins.aca_stacked_launcher"
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=_python_env(), capture_output=True)
 
 
 def _row(comparison: str, variant: str, size: str, times: list[float], base: float, **extra) -> Row:
@@ -408,20 +410,29 @@ def graphs(sizes: Sizes, device: torch.device) -> list[Row]:
 
 
 # -- against what a user would run instead ----------------------------------------------------------------------
-def launchers(sizes: Sizes, device: torch.device) -> list[Row]:
-    """The ``mnist_dp`` DP sweep as whole commands: stacked, joblib with several processes, one run at a time."""
-    common = [
+def launcher_common(sizes: Sizes) -> list[str]:
+    """``aca-run`` overrides every command of the launcher comparison shares (the trainer aside)."""
+    return [
         "experiment=mnist_dp",
         "logger=none",
         f"trainer.max_epochs={sizes.launcher_epochs}",
         "firm.callbacks.dpsgd.noise_multiplier=null",
-        _trainer(device),
     ]
-    grid = [
+
+
+def launcher_grid(sizes: Sizes) -> list[str]:
+    """The launcher comparison's sweep: α × target ε × seeds."""
+    return [
         f"collective.alpha={_csv(sizes.launcher_alphas)}",
         f"firm.callbacks.dpsgd.target_epsilon={_csv(sizes.launcher_epsilons)}",
         f"seed={_csv(sizes.launcher_seeds)}",
     ]
+
+
+def launchers(sizes: Sizes, device: torch.device) -> list[Row]:
+    """The ``mnist_dp`` DP sweep as whole commands: stacked, joblib with several processes, one run at a time."""
+    common = [*launcher_common(sizes), _trainer(device)]
+    grid = launcher_grid(sizes)
     runs = len(sizes.launcher_alphas) * len(sizes.launcher_epsilons) * len(sizes.launcher_seeds)
     jobs = sizes.joblib_processes
     walls: dict[str, float] = {}
