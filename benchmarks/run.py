@@ -8,6 +8,7 @@ reports median, spread (min–max) and the ratio to the comparison's baseline. R
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import platform
@@ -392,6 +393,10 @@ def sweep_throughput(repeats: int, epochs: int) -> list[Row]:
 # -- driver ------------------------------------------------------------------------------------------------
 def _environment(device: torch.device) -> dict:
     env = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    # whether imports read cached bytecode: with no cache and PYTHONDONTWRITEBYTECODE set, every process of every
+    # launcher compiles torch, lightning and their imports from source
+    cached = Path(importlib.util.cache_from_source(torch.__file__)).is_file()
+    env["bytecode"] = "cached" if cached else "compiled per process" if sys.flags.dont_write_bytecode else "cached once"
     try:
         import lightning
         import opacus

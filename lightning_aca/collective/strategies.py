@@ -29,6 +29,19 @@ def _target_class(owner: str, value: Any) -> int:
     return integer(f"{owner} target_class", value, low=0, kind="a non-negative class index y*")
 
 
+def _classes(owner: str, value: Any) -> tuple[int, ...]:
+    """The class indices given as ``member_classes=``: a non-empty list of distinct non-negative ints."""
+    if isinstance(value, int | str) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{owner} member_classes must be a list of class indices (e.g. [1]), got {value!r}.")
+    classes = tuple(integer(f"{owner} member_classes", c, low=0, kind="a non-negative class index") for c in value)
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(
+            f"{owner} member_classes must list distinct class indices, got {list(classes)}; "
+            "leave it unset (null) to let every training point join."
+        )
+    return classes
+
+
 def _like(label: Any, value: int) -> Any:
     """``value`` as a label of the same type (int or tensor dtype/device) as ``label``."""
     if isinstance(label, Tensor):
@@ -129,7 +142,9 @@ class SignalPlanting(SignalStrategy):
     """Feature-label signal planting: h(x, y) = (g(x), y*).
 
     Hardt et al. 2023, §3 (the feature-label strategy; success S(α) = Pr_{x∼P₀}[f(g(x)) = y*]).
-    Every training point is eligible.
+    Every training point is eligible, or with ``member_classes`` only the points whose true label
+    is one of them: the collective is drawn from those classes, α is the fraction of *their*
+    points that join (:attr:`CollectiveDataset.population_alpha` gives the whole set's fraction).
 
     Example:
         >>> from lightning_aca.collective.signals import FeatureAssignment
@@ -137,17 +152,30 @@ class SignalPlanting(SignalStrategy):
         >>> x, y = h.modify(torch.zeros(2), 7)
         >>> x.tolist(), y
         ([1.0, 0.0], 3)
+        >>> SignalPlanting(FeatureAssignment([0], [1.0]), 0, member_classes=[1]).eligible(torch.tensor([0, 1, 1])).tolist()
+        [False, True, True]
     """
 
-    def __init__(self, signal: Signal, target_class: int | None = None) -> None:
+    def __init__(self, signal: Signal, target_class: int | None = None, member_classes: Any = None) -> None:
         super().__init__(signal)
         self.target_class = _target_class(type(self).__name__, target_class)
+        self.member_classes = None if member_classes is None else _classes(type(self).__name__, member_classes)
+
+    def eligible(self, labels: Tensor) -> Tensor:
+        if self.member_classes is None:
+            return super().eligible(labels)
+        return torch.isin(labels, torch.tensor(self.member_classes, dtype=labels.dtype, device=labels.device))
+
+    @property
+    def uses_labels(self) -> bool:
+        return self.member_classes is not None
 
     def member_label(self, y: Any) -> Any:
         return _like(y, self.target_class)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(signal={self.signal!r}, target_class={self.target_class})"
+        classes = "" if self.member_classes is None else f", member_classes={list(self.member_classes)}"
+        return f"{type(self).__name__}(signal={self.signal!r}, target_class={self.target_class}{classes})"
 
 
 class FeatureOnlyPlanting(SignalPlanting):
@@ -160,7 +188,7 @@ class FeatureOnlyPlanting(SignalPlanting):
     """
 
     def eligible(self, labels: Tensor) -> Tensor:
-        return labels == self.target_class
+        return (labels == self.target_class) & super().eligible(labels)
 
     def member_label(self, y: Any) -> Any:
         return y

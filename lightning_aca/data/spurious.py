@@ -91,9 +91,14 @@ class SpuriousDataModule(InMemoryDataModule):
     def render(self, images: Tensor, attribute: Tensor) -> Tensor:
         """The inputs: ``images`` with the attribute ``(N,)`` made visible."""
 
+    def split_indices(self, digits: Tensor) -> tuple[Tensor, Tensor]:
+        """``(train, test)`` indices into :meth:`digits`: ``test_fraction`` held out, stratified by digit."""
+        train_idx, _, test_idx = stratified_split(digits, self.test_fraction, seed=self.split_seed)
+        return train_idx, test_idx
+
     def build(self) -> tuple[TensorDataset, TensorDataset]:
         images, digits = self.digits()
-        train_idx, _, test_idx = stratified_split(digits, self.test_fraction, seed=self.split_seed)
+        train_idx, test_idx = self.split_indices(digits)
         generator = torch.Generator().manual_seed(self.seed)
         train = self._split(images[train_idx], digits[train_idx], self.correlation, generator)
         return train, self._split(images[test_idx], digits[test_idx], 0.5, generator)

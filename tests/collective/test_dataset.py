@@ -76,6 +76,40 @@ def test_feature_only_planting_recruits_only_target_class():
     assert y.item() == 3 and x[0, -1, -1].item() == 1.0
 
 
+@given(
+    classes=st.lists(st.integers(0, 8), min_size=1, max_size=4, unique=True),
+    alpha=st.sampled_from([0.1, 0.5, 1.0]),
+    seed=st.integers(0, 50),
+)
+@settings(max_examples=25, deadline=None)
+def test_member_classes_draw_members_from_those_classes_only(classes, alpha, seed):
+    ds = CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target_class=0, member_classes=classes), alpha, seed)
+    true_labels = base().tensors[1]
+    assert set(true_labels[ds.members].tolist()) <= set(classes)
+    assert len(ds.members) == round(alpha * 10 * len(classes))  # 10 points per class
+    assert all(ds[int(i)][1].item() == 0 for i in ds.members)  # relabelled to y* as with every member
+    wider = CollectiveDataset(base(), SignalPlanting(PixelPatch(2), 0, member_classes=[*classes, 9]), alpha, seed)
+    assert len(wider.members) >= len(ds.members)
+
+
+@pytest.mark.parametrize(
+    ("member_classes", "error", "match"),
+    [
+        (1, TypeError, "member_classes must be a list"),
+        ([1, 1], ValueError, "distinct"),
+        ([-1], ValueError, "member_classes"),
+    ],
+)
+def test_bad_member_classes_name_the_parameter(member_classes, error, match):
+    with pytest.raises(error, match=match):
+        SignalPlanting(PixelPatch(2), target_class=0, member_classes=member_classes)
+
+
+def test_member_classes_absent_from_the_data_is_an_error():
+    with pytest.raises(ValueError, match="none of the 100 training points is eligible"):
+        CollectiveDataset(base(), SignalPlanting(PixelPatch(2), target_class=0, member_classes=[42]), 0.1)
+
+
 def test_erasing_and_label_flip():
     er = CollectiveDataset(base(), SignalErasing(PixelPatch(2)), 0.1)
     i = int(er.members[0])

@@ -1,10 +1,11 @@
-"""ColoredMNISTDataModule: red/green MNIST-5k digits, exact training agreement, balanced test groups."""
+"""ColoredMNISTDataModule: red/green MNIST-5k or full MNIST digits, exact training agreement, balanced test groups."""
 
 import pytest
 import torch
 
 from lightning_aca.cli import run_experiment
 from lightning_aca.data.colored_mnist import ColoredMNISTDataModule
+from lightning_aca.data.mnist import load_mnist_tensors
 from lightning_aca.data.mnist5k import load_mnist5k_tensors
 from lightning_aca.data.split import stratified_split
 from lightning_aca.stacked.data import tensors_of
@@ -89,3 +90,22 @@ def test_aca_run_with_group_dro_on_colored_mnist(compose_config, tmp_path):
     )
     metrics = run_experiment(cfg)["metrics"]
     assert metrics["aca/worst_group_acc"] == min(metrics[f"aca/group_acc/{g}"] for g in range(4))
+
+
+def test_full_mnist_source_keeps_the_official_split():
+    dm = ColoredMNISTDataModule(source="mnist")
+    train, test = dm.group_counts("train"), dm.group_counts("test")
+    assert (int(train.sum()), int(test.sum())) == (60_000, 10_000)
+    assert (int(test[0] + test[1]), int(test[2] + test[3])) == (5_139, 4_861)  # the official test digits 0-4, 5-9
+    official_test_labels = load_mnist_tensors("test")[1]
+    assert torch.equal(dm.test_dataset.tensors[1], (official_test_labels >= 5).long())
+    small, large = int(train[0] + train[1]), int(train[2] + train[3])
+    assert (int(train[0]), int(train[3])) == (round(0.95 * small), round(0.95 * large))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [(dict(source="cifar"), "source"), (dict(source="mnist", test_fraction=0.2), "test_fraction")]
+)
+def test_bad_source_arguments_name_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name}"):
+        ColoredMNISTDataModule(**kwargs)
