@@ -237,7 +237,10 @@ def _curves(records: list[dict], out_dir: Path, args: argparse.Namespace) -> dic
     print(format_table(summaries))
     print(devices_line(records))
     paths = write_report(summaries, out_dir)
-    paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
+    if any(row.alpha > 0 for summary in summaries for row in summary.rows):
+        paths.update(plot_curves(summaries, records, out_dir, theory_epsilon=args.theory_epsilon))
+    else:  # S(α) is drawn on a log-α axis, and α = 0 alone has no curve
+        print("aca-report: every run has α = 0 (no collective): no S(α) curve to plot", file=sys.stderr)
     points = None
     if key is not None:
         points = critical_mass_against(summaries, key)

@@ -63,6 +63,8 @@ class AlphaRow:
             ``None`` for non-private groups and groups without α = 0 runs.
         members_mean: mean number of members m (``aca/members``) over the runs; ``None`` if no run
             logged it.
+        worst_group_acc_mean: mean ``aca/worst_group_acc`` (data with groups: the lowest test
+            accuracy over the groups); ``None`` if no run logged it.
     """
 
     alpha: float
@@ -75,6 +77,7 @@ class AlphaRow:
     above_baseline: bool | None = None
     dp_ceiling: float | None = None
     members_mean: float | None = None
+    worst_group_acc_mean: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ def _row(alpha: float, runs: list[dict[str, Any]]) -> AlphaRow:
         baseline_success_mean=baseline,
         above_baseline=None if baseline is None or not has_target else success_mean > baseline,
         members_mean=mean_or_none(_metric(runs, "aca/members")),
+        worst_group_acc_mean=mean_or_none(_metric(runs, "aca/worst_group_acc")),
     )
 
 

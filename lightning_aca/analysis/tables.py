@@ -42,6 +42,7 @@ REPORT_COLUMNS = (
     "baseline_success_mean",
     "above_baseline",
     "clean_acc_mean",
+    "worst_group_acc_mean",
     "epsilon_mean",
     "alpha_star",
     "alpha_star_low",
@@ -95,7 +96,9 @@ def number(value: float | None, spec: str) -> str:
 
 
 def format_table(summaries: Sequence[GroupSummary]) -> str:
-    """Plain-text table per group: α, members m, mean S ± std, baseline, clean accuracy, seeds (ε for DP runs), then α* and m*.
+    """Plain-text table per group: α, members m, mean S ± std, baseline, clean accuracy, seeds, then α* and m*.
+
+    Records of data with groups add the mean worst-group accuracy, and DP runs their mean ε.
 
     The members column (records logging ``aca/members``) is the mean number of members at each α;
     m* = α*·n follows α* for a group of one training-set size n.
@@ -124,10 +127,11 @@ def format_table(summaries: Sequence[GroupSummary]) -> str:
         with_epsilon = any(row.epsilon_mean is not None for row in summary.rows)
         flagged = summary.not_above_baseline
         with_members = any(row.members_mean is not None for row in summary.rows)
+        with_groups = any(row.worst_group_acc_mean is not None for row in summary.rows)
         header = (
             ["α", *(["members"] if with_members else []), "S mean ± std"]
             + (["baseline"] if with_baseline else [])
-            + ["clean acc", "seeds"]
+            + ["clean acc", *(["worst group"] if with_groups else []), "seeds"]
         )
         header += (["ε"] if with_epsilon else []) + ([""] if flagged else [])
         rows = []
@@ -135,7 +139,9 @@ def format_table(summaries: Sequence[GroupSummary]) -> str:
             cells = [f"{row.alpha:g}", *([number(row.members_mean, ".4g")] if with_members else [])]
             cells += [f"{row.success_mean:.3f} ± {row.success_std:.3f}"]
             cells += [number(row.baseline_success_mean, ".3f")] if with_baseline else []
-            cells += [number(row.clean_acc_mean, ".3f"), str(row.n_seeds)]
+            cells += [number(row.clean_acc_mean, ".3f")]
+            cells += [number(row.worst_group_acc_mean, ".3f")] if with_groups else []
+            cells += [str(row.n_seeds)]
             cells += [number(row.epsilon_mean, ".3g")] if with_epsilon else []
             cells += [NOT_ABOVE_BASELINE if row.above_baseline is False else ""] if flagged else []
             rows.append(cells)
@@ -171,7 +177,7 @@ def table_rows(summaries: Sequence[GroupSummary]) -> list[list[Any]]:
                 row.success_std,
                 row.baseline_success_mean,
             ]
-            values += [row.above_baseline, row.clean_acc_mean, row.epsilon_mean]
+            values += [row.above_baseline, row.clean_acc_mean, row.worst_group_acc_mean, row.epsilon_mean]
             rows.append([summary.label, *values, *alpha_star])
     return rows
 

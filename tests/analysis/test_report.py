@@ -230,6 +230,16 @@ def test_main_prints_table_and_written_paths(sweeps, capsys):
         assert (sweeps / name).is_file()
 
 
+def test_main_with_only_alpha_zero_runs_writes_the_table_and_no_plot(tmp_path, make_record, capsys):
+    for seed in SEED_OFFSETS:
+        (tmp_path / str(seed)).mkdir()
+        (tmp_path / str(seed) / "record.json").write_text(json.dumps(make_record(0.0, seed, "erm")))
+    assert main([str(tmp_path), "--bootstrap", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "no S(α) curve to plot" in captured.err and "no runs with α > 0" in captured.out
+    assert (tmp_path / "report.csv").is_file() and not (tmp_path / "s_curve.png").exists()
+
+
 def test_main_reports_skipped_records_on_stderr(sweeps, tmp_path, capsys):
     broken = sweeps / "sweep_erm" / "99" / "record.json"
     broken.parent.mkdir()
@@ -645,3 +655,25 @@ def test_main_keeps_one_record_per_group_alpha_and_seed_unless_told(make_record,
     assert "dropped" not in capsys.readouterr().err
     rows = json.loads((tmp_path / "basic" / "report.json").read_text())
     assert [row["n_seeds"] for group in rows["groups"] for row in group["rows"]] == [6, 6]
+
+
+def test_worst_group_accuracy_is_reported_for_data_with_groups(tmp_path):
+    worst = {(0.0, 0): 0.61, (0.0, 1): 0.65, (0.01, 0): 0.58, (0.01, 1): 0.52}
+    records = [
+        {
+            "alpha": alpha,
+            "seed": seed,
+            "target_class": 0,
+            "metrics": {"aca/success": 0.1 + alpha * 50, "aca/clean_acc": 0.9, "aca/worst_group_acc": acc},
+        }
+        for (alpha, seed), acc in worst.items()
+    ]
+    summary = summarize(records, n_bootstrap=50)[0]
+    assert [row.worst_group_acc_mean for row in summary.rows] == pytest.approx([0.63, 0.55])
+    table = format_table([summary]).splitlines()
+    assert "worst group" in table[1] and table[2].split()[-2:] == ["0.630", "2"]
+    paths = write_report([summary], tmp_path)
+    with paths["csv"].open() as file:
+        assert [float(row["worst_group_acc_mean"]) for row in csv.DictReader(file)] == pytest.approx([0.63, 0.55])
+    without = summarize([{**r, "metrics": {"aca/success": 0.5}} for r in records], n_bootstrap=50)[0]
+    assert "worst group" not in format_table([without]) and without.rows[0].worst_group_acc_mean is None
