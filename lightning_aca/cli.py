@@ -65,6 +65,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     from hydra.utils import instantiate
 
+    from lightning_aca.data.split import held_out_validation
     from lightning_aca.runs.divergence import FiniteTraining, NonFiniteTrainingError
 
     if cfg.quiet:
@@ -85,6 +86,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     device = device_info(trainer.strategy.root_device, trainer.num_devices * trainer.num_nodes)
     log_hparams(loggers, run_hparams(config, overrides_of(cfg), sweep_dir(cfg), engine="trainer", device=device))
     trainer.fit(plan.model, dm)
+    val_acc = trainer.callback_metrics.get("val/acc")  # the model's last validation accuracy (Classifier logs it)
     failed = plan.failed(
         engine="trainer",
         epoch_losses=finite.epoch_losses,
@@ -101,6 +103,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     results = metrics.results.get(stage) or metrics.results.get("validate") or metrics.results.get("fit", {})
     for callback in plan.collective_callbacks:  # e.g. aca/param_distance, aca/alpha_star
         results = {**getattr(callback, "results", {}), **results}
+    if val_acc is not None and held_out_validation(dm.datamodule) is not None:
+        results = {**results, "aca/val_acc": float(val_acc)}
     train = dm.train_dataset
     signals = any(c.strategy.signal is not None for c in plan.collectives)
     inputs = [train.dataset[i][0] for i in range(min(len(train), 5000))] if signals else []

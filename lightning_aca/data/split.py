@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -42,3 +44,13 @@ def stratified_split(
         ) from None
     train, test = torch.as_tensor(sorted(train_idx)), torch.as_tensor(sorted(test_idx))
     return train, None if val_idx is None else torch.as_tensor(sorted(val_idx)), test
+
+
+def held_out_validation(datamodule: Any) -> Any:
+    """The datamodule's validation dataset when it is held out apart from its test set, else ``None``.
+
+    Datamodules that validate on their test set (no ``val_fraction``) have none: their validation
+    accuracy is the test accuracy, not a split to tune on.
+    """
+    val_set = getattr(datamodule, "val_dataset", None)
+    return None if val_set is None or val_set is getattr(datamodule, "test_dataset", None) else val_set

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorDataset
 
+from lightning_aca.data.split import held_out_validation
+
 _NOT_TENSOR = (
     "the stacked engine trains on in-memory tensor datasets (TensorDataset); the {split} set is a {kind}. "
     "Run this configuration with the standard launcher."
@@ -26,6 +28,8 @@ class TensorData:
     """Train and test tensors of a data source, and the training loader's batching.
 
     ``extras_train`` are the training items' tensors after (input, label), e.g. a group index.
+    ``x_val``/``y_val`` are a validation split held out of the training data (``None`` when the
+    datamodule validates on its test set).
     """
 
     x_train: Tensor
@@ -37,6 +41,8 @@ class TensorData:
     batches: int
     train_dataset: Dataset
     extras_train: tuple[Tensor, ...] = ()
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -78,6 +84,8 @@ def tensors_of(datamodule: Any, num_groups: int | None = None) -> TensorData:
     for split, parts in (("training", train), ("test", test)):
         if len(parts) < 2 or parts[1].dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise TypeError(f"the {split} set must hold (inputs, integer labels, ...) tensors for stacking.")
+    val_set = held_out_validation(datamodule)
+    val = None if val_set is None else _tensors(val_set, "validation")
     groups = None
     if num_groups is not None:
         if len(test) < 3:
@@ -93,6 +101,8 @@ def tensors_of(datamodule: Any, num_groups: int | None = None) -> TensorData:
         len(loader),
         loader.dataset,
         tuple(train[2:]),
+        None if val is None else val[0].float(),
+        None if val is None else val[1].long(),
     )
 
 

@@ -126,6 +126,8 @@ def _evaluation(cfg: DictConfig, strategies: list[Any], names: list[str | None],
         groups=data.groups_test if with_clean else None,
         num_groups=data_fact(cfg.data, "num_groups"),
         top_k=int(metrics.get("top_k", 1)),
+        x_val=data.x_val,
+        y_val=data.y_val,
     )
 
 

@@ -70,7 +70,8 @@ class Evaluation:
     """The held-out tensors every model is judged on: each collective's :class:`SignalSet`, and the clean test set.
 
     ``x``/``y`` (and ``groups``) are the whole clean test set, shared by the collectives; ``None``
-    when clean accuracy is not measured.
+    when clean accuracy is not measured. ``x_val``/``y_val``: a validation split held out of the
+    training data, where the datamodule has one (``aca/val_acc``).
     """
 
     signal_sets: tuple[SignalSet, ...]
@@ -80,6 +81,8 @@ class Evaluation:
     num_groups: int | None = None
     top_k: int = 1
     batch_size: int = 512
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
 
 
 class StackedDataModule(L.LightningDataModule):
@@ -390,6 +393,11 @@ class StackedClassifier(L.LightningModule):
                     right, total = group_correct_counts(scores.flatten(0, 1), y.repeat(k), g, k * groups)
                     add("group_correct", right.view(k, groups))
                     add("group_total", total.view(k, groups))
+        if ev.x_val is not None:
+            for start in range(0, len(ev.y_val), ev.batch_size):
+                y = ev.y_val[start : start + ev.batch_size].to(dev)
+                scores = self._scores(ev.x_val[start : start + ev.batch_size].to(dev))
+                add("val_correct", (predicted_labels(scores.flatten(0, 1)).view(k, -1) == y).sum(1))
         host = {key: value.cpu().numpy() for key, value in counts.items()}
         return [self._metrics(host, i) for i in range(k)]
 
@@ -404,6 +412,8 @@ class StackedClassifier(L.LightningModule):
                 values[signal_set.key("erasure_agreement")] = float(counts[f"agreement{c}"][i] / n_signal)
         if "correct" in counts:
             values["aca/clean_acc"] = float(counts["correct"][i] / len(ev.y))
+        if "val_correct" in counts:
+            values["aca/val_acc"] = float(counts["val_correct"][i] / len(ev.y_val))
         if "group_total" in counts:
             right = torch.as_tensor(counts["group_correct"][i])
             total = torch.as_tensor(counts["group_total"][i])

@@ -72,3 +72,14 @@ def test_erm_same_seed_trains_the_same_model_in_both_engines(compose_cfg):
         0.956,
         0.964,
     )
+
+
+def test_validation_accuracy_on_a_held_out_split_is_recorded_alike_by_both_engines(compose_cfg):
+    """MNIST-5k with 10% of the training digits held out: both engines record the same aca/val_acc."""
+    overrides = ["data=mnist5k", "+data.datamodule.val_fraction=0.1", "trainer.max_epochs=1", "collective.alpha=0.02"]
+    stacked = run_stacked([compose_cfg(*overrides, name="stacked")])[0]
+    standard = run_experiment(compose_cfg(*overrides, name="standard"))
+    assert stacked["theory"]["n_train"] == standard["theory"]["n_train"] == 3600
+    assert 0.5 < standard["metrics"]["aca/val_acc"] == pytest.approx(stacked["metrics"]["aca/val_acc"], abs=0.01)
+    without = run_stacked([compose_cfg("data=mnist5k", "trainer.max_epochs=1", name="no_val")])[0]
+    assert "aca/val_acc" not in without["metrics"]  # validating on the test set is not a held-out split
