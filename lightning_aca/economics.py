@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
-from sklearn.isotonic import IsotonicRegression
 
 from lightning_aca.validation import fraction, non_negative_real, one_of, positive_int, real
 
@@ -221,8 +220,7 @@ Curve = SuccessCurve | Callable[[np.ndarray], Any]
 
 def nondecreasing_fit(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The weighted least-squares non-decreasing fit of ``values`` in their order (isotonic regression)."""
-    order = np.arange(values.size)
-    return IsotonicRegression().fit(order, values, sample_weight=weights).predict(order)
+    return optimize.isotonic_regression(np.asarray(values, dtype=float), weights=np.asarray(weights, dtype=float)).x
 
 
 @dataclass(frozen=True)
