@@ -113,6 +113,8 @@ class GroupDRO(PatchingCallback):
         self._epoch_counts = torch.zeros(num_groups)
         #: the largest per-group average training loss of the last training epoch (None before one ends)
         self.worst_group_loss: float | None = None
+        #: q at the end of each training epoch, one list of floats per epoch
+        self.weights_by_epoch: list[list[float]] = []
         self._loaded = False
         self._sum_across_ranks: Callable[[Tensor], Tensor] | None = None
 
@@ -287,6 +289,7 @@ class GroupDRO(PatchingCallback):
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.weights_by_epoch.append([float(w) for w in self._q.tolist()])
         for g, weight in enumerate(self._q.tolist()):
             pl_module.log(f"aca/gdro/q/{g}", weight, on_step=False, on_epoch=True)
         present = self._epoch_counts > 0
@@ -299,11 +302,16 @@ class GroupDRO(PatchingCallback):
         """What Group DRO adds to a run's record, JSON-ready; ``{}`` before a training epoch has ended.
 
         ``group_weights``: the final q, one float per group; ``worst_group_loss``: the largest
-        per-group average training loss of the last epoch.
+        per-group average training loss of the last epoch; ``group_weights_by_epoch``: q at the end
+        of every training epoch.
         """
         if self.worst_group_loss is None:
             return {}
-        return {"group_weights": [float(w) for w in self._q.tolist()], "worst_group_loss": self.worst_group_loss}
+        return {
+            "group_weights": [float(w) for w in self._q.tolist()],
+            "worst_group_loss": self.worst_group_loss,
+            "group_weights_by_epoch": [list(q) for q in self.weights_by_epoch],
+        }
 
     # -- checkpointing ---------------------------------------------------------------------------
     @override
@@ -315,6 +323,7 @@ class GroupDRO(PatchingCallback):
             "epoch_sums": self._epoch_sums.detach().cpu().clone(),
             "epoch_counts": self._epoch_counts.detach().cpu().clone(),
             "worst_group_loss": self.worst_group_loss,
+            "weights_by_epoch": [list(q) for q in self.weights_by_epoch],
         }
 
     @override
@@ -332,4 +341,5 @@ class GroupDRO(PatchingCallback):
         self._epoch_sums = torch.as_tensor(state_dict.get("epoch_sums", zeros), dtype=torch.float32).clone()
         self._epoch_counts = torch.as_tensor(state_dict.get("epoch_counts", zeros), dtype=torch.float32).clone()
         self.worst_group_loss = state_dict.get("worst_group_loss")
+        self.weights_by_epoch = [list(q) for q in state_dict.get("weights_by_epoch", [])]
         self._loaded = True

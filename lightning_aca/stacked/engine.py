@@ -402,6 +402,10 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
         module = build_module(chunk, data, group.views, group.evaluation, group.group_views)
         module = _fit_or_explain(module, chunk[0].cfg, group.device)
         history = torch.stack(module.history).cpu().tolist() if module.history else []  # (epochs, K)
+        # what a firm callback logs at each epoch's end (GroupDRO's q and worst-group loss), per epoch and model
+        firm_epochs = (
+            module.group_dro.epoch_metrics() if module.group_dro is not None else [[{}] * len(chunk)] * len(history)
+        )
         wall = (time.perf_counter() - began) / len(chunk)
         for k, job in enumerate(chunk):
             failed = job.plan.failed(
@@ -435,7 +439,8 @@ def run_stacked(cfgs: Sequence[DictConfig], device: str | None = None, max_model
             )
             path = write_record(record, Path(job.cfg.output_dir))
             final = dict(metrics) if job.dp is None else {**metrics, "aca/epsilon": firm["epsilon"]}
-            _log(job, [{"train/loss": row[k]} for row in history], final, module.steps_per_epoch, record)
+            epochs = [{"train/loss": row[k], **firm_row[k]} for row, firm_row in zip(history, firm_epochs, strict=True)]
+            _log(job, epochs, final, module.steps_per_epoch, record)
             records[pending[start + k]] = record
             print(f"aca-run[stacked]: {run_summary(record)} -> {path}", flush=True)
     return records

@@ -40,6 +40,8 @@ class StackedGroupDRO(nn.Module):
         self.register_buffer("epoch_sums", torch.zeros(k, self.num_groups))
         self.register_buffer("epoch_counts", torch.zeros(k, self.num_groups))
         self.register_buffer("worst_group_loss", torch.full((k,), float("nan")))
+        #: per epoch: ``(K, G)`` q and ``(K,)`` worst-group training loss at its end
+        self.history: list[tuple[Tensor, Tensor]] = []
 
     def groups(self, view: Tensor, index: Tensor) -> Tensor:
         """``(K, B)`` groups of the points ``index`` as each model observes them (``view``: their view)."""
@@ -67,12 +69,31 @@ class StackedGroupDRO(nn.Module):
         """Keep the epoch's largest per-group mean training loss of each model; start the next epoch's sums."""
         means = torch.where(self.epoch_counts > 0, self.epoch_sums / self.epoch_counts.clamp(min=1), -torch.inf)
         self.worst_group_loss.copy_(means.amax(1))
+        self.history.append((self.q.clone(), self.worst_group_loss.clone()))
         self.epoch_sums.zero_()
         self.epoch_counts.zero_()
 
+    def epoch_metrics(self) -> list[list[dict[str, float]]]:
+        """Per epoch, per model: the ``aca/gdro/*`` values the ``GroupDRO`` callback logs at the epoch's end."""
+        rows = []
+        for q, worst in self.history:
+            q_rows, worst_rows = q.cpu().tolist(), worst.cpu().tolist()
+            rows.append(
+                [
+                    {**{f"aca/gdro/q/{g}": w for g, w in enumerate(qk)}, "aca/gdro/worst_group_loss": wk}
+                    for qk, wk in zip(q_rows, worst_rows, strict=True)
+                ]
+            )
+        return rows
+
     def record_fields(self, k: int) -> dict[str, Any]:
-        """Model k's ``GroupDRO.record_fields``: its final q and worst-group training loss of the last epoch."""
+        """Model k's ``GroupDRO.record_fields``: its final q, worst-group training loss of the last epoch and q per epoch."""
         worst = float(self.worst_group_loss[k])
         if worst != worst:  # no epoch has ended
             return {}
-        return {"group_weights": [float(w) for w in self.q[k].tolist()], "worst_group_loss": worst}
+        by_epoch = [[float(w) for w in q[k].tolist()] for q, _ in self.history]
+        return {
+            "group_weights": [float(w) for w in self.q[k].tolist()],
+            "worst_group_loss": worst,
+            "group_weights_by_epoch": by_epoch,
+        }

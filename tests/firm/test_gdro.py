@@ -328,8 +328,12 @@ def test_record_fields_are_the_final_weights_and_the_last_worst_group_loss(make_
     assert dro.record_fields() == {}
     _fit_in_order(make_trainer, [losses, dro], epochs=2)
     fields = dro.record_fields()
-    assert set(fields) == {"group_weights", "worst_group_loss"}
+    assert set(fields) == {"group_weights", "worst_group_loss", "group_weights_by_epoch"}
     assert fields["group_weights"] == dro.weights.tolist() and sum(fields["group_weights"]) == pytest.approx(1.0)
+    assert (
+        len(fields["group_weights_by_epoch"]) == 2 and fields["group_weights_by_epoch"][-1] == fields["group_weights"]
+    )
+    assert fields["group_weights_by_epoch"][0] != fields["group_weights_by_epoch"][1]  # q moves between epochs
     assert fields["group_weights"][1] > 0.6  # the coin-flip group keeps the larger loss, so the larger weight
     assert fields["worst_group_loss"] == pytest.approx(losses.worst[-1], rel=1e-5)
     assert type(fields["worst_group_loss"]) is float
@@ -343,13 +347,15 @@ def test_a_resumed_run_continues_where_the_checkpoint_left_off(make_trainer, tmp
     path = tmp_path / "one.ckpt"
     trainer.save_checkpoint(path)
     state = torch.load(path, weights_only=False)["callbacks"][first.state_key]
-    assert set(state) == {"q", "group_counts", "epoch_sums", "epoch_counts", "worst_group_loss"}
+    assert set(state) == {"q", "group_counts", "epoch_sums", "epoch_counts", "worst_group_loss", "weights_by_epoch"}
     assert state["epoch_counts"].tolist() == [0.0, 0.0]  # the epoch ended: the next one starts afresh
     resumed = GroupDRO(num_groups=2, step_size=0.5, generalization_adjustment=1.0)
     _fit_in_order(make_trainer, [resumed], epochs=2, ckpt_path=path)
     assert torch.allclose(resumed.weights, straight.weights, atol=1e-6)
     assert resumed.record_fields()["worst_group_loss"] == pytest.approx(straight.worst_group_loss, rel=1e-5)
     assert resumed.group_counts.tolist() == [128.0, 128.0]
+    by_epoch = torch.tensor(resumed.record_fields()["group_weights_by_epoch"])
+    assert torch.allclose(by_epoch, torch.tensor(straight.weights_by_epoch), atol=1e-6) and len(by_epoch) == 2
 
 
 def test_a_mid_epoch_state_round_trips_and_is_kept_for_the_epoch_it_came_from():

@@ -125,6 +125,7 @@ def test_stacked_group_dro_is_the_callbacks_update_on_one_model(compose_cfg):
     observed = dro.group_views.gather(0, module.owner.long())[0]  # the groups of model 0's training set
     callback = instantiate(cfg.firm.callbacks.gdro, group_counts=torch.bincount(observed, minlength=4).tolist())
     optimizer = torch.optim.SGD(net.parameters(), lr=float(cfg.model.lr))
+    by_epoch = []
     for epoch in range(2):
         order, _ = module.epoch_indices(epoch)
         for step in range(module.steps_per_epoch):
@@ -135,7 +136,10 @@ def test_stacked_group_dro_is_the_callbacks_update_on_one_model(compose_cfg):
             optimizer.zero_grad()
             callback.step(F.cross_entropy(net(x[0]), y[0], reduction="none"), groups).backward()
             optimizer.step()
+        by_epoch.append(callback.weights)
     torch.testing.assert_close(dro.q[0], callback.weights, atol=1e-5, rtol=0)
+    ours = torch.tensor(dro.record_fields(0)["group_weights_by_epoch"])
+    torch.testing.assert_close(ours, torch.stack(by_epoch), atol=1e-5, rtol=0)  # q at each epoch's end
     for name, value in net.named_parameters():
         torch.testing.assert_close(module.params[name][0], value.detach(), atol=1e-5, rtol=0)
 
@@ -166,6 +170,7 @@ def test_stacked_runs_agree_with_the_standard_path_within_seed_spread(compose_cf
         for ours, theirs in zip(stacked, standard, strict=True):
             assert set(ours) == set(theirs) - {"engine"} | {"engine"}
             assert len(ours["group_weights"]) == 4 and sum(ours["group_weights"]) == pytest.approx(1, abs=1e-5)
+            assert len(ours["group_weights_by_epoch"]) == len(theirs["group_weights_by_epoch"]) == 10
 
 
 def test_fitting_past_the_schedule_names_the_epochs_it_covers(compose_cfg):
