@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # recipes/mnist_gdro: every run of the recipe on one GPU (RUNS=dir and RUNS60K=dir write elsewhere; a re-run trains
-# only what is missing). PART=5k|60k runs one part.
+# only what is missing). PART=5k|5k_weight_decay|60k runs one part; TRAINER=cpu trains on the CPU.
 set -euo pipefail
 RUNS=${RUNS:-$(dirname "$0")/runs}
 RUNS60K=${RUNS60K:-$(dirname "$0")/runs60k}
@@ -8,6 +8,11 @@ part() { [[ -z "${PART:-}" || "$PART" == "$1" ]]; }
 if part 5k; then
   aca-run -m experiment=mnist_gdro hydra/launcher=local_parallel hydra.launcher.n_jobs=12 trainer=gpu torch_threads=1 \
     hydra.sweep.dir="$RUNS"                                                                                 # 90 runs
+fi
+if part 5k_weight_decay; then
+  # the 5,000-digit sweep again, stacked, without and with weight decay 0.01 (ERM and Group DRO at eta = 0.01)
+  aca-run -m experiment=mnist_gdro hydra/launcher=stacked trainer=${TRAINER:-gpu} model.weight_decay=0,0.01 \
+    hydra.sweep.dir="$(dirname "$0")/runs_weight_decay"                                                      # 180
 fi
 if part 60k; then
   # the mechanism at full size: 60,000 coloured digits, Group DRO's step size eta and weight decay, members drawn from
