@@ -380,24 +380,21 @@ class StackedClassifier(L.LightningModule):
                 add(f"baseline{i}", success_hits(clean, labels, ev.top_k).view(k, -1).sum(1))
                 if signal_set.erasure_agreement:
                     add(f"agreement{i}", agreement_hits(signal, clean).view(k, -1).sum(1))
-        if ev.x is not None:
-            groups = ev.num_groups if ev.groups is not None else None
-            for start in range(0, len(ev.y), ev.batch_size):
+        # the clean test set (with its groups), and the validation split held out of training
+        for key, x, labels, groups in (("correct", ev.x, ev.y, ev.groups), ("val_correct", ev.x_val, ev.y_val, None)):
+            if x is None:
+                continue
+            for start in range(0, len(labels), ev.batch_size):
                 stop = start + ev.batch_size
-                y = ev.y[start:stop].to(dev)
-                scores = self._scores(ev.x[start:stop].to(dev))
-                add("correct", (predicted_labels(scores.flatten(0, 1)).view(k, -1) == y).sum(1))
-                if groups is not None:
-                    offset = torch.arange(k, device=dev)[:, None] * groups
-                    g = (ev.groups[start:stop].to(dev)[None] + offset).flatten()
-                    right, total = group_correct_counts(scores.flatten(0, 1), y.repeat(k), g, k * groups)
-                    add("group_correct", right.view(k, groups))
-                    add("group_total", total.view(k, groups))
-        if ev.x_val is not None:
-            for start in range(0, len(ev.y_val), ev.batch_size):
-                y = ev.y_val[start : start + ev.batch_size].to(dev)
-                scores = self._scores(ev.x_val[start : start + ev.batch_size].to(dev))
-                add("val_correct", (predicted_labels(scores.flatten(0, 1)).view(k, -1) == y).sum(1))
+                y = labels[start:stop].to(dev)
+                scores = self._scores(x[start:stop].to(dev))
+                add(key, (predicted_labels(scores.flatten(0, 1)).view(k, -1) == y).sum(1))
+                if groups is not None and ev.num_groups is not None:
+                    offset = torch.arange(k, device=dev)[:, None] * ev.num_groups
+                    g = (groups[start:stop].to(dev)[None] + offset).flatten()
+                    right, total = group_correct_counts(scores.flatten(0, 1), y.repeat(k), g, k * ev.num_groups)
+                    add("group_correct", right.view(k, ev.num_groups))
+                    add("group_total", total.view(k, ev.num_groups))
         host = {key: value.cpu().numpy() for key, value in counts.items()}
         return [self._metrics(host, i) for i in range(k)]
 
