@@ -18,6 +18,8 @@ from lightning_aca.validation import one_of
 
 #: the digits a :class:`ColoredMNISTDataModule` colours
 SOURCES = ("mnist5k", "mnist")
+#: MNIST's official test split: the last 10,000 of its 70,000 digits
+MNIST_TEST, MNIST_ALL = 10_000, 70_000
 
 
 class ColoredMNISTDataModule(SpuriousDataModule):
@@ -64,7 +66,7 @@ class ColoredMNISTDataModule(SpuriousDataModule):
                 "10,000 test digits; leave test_fraction unset (null), or use source='mnist5k'."
             )
         # MNIST's official split holds out 10,000 of its 70,000 digits (split_indices keeps that split)
-        fraction = 10_000 / 70_000 if source == "mnist" else 0.2 if test_fraction is None else test_fraction
+        fraction = MNIST_TEST / MNIST_ALL if source == "mnist" else 0.2 if test_fraction is None else test_fraction
         super().__init__(correlation, batch_size, fraction, split_seed, seed, label_noise, num_workers)
         self.path = path
 
@@ -77,7 +79,7 @@ class ColoredMNISTDataModule(SpuriousDataModule):
     def split_indices(self, digits: Tensor) -> tuple[Tensor, Tensor]:
         if self.source == "mnist5k":
             return super().split_indices(digits)
-        n_train = len(digits) - 10_000  # digits() puts the official test split last
+        n_train = len(digits) - MNIST_TEST  # digits() puts the official test split last
         return torch.arange(n_train), torch.arange(n_train, len(digits))
 
     def render(self, images: Tensor, attribute: Tensor) -> Tensor:

@@ -290,7 +290,7 @@ class GroupDRO(PatchingCallback):
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.weights_by_epoch.append([float(w) for w in self._q.tolist()])
-        for g, weight in enumerate(self._q.tolist()):
+        for g, weight in enumerate(self.weights_by_epoch[-1]):
             pl_module.log(f"aca/gdro/q/{g}", weight, on_step=False, on_epoch=True)
         present = self._epoch_counts > 0
         if present.any():
