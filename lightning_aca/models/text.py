@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,26 @@ def load_sequence_classifier(model_name_or_path: str | Path | None, num_classes:
         ) from None
 
 
+def freeze_all_but(model: nn.Module, trainable: Sequence[str]) -> None:
+    """Freeze every parameter of ``model`` whose name holds none of the ``trainable`` fragments."""
+    fragments = [trainable] if isinstance(trainable, str) else list(trainable)
+    if not fragments or not all(isinstance(f, str) and f for f in fragments):
+        raise ValueError(
+            f"trainable must be a non-empty list of parameter-name fragments (e.g. ['classifier', 'LayerNorm']), "
+            f"got {trainable!r}; use null to train every parameter."
+        )
+    names = [name for name, _ in model.named_parameters()]
+    unmatched = [f for f in fragments if not any(f in name for name in names)]
+    if unmatched:
+        top = sorted({name.rsplit(".", 1)[0] for name in names if name.count(".") <= 2})
+        raise ValueError(
+            f"trainable={fragments}: {unmatched} match no parameter name of the model; fragments must appear in "
+            f"names such as {top[:8]}."
+        )
+    for name, param in model.named_parameters():
+        param.requires_grad_(any(f in name for f in fragments))
+
+
 class TextClassifier(CrossEntropyModule):
     """A Hugging Face encoder with a classification head, fine-tuned with AdamW and linear warm-up.
 
@@ -64,6 +84,11 @@ class TextClassifier(CrossEntropyModule):
         weight_decay: AdamW's decoupled weight decay (biases and LayerNorm weights are not decayed).
         warmup_fraction: fraction of the optimizer steps spent warming up, in [0, 1].
         per_sample_loss: ``training_step`` returns per-sample losses (for ``GroupDRO``).
+        trainable: fragments of parameter names (as the Hugging Face model's ``named_parameters``
+            gives them, e.g. ``["classifier", "LayerNorm"]``): only parameters whose name holds one
+            are trained, the others are frozen; ``None`` trains every parameter. DP fine-tuning
+            often trains a subset (all but the word embeddings, or the head and LayerNorms) so
+            that less noise spreads over fewer coordinates.
     """
 
     def __init__(
@@ -74,6 +99,7 @@ class TextClassifier(CrossEntropyModule):
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.1,
         per_sample_loss: bool = False,
+        trainable: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         positive_real("lr", lr)
@@ -83,6 +109,8 @@ class TextClassifier(CrossEntropyModule):
         # from_pretrained returns the model in eval mode; a LightningModule starts in train mode (dropout on,
         # and Opacus records activations only of modules in training mode)
         self.model = load_sequence_classifier(model_name_or_path, num_classes).train()
+        if trainable is not None:
+            freeze_all_but(self.model, trainable)
         self._position_ids = "position_ids" in inspect.signature(self.model.forward).parameters
         self._add_metrics(num_classes)
 

@@ -82,3 +82,52 @@ def test_dpsgd_fine_tunes_the_transformer_and_restores_it(tiny_text_model, make_
     assert not hasattr(model.model.bert.embeddings.position_embeddings.weight, "grad_sample")
     assert not model.model.bert.embeddings.position_embeddings._forward_hooks  # Opacus's hooks removed
     assert "configure_optimizers" not in vars(model)  # the patched method restored
+
+
+def test_trainable_freezes_the_rest_and_dpsgd_trains_only_the_named_parameters(
+    tiny_text_model, make_texts, make_trainer
+):
+    torch.manual_seed(0)
+    before = TextClassifier(str(tiny_text_model), trainable=["classifier", "LayerNorm"]).state_dict()
+    dp = DPSGD(noise_multiplier=0.5, max_grad_norm=1.0)
+    model, _ = _fit(
+        tiny_text_model, make_texts, make_trainer, 0.1, 1, callbacks=[dp], trainable=["classifier", "LayerNorm"]
+    )
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all("classifier" in n or "LayerNorm" in n for n in trained)
+    assert "model.bert.embeddings.LayerNorm.weight" in trained and "model.classifier.weight" in trained
+    after = model.state_dict()
+    changed = {n for n in trained if not torch.equal(before[n], after[n])}
+    assert changed == trained  # every trained parameter moved ...
+    frozen = set(after) - trained
+    assert frozen and all(torch.equal(before[n], after[n]) for n in frozen)  # ... and no frozen one did
+    assert dp.epsilon > 0
+
+
+def test_trainable_names_the_fix_for_fragments_that_match_nothing(tiny_text_model):
+    with pytest.raises(ValueError, match=r"trainable=\['classifier', 'head'\]: \['head'\] match no parameter"):
+        TextClassifier(str(tiny_text_model), trainable=["classifier", "head"])
+    with pytest.raises(ValueError, match="use null to train every parameter"):
+        TextClassifier(str(tiny_text_model), trainable=[])
+
+
+def test_compact_copy_with_texts_keeps_only_their_vocabulary_and_computes_the_same(
+    tiny_text_model, make_texts, tmp_path
+):
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = [t for t in make_texts(40, seed=3)[0] if "plot" not in t.split()]  # a word of the vocabulary left out
+    full = write_compact_copy(tmp_path / "full", tiny_text_model)
+    cut = write_compact_copy(tmp_path / "cut", tiny_text_model, texts=[*texts, "~"])
+    a, b = AutoTokenizer.from_pretrained(str(full)), AutoTokenizer.from_pretrained(str(cut))
+    assert b.vocab_size < a.vocab_size and "plot" not in b.get_vocab() and "~" in b.get_vocab()
+    with_signal = TokenInsertion("~", every=3)(texts)
+    ea, eb = a(with_signal, padding=True, return_tensors="pt"), b(with_signal, padding=True, return_tensors="pt")
+    assert [a.convert_ids_to_tokens(row) for row in ea["input_ids"]] == [
+        b.convert_ids_to_tokens(row) for row in eb["input_ids"]
+    ]
+    assert not torch.equal(ea["input_ids"], eb["input_ids"])  # renumbered
+    model_a, model_b = AutoModel.from_pretrained(str(full)).eval(), AutoModel.from_pretrained(str(cut)).eval()
+    assert model_b.config.vocab_size == b.vocab_size
+    with torch.no_grad():
+        assert torch.equal(model_a(**ea).last_hidden_state, model_b(**eb).last_hidden_state)
