@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lightning_aca.analysis.distances import mean_or_none
-from lightning_aca.analysis.plot import _figure, _save, _short_label
+from lightning_aca.analysis.plot import _figure, _save, varying_labels
 from lightning_aca.analysis.summary import _delta, group_records
 from lightning_aca.analysis.tables import format_columns, number, write_table_files
 from lightning_aca.economics import (
@@ -200,7 +200,7 @@ def format_economics_table(results: Sequence[FirmEconomics], costs: str) -> str:
     )
     header = ["group", "ε", "S(0)", "α*", "b*", "tipping α", f"stable equilibria at b = {model.benefit:g}: α (S)"]
     rows = []
-    titles = _titles(results)
+    titles = varying_labels([result.label for result in results])
     for result, label in zip(results, titles, strict=True):
         stable = _equilibria_text(result, ", ", "{alpha:.4g}{end} ({success:.3f})") or "–"
         rows.append(
@@ -253,13 +253,6 @@ def write_economics(results: Sequence[FirmEconomics], costs: str, out_dir: str |
     return write_table_files(out_dir, names, ECONOMICS_COLUMNS, rows, document)
 
 
-def _titles(results: Sequence[FirmEconomics]) -> list[str]:
-    """Each group's label cut to the settings that differ between the groups, keys to their last part."""
-    items = [_short_label(result.label).split(", ") for result in results]
-    shared = set.intersection(*(set(parts) for parts in items)) if len(items) > 1 else set()
-    return [", ".join(part for part in parts if part not in shared) or parts[0] for parts in items]
-
-
 def plot_economics(results: Sequence[FirmEconomics], out_dir: str | os.PathLike[str]) -> Path:
     """Plot each group's participation response R(α) against α with the diagonal; write ``economics.png``.
 
@@ -272,7 +265,8 @@ def plot_economics(results: Sequence[FirmEconomics], out_dir: str | os.PathLike[
     rows = -(-len(results) // columns)
     figure = _figure(3.6 * columns, 3.2 * rows)
     grid = figure.subplots(rows, columns, squeeze=False)
-    for index, (result, title) in enumerate(zip(results, _titles(results), strict=True)):
+    titles = varying_labels([result.label for result in results])
+    for index, (result, title) in enumerate(zip(results, titles, strict=True)):
         axes = grid[index // columns][index % columns]
         top = result.curve.alpha_max
         alphas = np.linspace(0.0, top, 801)

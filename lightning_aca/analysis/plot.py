@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,11 @@ def plot_curves(
     runs_by_key = group_records(records)
     bounds_drawn: set[float] = set()
     legends_drawn: set[str] = set()
+    labels = varying_labels([summary.label for summary in summaries])
     for index, summary in enumerate(summaries):
         color = f"C{index % 10}"
         plotted = [row for row in summary.rows if row.alpha > 0]
-        label = _short_label(summary.label)
+        label = textwrap.fill(labels[index], 56)  # a long label would squeeze the axes
         at_zero = [row for row in summary.rows if row.alpha == 0]
         if at_zero:
             label += f" (α = 0: S = {at_zero[0].success_mean:.2f})"
@@ -308,6 +310,18 @@ def _short_label(label: str) -> str:
         item.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + item.split("=", 1)[1] if "=" in item else item
         for item in label.split(", ")
     )
+
+
+def varying_labels(labels: Sequence[str]) -> list[str]:
+    """Each group label cut to the settings that differ between the groups, keys to their last part.
+
+    Example:
+        >>> varying_labels(["experiment=x, firm.callbacks.dpsgd.target_epsilon=1", "experiment=x, firm.callbacks.dpsgd.target_epsilon=8"])
+        ['target_epsilon=1', 'target_epsilon=8']
+    """
+    items = [_short_label(label).split(", ") for label in labels]
+    shared = set.intersection(*(set(parts) for parts in items)) if len(items) > 1 else set()
+    return [", ".join(part for part in parts if part not in shared) or parts[0] for parts in items]
 
 
 def _short_titles(curves: Sequence[DistanceCurve]) -> dict[str, str]:
