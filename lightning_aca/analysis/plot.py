@@ -316,8 +316,8 @@ def varying_labels(labels: Sequence[str]) -> list[str]:
     """Each group label cut to the settings that differ between the groups, keys to their last part.
 
     Example:
-        >>> varying_labels(["experiment=x, firm.callbacks.dpsgd.target_epsilon=1", "experiment=x, firm.callbacks.dpsgd.target_epsilon=8"])
-        ['target_epsilon=1', 'target_epsilon=8']
+        >>> varying_labels(["experiment=x, firm.callbacks.dpsgd.max_grad_norm=1", "experiment=x, firm=erm"])
+        ['max_grad_norm=1', 'firm=erm']
     """
     items = [_short_label(label).split(", ") for label in labels]
     shared = set.intersection(*(set(parts) for parts in items)) if len(items) > 1 else set()

@@ -78,7 +78,7 @@ def _renumber_tokenizer(path: Path, new_id: dict[int, int]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lightning_aca.models.compact DEST [--source PATH_OR_NAME]``."""
+    """``python -m lightning_aca.models.compact DEST [--source PATH_OR_NAME] [--vocabulary-of reviews [--keep ...]]``."""
     parser = argparse.ArgumentParser(prog="python -m lightning_aca.models.compact", description=__doc__.splitlines()[0])
     parser.add_argument("destination", help="directory to write the float16 copy into")
     parser.add_argument("--source", default=None, help="model directory or Hub name (default: the shipped MiniLM-L6)")

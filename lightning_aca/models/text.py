@@ -57,10 +57,10 @@ def freeze_all_but(model: nn.Module, trainable: Sequence[str]) -> None:
     names = [name for name, _ in model.named_parameters()]
     unmatched = [f for f in fragments if not any(f in name for name in names)]
     if unmatched:
-        top = sorted({name.rsplit(".", 1)[0] for name in names if name.count(".") <= 2})
+        top = sorted({".".join(name.split(".")[:-1][:3]) or name for name in names})
         raise ValueError(
             f"trainable={fragments}: {unmatched} match no parameter name of the model; fragments must appear in "
-            f"names such as {top[:8]}."
+            f"names such as {top[:10]}."
         )
     for name, param in model.named_parameters():
         param.requires_grad_(any(f in name for f in fragments))
