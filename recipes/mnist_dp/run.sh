@@ -22,16 +22,8 @@ if part clip_tuned; then
     lrs=$(python3 -c "print(','.join(f'{s / $C:g}' for s in (0.005, 0.015, 0.05, 0.15, 0.5)))")
     aca-run -m experiment=mnist_dp $ON_GPU $EPS2 $DP.max_grad_norm=$C model.lr="$lrs" collective.alpha=0 seed=0,1,2 \
       +data.datamodule.val_fraction=0.1 hydra.sweep.dir="$RUNS/lr_tuning/$C"                                           # 15
-    lr=$(python3 - "$RUNS/lr_tuning/$C" <<'PY'
-import statistics, sys
-from collections import defaultdict
-from lightning_aca.runs.records import load_records
-accuracy = defaultdict(list)  # learning rate -> validation accuracy per seed (a diverged run has none)
-for record in load_records([sys.argv[1]]):
-    accuracy[record["config"]["model"]["lr"]].append(record["metrics"].get("aca/val_acc", float("nan")))
-print(max(accuracy, key=lambda lr: statistics.mean(accuracy[lr]) if len(accuracy[lr]) == 3 else -1.0))
-PY
-)
+    chosen=$(python3 -m lightning_aca.runs.selection "$RUNS/lr_tuning/$C" --by model.lr)  # e.g. model.lr=0.015
+    lr=${chosen#model.lr=}
     echo "$lr" > "$RUNS/lr_tuning/$C/chosen_lr.txt"
     aca-run -m experiment=mnist_dp $ON_GPU $EPS2 $DP.max_grad_norm=$C model.lr="$lr" \
       hydra.sweep.dir="$RUNS/clip_epsilon_tuned/$C"                                                                      # 40

@@ -34,16 +34,8 @@ for part in $PARTS; do
         trainer.max_epochs=10 model.lr=5e-4,1e-3 hydra.sweep.dir="$RUNS/dp_tuning/all_but_embeddings"                # 2
       aca-run -m $TUNE 'model.trainable=[classifier,pooler,LayerNorm]' data.datamodule.batch_size=512 \
         trainer.max_epochs=10 model.lr=1e-3,5e-3 hydra.sweep.dir="$RUNS/dp_tuning/head_layernorm"                     # 2
-      python3 - "$RUNS/dp_tuning" > "$RUNS/dp_tuning/chosen_settings.txt" <<'PY'
-import sys
-from lightning_aca.runs.records import load_records
-best = max(load_records([sys.argv[1]]), key=lambda record: record["metrics"].get("aca/val_acc", -1.0))
-config = best["config"]
-trainable = ",".join(config["model"]["trainable"])
-print(f"model.trainable=[{trainable}] model.lr={config['model']['lr']} "
-      f"data.datamodule.batch_size={config['data']['datamodule']['batch_size']} "
-      f"trainer.max_epochs={config['trainer']['max_epochs']}")
-PY
+      python3 -m lightning_aca.runs.selection "$RUNS/dp_tuning" --by model.trainable --by model.lr \
+        --by data.datamodule.batch_size --by trainer.max_epochs > "$RUNS/dp_tuning/chosen_settings.txt"
       cat "$RUNS/dp_tuning/chosen_settings.txt" ;;
     dp_large_batch)  # the collective against DP-SGD fine-tuned with the settings dp_tuning chose, on all training reviews
       read -r -a CHOSEN < "$RUNS/dp_tuning/chosen_settings.txt"
