@@ -324,17 +324,6 @@ def varying_labels(labels: Sequence[str]) -> list[str]:
     return [", ".join(part for part in parts if part not in shared) or parts[0] for parts in items]
 
 
-def _short_titles(curves: Sequence[DistanceCurve]) -> dict[str, str]:
-    """Each group's label reduced to the settings that differ between groups, keys cut to their last part."""
-    settings = {curve.group: dict(curve.settings) for curve in curves}
-    keys = sorted({key for values in settings.values() for key in values})
-    varying = [key for key in keys if len({str(values.get(key)) for values in settings.values()}) > 1]
-    return {
-        group: ", ".join(f"{key.rsplit('.', 1)[-1]}={values.get(key)}" for key in varying) or group
-        for group, values in settings.items()
-    }
-
-
 def plot_distance_curves(curves: Sequence[DistanceCurve], out_dir: str | Path) -> Path:
     """Write ``distance_curves.png`` and return its path.
 
@@ -348,7 +337,7 @@ def plot_distance_curves(curves: Sequence[DistanceCurve], out_dir: str | Path) -
     figure = _figure(5.2 * len(grouped), 3.8 * len(rows))
     colors = {alpha: f"C{i % 10}" for i, alpha in enumerate(sorted({curve.alpha for curve in curves}))}
     grid = figure.subplots(len(rows), len(grouped), squeeze=False)
-    titles = _short_titles(curves)
+    titles = dict(zip(sorted(grouped), varying_labels(sorted(grouped)), strict=True))
     for column, (group, by_alpha) in enumerate(sorted(grouped.items())):
         alpha_star = mean_or_none([run.alpha_star for runs in by_alpha.values() for run in runs])
         norm_bound = mean_or_none([run.alpha_norm_bound for runs in by_alpha.values() for run in runs])
