@@ -49,7 +49,7 @@ def write_compact_copy(
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     kept = None
     if texts is not None:
-        kept = sorted(set(tokenizer.all_special_ids).union(*(tokenizer(t)["input_ids"] for t in texts)))
+        kept = sorted(set(tokenizer.all_special_ids).union(*tokenizer(list(texts))["input_ids"]))
         rows = model.get_input_embeddings().weight.detach()[kept]
         model.set_input_embeddings(torch.nn.Embedding.from_pretrained(rows, freeze=False, padding_idx=None))
         model.config.vocab_size = len(kept)
